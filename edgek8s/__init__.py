@@ -1,0 +1,1 @@
+"""edgek8s: a Kubernetes-compatible cluster for edge hosts."""
