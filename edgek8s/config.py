@@ -1,0 +1,104 @@
+"""Settings of each component: frozen dataclasses, validated once when built.
+
+Precedence where a component reads more than one source: command-line flags, then ``EDGEK8S_*``
+environment variables, then defaults. No paths or addresses are hard-coded beyond defaults, so a
+component can run inside a network namespace with its own data dir and addresses.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from pathlib import Path
+
+
+class ConfigError(ValueError):
+    """A setting is invalid; the message names it."""
+
+
+def parse_host_port(value: str, *, what: str) -> tuple[str, int]:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError(f"{what}: expected HOST:PORT, got {value!r}")
+    return host.strip("[]"), int(port)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RaftConfig:
+    """One master's Raft membership, storage and timing.
+
+    Timing defaults suit a LAN of Raspberry Pis: a leader that dies is replaced after
+    ``election_timeout_min..max`` plus one pre-vote and one vote round trip.
+    """
+
+    self_address: str
+    peers: tuple[str, ...]
+    data_dir: Path
+    cluster_secret: bytes
+    heartbeat_period: float = 0.05
+    election_timeout_min: float = 0.3
+    election_timeout_max: float = 0.6
+    leader_fallback_timeout: float = 1.0
+    connection_timeout: float = 1.0
+    connection_retry: float = 0.3
+    tick_period: float = 0.02
+    compaction_min_entries: int = 5000
+    compaction_min_seconds: float = 600.0
+    propose_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        parse_host_port(self.self_address, what="raft address")
+        for peer in self.peers:
+            parse_host_port(peer, what="peer address")
+        if self.self_address in self.peers:
+            raise ConfigError("the peer list must not contain this master's own raft address")
+        if len(self.cluster_secret) < 16:
+            raise ConfigError("the cluster secret must be at least 16 bytes")
+        if not self.election_timeout_min > 3 * self.heartbeat_period:
+            raise ConfigError("election_timeout_min must exceed 3 heartbeat periods")
+        if not self.election_timeout_max > self.election_timeout_min:
+            raise ConfigError("election_timeout_max must exceed election_timeout_min")
+        if self.connection_timeout < self.election_timeout_max:
+            raise ConfigError("connection_timeout must be at least election_timeout_max")
+
+    @property
+    def journal_path(self) -> Path:
+        return self.data_dir / "raft.journal"
+
+    @property
+    def snapshot_path(self) -> Path:
+        return self.data_dir / "raft.snapshot"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoreConfig:
+    """Bounds on what the store keeps in memory for watches."""
+
+    watch_history: int = 10_000
+    watcher_queue: int = 1_000
+    dedup_window: int = 4_096
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApiConfig:
+    host: str = "127.0.0.1"
+    port: int = 6443
+    max_body_bytes: int = 3 * 1024 * 1024
+    request_timeout: float = 30.0
+    default_watch_timeout: float = 1800.0
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServerConfig:
+    name: str
+    raft: RaftConfig
+    store: StoreConfig = dataclasses.field(default_factory=StoreConfig)
+    api: ApiConfig = dataclasses.field(default_factory=ApiConfig)
+
+    def __post_init__(self) -> None:
+        if not self.name:
+            raise ConfigError("a master needs a name")
+
+    @property
+    def api_url(self) -> str:
+        return f"http://{self.api.host}:{self.api.port}"

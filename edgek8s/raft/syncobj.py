@@ -1,0 +1,372 @@
+"""PySyncObj, made crash-safe and well-behaved for a Kubernetes store: a small set of documented overrides.
+
+PySyncObj 0.3.17 is used as shipped (never edited); ``EdgeSyncObj`` subclasses it. Each override below
+closes one measured hole and has a test in tests/component/test_raft_overrides.py that fails without it:
+
+1. Durable journal (``journal.DurableJournal``) swapped in after ``SyncObj.__init__`` (which only knows
+   its own mmap journal); the tick loop is our own thread so the swap happens before the first tick.
+2. Group commit: the journal is fdatasync'ed before any message leaves the node (``_SyncingTransport``)
+   and at the start of every tick, before the leader counts its own log towards a commit; commands
+   queued in one tick are appended together and sent in one AppendEntries (``_checkCommandsToApply``),
+   instead of PySyncObj's choice between one send per command and one send per heartbeat.
+3. A leader never moves a follower's nextIndex backwards on a success reply (upstream resends entries
+   the follower already has), and a follower never truncates entries that match the leader's (Raft
+   §5.3: only a *conflicting* entry and what follows it is deleted); upstream truncated, re-appended and
+   could shrink a log it had already acknowledged.
+4. Pre-vote (Raft thesis §9.6): a node whose election timer fires first asks whether it could win; peers
+   that heard from a live leader within the minimum election timeout say no. Upstream, a restarted node
+   deposed a healthy leader by bumping the term.
+5. Keepalive pings between all members: upstream drops idle follower-to-follower links after
+   ``connectionTimeout``, so the first vote request of an election was lost and failover took two
+   rounds.
+7. One membership change at a time: upstream's guard was dead code (two concurrent adds both passed).
+6. Raft frames are authenticated and encrypted with the cluster key (``cipher.RaftCipher``); PySyncObj
+   unpickles whatever a peer sends, so an unauthenticated Raft port is remote code execution.
+
+Everything here runs on the tick thread, except ``propose`` entry points that only enqueue.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj.syncobj import _COMMAND_TYPE, _RAFT_STATE, _bchr
+from pysyncobj.transport import TCPTransport
+
+from edgek8s.raft.cipher import RaftCipher
+from edgek8s.raft.journal import DurableJournal
+
+logger = logging.getLogger(__name__)
+
+_PING = "edgek8s_ping"
+_PRE_VOTE = "edgek8s_pre_vote"
+_PRE_VOTE_RESPONSE = "edgek8s_pre_vote_response"
+
+
+class _SyncingTransport(TCPTransport):  # type: ignore[misc]
+    """Makes the journal durable before any message leaves: the choke point of group commit."""
+
+    def send(self, node: Any, message: Any) -> bool:
+        self._syncObj._edge_before_send()
+        return bool(super().send(node, message))
+
+
+class MachineConsumer(SyncObjConsumer):  # type: ignore[misc]
+    """Bridges PySyncObj's replicated call to a pure ``apply(payload, index)``; never raises."""
+
+    def __init__(
+        self,
+        apply: Callable[[bytes, int], Any],
+        snapshot: Callable[[], Any],
+        restore: Callable[[Any], None],
+    ) -> None:
+        self._edge_apply = apply
+        self._edge_snapshot = snapshot
+        self._edge_restore = restore
+        super().__init__()
+
+    @replicated  # type: ignore[untyped-decorator]
+    def apply_command(self, payload: bytes) -> Any:
+        # Runs on every replica, on the tick thread. The index is the entry's Raft log index:
+        # PySyncObj increments lastApplied right after this call returns.
+        index = self._syncObj._SyncObj__raftLastApplied + 1
+        try:
+            return self._edge_apply(payload, index)
+        except Exception:  # an exception here would halt PySyncObj's apply loop for good
+            logger.exception("state machine apply raised at index %d; entry skipped", index)
+            return None
+
+    def _serialize(self) -> Any:
+        return self._edge_snapshot()
+
+    def _deserialize(self, data: Any) -> None:
+        self._edge_restore(data)
+
+
+class EdgeSyncObj(SyncObj):  # type: ignore[misc]
+    """PySyncObj with the overrides listed in the module docstring."""
+
+    def __init__(
+        self,
+        self_address: str,
+        peers: list[str],
+        *,
+        conf: SyncObjConf,
+        journal_path: Path,
+        cipher: RaftCipher,
+        consumer: MachineConsumer,
+    ) -> None:
+        # Attributes set before SyncObj.__init__ are excluded from PySyncObj's snapshots.
+        self._edge_cipher = cipher
+        self._edge_journal: DurableJournal | None = None
+        self._edge_batching = False
+        self._edge_send_pending = False
+        self._edge_last_leader_contact = 0.0
+        self._edge_last_ping = 0.0
+        self._edge_prevote_term = -1
+        self._edge_prevote_votes: set[str] = set()
+        self._edge_prevote_won = False
+        self._edge_stop = threading.Event()
+        self._edge_thread: threading.Thread | None = None
+        self._edge_tick_hooks: list[Callable[[], None]] = []
+        conf.autoTick = False
+        conf.appendEntriesUseBatch = False
+        super().__init__(self_address, peers, conf, consumers=[consumer], transportClass=_SyncingTransport)
+        self._install_journal(DurableJournal(journal_path, snapshot_path=Path(conf.fullDumpFile)))
+
+    # --- 1. durable journal --------------------------------------------------------------------------
+
+    def _install_journal(self, journal: DurableJournal) -> None:
+        """Replace the mmap journal SyncObj.__init__ made, before the first tick."""
+        if len(journal) == 0:
+            journal.add(_bchr(_COMMAND_TYPE.NO_OP), 1, 0)
+            journal.sync()
+        self._SyncObj__raftLog = journal
+        self._SyncObj__raftCurrentTerm = max(journal.getCurrentTerm(), journal[-1][2])
+        self._SyncObj__votedForNodeId = journal.getVotedForNodeId()
+        self._SyncObj__raftCommitIndex = journal.getRaftCommitIndex()
+        self._edge_journal = journal
+
+    def journal(self) -> DurableJournal:
+        assert self._edge_journal is not None
+        return self._edge_journal
+
+    # --- own tick thread -----------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._edge_thread = threading.Thread(target=self._edge_tick_loop, name="raft-tick", daemon=True)
+        self._edge_thread.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        self._edge_stop.set()
+        if self._edge_thread is not None:
+            self._edge_thread.join(timeout)
+
+    def _edge_tick_loop(self) -> None:
+        period = self.conf.autoTickPeriod
+        while not self._edge_stop.is_set():
+            try:
+                self._onTick(period)
+            except Exception:
+                logger.exception("raft tick failed")
+                time.sleep(period)
+        try:
+            self._doDestroy()
+        except Exception:
+            logger.exception("raft shutdown failed")
+
+    def add_tick_hook(self, hook: Callable[[], None]) -> None:
+        """Run ``hook`` on the tick thread after every tick (set up before ``start``)."""
+        self._edge_tick_hooks.append(hook)
+
+    def _onTick(self, timeToWait: float = 0.0) -> None:
+        # 2. The leader counts itself towards a commit at the start of the tick: be durable first.
+        if self._edge_journal is not None:
+            self._edge_journal.sync()
+        self._edge_maybe_pre_vote()
+        self._edge_keepalive()
+        super()._onTick(timeToWait)
+        for hook in self._edge_tick_hooks:
+            hook()
+
+    # --- 2. group commit -----------------------------------------------------------------------------
+
+    def _edge_before_send(self) -> None:
+        if self._edge_journal is not None:
+            self._edge_journal.sync()
+
+    def _checkCommandsToApply(self) -> None:
+        self._edge_batching = True
+        try:
+            super()._checkCommandsToApply()
+        finally:
+            self._edge_batching = False
+        if self._edge_send_pending:
+            self._edge_send_pending = False
+            self._SyncObj__sendAppendEntries()
+
+    def _SyncObj__sendAppendEntries(self) -> None:
+        if self._edge_batching:
+            self._edge_send_pending = True
+            return
+        SyncObj._SyncObj__sendAppendEntries(self)
+
+    # --- 7. one membership change at a time ---------------------------------------------------------
+
+    def _SyncObj__changeCluster(self, request: Any) -> bool:
+        # Upstream's guard checks an index it never sets, so two concurrent changes both went through.
+        accepted = bool(SyncObj._SyncObj__changeCluster(self, request))
+        if accepted:
+            self._SyncObj__changeClusterIDx = self._SyncObj__getCurrentLogIndex() + 1
+        return accepted
+
+    # --- 3, 4, 5: message handling -------------------------------------------------------------------
+
+    def _SyncObj__onMessageReceived(self, node: Any, message: Any) -> None:
+        kind = message.get("type") if isinstance(message, dict) else None
+        if kind == _PING:
+            return
+        if kind == _PRE_VOTE:
+            self._edge_on_pre_vote(node, message)
+            return
+        if kind == _PRE_VOTE_RESPONSE:
+            self._edge_on_pre_vote_response(node, message)
+            return
+        if kind == "append_entries" and message["term"] >= self._SyncObj__raftCurrentTerm:
+            self._edge_last_leader_contact = time.monotonic()
+            trimmed = self._edge_skip_matching_entries(message)
+            if trimmed is None:
+                return
+            message = trimmed
+        if kind == "next_node_idx" and self._SyncObj__raftState == _RAFT_STATE.LEADER:
+            before = self._SyncObj__raftNextIndex.get(node)
+            SyncObj._SyncObj__onMessageReceived(self, node, message)
+            if message["success"] and not message["reset"] and before is not None:
+                next_index = self._SyncObj__raftNextIndex
+                next_index[node] = max(next_index.get(node, before), before)
+            return
+        SyncObj._SyncObj__onMessageReceived(self, node, message)
+
+    def _edge_skip_matching_entries(self, message: dict[str, Any]) -> dict[str, Any] | None:
+        """Drop leading entries this log already holds with the same term (Raft §5.3, step 3).
+
+        Returns the message to hand to PySyncObj, or None to drop it: when every entry is already here
+        and this log goes further, PySyncObj would truncate the (matching) rest, so the message is
+        treated as lost instead; a later AppendEntries carries the progress.
+        """
+        entries = message.get("entries")
+        if not entries or "prevLogIdx" not in message or "transmission" in message:
+            return message
+        log = self._SyncObj__raftLog
+        first_index = log[0][1]
+        last_index = log[-1][1]
+        skip = 0
+        for _command, index, term in entries:
+            if index > last_index or index < first_index:
+                break
+            if log[index - first_index][2] != term:
+                break
+            skip += 1
+        if skip == 0:
+            return message
+        if skip == len(entries) and last_index > entries[-1][1]:
+            self._SyncObj__raftElectionDeadline = time.monotonic() + self._SyncObj__generateRaftTimeout()
+            return None
+        trimmed = dict(message)
+        trimmed["prevLogIdx"] = entries[skip - 1][1]
+        trimmed["prevLogTerm"] = entries[skip - 1][2]
+        trimmed["entries"] = entries[skip:]
+        return trimmed
+
+    def _edge_maybe_pre_vote(self) -> None:
+        """Before PySyncObj starts an election (term + 1), win a pre-vote round that changes no state."""
+        if self.selfNode is None or self._SyncObj__raftState == _RAFT_STATE.LEADER:
+            return
+        now = time.monotonic()
+        if self._SyncObj__raftElectionDeadline >= now or not self._SyncObj__connectedToAnyone():
+            return
+        if self._SyncObj__transferInProgress:
+            return  # the leader asked us to take over (TimeoutNow): no pre-vote
+        if self._edge_prevote_won:
+            self._edge_prevote_won = False
+            return  # PySyncObj runs the real election in this tick
+        self._SyncObj__raftElectionDeadline = now + self._SyncObj__generateRaftTimeout()
+        self._edge_prevote_term = self._SyncObj__raftCurrentTerm + 1
+        self._edge_prevote_votes = {self.selfNode.id}
+        for node in self._SyncObj__otherNodes:
+            self._SyncObj__transport.send(
+                node,
+                {
+                    "type": _PRE_VOTE,
+                    "term": self._edge_prevote_term,
+                    "last_log_index": self._SyncObj__getCurrentLogIndex(),
+                    "last_log_term": self._SyncObj__getCurrentLogTerm(),
+                },
+            )
+        self._edge_check_pre_vote_won()
+
+    def _edge_on_pre_vote(self, node: Any, message: dict[str, Any]) -> None:
+        min_timeout = self.conf.raftMinTimeout
+        heard_from_leader = time.monotonic() - self._edge_last_leader_contact < min_timeout * 0.75
+        is_leader = self._SyncObj__raftState == _RAFT_STATE.LEADER
+        last_term = self._SyncObj__getCurrentLogTerm()
+        up_to_date = message["last_log_term"] > last_term or (
+            message["last_log_term"] == last_term
+            and message["last_log_index"] >= self._SyncObj__getCurrentLogIndex()
+        )
+        granted = (
+            message["term"] > self._SyncObj__raftCurrentTerm
+            and up_to_date
+            and not heard_from_leader
+            and not is_leader
+        )
+        self._SyncObj__transport.send(
+            node, {"type": _PRE_VOTE_RESPONSE, "term": message["term"], "granted": granted}
+        )
+
+    def _edge_on_pre_vote_response(self, node: Any, message: dict[str, Any]) -> None:
+        if message["term"] != self._edge_prevote_term or not message["granted"]:
+            return
+        if self._SyncObj__raftState == _RAFT_STATE.LEADER:
+            return
+        self._edge_prevote_votes.add(node.id)
+        self._edge_check_pre_vote_won()
+
+    def _edge_check_pre_vote_won(self) -> None:
+        members = len(self._SyncObj__otherNodes) + 1
+        if len(self._edge_prevote_votes) > members / 2 and self._edge_prevote_term == (
+            self._SyncObj__raftCurrentTerm + 1
+        ):
+            self._edge_prevote_term = -1
+            self._edge_prevote_won = True
+            self._SyncObj__raftElectionDeadline = 0.0
+
+    def _edge_keepalive(self) -> None:
+        now = time.monotonic()
+        if now - self._edge_last_ping < self.conf.connectionTimeout / 4:
+            return
+        self._edge_last_ping = now
+        for node in self._SyncObj__otherNodes:
+            self._SyncObj__transport.send(node, {"type": _PING})
+
+    # --- 6. encryption -------------------------------------------------------------------------------
+
+    @property
+    def encryptor(self) -> RaftCipher:
+        return self._edge_cipher
+
+    # --- read-only views for the bridge (methods, not properties: SyncObj.__init__ evaluates them)
+
+    def is_leader(self) -> bool:
+        return bool(self._SyncObj__raftState == _RAFT_STATE.LEADER)
+
+    def leader_address(self) -> str | None:
+        leader = self._SyncObj__raftLeader
+        return None if leader is None else str(leader.id)
+
+    def members(self) -> list[str]:
+        return sorted([self.selfNode.id, *(n.id for n in self._SyncObj__otherNodes)])
+
+    def term(self) -> int:
+        return int(self._SyncObj__raftCurrentTerm)
+
+    def commit_index(self) -> int:
+        return int(self._SyncObj__raftCommitIndex)
+
+    def last_applied(self) -> int:
+        return int(self._SyncObj__raftLastApplied)
+
+    def last_log_index(self) -> int:
+        return int(self._SyncObj__getCurrentLogIndex())
+
+    def connected_peers(self) -> list[str]:
+        return sorted(n.id for n in self._SyncObj__connectedNodes)
+
+    def membership_change_pending(self) -> bool:
+        return self._SyncObj__changeClusterIDx is not None
