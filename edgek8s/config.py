@@ -11,6 +11,9 @@ import dataclasses
 from dataclasses import dataclass
 from pathlib import Path
 
+JOURNAL_FILE = "raft.journal"
+SNAPSHOT_FILE = "raft.snapshot"
+
 
 class ConfigError(ValueError):
     """A setting is invalid; the message names it."""
@@ -63,11 +66,11 @@ class RaftConfig:
 
     @property
     def journal_path(self) -> Path:
-        return self.data_dir / "raft.journal"
+        return self.data_dir / JOURNAL_FILE
 
     @property
     def snapshot_path(self) -> Path:
-        return self.data_dir / "raft.snapshot"
+        return self.data_dir / SNAPSHOT_FILE
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

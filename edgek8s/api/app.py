@@ -1,0 +1,87 @@
+"""The aiohttp application: routes, and the middleware that turns every failure into a ``Status``.
+
+Handlers raise ``StatusError``; the middleware answers with the Status body and code. Anything else
+is a bug: it is logged with a traceback and answered as a 500 Status, never as an HTML page.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+from edgek8s.api import system
+from edgek8s.api.context import CONFIG, STORE, json_response, status_response
+from edgek8s.api.paths import parse_target
+from edgek8s.api.resources import handle_collection, handle_object
+from edgek8s.config import ServerConfig
+from edgek8s.model import errors
+from edgek8s.store.raftstore import RaftStore
+
+logger = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+@web.middleware
+async def status_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except errors.StatusError as exc:
+        return status_response(exc)
+    except web.HTTPRequestEntityTooLarge:
+        return status_response(errors.RequestEntityTooLarge("the request body is too large"))
+    except web.HTTPNotFound:
+        return status_response(errors.NotFound("the server could not find the requested resource"))
+    except web.HTTPMethodNotAllowed as exc:
+        return status_response(errors.MethodNotAllowed(f"the server does not allow this method ({exc.method})"))
+    except web.HTTPException:
+        raise
+    except Exception as exc:
+        logger.exception("unhandled error serving %s %s", request.method, request.path)
+        return status_response(errors.InternalError(f"internal error: {type(exc).__name__}"))
+
+
+async def core_api(request: web.Request) -> web.StreamResponse:
+    return await _resource_request(request, "", request.match_info["version"], request.match_info["tail"])
+
+
+async def group_api(request: web.Request) -> web.StreamResponse:
+    return await _resource_request(
+        request, request.match_info["group"], request.match_info["version"], request.match_info["tail"]
+    )
+
+
+async def _resource_request(request: web.Request, group: str, version: str, tail: str) -> web.StreamResponse:
+    segments = [s for s in tail.split("/")] if tail else []
+    if not segments:
+        body = system.resource_list(group, version)
+        if body is None or request.method != "GET":
+            raise errors.NotFound("the server could not find the requested resource")
+        return json_response(body)
+    target = parse_target(group, version, segments)
+    if target.name is None:
+        return await handle_collection(request, target)
+    return await handle_object(request, target)
+
+
+def build_app(store: RaftStore, config: ServerConfig) -> web.Application:
+    app = web.Application(middlewares=[status_errors], client_max_size=config.api.max_body_bytes + 1024)
+    app[STORE] = store
+    app[CONFIG] = config
+    system.add_routes(app)
+    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+        app.router.add_route(method, "/api/{version}", core_api_root)
+        app.router.add_route(method, "/api/{version}/{tail:.*}", core_api)
+        app.router.add_route(method, "/apis/{group}/{version}", group_api_root)
+        app.router.add_route(method, "/apis/{group}/{version}/{tail:.*}", group_api)
+    return app
+
+
+async def core_api_root(request: web.Request) -> web.StreamResponse:
+    return await _resource_request(request, "", request.match_info["version"], "")
+
+
+async def group_api_root(request: web.Request) -> web.StreamResponse:
+    return await _resource_request(request, request.match_info["group"], request.match_info["version"], "")

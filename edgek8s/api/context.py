@@ -1,0 +1,51 @@
+"""Typed keys for what the aiohttp application carries, and small response helpers."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from aiohttp import web
+
+from edgek8s.config import ServerConfig
+from edgek8s.model import errors
+from edgek8s.store.raftstore import RaftStore
+
+STORE = web.AppKey("store", RaftStore)
+CONFIG = web.AppKey("config", ServerConfig)
+
+JSON = "application/json"
+
+
+def json_response(body: Any, *, status: int = 200) -> web.Response:
+    return web.Response(body=json.dumps(body).encode(), status=status, content_type=JSON)
+
+
+def raw_response(raw: bytes, *, status: int = 200) -> web.Response:
+    return web.Response(body=raw, status=status, content_type=JSON)
+
+
+def status_response(error: errors.StatusError) -> web.Response:
+    response = json_response(error.to_status(), status=error.code)
+    if error.retry_after is not None:
+        response.headers["Retry-After"] = str(error.retry_after)
+    return response
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body as JSON; 413 past the configured limit, 400 if it is not JSON."""
+    limit = request.app[CONFIG].api.max_body_bytes
+    if request.content_length is not None and request.content_length > limit:
+        raise errors.RequestEntityTooLarge(f"the request body is larger than the {limit}-byte limit")
+    try:
+        raw = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        raise errors.RequestEntityTooLarge(f"the request body is larger than the {limit}-byte limit") from None
+    if len(raw) > limit:
+        raise errors.RequestEntityTooLarge(f"the request body is larger than the {limit}-byte limit")
+    if not raw:
+        raise errors.BadRequest("the request body is empty")
+    try:
+        return json.loads(raw)
+    except ValueError as exc:
+        raise errors.BadRequest(f"the request body is not valid JSON: {exc}") from None

@@ -1,0 +1,191 @@
+"""CRUD on the Kubernetes REST paths: get, list, create, update (+status), delete, deletecollection.
+
+Every handler validates the whole request (path, query, body) before it proposes anything, so a
+rejected request changes nothing; a write is one Raft command, applied whole or not at all.
+
+resourceVersion on reads: unset = linearizable (a Raft barrier first), "0" = this replica as it is,
+N = not older than N (waits until this replica has applied N).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from aiohttp import web
+
+from edgek8s.api.context import STORE, raw_response, read_json
+from edgek8s.api.listing import decode_continue, list_body, paginate, parse_selection
+from edgek8s.api.paths import Target
+from edgek8s.api.watching import serve_watch
+from edgek8s.model import errors
+from edgek8s.registry.strategy import parse_resource_version, prepare_create, prepare_update
+from edgek8s.store.raftstore import RaftStore
+
+
+def _is_true(value: str | None) -> bool:
+    return value is not None and value.lower() in ("1", "true")
+
+
+def _read_consistency(request: web.Request) -> tuple[bool, int | None]:
+    """(consistent, min_rv) from the resourceVersion query parameter."""
+    value = request.query.get("resourceVersion", "")
+    if value == "":
+        return True, None
+    rv = parse_resource_version(value, field="resourceVersion")
+    return False, rv or None
+
+
+def _dry_run(request: web.Request) -> bool:
+    values = request.query.getall("dryRun", [])
+    for value in values:
+        if value != "All":
+            raise errors.BadRequest(f'dryRun: Unsupported value: "{value}": supported values: "All"')
+    return bool(values)
+
+
+def _require_namespace(target: Target) -> str:
+    if target.rtype.namespaced and target.namespace is None:
+        raise errors.MethodNotAllowed(
+            f"the server does not allow this method on the requested resource ({target.rtype.plural})"
+        )
+    return target.namespace or ""
+
+
+async def handle_collection(request: web.Request, target: Target) -> web.StreamResponse:
+    store = request.app[STORE]
+    if request.method == "GET":
+        if _is_true(request.query.get("watch")):
+            return await serve_watch(request, target)
+        return await _list(request, store, target)
+    if request.method == "POST":
+        return await _create(request, store, target)
+    if request.method == "DELETE":
+        return await _delete_collection(request, store, target)
+    raise errors.MethodNotAllowed(f"{request.method} is not supported on a collection")
+
+
+async def handle_object(request: web.Request, target: Target) -> web.StreamResponse:
+    store = request.app[STORE]
+    if target.subresource not in (None, "status"):
+        raise errors.NotFound(f"the server could not find the requested resource ({target.subresource})")
+    if target.subresource == "status" and not target.rtype.has_status:
+        raise errors.NotFound(f"{target.rtype.plural} have no status subresource")
+    if request.method == "GET":
+        return await _get(request, store, target)
+    if request.method == "PUT":
+        return await _update(request, store, target)
+    if request.method == "DELETE" and target.subresource is None:
+        return await _delete(request, store, target)
+    raise errors.MethodNotAllowed(f"{request.method} is not supported on this resource yet")
+
+
+async def _get(request: web.Request, store: RaftStore, target: Target) -> web.Response:
+    assert target.name is not None
+    consistent, min_rv = _read_consistency(request)
+    obj = await store.get(target.rtype, target.namespace or "", target.name, consistent=consistent, min_rv=min_rv)
+    return raw_response(obj.raw)
+
+
+async def _list(request: web.Request, store: RaftStore, target: Target) -> web.Response:
+    query = request.query
+    selection = parse_selection(target.rtype, query.get("labelSelector", ""), query.get("fieldSelector", ""))
+    try:
+        limit = int(query.get("limit", "0") or 0)
+    except ValueError:
+        raise errors.BadRequest(f"limit: invalid value {query.get('limit')!r}") from None
+    if limit < 0:
+        raise errors.BadRequest("limit must not be negative")
+    token = None
+    if query.get("continue"):
+        if query.get("resourceVersion") not in (None, ""):
+            raise errors.BadRequest("specifying resource version is not allowed when using continue")
+        token = decode_continue(query["continue"])
+        consistent, min_rv = False, None
+    else:
+        consistent, min_rv = _read_consistency(request)
+    objects, rv = await store.list(target.rtype, target.namespace, consistent=consistent, min_rv=min_rv)
+    items, cont, remaining, list_rv = paginate(objects, selection, limit=limit, token=token, rv=rv)
+    return raw_response(list_body(target.rtype, items, rv=list_rv, cont=cont, remaining=remaining))
+
+
+async def _create(request: web.Request, store: RaftStore, target: Target) -> web.Response:
+    namespace = _require_namespace(target)
+    dry_run = _dry_run(request)
+    obj = prepare_create(target.rtype, await read_json(request), namespace=namespace)
+    if dry_run:
+        return raw_response(_encode(obj), status=201)
+    stored = await store.create(target.rtype, obj)
+    return raw_response(stored.raw, status=201)
+
+
+async def _update(request: web.Request, store: RaftStore, target: Target) -> web.Response:
+    assert target.name is not None
+    dry_run = _dry_run(request)
+    obj, expect_rv = prepare_update(
+        target.rtype,
+        await read_json(request),
+        namespace=target.namespace or "",
+        name=target.name,
+        subresource=target.subresource,
+    )
+    if dry_run:
+        return raw_response(_encode(obj))
+    stored = await store.update(target.rtype, obj, expect_rv=expect_rv, subresource=target.subresource)
+    return raw_response(stored.raw)
+
+
+async def _delete_options(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    options = await read_json(request)
+    if not isinstance(options, dict):
+        raise errors.BadRequest("DeleteOptions must be a JSON object")
+    return options
+
+
+async def _delete(request: web.Request, store: RaftStore, target: Target) -> web.Response:
+    assert target.name is not None
+    dry_run = _dry_run(request)
+    options = await _delete_options(request)
+    preconditions = options.get("preconditions") or {}
+    if not isinstance(preconditions, dict):
+        raise errors.BadRequest("preconditions must be a JSON object")
+    expect_rv = parse_resource_version(preconditions.get("resourceVersion"), field="preconditions.resourceVersion")
+    if dry_run:
+        obj = await store.get(target.rtype, target.namespace or "", target.name, consistent=True)
+        return raw_response(obj.raw)
+    stored = await store.delete(
+        target.rtype,
+        target.namespace or "",
+        target.name,
+        expect_uid=preconditions.get("uid"),
+        expect_rv=expect_rv,
+    )
+    return raw_response(stored.raw)
+
+
+async def _delete_collection(request: web.Request, store: RaftStore, target: Target) -> web.Response:
+    _require_namespace(target)
+    selection = parse_selection(
+        target.rtype, request.query.get("labelSelector", ""), request.query.get("fieldSelector", "")
+    )
+    objects, rv = await store.list(target.rtype, target.namespace, consistent=True)
+    deleted = []
+    for obj in objects:
+        if not selection.matches(obj):
+            continue
+        try:
+            deleted.append(
+                await store.delete(
+                    target.rtype, obj.fields["metadata.namespace"], obj.fields["metadata.name"], expect_uid=obj.uid
+                )
+            )
+        except (errors.NotFound, errors.Conflict):
+            continue  # deleted or replaced concurrently: not ours to delete any more
+    return raw_response(list_body(target.rtype, deleted, rv=rv, cont="", remaining=None))
+
+
+def _encode(obj: dict[str, Any]) -> bytes:
+    from edgek8s.store.state import encode_object
+
+    return encode_object(obj)

@@ -1,0 +1,168 @@
+"""``edgek8s`` command line: flags only; the work is done by server/ and client/.
+
+Every flag of ``edgek8s server`` can also come from an ``EDGEK8S_<FLAG>`` environment variable
+(``--raft-address`` <- ``EDGEK8S_RAFT_ADDRESS``; ``--peer`` takes a comma-separated list there).
+Errors in flags print one line naming the flag and exit with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+
+from edgek8s.config import ApiConfig, ConfigError, RaftConfig, ServerConfig, parse_host_port
+
+
+def _env(name: str, default: str | None = None) -> str | None:
+    return os.environ.get(f"EDGEK8S_{name.upper().replace('-', '_')}", default)
+
+
+def read_secret(path: Path) -> bytes:
+    try:
+        text = path.read_text().strip()
+    except OSError as exc:
+        raise ConfigError(f"--cluster-secret-file: cannot read {path}: {exc.strerror}") from None
+    try:
+        secret = bytes.fromhex(text)
+    except ValueError:
+        raise ConfigError(f"--cluster-secret-file: {path} must hold a hex-encoded secret") from None
+    if len(secret) < 16:
+        raise ConfigError(f"--cluster-secret-file: {path} holds fewer than 16 bytes")
+    return secret
+
+
+def build_server_config(args: argparse.Namespace) -> ServerConfig:
+    host, port = parse_host_port(args.listen, what="--listen")
+    peers = tuple(p for entry in args.peer for p in entry.split(",") if p)
+    if not args.data_dir:
+        raise ConfigError("--data-dir is required")
+    if not args.raft_address:
+        raise ConfigError("--raft-address is required")
+    if not args.cluster_secret_file:
+        raise ConfigError("--cluster-secret-file is required: Raft traffic is always authenticated")
+    raft = RaftConfig(
+        self_address=args.raft_address,
+        peers=peers,
+        data_dir=Path(args.data_dir),
+        cluster_secret=read_secret(Path(args.cluster_secret_file)),
+    )
+    return ServerConfig(name=args.name, raft=raft, api=ApiConfig(host=host, port=port))
+
+
+def _add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    server = sub.add_parser("server", help="run one master (replicated store + API)")
+    server.add_argument("--name", default=_env("name", os.uname().nodename))
+    server.add_argument("--data-dir", default=_env("data_dir"))
+    server.add_argument("--raft-address", default=_env("raft_address"), help="HOST:PORT this master's Raft binds")
+    env_peers = _env("peer")
+    server.add_argument(
+        "--peer", action="append", default=[env_peers] if env_peers else [], help="HOST:PORT of another master"
+    )
+    server.add_argument("--listen", default=_env("listen", "127.0.0.1:6443"), help="HOST:PORT of the API")
+    server.add_argument("--cluster-secret-file", default=_env("cluster_secret_file"))
+    server.add_argument("--log-level", default=_env("log_level", "INFO"))
+
+
+def _run_server(args: argparse.Namespace) -> int:
+    from edgek8s.server.control_plane import run_master
+
+    config = build_server_config(args)
+    logging.basicConfig(
+        level=args.log_level.upper(), format=f"%(asctime)s {config.name} %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_master(config, stop)
+
+    asyncio.run(main())
+    return 0
+
+
+def _add_admin_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    secret = sub.add_parser("secret", help="cluster secret files")
+    secret_sub = secret.add_subparsers(dest="secret_command", required=True)
+    generate = secret_sub.add_parser("generate", help="write a new random cluster secret (mode 0600)")
+    generate.add_argument("file")
+
+    status = sub.add_parser("status", help="members, leader, term, applied index and health of every master")
+    status.add_argument("--server", default=_env("server", "http://127.0.0.1:6443"))
+
+    snapshot = sub.add_parser("snapshot", help="save or restore the whole store")
+    snap_sub = snapshot.add_subparsers(dest="snapshot_command", required=True)
+    save = snap_sub.add_parser("save", help="write a consistent snapshot of every object to FILE")
+    save.add_argument("file")
+    save.add_argument("--server", default=_env("server", "http://127.0.0.1:6443"))
+    restore = snap_sub.add_parser("restore", help="seed a new, empty data dir from FILE (run on every master)")
+    restore.add_argument("file")
+    restore.add_argument("--data-dir", required=True)
+    restore.add_argument("--raft-address", required=True)
+    restore.add_argument("--peer", action="append", default=[])
+
+    up = sub.add_parser("up", help="start a local 3-master cluster on this machine")
+    up.add_argument("--state-dir", default=_env("state_dir", str(Path.home() / ".edgek8s" / "local")))
+    up.add_argument("--masters", type=int, default=3)
+    down = sub.add_parser("down", help="stop the local cluster and remove everything it made")
+    down.add_argument("--state-dir", default=_env("state_dir", str(Path.home() / ".edgek8s" / "local")))
+
+
+def _run_admin(args: argparse.Namespace) -> int:
+    if args.command == "secret":
+        from edgek8s.server.secrets import generate_secret_file
+
+        generate_secret_file(Path(args.file))
+        print(f"wrote a new cluster secret to {args.file}")
+        return 0
+    if args.command == "status":
+        from edgek8s.server.admin import print_status
+
+        return asyncio.run(print_status(args.server))
+    if args.command == "snapshot" and args.snapshot_command == "save":
+        from edgek8s.server.admin import save_snapshot
+
+        return asyncio.run(save_snapshot(args.server, Path(args.file)))
+    if args.command == "snapshot" and args.snapshot_command == "restore":
+        from edgek8s.server.restore import restore_snapshot
+
+        peers = tuple(p for entry in args.peer for p in entry.split(",") if p)
+        restore_snapshot(Path(args.file), data_dir=Path(args.data_dir), self_address=args.raft_address, peers=peers)
+        print(f"restored {args.file} into {args.data_dir}")
+        return 0
+    if args.command == "up":
+        from edgek8s.server.local_cluster import up
+
+        return up(Path(args.state_dir), masters=args.masters)
+    if args.command == "down":
+        from edgek8s.server.local_cluster import down
+
+        return down(Path(args.state_dir))
+    raise AssertionError(args.command)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="edgek8s", description="Kubernetes for edge hosts")
+    sub = parser.add_subparsers(dest="command", required=True)
+    _add_server_parser(sub)
+    _add_admin_parsers(sub)
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "server":
+            return _run_server(args)
+        return _run_admin(args)
+    except ConfigError as exc:
+        print(f"edgek8s {args.command}: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

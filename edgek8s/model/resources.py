@@ -1,0 +1,160 @@
+"""The resource types edgek8s serves, and how objects are keyed and selected.
+
+A resource is identified by group and plural name (``apps/deployments``; the core group is ``""``);
+an object by resource, namespace (``""`` for cluster-scoped) and name. ``selectable_fields`` gives the
+field values a field selector may use for each resource, as upstream's field label conversion does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import Any, NewType
+
+ResourceId = NewType("ResourceId", str)  # "<group>/<plural>", "/pods" for the core group
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ResourceType:
+    group: str
+    version: str
+    plural: str
+    kind: str
+    namespaced: bool
+    short_names: tuple[str, ...] = ()
+    has_status: bool = True
+    categories: tuple[str, ...] = ()
+    verbs: tuple[str, ...] = (
+        "create", "delete", "deletecollection", "get", "list", "patch", "update", "watch",
+    )
+
+    @property
+    def id(self) -> ResourceId:
+        return resource_id(self.group, self.plural)
+
+    @property
+    def api_version(self) -> str:
+        return f"{self.group}/{self.version}" if self.group else self.version
+
+    @property
+    def singular(self) -> str:
+        return self.kind.lower()
+
+    @property
+    def list_kind(self) -> str:
+        return f"{self.kind}List"
+
+
+def resource_id(group: str, plural: str) -> ResourceId:
+    return ResourceId(f"{group}/{plural}")
+
+
+_ALL = ("all",)
+
+BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
+    ResourceType(group="", version="v1", plural="namespaces", kind="Namespace", namespaced=False,
+                 short_names=("ns",)),
+    ResourceType(group="", version="v1", plural="nodes", kind="Node", namespaced=False, short_names=("no",)),
+    ResourceType(group="", version="v1", plural="pods", kind="Pod", namespaced=True, short_names=("po",),
+                 categories=_ALL),
+    ResourceType(group="", version="v1", plural="services", kind="Service", namespaced=True,
+                 short_names=("svc",), categories=_ALL),
+    ResourceType(group="", version="v1", plural="endpoints", kind="Endpoints", namespaced=True,
+                 short_names=("ep",), has_status=False),
+    ResourceType(group="", version="v1", plural="configmaps", kind="ConfigMap", namespaced=True,
+                 short_names=("cm",), has_status=False),
+    ResourceType(group="", version="v1", plural="secrets", kind="Secret", namespaced=True, has_status=False),
+    ResourceType(group="", version="v1", plural="events", kind="Event", namespaced=True, short_names=("ev",),
+                 has_status=False),
+    ResourceType(group="apps", version="v1", plural="deployments", kind="Deployment", namespaced=True,
+                 short_names=("deploy",), categories=_ALL),
+    ResourceType(group="apps", version="v1", plural="replicasets", kind="ReplicaSet", namespaced=True,
+                 short_names=("rs",), categories=_ALL),
+    ResourceType(group="apps", version="v1", plural="daemonsets", kind="DaemonSet", namespaced=True,
+                 short_names=("ds",), categories=_ALL),
+    ResourceType(group="coordination.k8s.io", version="v1", plural="leases", kind="Lease", namespaced=True,
+                 has_status=False),
+)
+
+_BY_ID: dict[ResourceId, ResourceType] = {r.id: r for r in BUILTIN_RESOURCES}
+
+
+def lookup(group: str, version: str, plural: str) -> ResourceType | None:
+    found = _BY_ID.get(resource_id(group, plural))
+    if found is None or found.version != version:
+        return None
+    return found
+
+
+def by_id(rid: ResourceId) -> ResourceType:
+    return _BY_ID[rid]
+
+
+# --- field selectors ---------------------------------------------------------------------------------
+
+
+def _get(obj: Mapping[str, Any], *path: str) -> str:
+    current: Any = obj
+    for part in path:
+        if not isinstance(current, Mapping):
+            return ""
+        current = current.get(part)
+    if current is None:
+        return ""
+    if isinstance(current, bool):
+        return "true" if current else "false"
+    return str(current)
+
+
+def _pod_fields(obj: Mapping[str, Any]) -> dict[str, str]:
+    return {
+        "spec.nodeName": _get(obj, "spec", "nodeName"),
+        "spec.restartPolicy": _get(obj, "spec", "restartPolicy"),
+        "spec.schedulerName": _get(obj, "spec", "schedulerName"),
+        "spec.serviceAccountName": _get(obj, "spec", "serviceAccountName"),
+        "spec.hostNetwork": _get(obj, "spec", "hostNetwork") or "false",
+        "status.phase": _get(obj, "status", "phase"),
+        "status.podIP": _get(obj, "status", "podIP"),
+        "status.nominatedNodeName": _get(obj, "status", "nominatedNodeName"),
+    }
+
+
+def _event_fields(obj: Mapping[str, Any]) -> dict[str, str]:
+    fields = {
+        f"involvedObject.{f}": _get(obj, "involvedObject", f)
+        for f in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath")
+    }
+    fields.update(
+        {
+            "reason": _get(obj, "reason"),
+            "reportingComponent": _get(obj, "reportingComponent"),
+            "source": _get(obj, "source", "component"),
+            "type": _get(obj, "type"),
+        }
+    )
+    return fields
+
+
+_EXTRA_FIELDS: dict[ResourceId, Callable[[Mapping[str, Any]], dict[str, str]]] = {
+    resource_id("", "pods"): _pod_fields,
+    resource_id("", "events"): _event_fields,
+    resource_id("", "nodes"): lambda o: {"spec.unschedulable": _get(o, "spec", "unschedulable") or "false"},
+    resource_id("", "namespaces"): lambda o: {"status.phase": _get(o, "status", "phase")},
+    resource_id("", "secrets"): lambda o: {"type": _get(o, "type")},
+    resource_id("apps", "replicasets"): lambda o: {"status.replicas": _get(o, "status", "replicas")},
+}
+
+
+def selectable_fields(rid: ResourceId, obj: Mapping[str, Any]) -> dict[str, str]:
+    """Field-selector values of ``obj``: metadata.name/namespace for all, plus per-resource fields."""
+    meta = obj.get("metadata") or {}
+    fields = {"metadata.name": str(meta.get("name", "")), "metadata.namespace": str(meta.get("namespace", ""))}
+    extra = _EXTRA_FIELDS.get(rid)
+    if extra is not None:
+        fields.update(extra(obj))
+    return fields
+
+
+def supported_fields(rid: ResourceId) -> frozenset[str]:
+    """The field names a field selector may name for this resource."""
+    return frozenset(selectable_fields(rid, {}))

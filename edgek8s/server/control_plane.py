@@ -1,0 +1,73 @@
+"""Composition root of one master: the replicated store, the API server, and their lifetimes.
+
+Start order: Raft replica (binds the Raft port, replays the journal), then the API listener, then, in
+the background, once a leader is known: register this master in the store and make sure the system
+namespaces exist. Stop order is the reverse. Nothing here is global: two masters can run in one
+process (the component tests do).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+
+from aiohttp import web
+
+from edgek8s.api.app import build_app
+from edgek8s.config import ServerConfig
+from edgek8s.model import errors
+from edgek8s.store.raftstore import RaftStore
+
+logger = logging.getLogger(__name__)
+
+
+class Master:
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config
+        self.store = RaftStore(config)
+        self._runner: web.AppRunner | None = None
+        self._bootstrap: asyncio.Task[None] | None = None
+        self.app = build_app(self.store, config)
+
+    async def start(self) -> None:
+        await self.store.start()
+        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.api.host, self.config.api.port, reuse_address=True)
+        await site.start()
+        self._bootstrap = asyncio.create_task(self._register(), name="master-bootstrap")
+        logger.info("master %s serving the API on %s", self.config.name, self.config.api_url)
+
+    async def _register(self) -> None:
+        delay = 0.1
+        while True:
+            try:
+                await self.store.ready(timeout=30.0)
+                await self.store.register_master(
+                    name=self.config.name, raft_address=self.config.raft.self_address, api_url=self.config.api_url
+                )
+                await self.store.ensure_system_namespaces()
+                return
+            except errors.StatusError as exc:
+                logger.info("bootstrap of master %s waiting: %s", self.config.name, exc.message)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 2.0)
+
+    async def stop(self) -> None:
+        if self._bootstrap is not None:
+            self._bootstrap.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._bootstrap
+        if self._runner is not None:
+            await self._runner.cleanup()
+        await self.store.stop()
+
+
+async def run_master(config: ServerConfig, stop: asyncio.Event) -> None:
+    master = Master(config)
+    await master.start()
+    try:
+        await stop.wait()
+    finally:
+        await master.stop()

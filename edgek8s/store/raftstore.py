@@ -1,0 +1,234 @@
+"""RaftStore: the object store the API serves, replicated by Raft.
+
+Writes become commands proposed through ``RaftNode``; the result is what ``ClusterState.apply``
+returned on this replica, so every master (leader or follower) serves writes the same way; PySyncObj
+forwards a follower's command to the leader. Each command carries a request id: a write whose outcome
+is unknown (leader lost mid-flight, timeout) is proposed again with the same id until the deadline,
+and the state machine applies it at most once.
+
+Reads:
+- ``consistent=True`` (Kubernetes: resourceVersion unset) commits a barrier first, so the read sees
+  every write acknowledged anywhere before it started (linearizable on every master);
+- ``min_rv=N`` waits until this replica has published index N (resourceVersion=N, not older than);
+- otherwise (resourceVersion=0) the local replica is read as is.
+
+The proposer chooses uid and timestamps, so apply stays deterministic.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from edgek8s.config import ServerConfig
+from edgek8s.model import errors
+from edgek8s.model.resources import ResourceType
+from edgek8s.raft.node import NotCommitted, OutcomeUnknown, RaftNode
+from edgek8s.store.state import ClusterState, Committed, StoredObject, encode_command
+from edgek8s.store.watch import AppliedBridge, Predicate, Watcher, WatchHub
+
+logger = logging.getLogger(__name__)
+
+SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
+
+
+def now_rfc3339() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class RaftStore:
+    def __init__(self, config: ServerConfig) -> None:
+        self._config = config
+        self.hub = WatchHub(history=config.store.watch_history, queue_size=config.store.watcher_queue)
+        self._bridge: AppliedBridge | None = None
+        self.state = ClusterState(
+            dedup_window=config.store.dedup_window, on_applied=self._on_applied, on_reset=self._on_reset
+        )
+        self.raft = RaftNode(config.raft, self.state)
+
+    def _on_applied(self, events: list[Any], rv: int) -> None:
+        if self._bridge is not None:
+            self._bridge.on_applied(events, rv)
+
+    def _on_reset(self, rv: int) -> None:
+        if self._bridge is not None:
+            self._bridge.on_reset(rv)
+
+    async def start(self) -> None:
+        self._bridge = AppliedBridge(asyncio.get_running_loop(), self.hub)
+        await self.raft.start()
+
+    async def stop(self) -> None:
+        await self.raft.stop()
+
+    async def ready(self, timeout: float) -> None:
+        """Wait until a leader is known and this replica has caught up with it (a barrier applied)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                await self.raft.barrier()
+                return
+            except (NotCommitted, OutcomeUnknown):
+                if time.monotonic() > deadline:
+                    raise errors.ServiceUnavailable("the store has no raft leader") from None
+                await asyncio.sleep(0.05)
+
+    # --- writes --------------------------------------------------------------------------------------
+
+    async def _propose(self, command: dict[str, Any]) -> Committed:
+        command["rid"] = uuid.uuid4().hex
+        payload = encode_command(command)
+        deadline = time.monotonic() + self._config.raft.propose_timeout
+        while True:
+            remaining = deadline - time.monotonic()
+            try:
+                result = await self.raft.propose(payload, timeout=max(remaining, 0.001))
+            except NotCommitted as exc:
+                raise errors.ServiceUnavailable(f"the write was not accepted: {exc}", retry_after=1) from exc
+            except OutcomeUnknown as exc:
+                if time.monotonic() < deadline:
+                    logger.info("retrying a write of unknown outcome: %s", exc)
+                    continue
+                raise errors.Timeout(
+                    "the write did not complete in time; it may or may not have been applied"
+                ) from exc
+            if isinstance(result, errors.StatusError):
+                raise result
+            if not isinstance(result, Committed):
+                raise errors.InternalError(f"unexpected apply result {result!r}")
+            return result
+
+    async def create(self, rtype: ResourceType, obj: dict[str, Any]) -> StoredObject:
+        meta = obj["metadata"]
+        meta.setdefault("uid", str(uuid.uuid4()))
+        meta.setdefault("creationTimestamp", now_rfc3339())
+        meta.pop("resourceVersion", None)
+        committed = await self._propose(
+            {"op": "create", "res": rtype.id, "ns": meta.get("namespace", ""), "name": meta["name"], "obj": obj}
+        )
+        assert committed.obj is not None
+        return committed.obj
+
+    async def update(
+        self,
+        rtype: ResourceType,
+        obj: dict[str, Any],
+        *,
+        expect_rv: int | None,
+        subresource: str | None = None,
+    ) -> StoredObject:
+        meta = obj["metadata"]
+        committed = await self._propose(
+            {
+                "op": "update",
+                "res": rtype.id,
+                "ns": meta.get("namespace", ""),
+                "name": meta["name"],
+                "obj": obj,
+                "expect_rv": expect_rv,
+                "sub": subresource,
+            }
+        )
+        assert committed.obj is not None
+        return committed.obj
+
+    async def delete(
+        self,
+        rtype: ResourceType,
+        namespace: str,
+        name: str,
+        *,
+        expect_uid: str | None = None,
+        expect_rv: int | None = None,
+    ) -> StoredObject:
+        committed = await self._propose(
+            {
+                "op": "delete",
+                "res": rtype.id,
+                "ns": namespace,
+                "name": name,
+                "expect_uid": expect_uid,
+                "expect_rv": expect_rv,
+                "now": now_rfc3339(),
+            }
+        )
+        assert committed.obj is not None
+        return committed.obj
+
+    async def register_master(self, *, name: str, raft_address: str, api_url: str) -> None:
+        await self._propose({"op": "master", "name": name, "raft": raft_address, "api": api_url})
+
+    async def forget_master(self, name: str) -> None:
+        await self._propose({"op": "forget-master", "name": name})
+
+    async def ensure_system_namespaces(self) -> None:
+        from edgek8s.model.resources import by_id, resource_id
+
+        namespaces = by_id(resource_id("", "namespaces"))
+        for name in SYSTEM_NAMESPACES:
+            existing, _ = self.state.get(namespaces.id, "", name)
+            if existing is not None:
+                continue
+            obj = {
+                "apiVersion": "v1",
+                "kind": "Namespace",
+                "metadata": {"name": name, "labels": {"kubernetes.io/metadata.name": name}},
+                "spec": {"finalizers": ["kubernetes"]},
+                "status": {"phase": "Active"},
+            }
+            with contextlib.suppress(errors.AlreadyExists):
+                await self.create(namespaces, obj)
+
+    async def add_member(self, address: str) -> None:
+        await self._change_membership(self.raft.add_member, address)
+
+    async def remove_member(self, address: str) -> None:
+        await self._change_membership(self.raft.remove_member, address)
+
+    async def _change_membership(self, change: Callable[[str], Awaitable[None]], address: str) -> None:
+        try:
+            await change(address)
+        except NotCommitted as exc:
+            raise errors.Conflict(f"membership change refused: {exc}") from exc
+        except OutcomeUnknown as exc:
+            raise errors.Timeout(f"membership change of unknown outcome: {exc}") from exc
+
+    # --- reads ---------------------------------------------------------------------------------------
+
+    async def _read_point(self, *, consistent: bool, min_rv: int | None) -> None:
+        if consistent:
+            try:
+                await self.raft.barrier()
+            except (NotCommitted, OutcomeUnknown) as exc:
+                raise errors.ServiceUnavailable(f"cannot serve a consistent read: {exc}", retry_after=1) from exc
+        elif min_rv:
+            await self.wait_for_rv(min_rv)
+
+    async def wait_for_rv(self, rv: int, timeout: float = 3.0) -> None:
+        if not await self.hub.wait_for_progress(rv, timeout):
+            raise errors.Timeout(f"Too large resource version: {rv}, current: {self.hub.progress_rv}",
+                                 retry_after=1)
+
+    async def get(
+        self, rtype: ResourceType, namespace: str, name: str, *, consistent: bool, min_rv: int | None = None
+    ) -> StoredObject:
+        await self._read_point(consistent=consistent, min_rv=min_rv)
+        obj, _rv = self.state.get(rtype.id, namespace, name)
+        if obj is None:
+            raise errors.not_found(rtype.plural, rtype.group, name)
+        return obj
+
+    async def list(
+        self, rtype: ResourceType, namespace: str | None, *, consistent: bool, min_rv: int | None = None
+    ) -> tuple[list[StoredObject], int]:
+        await self._read_point(consistent=consistent, min_rv=min_rv)
+        return self.state.list(rtype.id, namespace)
+
+    def watch(self, rtype: ResourceType, namespace: str | None, from_rv: int, predicate: Predicate) -> Watcher:
+        return self.hub.watch(rtype.id, namespace, from_rv, predicate)

@@ -1,0 +1,248 @@
+"""Watch fan-out with a bounded history: replay, then live events, in order, without gaps or duplicates.
+
+Events are produced on the Raft thread by ``ClusterState.apply`` and handed to the event loop by
+``AppliedBridge`` in batches (one loop wake-up per batch, order kept). On the loop, ``WatchHub``:
+
+- keeps the last ``history`` events; ``floor`` is the newest resourceVersion whose events may be
+  missing from history, so a watch from ``rv >= floor`` can be served and an older one gets 410 Gone;
+- registers a watcher and replays history events newer than its rv in one loop step, so no live event
+  can slip between replay and subscription;
+- gives each watcher a bounded queue; a watcher that falls ``queue_size`` events behind is closed with
+  a clear error instead of being buffered forever;
+- turns selector transitions into ADDED/DELETED as upstream's cacher does (an object that starts to
+  match is ADDED, one that stops matching is DELETED).
+
+``progress_rv`` is the newest index whose effects (events) have all been published on the loop: a
+bookmark or a "wait until rv" may use it, never the state's own index, whose events can still be in
+flight between threads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+from collections import deque
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from edgek8s.model import errors
+from edgek8s.model.resources import ResourceId
+from edgek8s.store.state import EventType, StoredObject, WatchEvent
+
+logger = logging.getLogger(__name__)
+
+Predicate = Callable[[StoredObject], bool]
+
+
+class WatcherFellBehind(errors.Gone):
+    """The watcher's queue overflowed; it must list again (or watch from its last rv if still in history)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    """What a watcher emits: an event type and the object (never mutated)."""
+
+    type: EventType
+    obj: StoredObject
+
+
+class Watcher:
+    """One watch stream: filter, bounded queue, close reason."""
+
+    def __init__(
+        self, hub: WatchHub, rid: ResourceId, namespace: str | None, predicate: Predicate, queue_size: int
+    ) -> None:
+        self._hub = hub
+        self.rid = rid
+        self.namespace = namespace
+        self._predicate = predicate
+        self._queue: asyncio.Queue[Delivery | None] = asyncio.Queue(maxsize=queue_size)
+        self.error: errors.StatusError | None = None
+        self.closed = False
+
+    def offer(self, event: WatchEvent) -> None:
+        if self.closed or (self.namespace is not None and event.namespace != self.namespace):
+            return
+        delivery = self._convert(event)
+        if delivery is None:
+            return
+        try:
+            self._queue.put_nowait(delivery)
+        except asyncio.QueueFull:
+            self.close(
+                WatcherFellBehind(
+                    f"the watch fell more than {self._queue.maxsize} events behind and was closed; "
+                    "list again and watch from the new resourceVersion"
+                )
+            )
+
+    def _convert(self, event: WatchEvent) -> Delivery | None:
+        matches = self._predicate(event.obj)
+        if event.type == EventType.MODIFIED and event.prev is not None:
+            matched = self._predicate(event.prev)
+            if matches and not matched:
+                return Delivery(EventType.ADDED, event.obj)
+            if matched and not matches:
+                return Delivery(EventType.DELETED, event.obj)
+        if event.type == EventType.DELETED and event.prev is not None:
+            return Delivery(event.type, event.obj) if self._predicate(event.prev) else None
+        return Delivery(event.type, event.obj) if matches else None
+
+    def close(self, error: errors.StatusError | None = None) -> None:
+        if self.closed:
+            return
+        self.closed = True
+        self.error = error
+        self._hub.unregister(self)
+        # Wake the reader even when the queue is full.
+        while True:
+            try:
+                self._queue.put_nowait(None)
+                break
+            except asyncio.QueueFull:
+                self._queue.get_nowait()
+
+    async def next(self, timeout: float) -> Delivery | None:
+        """The next delivery; None when closed; raises TimeoutError after ``timeout`` seconds idle."""
+        if self.closed and self._queue.empty():
+            return None
+        async with asyncio.timeout(timeout):
+            return await self._queue.get()
+
+    def drain_ready(self, limit: int) -> list[Delivery]:
+        """Deliveries already queued (up to ``limit``), to write them in one go."""
+        ready: list[Delivery] = []
+        while len(ready) < limit:
+            try:
+                item = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            if item is None:
+                self._queue.put_nowait(None)
+                break
+            ready.append(item)
+        return ready
+
+
+class WatchHub:
+    """History and watchers; every method runs on the event loop."""
+
+    def __init__(self, *, history: int, queue_size: int, floor: int = 0) -> None:
+        self._history: deque[WatchEvent] = deque()
+        self._history_size = history
+        self._queue_size = queue_size
+        self.floor = floor
+        self.progress_rv = floor
+        self._watchers: dict[ResourceId, set[Watcher]] = {}
+        self._progress_waiters: list[tuple[int, asyncio.Future[None]]] = []
+
+    def publish(self, events: list[WatchEvent], rv: int) -> None:
+        for event in events:
+            self._history.append(event)
+            if len(self._history) > self._history_size:
+                self.floor = self._history.popleft().rv
+            for watcher in list(self._watchers.get(event.rid, ())):
+                watcher.offer(event)
+        if rv > self.progress_rv:
+            self.progress_rv = rv
+            self._wake_progress_waiters()
+
+    def reset(self, rv: int) -> None:
+        """The state was replaced by a snapshot: history no longer describes it."""
+        self._history.clear()
+        self.floor = rv
+        self.progress_rv = max(self.progress_rv, rv)
+        for watchers in list(self._watchers.values()):
+            for watcher in list(watchers):
+                watcher.close(errors.Gone("the store was reloaded from a snapshot; list again"))
+        self._wake_progress_waiters()
+
+    def watch(
+        self, rid: ResourceId, namespace: str | None, from_rv: int, predicate: Predicate
+    ) -> Watcher:
+        if from_rv < self.floor:
+            raise errors.Gone(f"too old resource version: {from_rv} ({self.floor})")
+        watcher = Watcher(self, rid, namespace, predicate, self._queue_size)
+        for event in self._history:
+            if event.rid == rid and event.rv > from_rv:
+                watcher.offer(event)
+        if not watcher.closed:
+            self._watchers.setdefault(rid, set()).add(watcher)
+        return watcher
+
+    def unregister(self, watcher: Watcher) -> None:
+        watchers = self._watchers.get(watcher.rid)
+        if watchers is not None:
+            watchers.discard(watcher)
+
+    def watcher_count(self) -> int:
+        return sum(len(w) for w in self._watchers.values())
+
+    async def wait_for_progress(self, rv: int, timeout: float) -> bool:
+        """Wait until every event up to ``rv`` is published here; False on timeout."""
+        if self.progress_rv >= rv:
+            return True
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._progress_waiters.append((rv, future))
+        try:
+            async with asyncio.timeout(timeout):
+                await future
+            return True
+        except TimeoutError:
+            return False
+        finally:
+            with contextlib.suppress(ValueError):
+                self._progress_waiters.remove((rv, future))
+
+    def _wake_progress_waiters(self) -> None:
+        for rv, future in self._progress_waiters:
+            if rv <= self.progress_rv and not future.done():
+                future.set_result(None)
+
+
+class AppliedBridge:
+    """Carries (events, index) from the Raft thread to the hub on the loop, batched, in order."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, hub: WatchHub) -> None:
+        self._loop = loop
+        self._hub = hub
+        self._lock = threading.Lock()
+        self._events: list[WatchEvent] = []
+        self._rv = 0
+        self._scheduled = False
+        self._reset_rv: int | None = None
+
+    def on_applied(self, events: list[WatchEvent], rv: int) -> None:  # Raft thread
+        with self._lock:
+            self._events.extend(events)
+            self._rv = rv
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self._schedule()
+
+    def on_reset(self, rv: int) -> None:  # Raft thread
+        with self._lock:
+            self._events.clear()
+            self._reset_rv = rv
+            self._rv = rv
+            if self._scheduled:
+                return
+            self._scheduled = True
+        self._schedule()
+
+    def _schedule(self) -> None:
+        with contextlib.suppress(RuntimeError):  # loop closed during shutdown
+            self._loop.call_soon_threadsafe(self._drain)
+
+    def _drain(self) -> None:  # event loop
+        with self._lock:
+            events, self._events = self._events, []
+            rv, reset_rv = self._rv, self._reset_rv
+            self._reset_rv = None
+            self._scheduled = False
+        if reset_rv is not None:
+            self._hub.reset(reset_rv)
+        self._hub.publish(events, rv)
