@@ -89,6 +89,7 @@ class ApiConfig:
     max_body_bytes: int = 3 * 1024 * 1024
     request_timeout: float = 30.0
     default_watch_timeout: float = 1800.0
+    bookmark_interval: float = 60.0
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

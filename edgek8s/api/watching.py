@@ -24,7 +24,6 @@ from edgek8s.registry.strategy import parse_resource_version
 from edgek8s.store.state import EventType, StoredObject
 from edgek8s.store.watch import Watcher, WatchHub
 
-BOOKMARK_INTERVAL_KEY = web.AppKey("bookmark_interval", float)
 _BATCH = 256
 
 
@@ -60,7 +59,7 @@ async def serve_watch(request: web.Request, target: Target) -> web.StreamRespons
     selection = parse_selection(rtype, query.get("labelSelector", ""), query.get("fieldSelector", ""))
     timeout = _timeout(request)
     bookmarks = query.get("allowWatchBookmarks", "").lower() in ("1", "true")
-    bookmark_interval = request.app.get(BOOKMARK_INTERVAL_KEY, 60.0)
+    bookmark_interval = request.app[CONFIG].api.bookmark_interval
     rv_param = query.get("resourceVersion", "")
 
     initial: list[StoredObject] = []

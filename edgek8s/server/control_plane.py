@@ -32,7 +32,10 @@ class Master:
 
     async def start(self) -> None:
         await self.store.start()
-        self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0)
+        # handler_cancellation: a watch whose client went away must end now, not at its next event.
+        self._runner = web.AppRunner(
+            self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0, handler_cancellation=True
+        )
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.api.host, self.config.api.port, reuse_address=True)
         await site.start()
