@@ -76,6 +76,46 @@ class RaftStatus:
     fsyncs: int
 
 
+def syncobj_conf(config: RaftConfig, *, on_state_changed: Callable[[int, int], None] | None = None) -> SyncObjConf:
+    return SyncObjConf(
+        bindAddress=config.self_address,
+        fullDumpFile=str(config.snapshot_path),
+        dynamicMembershipChange=True,
+        appendEntriesPeriod=config.heartbeat_period,
+        raftMinTimeout=config.election_timeout_min,
+        raftMaxTimeout=config.election_timeout_max,
+        leaderFallbackTimeout=config.leader_fallback_timeout,
+        connectionTimeout=config.connection_timeout,
+        connectionRetryTime=config.connection_retry,
+        autoTickPeriod=config.tick_period,
+        # No single entry may take PySyncObj's chunked path: it is broken for entries > 64 KiB.
+        appendEntriesBatchSizeBytes=16 * 1024 * 1024,
+        logCompactionMinEntries=config.compaction_min_entries,
+        logCompactionMinTime=config.compaction_min_seconds,
+        onStateChanged=on_state_changed,
+        commandsQueueSize=20_000,
+        useFork=True,
+    )
+
+
+def build_syncobj(
+    config: RaftConfig, machine: StateMachine, *, on_state_changed: Callable[[int, int], None] | None = None
+) -> tuple[EdgeSyncObj, MachineConsumer]:
+    """Open the journal and bind the Raft port (blocking); the tick thread is not started yet."""
+    config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+    cipher = RaftCipher(derive_raft_key(config.cluster_secret))
+    consumer = MachineConsumer(machine.apply, machine.snapshot, machine.restore)
+    obj = EdgeSyncObj(
+        config.self_address,
+        list(config.peers),
+        conf=syncobj_conf(config, on_state_changed=on_state_changed),
+        journal_path=config.journal_path,
+        cipher=cipher,
+        consumer=consumer,
+    )
+    return obj, consumer
+
+
 class RaftNode:
     """One replica; start it inside a running event loop."""
 
@@ -91,46 +131,14 @@ class RaftNode:
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
-    def _conf(self) -> SyncObjConf:
-        config = self._config
-        _host, _, _port = config.self_address.rpartition(":")
-        return SyncObjConf(
-            bindAddress=config.self_address,
-            fullDumpFile=str(config.snapshot_path),
-            dynamicMembershipChange=True,
-            appendEntriesPeriod=config.heartbeat_period,
-            raftMinTimeout=config.election_timeout_min,
-            raftMaxTimeout=config.election_timeout_max,
-            leaderFallbackTimeout=config.leader_fallback_timeout,
-            connectionTimeout=config.connection_timeout,
-            connectionRetryTime=config.connection_retry,
-            autoTickPeriod=config.tick_period,
-            # No single entry may take PySyncObj's chunked path: it is broken for entries > 64 KiB.
-            appendEntriesBatchSizeBytes=16 * 1024 * 1024,
-            logCompactionMinEntries=config.compaction_min_entries,
-            logCompactionMinTime=config.compaction_min_seconds,
-            onStateChanged=self._on_state_changed,
-            commandsQueueSize=20_000,
-            useFork=True,
-        )
-
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
-        cipher = RaftCipher(derive_raft_key(self._config.cluster_secret))
-        consumer = MachineConsumer(self._machine.apply, self._machine.snapshot, self._machine.restore)
         # Binding the Raft port and reading the journal are blocking: keep them off the loop.
-        self._obj = await asyncio.to_thread(
-            EdgeSyncObj,
-            self._config.self_address,
-            list(self._config.peers),
-            conf=self._conf(),
-            journal_path=self._config.journal_path,
-            cipher=cipher,
-            consumer=consumer,
+        obj, self._consumer = await asyncio.to_thread(
+            build_syncobj, self._config, self._machine, on_state_changed=self._on_state_changed
         )
-        self._consumer = consumer
-        self._obj.start()
+        obj.start()
+        self._obj = obj
         logger.info("raft replica %s started, peers %s", self._config.self_address, self._config.peers)
 
     async def stop(self) -> None:
