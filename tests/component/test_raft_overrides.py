@@ -251,8 +251,12 @@ async def test_apply_that_raises_does_not_halt_replication(tmp_path: Path) -> No
     secret = secrets.token_bytes(32)
     nodes = [
         RaftNode(
-            RaftConfig(self_address=a, peers=tuple(x for x in addresses if x != a), data_dir=tmp_path / a.replace(":", "_"),
-                       cluster_secret=secret),
+            RaftConfig(
+                self_address=a,
+                peers=tuple(x for x in addresses if x != a),
+                data_dir=tmp_path / a.replace(":", "_"),
+                cluster_secret=secret,
+            ),
             ToyMachine(),
         )
         for a in addresses

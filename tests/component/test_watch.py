@@ -29,6 +29,7 @@ class Stream:
         self.url, self.path, self.params = url, path, {"watch": "1", **params}
         self.events: list[dict[str, Any]] = []
         self.ended = asyncio.Event()
+        self._changed = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
 
     async def __aenter__(self) -> Stream:
@@ -43,6 +44,7 @@ class Stream:
             async for line in self._response.content:
                 if line.strip():
                     self.events.append(json.loads(line))
+                    self._changed.set()
         except aiohttp.ClientError:
             pass
         finally:
@@ -51,8 +53,18 @@ class Stream:
     async def wait_count(self, count: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         async with asyncio.timeout(timeout):
             while len(self.events) < count:
-                await asyncio.sleep(0.01)
+                self._changed.clear()
+                await self._changed.wait()
         return self.events
+
+    async def wait_for_type(self, kind: str, timeout: float = 5.0) -> dict[str, Any]:
+        async with asyncio.timeout(timeout):
+            while True:
+                for event in self.events:
+                    if event["type"] == kind:
+                        return event
+                self._changed.clear()
+                await self._changed.wait()
 
     async def __aexit__(self, *exc: object) -> None:
         self._response.close()
@@ -133,10 +145,7 @@ async def test_bookmarks_carry_progress(tmp_path: Path) -> None:
 async def _expect_bookmark(cluster: LocalCluster, created: dict[str, Any]) -> None:
     async with Stream(cluster.urls[1], CM, resourceVersion=created["metadata"]["resourceVersion"],
                       allowWatchBookmarks="true") as stream:
-        async with asyncio.timeout(5):
-            while not any(e["type"] == "BOOKMARK" for e in stream.events):
-                await asyncio.sleep(0.05)
-    bookmark = next(e for e in stream.events if e["type"] == "BOOKMARK")
+        bookmark = await stream.wait_for_type("BOOKMARK")
     assert int(bookmark["object"]["metadata"]["resourceVersion"]) >= int(created["metadata"]["resourceVersion"])
     assert bookmark["object"]["kind"] == "ConfigMap"
 
