@@ -1,0 +1,6 @@
+#!/usr/bin/env bash
+# Install what edgek8s needs and bring up a local HA control plane (3 masters) on this machine.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/install.sh
+exec .venv/bin/edgek8s up "$@"
