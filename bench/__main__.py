@@ -1,0 +1,51 @@
+"""Entry point: `python -m bench <name> [options]` runs one benchmark.
+
+Each benchmark module exposes `main(argv: list[str]) -> int`, prints its
+figures next to its anchor measured in the same run, and ends stdout with
+exactly one JSON line of its figures. Register new ones in BENCHMARKS.
+"""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# name -> (module, one-line description). The module is imported only when run.
+BENCHMARKS: dict[str, tuple[str, str]] = {
+    "store": ("bench.store", "replicated object store writes, failover and RSS vs a 3-node etcd 3.4"),
+    # "api": ("bench.api", ...),
+    # "scheduler": ("bench.scheduler", ...),
+    # "podstartup": ("bench.podstartup", ...),
+}
+
+
+def usage() -> str:
+    lines = [
+        "usage: python -m bench <name> [options]   (python -m bench <name> --help for options)",
+        "",
+        "benchmarks:",
+    ]
+    lines += [f"  {name:<12} {desc}" for name, (_, desc) in BENCHMARKS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] in ("-h", "--help"):
+        print(usage())
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in BENCHMARKS:
+        print(f"unknown benchmark {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(BENCHMARKS[name][0])
+    try:
+        code: int = module.main(rest)
+    except KeyboardInterrupt:
+        # The benchmark's own finally blocks have stopped its processes by now.
+        print(f"bench {name}: interrupted", file=sys.stderr)
+        return 130
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

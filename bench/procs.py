@@ -1,0 +1,174 @@
+"""Process plumbing shared by the benchmarks: free loopback ports, temp dirs,
+child processes in their own process groups, RSS readings, and cleanup that
+runs on normal exit, on errors, on Ctrl-C and on SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import atexit
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+from types import FrameType
+from typing import IO
+
+LOOPBACK = "127.0.0.1"
+
+# Every process group and temp dir a benchmark creates is registered here so an
+# interpreter exit (including one caused by an uncaught exception) reaps them.
+_live_groups: dict[int, subprocess.Popen[bytes]] = {}
+_temp_dirs: list[Path] = []
+_reserved_ports: set[int] = set()
+
+
+def free_ports(count: int) -> list[int]:
+    """Ask the kernel for `count` distinct free TCP ports on loopback.
+
+    All sockets are held open until every port is picked so the kernel cannot
+    hand out the same port twice, and ports handed out earlier in this process
+    are skipped (a stopped-and-restarted node keeps its port).
+    """
+    sockets: list[socket.socket] = []
+    ports: list[int] = []
+    try:
+        while len(ports) < count:
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sockets.append(sock)
+            sock.bind((LOOPBACK, 0))
+            port = int(sock.getsockname()[1])
+            if port in _reserved_ports:
+                continue
+            ports.append(port)
+    finally:
+        for sock in sockets:
+            sock.close()
+    _reserved_ports.update(ports)
+    return ports
+
+
+def make_temp_dir(prefix: str) -> Path:
+    """A fresh temp dir removed by `cleanup_all` (or at interpreter exit)."""
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    _temp_dirs.append(path)
+    return path
+
+
+def remove_temp_dir(path: Path) -> None:
+    shutil.rmtree(path, ignore_errors=True)
+    with contextlib.suppress(ValueError):
+        _temp_dirs.remove(path)
+
+
+def spawn(argv: Sequence[str], log_path: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start `argv` as the leader of a new session (so of a new process group),
+    stdout and stderr appended to `log_path`."""
+    log: IO[bytes] = open(log_path, "ab")  # noqa: SIM115 - the child owns the fd
+    try:
+        proc = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.DEVNULL,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            env=env,
+        )
+    finally:
+        log.close()
+    _live_groups[proc.pid] = proc
+    return proc
+
+
+def kill_group(proc: subprocess.Popen[bytes], sig: int = signal.SIGKILL) -> None:
+    """Send `sig` to the whole process group of `proc` (its pgid is its pid)."""
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(proc.pid, sig)
+
+
+def reap(proc: subprocess.Popen[bytes], timeout: float = 10.0) -> int | None:
+    """Wait for `proc` to exit; SIGKILL its group if it will not. Returns its exit code."""
+    try:
+        code = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        kill_group(proc, signal.SIGKILL)
+        code = proc.wait(timeout=10.0)
+    # Children of the group may outlive the leader: make sure none are left.
+    kill_group(proc, signal.SIGKILL)
+    _live_groups.pop(proc.pid, None)
+    return code
+
+
+def stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
+    """SIGTERM the group, give it `grace` seconds, then SIGKILL and reap."""
+    if proc.poll() is None:
+        kill_group(proc, signal.SIGTERM)
+    reap(proc, timeout=grace)
+
+
+def rss_bytes(pid: int) -> int | None:
+    """VmRSS of `pid` from /proc/PID/status, in bytes; None if it is gone."""
+    try:
+        text = Path(f"/proc/{pid}/status").read_text()
+    except OSError:
+        return None
+    for line in text.splitlines():
+        if line.startswith("VmRSS:"):
+            value, unit = line.split()[1:3]
+            assert unit == "kB", unit
+            return int(value) * 1024
+    return None
+
+
+def log_tail(path: Path, max_bytes: int = 2000) -> str:
+    try:
+        data = path.read_bytes()
+    except OSError:
+        return ""
+    return data[-max_bytes:].decode("utf-8", "replace").strip()
+
+
+def cleanup_all() -> None:
+    """Kill every registered process group and remove every registered temp dir."""
+    for proc in list(_live_groups.values()):
+        kill_group(proc, signal.SIGKILL)
+    deadline = time.monotonic() + 10.0
+    for proc in list(_live_groups.values()):
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            proc.wait(timeout=max(0.1, deadline - time.monotonic()))
+        _live_groups.pop(proc.pid, None)
+    for path in list(_temp_dirs):
+        remove_temp_dir(path)
+
+
+def _on_sigterm(signum: int, frame: FrameType | None) -> None:
+    # Turn SIGTERM into an exception so `finally` blocks and context managers run.
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
+def cancel_on_sigterm() -> None:
+    """Call from the main coroutine: SIGTERM then cancels it (as Ctrl-C does
+    under asyncio.run), so its `finally` blocks run. asyncio.run then raises
+    CancelledError; the caller should turn that into KeyboardInterrupt."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    if task is not None:
+        loop.add_signal_handler(signal.SIGTERM, task.cancel)
+
+
+def install_cleanup() -> None:
+    """Arrange for `cleanup_all` to run however the benchmark process ends
+    (short of SIGKILL). Ctrl-C already raises KeyboardInterrupt."""
+    atexit.register(cleanup_all)
+    install_sigterm()
+
+
+def install_sigterm() -> None:
+    """SIGTERM raises KeyboardInterrupt outside an event loop (asyncio resets
+    the handler when a loop that had `cancel_on_sigterm` closes)."""
+    signal.signal(signal.SIGTERM, _on_sigterm)
