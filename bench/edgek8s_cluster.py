@@ -118,12 +118,18 @@ class EdgeCluster:
         except EdgeError as exc:
             raise EdgeUnavailable(str(exc)) from exc
 
-    def stop(self) -> None:
+    def stop(self, keep_logs: bool = False) -> Path | None:
+        """Stop every member and remove the temp dir; with `keep_logs`, the
+        members' logs are copied out first and the copy's path returned."""
+        kept = None
         for m in self.masters:
             if m.proc is not None:
                 procs.stop(m.proc)
                 m.proc = None
+        if keep_logs:
+            kept = procs.preserve_logs([m.log_path for m in self.masters], self.base_dir.name)
         procs.remove_temp_dir(self.base_dir)
+        return kept
 
     async def __aenter__(self) -> EdgeCluster:
         return self

@@ -138,12 +138,18 @@ class EtcdCluster:
             status = await self.status(session, i)
             self._member_ids[status["header"]["member_id"]] = i
 
-    def stop(self) -> None:
+    def stop(self, keep_logs: bool = False) -> Path | None:
+        """Stop every member and remove the temp dir; with `keep_logs`, the
+        members' logs are copied out first and the copy's path returned."""
+        kept = None
         for m in self.members:
             if m.proc is not None:
                 procs.stop(m.proc)
                 m.proc = None
+        if keep_logs:
+            kept = procs.preserve_logs([m.log_path for m in self.members], self.base_dir.name)
         procs.remove_temp_dir(self.base_dir)
+        return kept
 
     async def __aenter__(self) -> EtcdCluster:
         return self

@@ -125,12 +125,26 @@ def rss_bytes(pid: int) -> int | None:
     return None
 
 
-def log_tail(path: Path, max_bytes: int = 2000) -> str:
+def log_tail(path: Path, max_lines: int = 3, max_bytes: int = 4000) -> str:
+    """The last lines of a member's log, for an error message (a traceback's
+    last line names the exception)."""
     try:
-        data = path.read_bytes()
+        with open(path, "rb") as f:
+            f.seek(max(0, path.stat().st_size - max_bytes))
+            data = f.read()
     except OSError:
         return ""
-    return data[-max_bytes:].decode("utf-8", "replace").strip()
+    lines = [line.strip() for line in data.decode("utf-8", "replace").splitlines() if line.strip()]
+    return " | ".join(lines[-max_lines:])
+
+
+def preserve_logs(paths: Sequence[Path], label: str) -> Path:
+    """Copy logs out of a temp dir that is about to be removed; the copy stays."""
+    keep = Path(tempfile.mkdtemp(prefix=f"bench-logs-{label}-"))
+    for path in paths:
+        if path.exists():
+            shutil.copy2(path, keep / path.name)
+    return keep
 
 
 def cleanup_all() -> None:

@@ -214,6 +214,10 @@ async def bench_etcd(session: aiohttp.ClientSession, plan: Plan, value: str, run
     try:
         await cluster.start(session)
         await run_system(session, cluster, plan, "etcd", etcd_factory(cluster, value.encode()), cluster.write_ok, run)
+    except Exception:  # keep the evidence; Ctrl-C needs none
+        kept = cluster.stop(keep_logs=True)
+        print(f"  member logs kept in {kept}", flush=True)
+        raise
     finally:
         cluster.stop()
 
@@ -226,6 +230,10 @@ async def bench_etcd_tuned(session: aiohttp.ClientSession, plan: Plan, run: Syst
         await measure_failover(
             session, cluster, plan.kills, label="etcd tuned", result=run.failover, budget_s=plan.failover_budget_s
         )
+    except Exception:  # keep the evidence; Ctrl-C needs none
+        kept = cluster.stop(keep_logs=True)
+        print(f"  member logs kept in {kept}", flush=True)
+        raise
     finally:
         cluster.stop()
 
@@ -235,6 +243,10 @@ async def bench_edgek8s(session: aiohttp.ClientSession, plan: Plan, value: str, 
     try:
         await cluster.start(session)
         await run_system(session, cluster, plan, "edgek8s", edge_factory(cluster, value), cluster.write_ok, run)
+    except Exception:  # keep the evidence; Ctrl-C needs none
+        kept = cluster.stop(keep_logs=True)
+        print(f"  member logs kept in {kept}", flush=True)
+        raise
     finally:
         cluster.stop()
 
