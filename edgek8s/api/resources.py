@@ -13,7 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
-from edgek8s.api.context import STORE, raw_response, read_json
+from edgek8s.api.context import STORE, json_response, raw_response, read_json
 from edgek8s.api.listing import decode_continue, list_body, paginate, parse_selection
 from edgek8s.api.paths import Target
 from edgek8s.api.watching import serve_watch
@@ -161,6 +161,10 @@ async def _delete(request: web.Request, store: RaftStore, target: Target) -> web
         expect_uid=preconditions.get("uid"),
         expect_rv=expect_rv,
     )
+    if stored is None:  # a retried delete whose first attempt applied: upstream's Status form
+        details = {"name": target.name, "group": target.rtype.group, "kind": target.rtype.plural}
+        return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                              "details": details})
     return raw_response(stored.raw)
 
 
@@ -175,11 +179,11 @@ async def _delete_collection(request: web.Request, store: RaftStore, target: Tar
         if not selection.matches(obj):
             continue
         try:
-            deleted.append(
-                await store.delete(
-                    target.rtype, obj.fields["metadata.namespace"], obj.fields["metadata.name"], expect_uid=obj.uid
-                )
+            gone = await store.delete(
+                target.rtype, obj.fields["metadata.namespace"], obj.fields["metadata.name"], expect_uid=obj.uid
             )
+            if gone is not None:
+                deleted.append(gone)
         except (errors.NotFound, errors.Conflict):
             continue  # deleted or replaced concurrently: not ours to delete any more
     return raw_response(list_body(target.rtype, deleted, rv=rv, cont="", remaining=None))

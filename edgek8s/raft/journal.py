@@ -10,8 +10,9 @@ term. This journal implements PySyncObj's ``Journal`` interface on a plain appen
   and every entry that arrived in one tick shares one fdatasync (group commit).
 - ``set_current_term`` (term and vote) is written to a small metadata file with fsync of the file and
   its directory before returning, i.e. before any vote is sent.
-- Records are ``len | crc32 | index | term | command``; on load, a torn or corrupt tail is cut off (it
-  was never acknowledged, because acknowledgement waits for the fdatasync that would have covered it).
+- Records are ``len | crc32 | index | term | command``, the checksum covering length, index, term and
+  command (so a zero-filled tail never passes); on load, a torn or corrupt tail is cut off (it was never
+  acknowledged, because acknowledgement waits for the fdatasync that would have covered it).
 - Before entries are dropped for a snapshot (``deleteEntriesTo``/``clear``), the snapshot file that
   replaces them is fsynced together with its directory: PySyncObj writes it with a bare rename.
 - Compaction rewrites the journal into a new file, fsyncs it and renames it into place.
@@ -36,8 +37,14 @@ logger = logging.getLogger(__name__)
 
 Entry = tuple[bytes, int, int]  # (command, index, term), PySyncObj's shape
 
-_MAGIC = b"EDGEK8S-JOURNAL-1\n"
-_RECORD_HEADER = struct.Struct("<IIQQ")  # payload length, crc32(payload), index, term
+_MAGIC = b"EDGEK8S-JOURNAL-2\n"
+_RECORD_HEADER = struct.Struct("<IIQQ")  # payload length, crc32(length, index, term, payload), index, term
+_CHECKED = struct.Struct("<IQQ")
+
+
+def _record(command: bytes, index: int, term: int) -> bytes:
+    crc = zlib.crc32(command, zlib.crc32(_CHECKED.pack(len(command), index, term)))
+    return _RECORD_HEADER.pack(len(command), crc, index, term) + command
 _META = struct.Struct("<Q")
 
 
@@ -111,7 +118,8 @@ class DurableJournal(Journal):  # type: ignore[misc]
             length, crc, index, term = _RECORD_HEADER.unpack_from(data, offset)
             start = offset + _RECORD_HEADER.size
             payload = data[start : start + length]
-            if len(payload) != length or zlib.crc32(payload) != crc:
+            expected = zlib.crc32(payload, zlib.crc32(_CHECKED.pack(length, index, term)))
+            if len(payload) != length or crc != expected or index == 0:
                 break
             self._entries.append((payload, index, term))
             self._offsets.append(offset)
@@ -160,8 +168,7 @@ class DurableJournal(Journal):  # type: ignore[misc]
         command = bytes(command)
         self._offsets.append(self._end + len(self._pending))
         self._entries.append((command, idx, term))
-        self._pending += _RECORD_HEADER.pack(len(command), zlib.crc32(command), idx, term)
-        self._pending += command
+        self._pending += _record(command, idx, term)
 
     def clear(self) -> None:
         self._make_snapshot_durable()
@@ -197,8 +204,7 @@ class DurableJournal(Journal):  # type: ignore[misc]
         offsets = []
         for command, idx, term in kept:
             offsets.append(len(buffer))
-            buffer += _RECORD_HEADER.pack(len(command), zlib.crc32(command), idx, term)
-            buffer += command
+            buffer += _record(command, idx, term)
         os.write(fd, buffer)
         os.fsync(fd)
         os.replace(tmp, self._path)

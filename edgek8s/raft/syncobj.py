@@ -5,7 +5,7 @@ closes one measured hole and has a test in tests/component/test_raft_overrides.p
 
 1. Durable journal (``journal.DurableJournal``) swapped in after ``SyncObj.__init__`` (which only knows
    its own mmap journal); the tick loop is our own thread so the swap happens before the first tick.
-2. Group commit: the journal is fdatasync'ed before any message leaves the node (``_SyncingTransport``)
+2. Group commit: the journal is fdatasync'ed before a follower acknowledges entries (``_SyncingTransport``)
    and at the start of every tick, before the leader counts its own log towards a commit; commands
    queued in one tick are appended together and sent in one AppendEntries (``_checkCommandsToApply``),
    instead of PySyncObj's choice between one send per command and one send per heartbeat.
@@ -50,10 +50,17 @@ _PRE_VOTE_RESPONSE = "edgek8s_pre_vote_response"
 
 
 class _SyncingTransport(TCPTransport):  # type: ignore[misc]
-    """Makes the journal durable before any message leaves: the choke point of group commit."""
+    """Makes the journal durable before a follower acknowledges entries: the choke point of group commit.
+
+    Only ``next_node_idx`` tells a leader "I hold these entries" (and lets it count this replica towards
+    a commit). Votes need the term and vote on disk, which ``DurableJournal.setCurrentTerm`` already
+    guarantees; a leader's own entries are made durable at the start of the next tick, before it counts
+    itself, so its AppendEntries go out without waiting for its fsync (followers sync in parallel).
+    """
 
     def send(self, node: Any, message: Any) -> bool:
-        self._syncObj._edge_before_send()
+        if isinstance(message, dict) and message.get("type") == "next_node_idx":
+            self._syncObj._edge_before_send()
         return bool(super().send(node, message))
 
 

@@ -146,7 +146,8 @@ class RaftStore:
         *,
         expect_uid: str | None = None,
         expect_rv: int | None = None,
-    ) -> StoredObject:
+    ) -> StoredObject | None:
+        """The deleted (or now deleting) object; None when a retried delete had already applied."""
         committed = await self._propose(
             {
                 "op": "delete",
@@ -158,7 +159,6 @@ class RaftStore:
                 "now": now_rfc3339(),
             }
         )
-        assert committed.obj is not None
         return committed.obj
 
     async def register_master(self, *, name: str, raft_address: str, api_url: str) -> None:

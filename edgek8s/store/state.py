@@ -167,6 +167,8 @@ class ClusterState:
         except ValueError as exc:
             return errors.BadRequest(f"undecodable command: {exc}")
         request_id = command.get("rid")
+        if request_id is not None and not isinstance(request_id, str):
+            return errors.BadRequest("the request id must be a string")
         if request_id and request_id in self._dedup:
             return self._replay(self._dedup[request_id], index)
         try:
@@ -181,7 +183,8 @@ class ClusterState:
 
     def _remember(self, request_id: str, command: dict[str, Any], result: ApplyResult) -> None:
         if isinstance(result, errors.StatusError):
-            entry: tuple[str, ...] = ("err", type(result).__name__, result.message)
+            entry: tuple[str, ...] = ("err", type(result).__name__, result.message, result.kind, result.group,
+                                      result.name)
         else:
             entry = ("ok", command.get("res", ""), command.get("ns", ""), command.get("name", ""))
         self._dedup[request_id] = entry
@@ -191,7 +194,8 @@ class ClusterState:
     def _replay(self, entry: tuple[str, ...], index: int) -> ApplyResult:
         if entry[0] == "err":
             cls = getattr(errors, entry[1], errors.InternalError)
-            return cls(entry[2])
+            _, _, message, kind, group, name = entry
+            return cls(message, kind=kind, group=group, name=name)
         _, rid, ns, name = entry
         current = self._objects.get(ResourceId(rid), {}).get(ns, {}).get(name)
         return Committed(index, current, changed=False)
@@ -226,11 +230,11 @@ class ClusterState:
         return stored
 
     def _remove(self, rid: ResourceId, namespace: str, name: str, obj: dict[str, Any]) -> StoredObject:
+        stored = make_stored(rid, obj)  # first: if this fails, the state is untouched
         bucket = self._bucket(rid, namespace)
         prev = bucket.pop(name)
         if not bucket:
             del self._objects[rid][namespace]
-        stored = make_stored(rid, obj)
         self._events.append(WatchEvent(EventType.DELETED, rid, namespace, name, stored, prev))
         if namespace and rid != NAMESPACES:
             self._finish_namespace_if_empty(namespace, obj, stored.rv)
@@ -329,7 +333,7 @@ class ClusterState:
         if _without_rv(merged) == _without_rv(current):
             return Committed(index, existing, changed=False)
         merged["metadata"]["resourceVersion"] = str(index)
-        if existing.deleting and not merged["metadata"].get("finalizers"):
+        if existing.deleting and not merged["metadata"].get("finalizers") and rid != NAMESPACES:
             return Committed(index, self._remove(rid, namespace, name, merged))
         return Committed(index, self._put(rid, namespace, name, merged, EventType.MODIFIED))
 
@@ -357,6 +361,8 @@ class ClusterState:
             meta["deletionTimestamp"] = command["now"]
             meta["deletionGracePeriodSeconds"] = 0
             meta["resourceVersion"] = str(index)
+            if rid in _GENERATION_TRACKED:
+                meta["generation"] = int(meta.get("generation", 1)) + 1
             return Committed(index, self._put(rid, namespace, name, current, EventType.MODIFIED))
         meta["resourceVersion"] = str(index)
         return Committed(index, self._remove(rid, namespace, name, current))

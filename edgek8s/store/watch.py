@@ -52,31 +52,43 @@ class Watcher:
     """One watch stream: filter, bounded queue, close reason."""
 
     def __init__(
-        self, hub: WatchHub, rid: ResourceId, namespace: str | None, predicate: Predicate, queue_size: int
+        self,
+        hub: WatchHub,
+        rid: ResourceId,
+        namespace: str | None,
+        predicate: Predicate,
+        queue_size: int,
+        from_rv: int = 0,
     ) -> None:
         self._hub = hub
         self.rid = rid
         self.namespace = namespace
         self._predicate = predicate
-        self._queue: asyncio.Queue[Delivery | None] = asyncio.Queue(maxsize=queue_size)
+        self._from_rv = from_rv
+        self._limit = queue_size
+        # One slot more than the limit, kept for the end-of-stream marker: closing never drops an event.
+        self._queue: asyncio.Queue[Delivery | None] = asyncio.Queue(maxsize=queue_size + 1)
         self.error: errors.StatusError | None = None
         self.closed = False
 
     def offer(self, event: WatchEvent) -> None:
-        if self.closed or (self.namespace is not None and event.namespace != self.namespace):
+        # Events up to from_rv may still arrive from the Raft thread after a list at from_rv: skip them.
+        if self.closed or event.rv <= self._from_rv:
+            return
+        if self.namespace is not None and event.namespace != self.namespace:
             return
         delivery = self._convert(event)
         if delivery is None:
             return
-        try:
-            self._queue.put_nowait(delivery)
-        except asyncio.QueueFull:
+        if self._queue.qsize() >= self._limit:
             self.close(
                 WatcherFellBehind(
-                    f"the watch fell more than {self._queue.maxsize} events behind and was closed; "
+                    f"the watch fell more than {self._limit} events behind and was closed; "
                     "list again and watch from the new resourceVersion"
                 )
             )
+            return
+        self._queue.put_nowait(delivery)
 
     def _convert(self, event: WatchEvent) -> Delivery | None:
         matches = self._predicate(event.obj)
@@ -96,13 +108,7 @@ class Watcher:
         self.closed = True
         self.error = error
         self._hub.unregister(self)
-        # Wake the reader even when the queue is full.
-        while True:
-            try:
-                self._queue.put_nowait(None)
-                break
-            except asyncio.QueueFull:
-                self._queue.get_nowait()
+        self._queue.put_nowait(None)  # the reserved slot: never full here
 
     async def next(self, timeout: float) -> Delivery | None:
         """The next delivery; None when closed; raises TimeoutError after ``timeout`` seconds idle."""
@@ -164,9 +170,9 @@ class WatchHub:
     ) -> Watcher:
         if from_rv < self.floor:
             raise errors.Gone(f"too old resource version: {from_rv} ({self.floor})")
-        watcher = Watcher(self, rid, namespace, predicate, self._queue_size)
+        watcher = Watcher(self, rid, namespace, predicate, self._queue_size, from_rv)
         for event in self._history:
-            if event.rid == rid and event.rv > from_rv:
+            if event.rid == rid:
                 watcher.offer(event)
         if not watcher.closed:
             self._watchers.setdefault(rid, set()).add(watcher)

@@ -7,6 +7,8 @@ test also shows the bug it fixes, so the override stays justified.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
+import functools
 import os
 import pickle
 import secrets
@@ -19,13 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pysyncobj import SyncObj
+from pysyncobj import FAIL_REASON, SyncObj
 from pysyncobj.node import TCPNode
 from pysyncobj.syncobj import _RAFT_STATE
 
 from edgek8s.client.rest import RestClient
 from edgek8s.config import RaftConfig
-from edgek8s.model import errors
 from edgek8s.model.resources import by_id, resource_id
 from edgek8s.raft.node import RaftNode, build_syncobj
 from edgek8s.raft.syncobj import EdgeSyncObj
@@ -68,14 +69,14 @@ def lonely_syncobj(tmp_path: Path) -> Iterator[tuple[EdgeSyncObj, Any]]:
 def _fill_log(obj: EdgeSyncObj, last_index: int, term: int = 1) -> None:
     log = obj._SyncObj__raftLog
     for index in range(log[-1][1] + 1, last_index + 1):
-        log.add(b"\x00cmd", index, term)
+        log.add(b"\x01", index, term)  # no-op entries: harmless if applied
     obj._SyncObj__raftCurrentTerm = term
 
 
 def _append(prev: int, indexes: list[int], term: int = 1) -> dict[str, Any]:
     return {
         "type": "append_entries", "term": term, "commit_index": 1, "prevLogIdx": prev, "prevLogTerm": term,
-        "entries": [(b"\x00cmd", i, term) for i in indexes],
+        "entries": [(b"\x01", i, term) for i in indexes],
     }
 
 
@@ -95,7 +96,7 @@ def test_follower_still_truncates_conflicting_entries(lonely_syncobj: tuple[Edge
     _fill_log(obj, 6, term=1)
     message = _append(2, [3, 4, 5], term=2)
     message["prevLogTerm"] = 1
-    message["entries"][0] = (b"\x00cmd", 3, 1)  # 3 matches, 4 conflicts (term 2 vs 1)
+    message["entries"][0] = (b"\x01", 3, 1)  # 3 matches, 4 conflicts (term 2 vs 1)
     obj._SyncObj__onMessageReceived(leader, message)
     log = obj._SyncObj__raftLog
     assert [(e[1], e[2]) for e in log[-3:]] == [(3, 1), (4, 2), (5, 2)]
@@ -143,6 +144,7 @@ def _as_leader_with_queue(obj: EdgeSyncObj, peer: Any, commands: int) -> list[di
     obj._SyncObj__connectedNodes.add(peer)
     obj._SyncObj__raftNextIndex[peer] = 4
     obj._SyncObj__raftMatchIndex[peer] = 3
+    obj._SyncObj__lastResponseTime[peer] = time.monotonic()
     obj.journal().sync()
     sent: list[dict[str, Any]] = []
     transport = obj._SyncObj__transport
@@ -160,18 +162,40 @@ def test_commands_of_one_tick_share_one_append_and_one_fsync(lonely_syncobj: tup
     obj._checkCommandsToApply()
     appends = [m for m in sent if m["type"] == "append_entries"]
     assert [len(m["entries"]) for m in appends] == [50]
+    # The leader sends before its own fsync (followers sync in parallel) ...
+    assert obj.journal().fsync_count == before and obj.journal().dirty
+    # ... and makes all 50 durable with one fdatasync before it next counts itself towards a commit.
+    obj._onTick(0.0)
     assert obj.journal().fsync_count - before == 1
     assert not obj.journal().dirty
 
 
-def test_upstream_sends_and_syncs_once_per_command(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+def test_upstream_sends_one_append_per_command(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
     obj, peer = lonely_syncobj
     sent = _as_leader_with_queue(obj, peer, 50)
-    before = obj.journal().fsync_count
     SyncObj._checkCommandsToApply(obj)  # upstream's loop, with appendEntriesUseBatch off as edgek8s needs
     appends = [m for m in sent if m["type"] == "append_entries"]
     assert len(appends) == 50
-    assert obj.journal().fsync_count - before == 50
+
+
+def test_follower_acknowledges_only_durable_entries(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, leader = lonely_syncobj
+    _fill_log(obj, 3)
+    obj.journal().sync()
+    synced_when_acked: list[bool] = []
+    transport = obj._SyncObj__transport
+    original = transport.send
+
+    def record(node: Any, message: dict[str, Any]) -> bool:
+        result: bool = original(node, message)  # the real send, which syncs first for acknowledgements
+        if message["type"] == "next_node_idx":
+            synced_when_acked.append(not obj.journal().dirty)
+        return result
+
+    transport.send = record
+    obj._SyncObj__onMessageReceived(leader, _append(3, [4, 5, 6]))
+    assert synced_when_acked == [True]
+    assert obj._SyncObj__raftLog[-1][1] == 6
 
 
 async def test_restarted_follower_does_not_depose_the_leader(cluster: LocalCluster) -> None:
@@ -273,21 +297,57 @@ async def test_apply_that_raises_does_not_halt_replication(tmp_path: Path) -> No
             await node.stop()
 
 
-async def test_one_membership_change_at_a_time(cluster: LocalCluster, clients: list[RestClient]) -> None:
-    new = [f"127.0.0.1:{free_port()}" for _ in range(2)]
-    results = await asyncio.gather(
-        clients[0].create("/edgek8s/v1/members", {"address": new[0]}),
-        clients[1].create("/edgek8s/v1/members", {"address": new[1]}),
-        return_exceptions=True,
-    )
-    failures = [r for r in results if isinstance(r, BaseException)]
-    assert len(failures) == 1 and isinstance(failures[0], errors.StatusError), results
-    added = new[0] if not isinstance(results[0], BaseException) else new[1]
-    status = await clients[2].get("/edgek8s/v1/status")
-    await wait_for(lambda: len(cluster.running()[2].store.raft.status().members) == 4)
-    assert added in cluster.running()[2].store.raft.status().members, status
-    await clients[0].delete(f"/edgek8s/v1/members?address={added}")
-    await wait_for(lambda: all(len(m.store.raft.status().members) == 3 for m in cluster.running()))
+def _membership_outcomes(obj: EdgeSyncObj, peer: Any, check: Any) -> list[int]:
+    _as_leader_with_queue(obj, peer, 0)
+    outcomes: list[int] = []
+    obj._SyncObj__changeCluster = check
+    for _ in range(2):
+        obj.addNodeToCluster(f"127.0.0.1:{free_port()}", callback=lambda _r, err: outcomes.append(err))
+    obj._checkCommandsToApply()
+    return outcomes
+
+
+def test_one_membership_change_at_a_time(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, peer = lonely_syncobj
+    members = len(obj.members())
+    outcomes = _membership_outcomes(obj, peer, obj._SyncObj__changeCluster)
+    assert outcomes == [FAIL_REASON.REQUEST_DENIED]  # the first is pending (its callback fires on commit)
+    assert len(obj.members()) == members + 1
+
+
+def test_upstream_lets_two_membership_changes_through(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, peer = lonely_syncobj
+    members = len(obj.members())
+    upstream = functools.partial(SyncObj._SyncObj__changeCluster, obj)
+    assert _membership_outcomes(obj, peer, upstream) == []
+    assert len(obj.members()) == members + 2
+
+
+async def test_add_and_remove_a_master_at_runtime(tmp_path: Path) -> None:
+    cluster = LocalCluster.build(tmp_path, size=4)
+    fourth = cluster.configs[3]
+    # Masters 0-2 start as a 3-member cluster; master 3 knows them and is added at runtime.
+    for i in range(3):
+        others = tuple(p for p in cluster.configs[i].raft.peers if p != fourth.raft.self_address)
+        raft = dataclasses.replace(cluster.configs[i].raft, peers=others)
+        cluster.configs[i] = dataclasses.replace(cluster.configs[i], raft=raft)
+    for i in range(3):
+        await cluster.start(i)
+    try:
+        await cluster.wait_ready()
+        async with RestClient(cluster.urls[0]) as client:
+            await client.create(CM, {"metadata": {"name": "before-join"}})
+            await client.create("/edgek8s/v1/members", {"address": fourth.raft.self_address})
+            await cluster.start(3)
+            joined = cluster.masters[3]
+            assert joined is not None
+            await joined.store.ready(timeout=20)
+            assert (await joined.store.get(by_id(resource_id("", "configmaps")), "default", "before-join",
+                                           consistent=True)).uid
+            await client.delete(f"/edgek8s/v1/members?address={fourth.raft.self_address}")
+            await wait_for(lambda: all(len(m.store.raft.status().members) == 3 for m in cluster.running()[:3]))
+    finally:
+        await cluster.stop()
 
 
 async def test_down_master_catches_up_through_a_snapshot(tmp_path: Path) -> None:

@@ -557,12 +557,6 @@ def test_removing_finalizers_of_an_object_that_is_not_being_deleted_keeps_it(r: 
     assert [e.type for e in r.events] == [EventType.MODIFIED]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: state.py _update deletes any 'deleting' object whose update leaves metadata.finalizers empty; "
-    "a Terminating namespace (deleting, held by its content, not by metadata.finalizers) is removed by any "
-    "update, orphaning its content",
-)
 @pytest.mark.parametrize("sub", [None, "status"])
 def test_updating_a_terminating_namespace_keeps_it_until_its_content_is_gone(r: Replica, sub: str | None) -> None:
     r.ok(create_cmd(PODS, make_obj(PODS, "web")))
@@ -664,11 +658,6 @@ def test_delete_of_an_object_with_finalizers_marks_it_deleting_and_keeps_it(r: R
     assert r.events == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: state.py _delete marks an object with finalizers as deleting without bumping "
-    "metadata.generation; upstream markAsDeleting bumps it (if > 0) when deletionTimestamp is first set",
-)
 def test_marking_a_generation_tracked_object_deleting_bumps_its_generation(r: Replica) -> None:
     r.ok(create_cmd(DEPLOYMENTS, make_obj(DEPLOYMENTS, "web", finalizers=["foregroundDeletion"], spec={"x": 1})))
     r.ok(delete_cmd(DEPLOYMENTS, "default", "web"))
@@ -792,11 +781,6 @@ def test_a_replayed_failure_returns_the_same_error_even_if_it_would_now_succeed(
     assert r.get(PODS, "later", "web") is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: state.py _replay rebuilds a remembered error as cls(message) only, dropping kind/group/name, "
-    "so the replayed Status has no details",
-)
 def test_a_replayed_failure_has_the_same_status_body(r: Replica) -> None:
     r.ok(create_cmd(PODS, make_obj(PODS, "web", uid="a")))
     command = create_cmd(PODS, make_obj(PODS, "web", uid="b"), rid="rid-dup")
@@ -805,12 +789,7 @@ def test_a_replayed_failure_has_the_same_status_body(r: Replica) -> None:
     assert second.to_status() == first.to_status()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: state.py _replay returns Committed(obj=None) for a retried delete (the object is gone), "
-    "and RaftStore.delete asserts committed.obj is not None: a delete retried after OutcomeUnknown fails",
-)
-def test_a_replayed_delete_returns_the_deleted_object(r: Replica) -> None:
+def test_a_replayed_delete_succeeds_without_deleting_again(r: Replica) -> None:
     r.ok(create_cmd(PODS, make_obj(PODS, "web")))
     command = delete_cmd(PODS, "default", "web", rid="rid-del")
     first = r.ok(command)
@@ -820,7 +799,8 @@ def test_a_replayed_delete_returns_the_deleted_object(r: Replica) -> None:
     second = r.ok(command)
 
     assert r.content() == after_first
-    assert second.obj is not None and second.obj.uid == first.obj.uid
+    # The object is gone, so the replay reports success without it (the API answers a Success Status).
+    assert second.obj is None and not second.changed
 
 
 def test_commands_without_a_request_id_are_not_remembered(r: Replica) -> None:
@@ -933,12 +913,6 @@ MALFORMED: list[Any] = [
         _cmd(op="create", res=PODS, ns="default", name="web", obj=_POD, rid=["not", "hashable"]),
         errors.StatusError,
         id="unhashable-request-id",
-        marks=pytest.mark.xfail(
-            strict=True,
-            raises=TypeError,
-            reason="BUG: state.py _apply_command does `request_id in self._dedup` outside its try block; "
-            "an unhashable rid raises TypeError out of apply (halting every replica)",
-        ),
     ),
 ]
 
@@ -964,11 +938,6 @@ def test_apply_never_raises_and_leaves_the_state_alone(
     r.ok(create_cmd(PODS, make_obj(PODS, "after")))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: state.py _remove pops the object from its bucket before make_stored(); when make_stored fails "
-    "(here: labels not a mapping) apply returns InternalError but the object is gone, with no DELETED event",
-)
 def test_a_failing_finalizer_removal_leaves_the_object_in_place(r: Replica) -> None:
     r.ok(create_cmd(PODS, make_obj(PODS, "web", finalizers=["hold"])))
     r.ok(delete_cmd(PODS, "default", "web"))

@@ -130,14 +130,8 @@ async def test_replay_and_subscription_are_one_step_even_with_concurrent_publish
         assert rvs(drain(watcher)) == list(range(start + 1, total + 1))
 
 
-_LIVE_NOT_FILTERED = (
-    "BUG: watch.py WatchHub.watch filters only the history replay by rv > from_rv; a watcher registered "
-    "with from_rv above progress_rv (e.g. from a list answered by ClusterState.list's own rv while events are "
-    "still in the AppliedBridge) is sent live events with rv <= from_rv: duplicates of what the list returned"
-)
 
 
-@pytest.mark.xfail(strict=True, reason=_LIVE_NOT_FILTERED)
 async def test_a_watch_from_an_rv_not_yet_published_skips_events_up_to_it() -> None:
     hub = WatchHub(history=100, queue_size=100)
     publish_each(hub, [added(rv) for rv in range(1, 6)])
@@ -148,7 +142,6 @@ async def test_a_watch_from_an_rv_not_yet_published_skips_events_up_to_it() -> N
     assert rvs(drain(watcher)) == [9, 10]
 
 
-@pytest.mark.xfail(strict=True, reason=_LIVE_NOT_FILTERED)
 async def test_list_then_watch_from_the_list_rv_sends_no_duplicates() -> None:
     """The API's list-then-watch: the list rv comes from the state, whose events may still be in flight."""
     hub = WatchHub(history=100, queue_size=100)
@@ -261,11 +254,6 @@ async def test_a_watcher_that_falls_behind_is_closed_and_unregistered_others_are
     assert rvs(drain(fast)) == [9]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: watch.py Watcher.close makes room for its None sentinel with queue.get_nowait(), which drops "
-    "the OLDEST queued delivery; the reader then gets events 2..n without 1 (a gap) before the error",
-)
 async def test_a_watcher_closed_for_falling_behind_delivers_a_gapless_prefix() -> None:
     hub = WatchHub(history=100, queue_size=3)
     slow = hub.watch(PODS, None, 0, everything)
