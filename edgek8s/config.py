@@ -45,7 +45,7 @@ class RaftConfig:
     connection_timeout: float = 1.0
     connection_retry: float = 0.3
     tick_period: float = 0.02
-    compaction_min_entries: int = 5000
+    compaction_min_entries: int = 20_000
     compaction_min_seconds: float = 600.0
     propose_timeout: float = 10.0
 

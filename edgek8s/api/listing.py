@@ -27,7 +27,9 @@ class Selection:
     fields: FieldSelector
 
     def matches(self, obj: StoredObject) -> bool:
-        return self.labels.matches(obj.labels) and self.fields.matches(obj.fields)
+        if not self.labels.matches(obj.labels):
+            return False
+        return self.fields.empty or self.fields.matches(obj.fields)
 
     def predicate(self) -> Callable[[StoredObject], bool]:
         if self.labels.empty and self.fields.empty:
@@ -68,7 +70,7 @@ def decode_continue(value: str) -> Continue:
 
 
 def _key(obj: StoredObject) -> tuple[str, str]:
-    return obj.fields.get("metadata.namespace", ""), obj.fields.get("metadata.name", "")
+    return obj.namespace, obj.name
 
 
 def paginate(

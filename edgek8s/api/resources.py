@@ -180,7 +180,7 @@ async def _delete_collection(request: web.Request, store: RaftStore, target: Tar
             continue
         try:
             gone = await store.delete(
-                target.rtype, obj.fields["metadata.namespace"], obj.fields["metadata.name"], expect_uid=obj.uid
+                target.rtype, obj.namespace, obj.name, expect_uid=obj.uid
             )
             if gone is not None:
                 deleted.append(gone)

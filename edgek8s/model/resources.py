@@ -145,13 +145,17 @@ _EXTRA_FIELDS: dict[ResourceId, Callable[[Mapping[str, Any]], dict[str, str]]] =
 }
 
 
+def extra_selectable_fields(rid: ResourceId, obj: Mapping[str, Any]) -> dict[str, str] | None:
+    """Field-selector values of ``obj`` beyond metadata.name/namespace; None for resources with none."""
+    extra = _EXTRA_FIELDS.get(rid)
+    return None if extra is None else extra(obj)
+
+
 def selectable_fields(rid: ResourceId, obj: Mapping[str, Any]) -> dict[str, str]:
     """Field-selector values of ``obj``: metadata.name/namespace for all, plus per-resource fields."""
     meta = obj.get("metadata") or {}
     fields = {"metadata.name": str(meta.get("name", "")), "metadata.namespace": str(meta.get("namespace", ""))}
-    extra = _EXTRA_FIELDS.get(rid)
-    if extra is not None:
-        fields.update(extra(obj))
+    fields.update(extra_selectable_fields(rid, obj) or {})
     return fields
 
 

@@ -17,6 +17,10 @@ term. This journal implements PySyncObj's ``Journal`` interface on a plain appen
   replaces them is fsynced together with its directory: PySyncObj writes it with a bare rename.
 - Compaction rewrites the journal into a new file, fsyncs it and renames it into place.
 
+Memory: only the newest ``resident_tail`` commands stay in memory; older ones (already applied, and
+needed again only by a lagging follower or a restart) are read back from the file on demand, so the
+log costs ~50 bytes per entry until compaction, not the size of every command.
+
 Runs only on PySyncObj's tick thread; no locking.
 """
 
@@ -36,6 +40,7 @@ from pysyncobj.journal import Journal
 logger = logging.getLogger(__name__)
 
 Entry = tuple[bytes, int, int]  # (command, index, term), PySyncObj's shape
+_Slot = tuple[bytes | None, int, int]  # an entry whose command may have been evicted to the file
 
 _MAGIC = b"EDGEK8S-JOURNAL-2\n"
 _RECORD_HEADER = struct.Struct("<IIQQ")  # payload length, crc32(length, index, term, payload), index, term
@@ -74,13 +79,20 @@ class DurableJournal(Journal):  # type: ignore[misc]
     """PySyncObj journal whose entries are durable once ``sync`` returns."""
 
     def __init__(
-        self, path: Path, *, snapshot_path: Path, on_sync: Callable[[int], None] | None = None
+        self,
+        path: Path,
+        *,
+        snapshot_path: Path,
+        on_sync: Callable[[int], None] | None = None,
+        resident_tail: int = 1024,
     ) -> None:
         self._path = path
         self._meta_path = path.with_name(path.name + ".meta")
         self._snapshot_path = snapshot_path
         self._on_sync = on_sync
-        self._entries: list[Entry] = []
+        self._resident_tail = resident_tail
+        self._resident_from = 0  # entries before this position have their command evicted
+        self._entries: list[_Slot] = []
         self._offsets: list[int] = []  # file offset of each entry's record
         self._pending = bytearray()  # records added but not yet written
         self._pending_from = 0  # index into _entries of the first entry in _pending
@@ -130,6 +142,8 @@ class DurableJournal(Journal):  # type: ignore[misc]
             os.fsync(fd)
         self._end = offset
         self._pending_from = len(self._entries)
+        self._fd = fd
+        self._evict()
         return fd
 
     # --- durability ----------------------------------------------------------------------------------
@@ -152,6 +166,27 @@ class DurableJournal(Journal):  # type: ignore[misc]
             self.fsync_count += 1
             if self._on_sync is not None:
                 self._on_sync(len(self._entries))
+        self._evict()
+
+    def _evict(self) -> None:
+        """Drop commands of written entries older than the resident tail (they stay in the file)."""
+        limit = min(len(self._entries) - self._resident_tail, self._pending_from)
+        entries = self._entries
+        while self._resident_from < limit:
+            _command, idx, term = entries[self._resident_from]
+            entries[self._resident_from] = (None, idx, term)
+            self._resident_from += 1
+
+    def _read_command(self, position: int) -> bytes:
+        offset = self._offsets[position]
+        length = _RECORD_HEADER.unpack(os.pread(self._fd, _RECORD_HEADER.size, offset))[0]
+        return os.pread(self._fd, length, offset + _RECORD_HEADER.size)
+
+    def _entry(self, position: int) -> Entry:
+        command, idx, term = self._entries[position]
+        if command is None:
+            command = self._read_command(position)
+        return command, idx, term
 
     def _make_snapshot_durable(self) -> None:
         if self._snapshot_path.exists():
@@ -192,12 +227,13 @@ class DurableJournal(Journal):  # type: ignore[misc]
             self._pending_from = count
         del self._entries[count:]
         del self._offsets[count:]
+        self._resident_from = min(self._resident_from, count)
 
     def deleteEntriesTo(self, entryTo: int) -> None:
         """Drop the first ``entryTo`` entries (they are covered by a snapshot) by rewriting the file."""
         self._make_snapshot_durable()
         self.sync()
-        kept = self._entries[entryTo:]
+        kept = [self._entry(position) for position in range(entryTo, len(self._entries))]
         tmp = self._path.with_name(self._path.name + ".compact")
         fd = os.open(tmp, os.O_RDWR | os.O_CREAT | os.O_TRUNC, 0o600)
         buffer = bytearray(_MAGIC)
@@ -211,13 +247,21 @@ class DurableJournal(Journal):  # type: ignore[misc]
         fsync_directory(self._path.parent)
         os.close(self._fd)
         self._fd = fd
-        self._entries = kept
+        self._entries = list(kept)
         self._offsets = offsets
         self._end = len(buffer)
         self._pending_from = len(kept)
+        self._resident_from = 0
+        self._evict()
 
     def __getitem__(self, item: int | slice) -> Any:
-        return self._entries[item]
+        if isinstance(item, slice):
+            return [self._entry(position) for position in range(*item.indices(len(self._entries)))]
+        if item < 0:
+            item += len(self._entries)
+        if not 0 <= item < len(self._entries):
+            raise IndexError("journal index out of range")
+        return self._entry(item)
 
     def __len__(self) -> int:
         return len(self._entries)

@@ -300,7 +300,7 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
 
     def _edge_on_pre_vote(self, node: Any, message: dict[str, Any]) -> None:
         min_timeout = self.conf.raftMinTimeout
-        heard_from_leader = time.monotonic() - self._edge_last_leader_contact < min_timeout * 0.75
+        heard_from_leader = time.monotonic() - self._edge_last_leader_contact < min_timeout
         is_leader = self._SyncObj__raftState == _RAFT_STATE.LEADER
         last_term = self._SyncObj__getCurrentLogTerm()
         up_to_date = message["last_log_term"] > last_term or (

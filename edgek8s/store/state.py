@@ -25,15 +25,17 @@ from __future__ import annotations
 import copy
 import json
 import logging
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
+from types import MappingProxyType
 from typing import Any
 
 from edgek8s.model import errors
-from edgek8s.model.resources import ResourceId, by_id, resource_id, selectable_fields
+from edgek8s.model.resources import ResourceId, by_id, extra_selectable_fields, resource_id
 
 logger = logging.getLogger(__name__)
 
@@ -52,17 +54,33 @@ class EventType(StrEnum):
     DELETED = "DELETED"
 
 
+_NO_LABELS: Mapping[str, str] = MappingProxyType({})
+
+
 @dataclass(frozen=True, slots=True)
 class StoredObject:
-    """One object as stored: immutable, shared between the state, watch history and readers."""
+    """One object as stored: immutable, shared between the state, watch history and readers.
+
+    Kept small (10,000 objects must fit a Pi): the JSON bytes, the key, and only what reads filter on.
+    """
 
     raw: bytes
     rv: int
     uid: str
-    labels: dict[str, str]
-    fields: dict[str, str]
+    namespace: str
+    name: str
+    labels: Mapping[str, str]
+    extra_fields: Mapping[str, str] | None  # field-selector values beyond metadata.name/namespace
     finalizers: tuple[str, ...]
     deleting: bool
+
+    @property
+    def fields(self) -> dict[str, str]:
+        """Every field-selector value of the object (built on demand: field selectors are rare)."""
+        fields = {"metadata.name": self.name, "metadata.namespace": self.namespace}
+        if self.extra_fields:
+            fields.update(self.extra_fields)
+        return fields
 
     def decode(self) -> dict[str, Any]:
         result: dict[str, Any] = json.loads(self.raw)
@@ -105,12 +123,17 @@ def encode_object(obj: Mapping[str, Any]) -> bytes:
 
 def make_stored(rid: ResourceId, obj: dict[str, Any], raw: bytes | None = None) -> StoredObject:
     meta = obj.get("metadata") or {}
+    labels = meta.get("labels")
+    if labels is not None and not isinstance(labels, dict):
+        raise TypeError("metadata.labels must be an object")
     return StoredObject(
         raw=raw if raw is not None else encode_object(obj),
         rv=int(meta.get("resourceVersion") or 0),
         uid=str(meta.get("uid", "")),
-        labels=dict(meta.get("labels") or {}),
-        fields=selectable_fields(rid, obj),
+        namespace=sys.intern(str(meta.get("namespace", ""))),
+        name=str(meta.get("name", "")),
+        labels=dict(labels) if labels else _NO_LABELS,
+        extra_fields=extra_selectable_fields(rid, obj),
         finalizers=tuple(meta.get("finalizers") or ()),
         deleting=bool(meta.get("deletionTimestamp")),
     )

@@ -465,3 +465,27 @@ def test_the_commit_index_is_not_persisted(journals: Journals) -> None:
     journal.setRaftCommitIndex(42)
     assert journal.getRaftCommitIndex() == 1
     assert not journal.dirty
+
+
+def test_old_commands_are_evicted_from_memory_and_read_back_from_the_file(tmp_path: Path) -> None:
+    path = tmp_path / "raft.journal"
+    journal = DurableJournal(path, snapshot_path=tmp_path / "raft.snapshot", resident_tail=3)
+    entries = make_entries(20)
+    add_all(journal, entries)
+    journal.sync()
+    resident = [slot for slot in journal._entries if slot[0] is not None]
+    assert len(resident) == 3
+    assert journal[:] == entries
+    assert journal[5] == entries[5] and journal[-1] == entries[-1] and journal[2:7] == entries[2:7]
+    journal.deleteEntriesFrom(10)
+    assert journal[:] == entries[:10]
+    journal.deleteEntriesTo(4)
+    assert journal[:] == entries[4:10]
+    journal.sync()
+    journal._destroy()
+    reopened = DurableJournal(path, snapshot_path=tmp_path / "raft.snapshot", resident_tail=3)
+    assert reopened[:] == entries[4:10]
+    assert sum(slot[0] is not None for slot in reopened._entries) == 3
+    with pytest.raises(IndexError):
+        reopened[6]
+    reopened._destroy()
