@@ -13,6 +13,7 @@ import sys
 # name -> (module, one-line description). The module is imported only when run.
 BENCHMARKS: dict[str, tuple[str, str]] = {
     "store": ("bench.store", "replicated object store writes, failover and RSS vs a 3-node etcd 3.4"),
+    "raftcrypto": ("bench.raftcrypto", "per-message cost of Raft transport protection: Fernet, TLS, edgek8s AEAD"),
     # "api": ("bench.api", ...),
     # "scheduler": ("bench.scheduler", ...),
     # "podstartup": ("bench.podstartup", ...),
