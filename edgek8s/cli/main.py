@@ -43,6 +43,9 @@ def build_server_config(args: argparse.Namespace) -> ServerConfig:
         raise ConfigError("--data-dir is required")
     if not args.raft_address:
         raise ConfigError("--raft-address is required")
+    parse_host_port(args.raft_address, what="--raft-address")
+    for peer in peers:
+        parse_host_port(peer, what="--peer")
     if not args.cluster_secret_file:
         raise ConfigError("--cluster-secret-file is required: Raft traffic is always authenticated")
     raft = RaftConfig(
