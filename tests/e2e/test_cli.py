@@ -69,7 +69,8 @@ def test_snapshot_save_and_restore_into_a_new_cluster(
     _state_dir, manifest = local_cluster
     api = manifest["masters"][1]["api"]
     for i in range(30):
-        http("POST", f"{api}/api/v1/namespaces/default/configmaps", {"metadata": {"name": f"keep-{i}"}, "data": {"i": str(i)}})
+        body = {"metadata": {"name": f"keep-{i}"}, "data": {"i": str(i)}}
+        http("POST", f"{api}/api/v1/namespaces/default/configmaps", body)
     snapshot = tmp_path / "snap.jsonl"
     saved = run("snapshot", "save", str(snapshot), "--server", api)
     assert "saved" in saved.stdout
