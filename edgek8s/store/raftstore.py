@@ -85,6 +85,8 @@ class RaftStore:
         command["rid"] = uuid.uuid4().hex
         payload = encode_command(command)
         deadline = time.monotonic() + self._config.raft.propose_timeout
+        # A retry is deduplicated only while the first attempt is still within apply's request-id memory.
+        retry_horizon = self.state.rv + self._config.store.dedup_window // 2
         while True:
             remaining = deadline - time.monotonic()
             try:
@@ -92,7 +94,7 @@ class RaftStore:
             except NotCommitted as exc:
                 raise errors.ServiceUnavailable(f"the write was not accepted: {exc}", retry_after=1) from exc
             except OutcomeUnknown as exc:
-                if time.monotonic() < deadline:
+                if time.monotonic() < deadline and self.state.rv < retry_horizon:
                     logger.info("retrying a write of unknown outcome: %s", exc)
                     continue
                 raise errors.Timeout(
