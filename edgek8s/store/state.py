@@ -35,7 +35,7 @@ from types import MappingProxyType
 from typing import Any
 
 from edgek8s.model import errors
-from edgek8s.model.resources import ResourceId, by_id, extra_selectable_fields, resource_id
+from edgek8s.model.resources import ResourceId, ResourceType, by_id, extra_selectable_fields, resource_id
 
 logger = logging.getLogger(__name__)
 
@@ -318,7 +318,10 @@ class ClusterState:
             return errors.conflict(rtype.plural, rtype.group, name, _CONFLICT_DETAIL)
         return None
 
-    def _update(self, command: dict[str, Any], index: int) -> ApplyResult:
+    def _existing(
+        self, command: dict[str, Any]
+    ) -> tuple[ResourceId, str, str, ResourceType, StoredObject] | errors.StatusError:
+        """The object an update or delete targets, once its preconditions hold."""
         rid, namespace, name = ResourceId(command["res"]), str(command["ns"]), str(command["name"])
         rtype = by_id(rid)
         existing = self._objects.get(rid, {}).get(namespace, {}).get(name)
@@ -327,6 +330,13 @@ class ClusterState:
         failure = self._check_preconditions(command, existing, rid, name)
         if failure is not None:
             return failure
+        return rid, namespace, name, rtype, existing
+
+    def _update(self, command: dict[str, Any], index: int) -> ApplyResult:
+        found = self._existing(command)
+        if isinstance(found, errors.StatusError):
+            return found
+        rid, namespace, name, rtype, existing = found
         current = existing.decode()
         incoming: dict[str, Any] = command["obj"]
         if command.get("sub") == "status":
@@ -361,14 +371,10 @@ class ClusterState:
         return Committed(index, self._put(rid, namespace, name, merged, EventType.MODIFIED))
 
     def _delete(self, command: dict[str, Any], index: int) -> ApplyResult:
-        rid, namespace, name = ResourceId(command["res"]), str(command["ns"]), str(command["name"])
-        rtype = by_id(rid)
-        existing = self._objects.get(rid, {}).get(namespace, {}).get(name)
-        if existing is None:
-            return errors.not_found(rtype.plural, rtype.group, name)
-        failure = self._check_preconditions(command, existing, rid, name)
-        if failure is not None:
-            return failure
+        found = self._existing(command)
+        if isinstance(found, errors.StatusError):
+            return found
+        rid, namespace, name, rtype, existing = found
         current = existing.decode()
         meta = current["metadata"]
         if rid == NAMESPACES and self._namespace_has_content(name):
