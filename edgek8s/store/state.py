@@ -374,7 +374,7 @@ class ClusterState:
         found = self._existing(command)
         if isinstance(found, errors.StatusError):
             return found
-        rid, namespace, name, rtype, existing = found
+        rid, namespace, name, _rtype, existing = found
         current = existing.decode()
         meta = current["metadata"]
         if rid == NAMESPACES and self._namespace_has_content(name):
