@@ -2,7 +2,7 @@
 
 The issue asked to measure PySyncObj's password mode (Fernet from a shared secret) against a TLS
 transport and choose. edgek8s chose a third way: an AEAD (ChaCha20-Poly1305) in PySyncObj's own
-encryptor slot (edgek8s/raft/cipher.py). This measures, per message of typical AppendEntries sizes,
+encryptor slot (edgek8s/pki/cipher.py). This measures, per message of typical AppendEntries sizes,
 sealing on the sender plus opening on the receiver:
 
 - none:     PySyncObj without a password (unauthenticated: remote code execution for anyone);
@@ -30,7 +30,7 @@ from pathlib import Path
 
 from cryptography.fernet import Fernet
 
-from edgek8s.raft.cipher import RaftCipher, derive_raft_key
+from edgek8s.pki.cipher import RaftCipher, derive_raft_key
 
 SIZES = (256, 1_536, 16_384)
 

@@ -84,12 +84,27 @@ class StoreConfig:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class ApiConfig:
+    """The API listener. With the three TLS files set it serves HTTPS and authenticates every request by
+    client certificate; without them it serves plain HTTP with no authentication (tests, benchmarks)."""
+
     host: str = "127.0.0.1"
     port: int = 6443
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+    client_ca_file: Path | None = None
     max_body_bytes: int = 3 * 1024 * 1024
     request_timeout: float = 30.0
     default_watch_timeout: float = 1800.0
     bookmark_interval: float = 60.0
+
+    def __post_init__(self) -> None:
+        tls = (self.tls_cert_file, self.tls_key_file, self.client_ca_file)
+        if any(tls) and not all(tls):
+            raise ConfigError("TLS needs all of --tls-cert-file, --tls-private-key-file and --client-ca-file")
+
+    @property
+    def tls(self) -> bool:
+        return self.tls_cert_file is not None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -105,4 +120,5 @@ class ServerConfig:
 
     @property
     def api_url(self) -> str:
-        return f"http://{self.api.host}:{self.api.port}"
+        scheme = "https" if self.api.tls else "http"
+        return f"{scheme}://{self.api.host}:{self.api.port}"

@@ -11,7 +11,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from edgek8s.api import system
+from edgek8s.api import discovery, system
+from edgek8s.api.authn import authenticate
 from edgek8s.api.context import CONFIG, STORE, json_response, status_response
 from edgek8s.api.paths import parse_target
 from edgek8s.api.resources import handle_collection, handle_object
@@ -56,7 +57,7 @@ async def group_api(request: web.Request) -> web.StreamResponse:
 async def _resource_request(request: web.Request, group: str, version: str, tail: str) -> web.StreamResponse:
     segments = [s for s in tail.split("/")] if tail else []
     if not segments:
-        body = system.resource_list(group, version)
+        body = discovery.resource_list(group, version)
         if body is None or request.method != "GET":
             raise errors.NotFound("the server could not find the requested resource")
         return json_response(body)
@@ -67,10 +68,13 @@ async def _resource_request(request: web.Request, group: str, version: str, tail
 
 
 def build_app(store: RaftStore, config: ServerConfig) -> web.Application:
-    app = web.Application(middlewares=[status_errors], client_max_size=config.api.max_body_bytes + 1024)
+    app = web.Application(
+        middlewares=[status_errors, authenticate], client_max_size=config.api.max_body_bytes + 1024
+    )
     app[STORE] = store
     app[CONFIG] = config
     system.add_routes(app)
+    discovery.add_routes(app)
     for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
         app.router.add_route(method, "/api/{version}", core_api_root)
         app.router.add_route(method, "/api/{version}/{tail:.*}", core_api)

@@ -45,6 +45,11 @@ async def read_json(request: web.Request) -> Any:
         raise errors.RequestEntityTooLarge(f"the request body is larger than the {limit}-byte limit")
     if not raw:
         raise errors.BadRequest("the request body is empty")
+    if request.content_type == "application/vnd.kubernetes.protobuf":
+        raise errors.UnsupportedMediaType(
+            'the body of the request was in an unknown format - accepted media types include: '
+            'application/json, application/yaml'
+        )
     try:
         return json.loads(raw)
     except ValueError as exc:

@@ -1,4 +1,4 @@
-"""Health, version, discovery (plain, non-aggregated), and edgek8s's own admin endpoints.
+"""Health, version, and edgek8s's own admin endpoints.
 
 ``/edgek8s/v1/status``: this master's Raft view and the masters registered in the store.
 ``/edgek8s/v1/snapshot``: a consistent export of every object (JSON lines) for ``edgek8s snapshot save``.
@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import json
 import platform
-from typing import Any
 
 from aiohttp import web
 
 from edgek8s.api.context import CONFIG, STORE, json_response, read_json
 from edgek8s.model import errors
-from edgek8s.model.resources import BUILTIN_RESOURCES, ResourceType
 from edgek8s.store.state import EXPORT_FORMAT
 
 
@@ -45,62 +43,6 @@ async def version(request: web.Request) -> web.Response:
             "platform": f"linux/{platform.machine()}",
         }
     )
-
-
-def _resource_entry(rtype: ResourceType) -> dict[str, Any]:
-    entry: dict[str, Any] = {
-        "name": rtype.plural,
-        "singularName": rtype.singular,
-        "namespaced": rtype.namespaced,
-        "kind": rtype.kind,
-        "verbs": list(rtype.verbs),
-    }
-    if rtype.short_names:
-        entry["shortNames"] = list(rtype.short_names)
-    if rtype.categories:
-        entry["categories"] = list(rtype.categories)
-    return entry
-
-
-def resource_list(group: str, version_: str) -> dict[str, Any] | None:
-    resources: list[dict[str, Any]] = []
-    for rtype in BUILTIN_RESOURCES:
-        if rtype.group != group or rtype.version != version_:
-            continue
-        resources.append(_resource_entry(rtype))
-        if rtype.has_status:
-            resources.append(
-                {"name": f"{rtype.plural}/status", "singularName": "", "namespaced": rtype.namespaced,
-                 "kind": rtype.kind, "verbs": ["get", "patch", "update"]}
-            )
-    if not resources:
-        return None
-    group_version = f"{group}/{version_}" if group else version_
-    return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}
-
-
-async def api_versions(request: web.Request) -> web.Response:
-    return json_response({"kind": "APIVersions", "versions": ["v1"], "serverAddressByClientCIDRs": []})
-
-
-async def api_groups(request: web.Request) -> web.Response:
-    groups: dict[str, set[str]] = {}
-    for rtype in BUILTIN_RESOURCES:
-        if rtype.group:
-            groups.setdefault(rtype.group, set()).add(rtype.version)
-    body = {
-        "kind": "APIGroupList",
-        "apiVersion": "v1",
-        "groups": [
-            {
-                "name": name,
-                "versions": [{"groupVersion": f"{name}/{v}", "version": v} for v in sorted(versions)],
-                "preferredVersion": {"groupVersion": f"{name}/{sorted(versions)[0]}", "version": sorted(versions)[0]},
-            }
-            for name, versions in sorted(groups.items())
-        ],
-    }
-    return json_response(body)
 
 
 async def cluster_status(request: web.Request) -> web.Response:
@@ -178,8 +120,6 @@ def add_routes(app: web.Application) -> None:
     app.router.add_get("/livez", healthz)
     app.router.add_get("/readyz", readyz)
     app.router.add_get("/version", version)
-    app.router.add_get("/api", api_versions)
-    app.router.add_get("/apis", api_groups)
     app.router.add_get("/edgek8s/v1/status", cluster_status)
     app.router.add_get("/edgek8s/v1/snapshot", snapshot)
     app.router.add_post("/edgek8s/v1/members", add_member)

@@ -14,6 +14,7 @@ import os
 import signal
 import sys
 from pathlib import Path
+from typing import Any
 
 from edgek8s.config import ApiConfig, ConfigError, RaftConfig, ServerConfig, parse_host_port
 
@@ -54,7 +55,18 @@ def build_server_config(args: argparse.Namespace) -> ServerConfig:
         data_dir=Path(args.data_dir),
         cluster_secret=read_secret(Path(args.cluster_secret_file)),
     )
-    return ServerConfig(name=args.name, raft=raft, api=ApiConfig(host=host, port=port))
+    tls_files = [args.tls_cert_file, args.tls_private_key_file, args.client_ca_file]
+    for flag, value in zip(("--tls-cert-file", "--tls-private-key-file", "--client-ca-file"), tls_files, strict=True):
+        if value and not Path(value).is_file():
+            raise ConfigError(f"{flag}: {value} is not a readable file")
+    api = ApiConfig(
+        host=host,
+        port=port,
+        tls_cert_file=Path(args.tls_cert_file) if args.tls_cert_file else None,
+        tls_key_file=Path(args.tls_private_key_file) if args.tls_private_key_file else None,
+        client_ca_file=Path(args.client_ca_file) if args.client_ca_file else None,
+    )
+    return ServerConfig(name=args.name, raft=raft, api=api)
 
 
 def _add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -68,6 +80,9 @@ def _add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     )
     server.add_argument("--listen", default=_env("listen", "127.0.0.1:6443"), help="HOST:PORT of the API")
     server.add_argument("--cluster-secret-file", default=_env("cluster_secret_file"))
+    server.add_argument("--tls-cert-file", default=_env("tls_cert_file"), help="serving certificate (PEM)")
+    server.add_argument("--tls-private-key-file", default=_env("tls_private_key_file"))
+    server.add_argument("--client-ca-file", default=_env("client_ca_file"), help="CA that signs client certificates")
     server.add_argument("--log-level", default=_env("log_level", "INFO"))
 
 
@@ -90,6 +105,26 @@ def _run_server(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_endpoint_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"), help="admin kubeconfig (TLS)")
+    parser.add_argument("--server", default=_env("server"), help="API URL (plain HTTP masters; overrides --kubeconfig)")
+
+
+def _endpoint(args: argparse.Namespace) -> tuple[str, Any]:
+    if args.server:
+        return str(args.server), None
+    if not args.kubeconfig:
+        raise ConfigError("give --kubeconfig (or KUBECONFIG) or --server")
+    from edgek8s.client.kubeconfig import load_kubeconfig
+    from edgek8s.model.errors import StatusError
+
+    try:
+        endpoint = load_kubeconfig(Path(args.kubeconfig))
+    except StatusError as exc:
+        raise ConfigError(exc.message) from None
+    return endpoint.server, endpoint.ssl_context
+
+
 def _add_admin_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     secret = sub.add_parser("secret", help="cluster secret files")
     secret_sub = secret.add_subparsers(dest="secret_command", required=True)
@@ -97,13 +132,13 @@ def _add_admin_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     generate.add_argument("file")
 
     status = sub.add_parser("status", help="members, leader, term, applied index and health of every master")
-    status.add_argument("--server", default=_env("server", "http://127.0.0.1:6443"))
+    _add_endpoint_flags(status)
 
     snapshot = sub.add_parser("snapshot", help="save or restore the whole store")
     snap_sub = snapshot.add_subparsers(dest="snapshot_command", required=True)
     save = snap_sub.add_parser("save", help="write a consistent snapshot of every object to FILE")
     save.add_argument("file")
-    save.add_argument("--server", default=_env("server", "http://127.0.0.1:6443"))
+    _add_endpoint_flags(save)
     restore = snap_sub.add_parser("restore", help="seed a new, empty data dir from FILE (run on every master)")
     restore.add_argument("file")
     restore.add_argument("--data-dir", required=True)
@@ -113,6 +148,8 @@ def _add_admin_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     up = sub.add_parser("up", help="start a local 3-master cluster on this machine")
     up.add_argument("--state-dir", default=_env("state_dir", str(Path.home() / ".edgek8s" / "local")))
     up.add_argument("--masters", type=int, default=3)
+    kubeconfig = sub.add_parser("kubeconfig", help="print the admin kubeconfig of the local cluster")
+    kubeconfig.add_argument("--state-dir", default=_env("state_dir", str(Path.home() / ".edgek8s" / "local")))
     down = sub.add_parser("down", help="stop the local cluster and remove everything it made")
     down.add_argument("--state-dir", default=_env("state_dir", str(Path.home() / ".edgek8s" / "local")))
 
@@ -127,11 +164,12 @@ def _run_admin(args: argparse.Namespace) -> int:
     if args.command == "status":
         from edgek8s.server.admin import print_status
 
-        return asyncio.run(print_status(args.server))
+        return asyncio.run(print_status(*_endpoint(args)))
     if args.command == "snapshot" and args.snapshot_command == "save":
         from edgek8s.server.admin import save_snapshot
 
-        return asyncio.run(save_snapshot(args.server, Path(args.file)))
+        server, tls = _endpoint(args)
+        return asyncio.run(save_snapshot(server, Path(args.file), tls))
     if args.command == "snapshot" and args.snapshot_command == "restore":
         from edgek8s.server.restore import restore_snapshot
 
@@ -143,6 +181,14 @@ def _run_admin(args: argparse.Namespace) -> int:
         from edgek8s.server.local_cluster import up
 
         return up(Path(args.state_dir), masters=args.masters)
+    if args.command == "kubeconfig":
+        from edgek8s.server.local_cluster import kubeconfig_path
+
+        path = kubeconfig_path(Path(args.state_dir))
+        if not path.exists():
+            raise ConfigError(f"no local cluster in {args.state_dir}; run `edgek8s up` first")
+        print(path.read_text(), end="")
+        return 0
     if args.command == "down":
         from edgek8s.server.local_cluster import down
 

@@ -10,6 +10,7 @@ from the server's Status body.
 from __future__ import annotations
 
 import json
+import ssl
 from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any
@@ -43,15 +44,24 @@ def error_from_status(code: int, body: bytes) -> errors.StatusError:
 
 
 class RestClient:
-    def __init__(self, base_url: str, *, timeout: float = 30.0, connections: int = 100) -> None:
+    def __init__(
+        self,
+        base_url: str,
+        *,
+        timeout: float = 30.0,
+        connections: int = 100,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
         self.base_url = base_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._connections = connections
+        self._ssl = ssl_context
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> RestClient:
         self._session = aiohttp.ClientSession(
-            timeout=self._timeout, connector=aiohttp.TCPConnector(limit=self._connections)
+            timeout=self._timeout,
+            connector=aiohttp.TCPConnector(limit=self._connections, ssl=self._ssl if self._ssl is not None else True),
         )
         return self
 

@@ -29,7 +29,7 @@ from typing import Any, Protocol
 from pysyncobj import FAIL_REASON, SyncObjConf
 
 from edgek8s.config import RaftConfig
-from edgek8s.raft.cipher import RaftCipher, derive_raft_key
+from edgek8s.pki.cipher import RaftCipher, derive_raft_key
 from edgek8s.raft.syncobj import EdgeSyncObj, MachineConsumer
 
 logger = logging.getLogger(__name__)

@@ -20,7 +20,7 @@ closes one measured hole and has a test in tests/component/test_raft_overrides.p
    ``connectionTimeout``, so the first vote request of an election was lost and failover took two
    rounds.
 7. One membership change at a time: upstream's guard was dead code (two concurrent adds both passed).
-6. Raft frames are authenticated and encrypted with the cluster key (``cipher.RaftCipher``); PySyncObj
+6. Raft frames are authenticated and encrypted with the cluster key (``edgek8s.pki.cipher.RaftCipher``); PySyncObj
    unpickles whatever a peer sends, so an unauthenticated Raft port is remote code execution.
 
 Everything here runs on the tick thread, except ``propose`` entry points that only enqueue.
@@ -39,7 +39,7 @@ from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj.syncobj import _COMMAND_TYPE, _RAFT_STATE, _bchr
 from pysyncobj.transport import TCPTransport
 
-from edgek8s.raft.cipher import RaftCipher
+from edgek8s.pki.cipher import RaftCipher
 from edgek8s.raft.journal import DurableJournal
 
 logger = logging.getLogger(__name__)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import ssl
 from pathlib import Path
 from typing import Any
 
@@ -13,9 +14,9 @@ from edgek8s.model import errors
 from edgek8s.raft.journal import fsync_directory
 
 
-async def _master_status(url: str) -> dict[str, Any] | str:
+async def _master_status(url: str, tls: ssl.SSLContext | None) -> dict[str, Any] | str:
     try:
-        async with RestClient(url, timeout=3.0) as client:
+        async with RestClient(url, timeout=3.0, ssl_context=tls) as client:
             status: dict[str, Any] = await client.get("/edgek8s/v1/status")
             ready = await client.request("GET", "/readyz")
             status["ready"] = ready == b"ok"
@@ -24,14 +25,14 @@ async def _master_status(url: str) -> dict[str, Any] | str:
         return exc.message
 
 
-async def print_status(server: str) -> int:
-    first = await _master_status(server)
+async def print_status(server: str, tls: ssl.SSLContext | None = None) -> int:
+    first = await _master_status(server, tls)
     if isinstance(first, str):
         print(f"cannot reach {server}: {first}")
         return 1
     masters = first.get("masters") or {first["name"]: {"api": server, "raft": first["raftAddress"]}}
     names = sorted(masters)
-    results = await asyncio.gather(*(_master_status(masters[n]["api"]) for n in names))
+    results = await asyncio.gather(*(_master_status(masters[n]["api"], tls) for n in names))
     print(f"leader: {first['leader']}   term: {first['term']}   members: {', '.join(first['members'])}")
     print(f"{'NAME':<10} {'RAFT':<22} {'API':<28} {'ROLE':<9} {'TERM':>5} {'APPLIED':>9} {'HEALTH'}")
     healthy = 0
@@ -50,10 +51,10 @@ async def print_status(server: str) -> int:
     return 0 if healthy > len(names) // 2 else 1
 
 
-async def save_snapshot(server: str, path: Path) -> int:
+async def save_snapshot(server: str, path: Path, tls: ssl.SSLContext | None = None) -> int:
     """Stream a consistent snapshot into ``path`` (written to a temp file, fsynced, then renamed)."""
     lines: list[bytes] = []
-    async with RestClient(server, timeout=300.0) as client:
+    async with RestClient(server, timeout=300.0, ssl_context=tls) as client:
         async for line in client.stream_lines("/edgek8s/v1/snapshot"):
             lines.append(line)
     header = json.loads(lines[0]) if lines else {}

@@ -17,6 +17,7 @@ from aiohttp import web
 from edgek8s.api.app import build_app
 from edgek8s.config import ServerConfig
 from edgek8s.model import errors
+from edgek8s.pki.certs import server_tls_context
 from edgek8s.store.raftstore import RaftStore
 
 logger = logging.getLogger(__name__)
@@ -37,7 +38,11 @@ class Master:
             self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0, handler_cancellation=True
         )
         await self._runner.setup()
-        site = web.TCPSite(self._runner, self.config.api.host, self.config.api.port, reuse_address=True)
+        api = self.config.api
+        tls = None
+        if api.tls_cert_file and api.tls_key_file and api.client_ca_file:
+            tls = server_tls_context(api.tls_cert_file, api.tls_key_file, api.client_ca_file)
+        site = web.TCPSite(self._runner, api.host, api.port, reuse_address=True, ssl_context=tls)
         await site.start()
         self._bootstrap = asyncio.create_task(self._register(), name="master-bootstrap")
         logger.info("master %s serving the API on %s", self.config.name, self.config.api_url)

@@ -21,6 +21,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from edgek8s.pki.certs import client_tls_context, issue, new_ca, read_pair, write_pair
+from edgek8s.server.kubeconfig import render_kubeconfig, write_kubeconfig
 from edgek8s.server.secrets import generate_secret_file
 
 READY_TIMEOUT = 60.0
@@ -42,9 +44,9 @@ def _alive(pid: int) -> bool:
     return True
 
 
-def _ready(api_url: str) -> bool:
+def _ready(api_url: str, ca_file: Path) -> bool:
     try:
-        with urllib.request.urlopen(api_url + "/readyz", timeout=2) as response:
+        with urllib.request.urlopen(api_url + "/readyz", timeout=2, context=client_tls_context(ca_file)) as response:
             return bool(response.status == 200)
     except (urllib.error.URLError, OSError):
         return False
@@ -56,6 +58,23 @@ def _read_manifest(state_dir: Path) -> dict[str, Any] | None:
         return manifest
     except (OSError, ValueError):
         return None
+
+
+def kubeconfig_path(state_dir: Path) -> Path:
+    return state_dir / "admin.kubeconfig"
+
+
+def _make_pki(state_dir: Path, names: list[str]) -> None:
+    """Cluster CA, one serving certificate per master (127.0.0.1, localhost), an admin client certificate."""
+    pki = state_dir / "pki"
+    ca = new_ca("edgek8s-local-ca")
+    write_pair(ca, pki / "ca.crt", pki / "ca.key")
+    for name in names:
+        serving = issue(ca, common_name=name, dns_names=["localhost", name, "kubernetes.default.svc"],
+                        ip_addresses=["127.0.0.1"], server=True)
+        write_pair(serving, pki / f"{name}.crt", pki / f"{name}.key")
+    admin = issue(ca, common_name="admin", organizations=["system:masters"], client=True)
+    write_pair(admin, pki / "admin.crt", pki / "admin.key")
 
 
 def _step(message: str) -> None:
@@ -82,6 +101,9 @@ def up(state_dir: Path, *, masters: int = 3) -> int:
         {"name": f"master-{i}", "raft": f"127.0.0.1:{_free_port()}", "api_port": _free_port()}
         for i in range(1, masters + 1)
     ]
+    _step("creating the cluster CA, serving certificates and an admin client certificate")
+    _make_pki(state_dir, [str(node["name"]) for node in nodes])
+    pki = state_dir / "pki"
     manifest: dict[str, Any] = {"state_dir": str(state_dir), "masters": []}
     for node in nodes:
         home = state_dir / str(node["name"])
@@ -91,17 +113,24 @@ def up(state_dir: Path, *, masters: int = 3) -> int:
             sys.executable, "-m", "edgek8s", "server",
             f"--name={node['name']}", f"--data-dir={home / 'data'}", f"--raft-address={node['raft']}",
             *peers, f"--listen=127.0.0.1:{node['api_port']}", f"--cluster-secret-file={secret}",
+            f"--tls-cert-file={pki / (str(node['name']) + '.crt')}",
+            f"--tls-private-key-file={pki / (str(node['name']) + '.key')}", f"--client-ca-file={pki / 'ca.crt'}",
         ]
         log = open(home / "log", "ab")  # noqa: SIM115 - handed to the child, closed below
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
         log.close()
         (home / "pid").write_text(str(process.pid))
-        api_url = f"http://127.0.0.1:{node['api_port']}"
+        api_url = f"https://127.0.0.1:{node['api_port']}"
         manifest["masters"].append(
             {"name": node["name"], "pid": process.pid, "raft": node["raft"], "api": api_url, "log": str(home / "log")}
         )
         _step(f"started {node['name']} (pid {process.pid}) raft {node['raft']} api {api_url}")
     (state_dir / "cluster.json").write_text(json.dumps(manifest, indent=2))
+    admin = read_pair(pki / "admin.crt", pki / "admin.key")
+    write_kubeconfig(
+        kubeconfig_path(state_dir),
+        render_kubeconfig(server=manifest["masters"][0]["api"], ca_pem=(pki / "ca.crt").read_bytes(), client=admin),
+    )
     _step("waiting for the masters to elect a leader and become ready")
     deadline = time.monotonic() + READY_TIMEOUT
     pending = list(manifest["masters"])
@@ -111,7 +140,7 @@ def up(state_dir: Path, *, masters: int = 3) -> int:
                 print(f"edgek8s up: {master['name']} exited; see {master['log']}", file=sys.stderr)
                 down(state_dir, quiet=True)
                 return 1
-            if _ready(master["api"]):
+            if _ready(master["api"], pki / "ca.crt"):
                 _step(f"{master['name']} is ready")
                 pending.remove(master)
         time.sleep(0.2)
@@ -124,17 +153,17 @@ def up(state_dir: Path, *, masters: int = 3) -> int:
 
 
 def _print_next_steps(manifest: dict[str, Any]) -> None:
-    first = manifest["masters"][0]["api"]
+    state_dir = Path(manifest["state_dir"])
+    kubeconfig = kubeconfig_path(state_dir)
     print()
-    print("The local control plane is up. Try:")
-    print(f"  edgek8s status --server {first}")
-    print(f"  curl -s {first}/api/v1/namespaces")
-    print(
-        f"  curl -s -X POST {first}/api/v1/namespaces/default/configmaps -H 'Content-Type: application/json' "
-        """-d '{"metadata":{"name":"hello"},"data":{"greeting":"hi"}}'"""
-    )
-    print(f"  curl -s '{manifest['masters'][-1]['api']}/api/v1/namespaces/default/configmaps?watch=1'")
-    print(f"  edgek8s down --state-dir {manifest['state_dir']}")
+    print(f"The local control plane is up. Admin kubeconfig: {kubeconfig}")
+    print("Try:")
+    print(f"  export KUBECONFIG={kubeconfig}")
+    print("  kubectl get namespaces")
+    print("  kubectl create configmap hello --from-literal=greeting=hi && kubectl get configmaps")
+    print("  kubectl get configmaps --watch        (in another terminal; then change something)")
+    print(f"  edgek8s status --kubeconfig {kubeconfig}")
+    print(f"  edgek8s down --state-dir {state_dir}")
 
 
 def down(state_dir: Path, *, quiet: bool = False) -> int:

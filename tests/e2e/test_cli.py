@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import ssl
 import subprocess
 import sys
 import time
@@ -15,6 +16,7 @@ from typing import Any
 
 import pytest
 
+from edgek8s.pki.certs import client_tls_context
 from tests.support.cluster import free_port
 
 EDGEK8S = [sys.executable, "-m", "edgek8s"]
@@ -27,11 +29,16 @@ def run(*args: str, check: bool = True, timeout: float = 120) -> subprocess.Comp
     return result
 
 
-def http(method: str, url: str, body: dict[str, Any] | None = None) -> Any:
+def http(method: str, url: str, body: dict[str, Any] | None = None, tls: ssl.SSLContext | None = None) -> Any:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=10) as response:
+    with urllib.request.urlopen(request, timeout=10, context=tls) as response:
         return json.loads(response.read())
+
+
+def admin_tls(state_dir: Path) -> ssl.SSLContext:
+    pki = state_dir / "pki"
+    return client_tls_context(pki / "ca.crt", pki / "admin.crt", pki / "admin.key")
 
 
 @pytest.fixture
@@ -49,7 +56,11 @@ def local_cluster(tmp_path: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
 def test_up_status_down(local_cluster: tuple[Path, dict[str, Any]]) -> None:
     state_dir, manifest = local_cluster
     assert len(manifest["masters"]) == 3
-    status = run("status", "--server", manifest["masters"][0]["api"])
+    assert (state_dir / "pki" / "admin.key").stat().st_mode & 0o777 == 0o600
+    assert (state_dir / "admin.kubeconfig").stat().st_mode & 0o777 == 0o600
+    printed = run("kubeconfig", "--state-dir", str(state_dir))
+    assert printed.stdout == (state_dir / "admin.kubeconfig").read_text()
+    status = run("status", "--kubeconfig", str(state_dir / "admin.kubeconfig"))
     assert status.stdout.count("ready") == 3
     assert status.stdout.count("leader") >= 2  # the header line and one master
     assert (state_dir / "secret").stat().st_mode & 0o777 == 0o600
@@ -66,13 +77,14 @@ def test_up_status_down(local_cluster: tuple[Path, dict[str, Any]]) -> None:
 def test_snapshot_save_and_restore_into_a_new_cluster(
     local_cluster: tuple[Path, dict[str, Any]], tmp_path: Path
 ) -> None:
-    _state_dir, manifest = local_cluster
+    state_dir, manifest = local_cluster
     api = manifest["masters"][1]["api"]
+    tls = admin_tls(state_dir)
     for i in range(30):
         body = {"metadata": {"name": f"keep-{i}"}, "data": {"i": str(i)}}
-        http("POST", f"{api}/api/v1/namespaces/default/configmaps", body)
+        http("POST", f"{api}/api/v1/namespaces/default/configmaps", body, tls)
     snapshot = tmp_path / "snap.jsonl"
-    saved = run("snapshot", "save", str(snapshot), "--server", api)
+    saved = run("snapshot", "save", str(snapshot), "--kubeconfig", str(state_dir / "admin.kubeconfig"))
     assert "saved" in saved.stdout
     header = json.loads(snapshot.read_text().splitlines()[0])
 

@@ -1,0 +1,36 @@
+"""Admin kubeconfig files, usable by kubectl and the official Python client as they are."""
+
+from __future__ import annotations
+
+import base64
+import os
+from pathlib import Path
+
+import yaml
+
+from edgek8s.pki.certs import CertPair
+
+
+def _b64(data: bytes) -> str:
+    return base64.b64encode(data).decode()
+
+
+def render_kubeconfig(*, server: str, ca_pem: bytes, client: CertPair, cluster: str = "edgek8s",
+                      user: str = "admin") -> str:
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": cluster, "cluster": {"server": server, "certificate-authority-data": _b64(ca_pem)}}],
+        "users": [{"name": user, "user": {"client-certificate-data": _b64(client.cert_pem),
+                                          "client-key-data": _b64(client.key_pem)}}],
+        "contexts": [{"name": cluster, "context": {"cluster": cluster, "user": user, "namespace": "default"}}],
+        "current-context": cluster,
+    }
+    return str(yaml.safe_dump(config, sort_keys=False))
+
+
+def write_kubeconfig(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as handle:
+        handle.write(text)
