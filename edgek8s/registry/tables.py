@@ -217,8 +217,7 @@ _DESCRIPTIONS: dict[str, str] = {
         "https://git.k8s.io/community/contributors/devel/sig-architecture/api-conventions.md#metadata"
     ),
     "pod.podIP": (
-        "podIP address allocated to the pod. Routable at least within the cluster. Empty if not yet "
-        "allocated."
+        "podIP address allocated to the pod. Routable at least within the cluster. Empty if not yet allocated."
     ),
     "pod.nodeName": (
         "NodeName indicates in which node this pod is scheduled. If empty, this pod is a candidate for "
@@ -237,7 +236,7 @@ _DESCRIPTIONS: dict[str, str] = {
     ),
     "pod.readinessGates": (
         "If specified, all readiness gates will be evaluated for pod readiness. A pod is ready when all its "
-        "containers are ready AND all conditions specified in the readiness gates have status equal to \"True\""
+        'containers are ready AND all conditions specified in the readiness gates have status equal to "True"'
         " More info: https://git.k8s.io/enhancements/keps/sig-network/580-pod-readiness-gates"
     ),
     "pod.nodeSelector": (
@@ -270,8 +269,8 @@ _DESCRIPTIONS: dict[str, str] = {
         "If referring to a piece of an object instead of an entire object, this string should contain a valid"
         " JSON/Go field access statement, such as desiredState.manifest.containers[2]. For example, if the "
         "object reference is to a container within a pod, this would take on a value like: "
-        "\"spec.containers{name}\" (where \"name\" refers to the name of the container that triggered the event) "
-        "or if no container name is specified \"spec.containers[2]\" (container with index 2 in this pod). This"
+        '"spec.containers{name}" (where "name" refers to the name of the container that triggered the event) '
+        'or if no container name is specified "spec.containers[2]" (container with index 2 in this pod). This'
         " syntax is chosen only to have some well-defined way of referencing a part of an object."
     ),
     "event.message": "A human-readable description of the status of this operation.",
@@ -293,14 +292,14 @@ _DESCRIPTIONS: dict[str, str] = {
     ),
     "service.type": (
         "type determines how the Service is exposed. Defaults to ClusterIP. Valid options are ExternalName, "
-        "ClusterIP, NodePort, and LoadBalancer. \"ClusterIP\" allocates a cluster-internal IP address for "
+        'ClusterIP, NodePort, and LoadBalancer. "ClusterIP" allocates a cluster-internal IP address for '
         "load-balancing to endpoints. Endpoints are determined by the selector or if that is not specified, "
-        "by manual construction of an Endpoints object or EndpointSlice objects. If clusterIP is \"None\", no "
+        'by manual construction of an Endpoints object or EndpointSlice objects. If clusterIP is "None", no '
         "virtual IP is allocated and the endpoints are published as a set of endpoints rather than a virtual "
-        "IP. \"NodePort\" builds on ClusterIP and allocates a port on every node which routes to the same "
-        "endpoints as the clusterIP. \"LoadBalancer\" builds on NodePort and creates an external load-balancer "
+        'IP. "NodePort" builds on ClusterIP and allocates a port on every node which routes to the same '
+        'endpoints as the clusterIP. "LoadBalancer" builds on NodePort and creates an external load-balancer '
         "(if supported in the current cloud) which routes to the same endpoints as the clusterIP. "
-        "\"ExternalName\" aliases this service to the specified externalName. Several other fields do not apply"
+        '"ExternalName" aliases this service to the specified externalName. Several other fields do not apply'
         " to ExternalName services. More info: "
         "https://kubernetes.io/docs/concepts/services-networking/service/#publishing-services-service-types"
     ),
@@ -310,8 +309,8 @@ _DESCRIPTIONS: dict[str, str] = {
         "allocated to the service; otherwise creation of the service will fail. This field may not be changed"
         " through updates unless the type field is also being changed to ExternalName (which requires this "
         "field to be blank) or the type field is being changed from ExternalName (in which case this field "
-        "may optionally be specified, as describe above).  Valid values are \"None\", empty string (\"\"), or a "
-        "valid IP address. Setting this to \"None\" makes a \"headless service\" (no virtual IP), which is useful"
+        'may optionally be specified, as describe above).  Valid values are "None", empty string (""), or a '
+        'valid IP address. Setting this to "None" makes a "headless service" (no virtual IP), which is useful'
         " when direct endpoint connections are preferred and proxying is not required.  Only applies to types"
         " ClusterIP, NodePort, and LoadBalancer. If this field is specified when creating a Service of type "
         "ExternalName, creation will fail. This field will be wiped when updating a Service to type "
@@ -342,8 +341,7 @@ _DESCRIPTIONS: dict[str, str] = {
         "NotReadyAddresses in the same subset. Sets of addresses and ports that comprise a service."
     ),
     "deployment.updatedReplicas": (
-        "Total number of non-terminating pods targeted by this deployment that have the desired template "
-        "spec."
+        "Total number of non-terminating pods targeted by this deployment that have the desired template spec."
     ),
     "deployment.availableReplicas": (
         "Total number of available non-terminating pods (ready for at least minReadySeconds) targeted by this"
