@@ -169,24 +169,48 @@ class DurableJournal(Journal):  # type: ignore[misc]
         self._evict()
 
     def _evict(self) -> None:
-        """Drop commands of written entries older than the resident tail (they stay in the file)."""
+        """Drop commands of written entries older than the resident tail (they stay in the file).
+
+        The first entry stays resident: PySyncObj reads ``log[0]`` on every lookup.
+        """
         limit = min(len(self._entries) - self._resident_tail, self._pending_from)
         entries = self._entries
+        self._resident_from = max(self._resident_from, 1)
         while self._resident_from < limit:
             _command, idx, term = entries[self._resident_from]
             entries[self._resident_from] = (None, idx, term)
             self._resident_from += 1
 
-    def _read_command(self, position: int) -> bytes:
-        offset = self._offsets[position]
-        length = _RECORD_HEADER.unpack(os.pread(self._fd, _RECORD_HEADER.size, offset))[0]
-        return os.pread(self._fd, length, offset + _RECORD_HEADER.size)
+    def _record_end(self, position: int) -> int:
+        return self._offsets[position + 1] if position + 1 < len(self._offsets) else self._end
+
+    def _read_commands(self, first: int, last: int) -> list[bytes]:
+        """Commands of the written entries first..last (inclusive) with one read."""
+        start = self._offsets[first]
+        data = os.pread(self._fd, self._record_end(last) - start, start)
+        commands = []
+        for position in range(first, last + 1):
+            begin = self._offsets[position] - start + _RECORD_HEADER.size
+            commands.append(data[begin : self._record_end(position) - start])
+        return commands
 
     def _entry(self, position: int) -> Entry:
         command, idx, term = self._entries[position]
         if command is None:
-            command = self._read_command(position)
+            command = self._read_commands(position, position)[0]
         return command, idx, term
+
+    def _slice(self, positions: range) -> list[Entry]:
+        result: list[Entry] = []
+        evicted_end = min(positions.stop, self._resident_from) if positions.step == 1 else positions.start
+        if positions.step == 1 and positions.start < evicted_end:
+            commands = self._read_commands(positions.start, evicted_end - 1)
+            for position, command in zip(range(positions.start, evicted_end), commands, strict=True):
+                _none, idx, term = self._entries[position]
+                result.append((command if _none is None else _none, idx, term))
+            positions = range(evicted_end, positions.stop)
+        result.extend(self._entry(position) for position in positions)
+        return result
 
     def _make_snapshot_durable(self) -> None:
         if self._snapshot_path.exists():
@@ -256,7 +280,7 @@ class DurableJournal(Journal):  # type: ignore[misc]
 
     def __getitem__(self, item: int | slice) -> Any:
         if isinstance(item, slice):
-            return [self._entry(position) for position in range(*item.indices(len(self._entries)))]
+            return self._slice(range(*item.indices(len(self._entries))))
         if item < 0:
             item += len(self._entries)
         if not 0 <= item < len(self._entries):

@@ -197,7 +197,7 @@ class RaftNode:
             if error not in _NOT_APPENDED:
                 raise OutcomeUnknown(f"leader changed while the write was in flight (reason {error})")
             await asyncio.sleep(min(delay, max(0.0, deadline - time.monotonic())))
-            delay = min(delay * 2, 0.2)
+            delay = min(delay * 2, 0.05)
 
     async def barrier(self) -> None:
         """Return once everything committed before this call is applied on this replica."""

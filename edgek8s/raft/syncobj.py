@@ -14,8 +14,9 @@ closes one measured hole and has a test in tests/component/test_raft_overrides.p
    §5.3: only a *conflicting* entry and what follows it is deleted); upstream truncated, re-appended and
    could shrink a log it had already acknowledged.
 4. Pre-vote (Raft thesis §9.6): a node whose election timer fires first asks whether it could win; peers
-   that heard from a live leader within the minimum election timeout say no. Upstream, a restarted node
-   deposed a healthy leader by bumping the term.
+   that heard from a live leader lately, over a link that is still up, say no. Upstream, a restarted
+   node deposed a healthy leader by bumping the term. When the link to the leader closes (its process
+   died), followers ask for a pre-vote at once instead of waiting for the election timeout.
 5. Keepalive pings between all members: upstream drops idle follower-to-follower links after
    ``connectionTimeout``, so the first vote request of an election was lost and failover took two
    rounds.
@@ -24,11 +25,15 @@ closes one measured hole and has a test in tests/component/test_raft_overrides.p
    unpickles whatever a peer sends, so an unauthenticated Raft port is remote code execution.
 
 Everything here runs on the tick thread, except ``propose`` entry points that only enqueue.
+
+Time: PySyncObj's deadlines use its own clock (CLOCK_MONOTONIC_RAW, here ~0.26 s apart from
+``time.monotonic()`` and drifting with NTP slew); every comparison with them uses ``raft_clock``.
 """
 
 from __future__ import annotations
 
 import logging
+import random
 import threading
 import time
 from collections.abc import Callable
@@ -36,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
+from pysyncobj.monotonic import monotonic as raft_clock
 from pysyncobj.syncobj import _COMMAND_TYPE, _RAFT_STATE, _bchr
 from pysyncobj.transport import TCPTransport
 
@@ -230,7 +236,7 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
             self._edge_on_pre_vote_response(node, message)
             return
         if kind == "append_entries" and message["term"] >= self._SyncObj__raftCurrentTerm:
-            self._edge_last_leader_contact = time.monotonic()
+            self._edge_last_leader_contact = raft_clock()
             trimmed = self._edge_skip_matching_entries(message)
             if trimmed is None:
                 return
@@ -267,7 +273,7 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
         if skip == 0:
             return message
         if skip == len(entries) and last_index > entries[-1][1]:
-            self._SyncObj__raftElectionDeadline = time.monotonic() + self._SyncObj__generateRaftTimeout()
+            self._SyncObj__raftElectionDeadline = raft_clock() + self._SyncObj__generateRaftTimeout()
             return None
         trimmed = dict(message)
         trimmed["prevLogIdx"] = entries[skip - 1][1]
@@ -279,7 +285,7 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
         """Before PySyncObj starts an election (term + 1), win a pre-vote round that changes no state."""
         if self.selfNode is None or self._SyncObj__raftState == _RAFT_STATE.LEADER:
             return
-        now = time.monotonic()
+        now = raft_clock()
         if self._SyncObj__raftElectionDeadline >= now or not self._SyncObj__connectedToAnyone():
             return
         if self._SyncObj__transferInProgress:
@@ -289,6 +295,10 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
             return  # PySyncObj runs the real election in this tick
         self._SyncObj__raftElectionDeadline = now + self._SyncObj__generateRaftTimeout()
         self._edge_prevote_term = self._SyncObj__raftCurrentTerm + 1
+        logger.info(
+            "%s: no live leader (last heard %.0f ms ago); asking for a pre-vote for term %d",
+            self.selfNode.id, (now - self._edge_last_leader_contact) * 1000, self._edge_prevote_term,
+        )
         self._edge_prevote_votes = {self.selfNode.id}
         for node in self._SyncObj__otherNodes:
             self._SyncObj__transport.send(
@@ -302,9 +312,27 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
             )
         self._edge_check_pre_vote_won()
 
+    def _edge_leader_is_live(self) -> bool:
+        """Heard from a leader within the minimum election timeout (Raft thesis §4.2.3), over a link that is
+        still up. A leader whose process died closed its links, so nobody waits out the timeout for it."""
+        leader = self._SyncObj__raftLeader
+        if leader is None or leader not in self._SyncObj__connectedNodes:
+            return False
+        return bool(raft_clock() - self._edge_last_leader_contact < self.conf.raftMinTimeout)
+
+    def _SyncObj__onNodeDisconnected(self, node: Any) -> None:  # transport callback, tick thread
+        if node in self._SyncObj__connectedNodes:
+            logger.info("%s: lost the link to %s", self.selfNode.id, node.id)
+        SyncObj._SyncObj__onNodeDisconnected(self, node)
+        if node == self._SyncObj__raftLeader and self._SyncObj__raftState != _RAFT_STATE.LEADER:
+            # The leader's link closed (its process died, or it restarted): ask for a pre-vote soon,
+            # jittered so that followers seldom stand at the same moment and split the vote.
+            soon = raft_clock() + random.uniform(0.0, self.conf.raftMinTimeout / 3)
+            logger.info("%s: the link to the leader %s closed; asking for a pre-vote soon", self.selfNode.id, node.id)
+            self._SyncObj__raftElectionDeadline = min(self._SyncObj__raftElectionDeadline, soon)
+
     def _edge_on_pre_vote(self, node: Any, message: dict[str, Any]) -> None:
-        min_timeout = self.conf.raftMinTimeout
-        heard_from_leader = time.monotonic() - self._edge_last_leader_contact < min_timeout
+        heard_from_leader = self._edge_leader_is_live()
         is_leader = self._SyncObj__raftState == _RAFT_STATE.LEADER
         last_term = self._SyncObj__getCurrentLogTerm()
         up_to_date = message["last_log_term"] > last_term or (
@@ -317,6 +345,8 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
             and not heard_from_leader
             and not is_leader
         )
+        if granted:
+            logger.info("%s: granting a pre-vote to %s for term %d", self.selfNode.id, node.id, message["term"])
         self._SyncObj__transport.send(
             node, {"type": _PRE_VOTE_RESPONSE, "term": message["term"], "granted": granted}
         )
@@ -339,7 +369,7 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
             self._SyncObj__raftElectionDeadline = 0.0
 
     def _edge_keepalive(self) -> None:
-        now = time.monotonic()
+        now = raft_clock()
         if now - self._edge_last_ping < self.conf.connectionTimeout / 4:
             return
         self._edge_last_ping = now

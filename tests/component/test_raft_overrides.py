@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 from pysyncobj import FAIL_REASON, SyncObj
+from pysyncobj.monotonic import monotonic as raft_clock
 from pysyncobj.node import TCPNode
 from pysyncobj.syncobj import _RAFT_STATE
 
@@ -126,14 +127,28 @@ def test_pre_vote_is_refused_while_a_leader_is_heard(lonely_syncobj: tuple[EdgeS
     transport = obj._SyncObj__transport
     transport.send = lambda node, message: answers.append(message) or True
     request = {"type": "edgek8s_pre_vote", "term": 2, "last_log_index": 99, "last_log_term": 1}
-    obj._edge_last_leader_contact = time.monotonic()
-    obj._SyncObj__onMessageReceived(peer, request)
+    obj._SyncObj__raftLeader = peer
+    obj._SyncObj__connectedNodes.add(peer)
+    obj._edge_last_leader_contact = raft_clock()
+    obj._SyncObj__onMessageReceived(peer, request)  # a live leader was heard just now: no
     obj._edge_last_leader_contact = 0.0
-    obj._SyncObj__onMessageReceived(peer, request)
+    obj._SyncObj__onMessageReceived(peer, request)  # silent for long: yes
     stale = dict(request, last_log_term=0)
-    obj._SyncObj__onMessageReceived(peer, stale)
-    assert [a["granted"] for a in answers] == [False, True, False]
+    obj._SyncObj__onMessageReceived(peer, stale)  # candidate's log is behind: no
+    obj._edge_last_leader_contact = raft_clock()
+    obj._SyncObj__connectedNodes.discard(peer)
+    obj._SyncObj__onMessageReceived(peer, request)  # heard lately, but the leader's link closed: yes
+    assert [a["granted"] for a in answers] == [False, True, False, True]
     assert obj._SyncObj__raftCurrentTerm == 1  # answering a pre-vote never changes the term
+
+
+def test_losing_the_link_to_the_leader_starts_a_pre_vote_soon(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, peer = lonely_syncobj
+    obj._SyncObj__raftLeader = peer
+    obj._SyncObj__connectedNodes.add(peer)
+    obj._SyncObj__raftElectionDeadline = raft_clock() + 60
+    obj._SyncObj__onNodeDisconnected(peer)
+    assert obj._SyncObj__raftElectionDeadline <= raft_clock() + obj.conf.raftMinTimeout / 3
 
 
 def _as_leader_with_queue(obj: EdgeSyncObj, peer: Any, commands: int) -> list[dict[str, Any]]:
@@ -144,7 +159,7 @@ def _as_leader_with_queue(obj: EdgeSyncObj, peer: Any, commands: int) -> list[di
     obj._SyncObj__connectedNodes.add(peer)
     obj._SyncObj__raftNextIndex[peer] = 4
     obj._SyncObj__raftMatchIndex[peer] = 3
-    obj._SyncObj__lastResponseTime[peer] = time.monotonic()
+    obj._SyncObj__lastResponseTime[peer] = raft_clock()
     obj.journal().sync()
     sent: list[dict[str, Any]] = []
     transport = obj._SyncObj__transport
@@ -198,7 +213,7 @@ def test_follower_acknowledges_only_durable_entries(lonely_syncobj: tuple[EdgeSy
 
 
 async def test_restarted_follower_does_not_depose_the_leader(cluster: LocalCluster) -> None:
-    leader = await cluster.wait_leader()
+    leader = await cluster.wait_stable_leader()
     master = cluster.masters[leader]
     assert master is not None
     term = master.store.raft.status().term

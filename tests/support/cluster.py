@@ -100,6 +100,21 @@ class LocalCluster:
             await asyncio.sleep(0.02)
         raise TimeoutError("no leader elected")
 
+    async def wait_stable_leader(self, timeout: float = 10.0) -> int:
+        """Index of the leader once every running master agrees on it and on the term."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            statuses = [m.store.raft.status() for m in self.running()]
+            leaders = {s.leader for s in statuses} | {None}
+            terms = {s.term for s in statuses}
+            index = self.leader_index()
+            if index is not None and len(leaders) == 2 and len(terms) == 1:
+                leader = self.masters[index]
+                if leader is not None and statuses and statuses[0].leader == leader.store.raft.address:
+                    return index
+            await asyncio.sleep(0.05)
+        raise TimeoutError("the masters did not agree on a leader")
+
     async def wait_ready(self, timeout: float = 15.0) -> None:
         await self.wait_leader(timeout)
         for master in self.running():
