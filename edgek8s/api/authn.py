@@ -27,7 +27,7 @@ class User:
     groups: tuple[str, ...]
 
 
-USER = "edgek8s.user"  # request key
+USER = web.RequestKey("user", User)
 DEVELOPMENT_ADMIN = User("system:admin", ("system:masters",))
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
