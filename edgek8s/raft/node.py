@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -116,6 +117,29 @@ def build_syncobj(
     return obj, consumer
 
 
+class _LoopHandoff:
+    """Runs callables from the Raft thread on the event loop, in order, one loop wake-up per batch."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._lock = threading.Lock()
+        self._pending: list[Callable[[], None]] = []
+
+    def post(self, work: Callable[[], None]) -> None:  # any thread
+        with self._lock:
+            self._pending.append(work)
+            if len(self._pending) > 1:
+                return
+        with contextlib.suppress(RuntimeError):  # loop closed during shutdown
+            self._loop.call_soon_threadsafe(self._run)
+
+    def _run(self) -> None:  # event loop
+        with self._lock:
+            pending, self._pending = self._pending, []
+        for work in pending:
+            work()
+
+
 class RaftNode:
     """One replica; start it inside a running event loop."""
 
@@ -133,6 +157,7 @@ class RaftNode:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
+        self._handoff = _LoopHandoff(self._loop)
         # Binding the Raft port and reading the journal are blocking: keep them off the loop.
         obj, self._consumer = await asyncio.to_thread(
             build_syncobj, self._config, self._machine, on_state_changed=self._on_state_changed
@@ -174,8 +199,7 @@ class RaftNode:
                 future.set_result((result, error))
 
         def callback(result: Any, error: int) -> None:  # tick thread
-            with contextlib.suppress(RuntimeError):
-                loop.call_soon_threadsafe(resolve, result, error)
+            self._handoff.post(lambda: resolve(result, error))
 
         self._consumer.apply_command(payload, callback=callback)
         return future

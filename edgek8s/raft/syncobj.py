@@ -66,7 +66,10 @@ class _SyncingTransport(TCPTransport):  # type: ignore[misc]
 
     def send(self, node: Any, message: Any) -> bool:
         if isinstance(message, dict) and message.get("type") == "next_node_idx":
-            self._syncObj._edge_before_send()
+            return bool(self._syncObj._edge_acknowledge(node, message))
+        return bool(super().send(node, message))
+
+    def send_now(self, node: Any, message: Any) -> bool:
         return bool(super().send(node, message))
 
 
@@ -128,6 +131,8 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
         self._edge_stop = threading.Event()
         self._edge_thread: threading.Thread | None = None
         self._edge_tick_hooks: list[Callable[[], None]] = []
+        self._edge_pending_acks: dict[Any, Any] = {}
+        self._edge_wake_pending = threading.Event()
         conf.autoTick = False
         conf.appendEntriesUseBatch = False
         super().__init__(self_address, peers, conf, consumers=[consumer], transportClass=_SyncingTransport)
@@ -180,8 +185,10 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
 
     def _onTick(self, timeToWait: float = 0.0) -> None:
         # 2. The leader counts itself towards a commit at the start of the tick: be durable first.
+        # Followers acknowledge what the last poll delivered, all covered by this one fdatasync.
         if self._edge_journal is not None:
             self._edge_journal.sync()
+        self._edge_flush_acks()
         self._edge_maybe_pre_vote()
         self._edge_keepalive()
         super()._onTick(timeToWait)
@@ -190,9 +197,29 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
 
     # --- 2. group commit -----------------------------------------------------------------------------
 
-    def _edge_before_send(self) -> None:
-        if self._edge_journal is not None:
-            self._edge_journal.sync()
+    def _edge_acknowledge(self, node: Any, message: Any) -> bool:
+        """Hold an acknowledgement until the entries it covers are durable (the start of the next tick).
+
+        Every AppendEntries handled in one poll round then shares one fdatasync; only the newest
+        acknowledgement per leader is kept (a later next_node_idx supersedes an earlier one, except that a
+        reset must not be lost, so a reset is sent after a sync at once).
+        """
+        journal = self._edge_journal
+        if journal is None or not journal.dirty:
+            return bool(self._SyncObj__transport.send_now(node, message))
+        if message.get("reset"):
+            journal.sync()
+            self._edge_flush_acks()
+            return bool(self._SyncObj__transport.send_now(node, message))
+        self._edge_pending_acks[node] = message
+        return True
+
+    def _edge_flush_acks(self) -> None:
+        if not self._edge_pending_acks:
+            return
+        pending, self._edge_pending_acks = self._edge_pending_acks, {}
+        for node, message in pending.items():
+            self._SyncObj__transport.send_now(node, message)
 
     def _checkCommandsToApply(self) -> None:
         self._edge_batching = True

@@ -196,20 +196,24 @@ def test_follower_acknowledges_only_durable_entries(lonely_syncobj: tuple[EdgeSy
     obj, leader = lonely_syncobj
     _fill_log(obj, 3)
     obj.journal().sync()
-    synced_when_acked: list[bool] = []
+    acks: list[tuple[int, bool]] = []
     transport = obj._SyncObj__transport
-    original = transport.send
+    original = transport.send_now
 
     def record(node: Any, message: dict[str, Any]) -> bool:
-        result: bool = original(node, message)  # the real send, which syncs first for acknowledgements
         if message["type"] == "next_node_idx":
-            synced_when_acked.append(not obj.journal().dirty)
-        return result
+            acks.append((message["next_node_idx"], not obj.journal().dirty))
+        return bool(original(node, message))
 
-    transport.send = record
-    obj._SyncObj__onMessageReceived(leader, _append(3, [4, 5, 6]))
-    assert synced_when_acked == [True]
-    assert obj._SyncObj__raftLog[-1][1] == 6
+    transport.send_now = record
+    before = obj.journal().fsync_count
+    obj._SyncObj__onMessageReceived(leader, _append(3, [4, 5]))
+    obj._SyncObj__onMessageReceived(leader, _append(5, [6, 7]))
+    assert acks == []  # held until the entries are durable
+    obj._onTick(0.0)
+    assert acks == [(8, True)]  # one acknowledgement, the newest, after one fdatasync for both messages
+    assert obj.journal().fsync_count - before == 1
+    assert obj._SyncObj__raftLog[-1][1] == 7
 
 
 async def test_restarted_follower_does_not_depose_the_leader(cluster: LocalCluster) -> None:
