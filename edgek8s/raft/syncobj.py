@@ -21,6 +21,7 @@ closes one measured hole and has a test in tests/component/test_raft_overrides.p
    ``connectionTimeout``, so the first vote request of an election was lost and failover took two
    rounds.
 7. One membership change at a time: upstream's guard was dead code (two concurrent adds both passed).
+8. Cheaper frames (``_FramedConnection``): pickle protocol 5 and no zlib, instead of protocol 2 + zlib.
 6. Raft frames are authenticated and encrypted with the cluster key (``edgek8s.pki.cipher.RaftCipher``); PySyncObj
    unpickles whatever a peer sends, so an unauthenticated Raft port is remote code execution.
 
@@ -33,7 +34,9 @@ Time: PySyncObj's deadlines use its own clock (CLOCK_MONOTONIC_RAW, here ~0.26 s
 from __future__ import annotations
 
 import logging
+import pickle
 import random
+import struct
 import threading
 import time
 from collections.abc import Callable
@@ -43,6 +46,7 @@ from typing import Any
 from pysyncobj import SyncObj, SyncObjConf, SyncObjConsumer, replicated
 from pysyncobj.monotonic import monotonic as raft_clock
 from pysyncobj.syncobj import _COMMAND_TYPE, _RAFT_STATE, _bchr
+from pysyncobj.tcp_connection import TcpConnection
 from pysyncobj.transport import TCPTransport
 
 from edgek8s.pki.cipher import RaftCipher
@@ -50,9 +54,59 @@ from edgek8s.raft.journal import DurableJournal
 
 logger = logging.getLogger(__name__)
 
+_FRAME = struct.Struct("i")  # PySyncObj's frame header: native int length
 _PING = "edgek8s_ping"
 _PRE_VOTE = "edgek8s_pre_vote"
 _PRE_VOTE_RESPONSE = "edgek8s_pre_vote_response"
+
+
+class _FramedConnection(TcpConnection):  # type: ignore[misc]
+    """PySyncObj's connection with cheaper frames: pickle protocol 5 and no zlib.
+
+    Upstream pickles every message with protocol 2 (bytes go through a latin-1 round trip) and
+    zlib-compresses it; on a LAN that costs far more CPU than it saves (~18% of a write's CPU here).
+    Frames stay ``length | AEAD(pickle)``; every connection of an edgek8s replica is of this class, so
+    replicas of different edgek8s versions with different framing must not be mixed (the journal and
+    snapshot formats are unaffected).
+    """
+
+    _TcpConnection__readBuffer: bytes
+    recvLastTimestamp: int
+
+    def send(self, message: Any) -> None:
+        if self.sendRandKey:
+            message = (self.sendRandKey, message)
+        data = pickle.dumps(message, protocol=5)
+        if self.encryptor:
+            data = self.encryptor.encrypt_at_time(data, 0)
+        self._TcpConnection__writeBuffer += _FRAME.pack(len(data)) + data
+        self._TcpConnection__trySendBuffer()
+
+    def _TcpConnection__processParseMessage(self) -> Any:
+        buffer = self._TcpConnection__readBuffer
+        if len(buffer) < _FRAME.size:
+            return None
+        (length,) = _FRAME.unpack_from(buffer)
+        if len(buffer) - _FRAME.size < length:
+            return None
+        data = buffer[_FRAME.size : _FRAME.size + length]
+        try:
+            if self.encryptor:
+                stamp = self.encryptor.extract_timestamp(data)
+                if stamp < self.recvLastTimestamp:
+                    raise ValueError("replayed frame")
+                self.recvLastTimestamp = stamp
+                data = self.encryptor.decrypt(data)
+            message = pickle.loads(data)
+            if self.recvRandKey:
+                key, message = message
+                if key != self.recvRandKey:
+                    raise ValueError("frame for another connection")
+        except Exception:  # an unauthenticated or malformed frame: drop the connection, as upstream does
+            self.disconnect()
+            return None
+        self._TcpConnection__readBuffer = buffer[_FRAME.size + length :]
+        return message
 
 
 class _SyncingTransport(TCPTransport):  # type: ignore[misc]
@@ -71,6 +125,16 @@ class _SyncingTransport(TCPTransport):  # type: ignore[misc]
 
     def send_now(self, node: Any, message: Any) -> bool:
         return bool(super().send(node, message))
+
+    def addNode(self, node: Any) -> None:
+        super().addNode(node)
+        connection = self._connections.get(node)
+        if connection is not None:
+            connection.__class__ = _FramedConnection
+
+    def _onNewIncomingConnection(self, conn: Any) -> None:
+        conn.__class__ = _FramedConnection
+        super()._onNewIncomingConnection(conn)
 
 
 class MachineConsumer(SyncObjConsumer):  # type: ignore[misc]

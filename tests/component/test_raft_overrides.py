@@ -25,12 +25,13 @@ from pysyncobj import FAIL_REASON, SyncObj
 from pysyncobj.monotonic import monotonic as raft_clock
 from pysyncobj.node import TCPNode
 from pysyncobj.syncobj import _RAFT_STATE
+from pysyncobj.tcp_connection import TcpConnection
 
 from edgek8s.client.rest import RestClient
 from edgek8s.config import RaftConfig
 from edgek8s.model.resources import by_id, resource_id
 from edgek8s.raft.node import RaftNode, build_syncobj
-from edgek8s.raft.syncobj import EdgeSyncObj
+from edgek8s.raft.syncobj import EdgeSyncObj, _FramedConnection
 from tests.support.cluster import LocalCluster, free_port, wait_for
 
 CM = "/api/v1/namespaces/default/configmaps"
@@ -408,3 +409,28 @@ async def test_wiped_master_rejoins(cluster: LocalCluster, clients: list[RestCli
     await master.store.ready(timeout=20)
     listed, _rv = await master.store.list(by_id(resource_id("", "configmaps")), "default", consistent=True)
     assert {o.fields["metadata.name"] for o in listed} >= {f"w{i}" for i in range(20)}
+
+
+def test_frames_are_pickle_5_without_zlib(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, _peer = lonely_syncobj
+    left, right = socket.socketpair()
+    try:
+        sender = TcpConnection(obj._poller, socket=left)
+        sender.__class__ = _FramedConnection
+        message = {"type": "append_entries", "entries": [(b"\x00" + bytes(range(256)) * 8, 7, 2)]}
+        sender.send(message)
+        raw = right.recv(1 << 16)
+        (length,) = struct.unpack("i", raw[:4])
+        assert length == len(raw) - 4
+        assert pickle.loads(raw[4:]) == message  # plain pickle: no zlib layer
+        assert raw[4:6] == b"\x80\x05"  # protocol 5
+    finally:
+        left.close()
+        right.close()
+
+
+async def test_every_raft_connection_uses_the_cheap_frames(cluster: LocalCluster) -> None:
+    for master in cluster.running():
+        transport = master.store.raft._sync._SyncObj__transport
+        classes = {type(conn) for conn in transport._connections.values()}
+        assert classes == {_FramedConnection}, classes
