@@ -32,8 +32,8 @@ def status_response(error: errors.StatusError) -> web.Response:
     return response
 
 
-async def read_json(request: web.Request) -> Any:
-    """The request body as JSON; 413 past the configured limit, 400 if it is not JSON."""
+async def read_body(request: web.Request) -> bytes:
+    """The raw request body; 413 past the configured limit, 415 for protobuf, 400 when empty."""
     limit = request.app[CONFIG].api.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise errors.RequestEntityTooLarge(f"the request body is larger than the {limit}-byte limit")
@@ -50,7 +50,16 @@ async def read_json(request: web.Request) -> Any:
             'the body of the request was in an unknown format - accepted media types include: '
             'application/json, application/yaml'
         )
+    return raw
+
+
+def parse_json(raw: bytes) -> Any:
     try:
         return json.loads(raw)
     except ValueError as exc:
         raise errors.BadRequest(f"the request body is not valid JSON: {exc}") from None
+
+
+async def read_json(request: web.Request) -> Any:
+    """The request body as JSON; 413 past the configured limit, 400 if it is not JSON."""
+    return parse_json(await read_body(request))

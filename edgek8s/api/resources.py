@@ -13,13 +13,22 @@ from typing import Any
 
 from aiohttp import web
 
-from edgek8s.api.context import STORE, json_response, raw_response, read_json
+from edgek8s.api.context import STORE, json_response, parse_json, raw_response, read_body, read_json
 from edgek8s.api.listing import decode_continue, list_body, paginate, parse_selection
+from edgek8s.api.negotiation import (
+    add_warnings,
+    check_fields,
+    table_response_for_list,
+    table_response_for_object,
+    wants_table,
+)
+from edgek8s.api.patching import SCALABLE, get_scale, handle_patch, put_scale
 from edgek8s.api.paths import Target
 from edgek8s.api.watching import serve_watch
 from edgek8s.model import errors
+from edgek8s.registry import fieldmanager
 from edgek8s.registry.strategy import parse_resource_version, prepare_create, prepare_update
-from edgek8s.store.raftstore import RaftStore
+from edgek8s.store.raftstore import RaftStore, now_rfc3339
 
 
 def _is_true(value: str | None) -> bool:
@@ -66,6 +75,14 @@ async def handle_collection(request: web.Request, target: Target) -> web.StreamR
 
 async def handle_object(request: web.Request, target: Target) -> web.StreamResponse:
     store = request.app[STORE]
+    if target.subresource == "scale" and target.rtype.plural in SCALABLE:
+        if request.method == "GET":
+            return await get_scale(request, target)
+        if request.method == "PUT":
+            return await put_scale(request, target)
+        if request.method == "PATCH":
+            return await handle_patch(request, target)
+        raise errors.MethodNotAllowed(f"{request.method} is not supported on scale")
     if target.subresource not in (None, "status"):
         raise errors.NotFound(f"the server could not find the requested resource ({target.subresource})")
     if target.subresource == "status" and not target.rtype.has_status:
@@ -74,15 +91,19 @@ async def handle_object(request: web.Request, target: Target) -> web.StreamRespo
         return await _get(request, store, target)
     if request.method == "PUT":
         return await _update(request, store, target)
+    if request.method == "PATCH":
+        return await handle_patch(request, target)
     if request.method == "DELETE" and target.subresource is None:
         return await _delete(request, store, target)
-    raise errors.MethodNotAllowed(f"{request.method} is not supported on this resource yet")
+    raise errors.MethodNotAllowed(f"{request.method} is not supported on this resource")
 
 
 async def _get(request: web.Request, store: RaftStore, target: Target) -> web.Response:
     assert target.name is not None
     consistent, min_rv = _read_consistency(request)
     obj = await store.get(target.rtype, target.namespace or "", target.name, consistent=consistent, min_rv=min_rv)
+    if wants_table(request):
+        return table_response_for_object(request, target.rtype, obj)
     return raw_response(obj.raw)
 
 
@@ -105,33 +126,49 @@ async def _list(request: web.Request, store: RaftStore, target: Target) -> web.R
         consistent, min_rv = _read_consistency(request)
     objects, rv = await store.list(target.rtype, target.namespace, consistent=consistent, min_rv=min_rv)
     items, cont, remaining, list_rv = paginate(objects, selection, limit=limit, token=token, rv=rv)
+    if wants_table(request):
+        return table_response_for_list(request, target.rtype, items, rv=list_rv, cont=cont, remaining=remaining)
     return raw_response(list_body(target.rtype, items, rv=list_rv, cont=cont, remaining=remaining))
 
 
 async def _create(request: web.Request, store: RaftStore, target: Target) -> web.Response:
     namespace = _require_namespace(target)
     dry_run = _dry_run(request)
-    obj = prepare_create(target.rtype, await read_json(request), namespace=namespace)
+    raw = await read_body(request)
+    body = parse_json(raw)
+    check_fields(request, target.rtype, raw)
+    obj = prepare_create(target.rtype, body, namespace=namespace)
+    obj = fieldmanager.record_update(None, obj, manager=_manager(request, "unknown"), kind=target.rtype.kind,
+                                     api_version=target.rtype.api_version, now=now_rfc3339())
     if dry_run:
-        return raw_response(_encode(obj), status=201)
+        return add_warnings(request, raw_response(_encode(obj), status=201))
     stored = await store.create(target.rtype, obj)
-    return raw_response(stored.raw, status=201)
+    return add_warnings(request, raw_response(stored.raw, status=201))
 
 
 async def _update(request: web.Request, store: RaftStore, target: Target) -> web.Response:
     assert target.name is not None
     dry_run = _dry_run(request)
+    raw = await read_body(request)
+    body = parse_json(raw)
+    check_fields(request, target.rtype, raw)
     obj, expect_rv = prepare_update(
         target.rtype,
-        await read_json(request),
+        body,
         namespace=target.namespace or "",
         name=target.name,
         subresource=target.subresource,
     )
+    current, _rv = store.state.get(target.rtype.id, target.namespace or "", target.name)
+    obj = fieldmanager.record_update(
+        None if current is None else current.decode(), obj, manager=_manager(request, "unknown"),
+        kind=target.rtype.kind, api_version=target.rtype.api_version, now=now_rfc3339(),
+        subresource=target.subresource or "",
+    )
     if dry_run:
-        return raw_response(_encode(obj))
+        return add_warnings(request, raw_response(_encode(obj)))
     stored = await store.update(target.rtype, obj, expect_rv=expect_rv, subresource=target.subresource)
-    return raw_response(stored.raw)
+    return add_warnings(request, raw_response(stored.raw))
 
 
 async def _delete_options(request: web.Request) -> dict[str, Any]:
@@ -187,6 +224,13 @@ async def _delete_collection(request: web.Request, store: RaftStore, target: Tar
         except (errors.NotFound, errors.Conflict):
             continue  # deleted or replaced concurrently: not ours to delete any more
     return raw_response(list_body(target.rtype, deleted, rv=rv, cont="", remaining=None))
+
+
+def _manager(request: web.Request, default: str) -> str:
+    manager = request.query.get("fieldManager", "") or default
+    if len(manager) > 128:
+        raise errors.BadRequest("fieldManager: Too long: may not be more than 128 bytes")
+    return manager
 
 
 def _encode(obj: dict[str, Any]) -> bytes:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 
 from aiohttp import web
 
 from edgek8s.api.context import CONFIG, STORE
 from edgek8s.api.listing import parse_selection
+from edgek8s.api.negotiation import TABLE_CONTENT_TYPE, table_event, wants_table
 from edgek8s.api.paths import Target
 from edgek8s.model import errors
 from edgek8s.model.resources import ResourceType
@@ -76,7 +78,18 @@ async def serve_watch(request: web.Request, target: Target) -> web.StreamRespons
     except errors.Gone as exc:
         error = exc
 
-    response = web.StreamResponse(status=200, headers={"Content-Type": "application/json"})
+    as_table = wants_table(request)
+    first = [True]
+
+    def encode(kind: str, obj: StoredObject) -> bytes:
+        if not as_table:
+            return encode_event(kind, obj)
+        event = table_event(request, rtype, kind, obj, first=first[0])
+        first[0] = False
+        return event
+
+    content_type = TABLE_CONTENT_TYPE if as_table else "application/json"
+    response = web.StreamResponse(status=200, headers={"Content-Type": content_type})
     response.enable_chunked_encoding()
     await response.prepare(request)
     if error is not None or watcher is None:
@@ -87,8 +100,8 @@ async def serve_watch(request: web.Request, target: Target) -> web.StreamRespons
     try:
         for start in range(0, len(initial), _BATCH):
             chunk = initial[start : start + _BATCH]
-            await response.write(b"".join(encode_event(EventType.ADDED, obj) for obj in chunk))
-        await _stream(response, watcher, rtype, store.hub, timeout, bookmarks, bookmark_interval)
+            await response.write(b"".join(encode(EventType.ADDED, obj) for obj in chunk))
+        await _stream(response, watcher, rtype, store.hub, timeout, bookmarks, bookmark_interval, encode)
     except (ConnectionResetError, ConnectionError):
         pass
     finally:
@@ -104,6 +117,7 @@ async def _stream(
     timeout: float,
     bookmarks: bool,
     bookmark_interval: float,
+    encode: Callable[[str, StoredObject], bytes],
 ) -> None:
     deadline = time.monotonic() + timeout
     next_bookmark = time.monotonic() + bookmark_interval
@@ -127,5 +141,5 @@ async def _stream(
                 await response.write(_error_event(watcher.error))
             break
         batch = [delivery, *watcher.drain_ready(_BATCH)]
-        await response.write(b"".join(encode_event(d.type, d.obj) for d in batch))
+        await response.write(b"".join(encode(d.type, d.obj) for d in batch))
     await response.write_eof()

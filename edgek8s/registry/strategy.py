@@ -23,6 +23,7 @@ from edgek8s.model.validation import (
     name_is_dns1123_subdomain,
     validate_object_meta,
 )
+from edgek8s.registry.defaults import apply_defaults
 
 _SERVER_SET_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # upstream's: no vowels, no confusable digits
@@ -160,6 +161,7 @@ def prepare_create(rtype: ResourceType, body: Any, *, namespace: str) -> dict[st
     _set_namespace(meta, rtype, namespace)
     _generate_name(meta)
     _default_status(obj, rtype)
+    apply_defaults(rtype.kind, rtype.api_version, obj)
     _validate(obj, rtype)
     return obj
 
@@ -178,6 +180,7 @@ def prepare_update(
     _set_namespace(meta, rtype, namespace)
     expect_rv = parse_resource_version(meta.get("resourceVersion"), field="metadata.resourceVersion")
     if subresource is None:
+        apply_defaults(rtype.kind, rtype.api_version, obj)
         _validate(obj, rtype)
     return obj, expect_rv
 

@@ -1,0 +1,114 @@
+"""Content negotiation for reads (Table or plain JSON) and field validation for writes.
+
+kubectl's human output asks ``Accept: application/json;as=Table;v=v1;g=meta.k8s.io,...``: the server
+computes every cell (``registry.tables``). ``includeObject`` (None | Metadata | Object) says what each row
+carries. Everything else gets the plain object or list.
+
+``fieldValidation`` (Strict | Warn | Ignore; Warn when absent, as upstream since 1.27): unknown and
+duplicate fields in a write body are an error (400, upstream's "strict decoding error" message), a
+``Warning: 299`` header per field, or nothing.
+"""
+
+from __future__ import annotations
+
+import datetime
+import json
+from typing import Any
+
+from aiohttp import web
+
+from edgek8s.model import errors
+from edgek8s.model.resources import ResourceType
+from edgek8s.registry import schema
+from edgek8s.registry.tables import INCLUDE_METADATA, table_for_list, table_for_object
+from edgek8s.store.state import StoredObject
+
+TABLE_CONTENT_TYPE = "application/json;as=Table;v=v1;g=meta.k8s.io"
+_WARNINGS = web.RequestKey("warnings", list)
+
+
+def wants_table(request: web.Request) -> bool:
+    for part in request.headers.get("Accept", "").split(","):
+        params = {k.strip(): v.strip() for k, _, v in (p.partition("=") for p in part.split(";")[1:])}
+        if params.get("as") == "Table" and params.get("g") == "meta.k8s.io" and params.get("v") in ("v1", "v1beta1"):
+            return True
+    return False
+
+
+def _include_object(request: web.Request) -> str:
+    return request.query.get("includeObject", INCLUDE_METADATA) or INCLUDE_METADATA
+
+
+def _now() -> datetime.datetime:
+    return datetime.datetime.now(datetime.UTC)
+
+
+def table_response_for_list(
+    request: web.Request, rtype: ResourceType, items: list[StoredObject], *, rv: int, cont: str, remaining: int | None
+) -> web.Response:
+    try:
+        table = table_for_list(
+            rtype.kind, [obj.decode() for obj in items], now=_now(), include_object=_include_object(request),
+            resource_version=str(rv), continue_token=cont, remaining=remaining,
+        )
+    except ValueError as exc:
+        raise errors.BadRequest(str(exc)) from None
+    return web.Response(body=json.dumps(table).encode(), headers={"Content-Type": TABLE_CONTENT_TYPE})
+
+
+def table_response_for_object(request: web.Request, rtype: ResourceType, obj: StoredObject) -> web.Response:
+    try:
+        table = table_for_object(rtype.kind, obj.decode(), now=_now(), include_object=_include_object(request))
+    except ValueError as exc:
+        raise errors.BadRequest(str(exc)) from None
+    return web.Response(body=json.dumps(table).encode(), headers={"Content-Type": TABLE_CONTENT_TYPE})
+
+
+def table_event(request: web.Request, rtype: ResourceType, kind: str, obj: StoredObject, *, first: bool) -> bytes:
+    table = table_for_object(rtype.kind, obj.decode(), now=_now(), include_object=_include_object(request),
+                             headers=first)
+    return json.dumps({"type": kind, "object": table}).encode() + b"\n"
+
+
+def field_validation(request: web.Request) -> str:
+    mode = request.query.get("fieldValidation", "Warn") or "Warn"
+    if mode not in ("Strict", "Warn", "Ignore"):
+        raise errors.BadRequest(
+            f'fieldValidation: Unsupported value: "{mode}": supported values: "Ignore", "Strict", "Warn"'
+        )
+    return mode
+
+
+def check_fields(request: web.Request, rtype: ResourceType, raw: bytes) -> None:
+    """Apply the request's fieldValidation to a JSON body (unknown and duplicate fields)."""
+    mode = field_validation(request)
+    if mode == "Ignore" or not schema.known_kind(rtype.kind, rtype.api_version):
+        return
+    _obj, problems = schema.strict_field_errors(rtype.kind, rtype.api_version, raw)
+    report_field_problems(request, rtype, problems, mode)
+
+
+def check_object_fields(request: web.Request, rtype: ResourceType, obj: dict[str, Any]) -> None:
+    """The same for an object built by the server (a patched object)."""
+    mode = field_validation(request)
+    if mode == "Ignore" or not schema.known_kind(rtype.kind, rtype.api_version):
+        return
+    problems = [f'unknown field "{path}"' for path in schema.unknown_fields(rtype.kind, rtype.api_version, obj)]
+    report_field_problems(request, rtype, problems, mode)
+
+
+def report_field_problems(request: web.Request, rtype: ResourceType, problems: list[str], mode: str) -> None:
+    if not problems:
+        return
+    if mode == "Strict":
+        raise errors.BadRequest(
+            f'{rtype.kind} in version "{rtype.version}" cannot be handled as a {rtype.kind}: '
+            f"strict decoding error: {', '.join(problems)}"
+        )
+    request.setdefault(_WARNINGS, []).extend(problems)
+
+
+def add_warnings(request: web.Request, response: web.Response) -> web.Response:
+    for problem in request.get(_WARNINGS, []):
+        response.headers.add("Warning", '299 - ' + json.dumps(problem))
+    return response
