@@ -79,22 +79,52 @@ def field_validation(request: web.Request) -> str:
     return mode
 
 
-def check_fields(request: web.Request, rtype: ResourceType, raw: bytes) -> None:
-    """Apply the request's fieldValidation to a JSON body (unknown and duplicate fields)."""
+def check_fields(request: web.Request, rtype: ResourceType, raw: bytes, obj: Any) -> None:
+    """Apply the request's fieldValidation to a JSON body; unknown fields never reach the store.
+
+    Strict: 400 on unknown or duplicate fields. Warn: a Warning header each, and they are dropped.
+    Ignore: dropped silently (what upstream's decoder does with fields its types do not have).
+    """
     mode = field_validation(request)
-    if mode == "Ignore" or not schema.known_kind(rtype.kind, rtype.api_version):
+    if not isinstance(obj, dict) or not schema.known_kind(rtype.kind, rtype.api_version):
         return
-    _obj, problems = schema.strict_field_errors(rtype.kind, rtype.api_version, raw)
-    report_field_problems(request, rtype, problems, mode)
+    if mode != "Ignore":
+        _parsed, problems = schema.strict_field_errors(rtype.kind, rtype.api_version, raw)
+        report_field_problems(request, rtype, problems, mode)
+    drop_unknown_fields(rtype, obj)
 
 
 def check_object_fields(request: web.Request, rtype: ResourceType, obj: dict[str, Any]) -> None:
     """The same for an object built by the server (a patched object)."""
     mode = field_validation(request)
-    if mode == "Ignore" or not schema.known_kind(rtype.kind, rtype.api_version):
+    if not schema.known_kind(rtype.kind, rtype.api_version):
         return
-    problems = [f'unknown field "{path}"' for path in schema.unknown_fields(rtype.kind, rtype.api_version, obj)]
-    report_field_problems(request, rtype, problems, mode)
+    if mode != "Ignore":
+        problems = [f'unknown field "{path}"' for path in schema.unknown_fields(rtype.kind, rtype.api_version, obj)]
+        report_field_problems(request, rtype, problems, mode)
+    drop_unknown_fields(rtype, obj)
+
+
+def _path_steps(path: str) -> list[str | int]:
+    steps: list[str | int] = []
+    for part in path.split("."):
+        name, _, rest = part.partition("[")
+        if name:
+            steps.append(name)
+        while rest:
+            index, _, rest = rest.partition("]")
+            steps.append(int(index))
+            rest = rest.removeprefix("[")
+    return steps
+
+
+def drop_unknown_fields(rtype: ResourceType, obj: dict[str, Any]) -> None:
+    for path in schema.unknown_fields(rtype.kind, rtype.api_version, obj):
+        *parents, leaf = _path_steps(path)
+        node: Any = obj
+        for step in parents:
+            node = node[step]
+        del node[leaf]
 
 
 def report_field_problems(request: web.Request, rtype: ResourceType, problems: list[str], mode: str) -> None:

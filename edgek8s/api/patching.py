@@ -195,8 +195,8 @@ async def put_scale(request: web.Request, target: Target) -> web.Response:
     store = request.app[STORE]
     try:
         scale = json.loads(await read_body(request))
-        replicas = int(scale["spec"]["replicas"])
-    except (ValueError, KeyError, TypeError):
+        replicas = int((scale.get("spec") or {}).get("replicas", 0))  # Go omits a zero replicas
+    except (ValueError, AttributeError, TypeError):
         raise errors.BadRequest("expected an autoscaling/v1 Scale with spec.replicas") from None
     expect_rv = parse_resource_version((scale.get("metadata") or {}).get("resourceVersion"),
                                        field="metadata.resourceVersion")

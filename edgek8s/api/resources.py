@@ -9,6 +9,9 @@ N = not older than N (waits until this replica has applied N).
 
 from __future__ import annotations
 
+import copy
+import ipaddress
+import secrets
 from typing import Any
 
 from aiohttp import web
@@ -29,6 +32,7 @@ from edgek8s.model import errors
 from edgek8s.registry import fieldmanager
 from edgek8s.registry.strategy import parse_resource_version, prepare_create, prepare_update
 from edgek8s.store.raftstore import RaftStore, now_rfc3339
+from edgek8s.store.state import StoredObject
 
 
 def _is_true(value: str | None) -> bool:
@@ -136,14 +140,37 @@ async def _create(request: web.Request, store: RaftStore, target: Target) -> web
     dry_run = _dry_run(request)
     raw = await read_body(request)
     body = parse_json(raw)
-    check_fields(request, target.rtype, raw)
+    check_fields(request, target.rtype, raw, body)
     obj = prepare_create(target.rtype, body, namespace=namespace)
     obj = fieldmanager.record_update(None, obj, manager=_manager(request, "unknown"), kind=target.rtype.kind,
                                      api_version=target.rtype.api_version, now=now_rfc3339())
     if dry_run:
         return add_warnings(request, raw_response(_encode(obj), status=201))
-    stored = await store.create(target.rtype, obj)
+    if target.rtype.plural == "services":
+        stored = await _create_service(store, target, obj)
+    else:
+        stored = await store.create(target.rtype, obj)
     return add_warnings(request, raw_response(stored.raw, status=201))
+
+
+async def _create_service(store: RaftStore, target: Target, obj: dict[str, Any]) -> StoredObject:
+    """Allocate a cluster IP unless one is given (or the Service is headless / ExternalName)."""
+    spec = obj.setdefault("spec", {})
+    if spec.get("type") == "ExternalName" or spec.get("clusterIP"):
+        if spec.get("clusterIP") and spec["clusterIP"] != "None":
+            spec.setdefault("clusterIPs", [spec["clusterIP"]])
+        return await store.create(target.rtype, obj)
+    spec.setdefault("ipFamilies", ["IPv4"])
+    spec.setdefault("ipFamilyPolicy", "SingleStack")
+    for _attempt in range(8):
+        candidate = allocate_cluster_ip()
+        spec["clusterIP"], spec["clusterIPs"] = candidate, [candidate]
+        try:
+            return await store.create(target.rtype, copy.deepcopy(obj))
+        except errors.Invalid as exc:
+            if "already allocated" not in exc.message:
+                raise
+    raise errors.ServiceUnavailable("could not allocate a cluster IP; try again", retry_after=1)
 
 
 async def _update(request: web.Request, store: RaftStore, target: Target) -> web.Response:
@@ -151,7 +178,7 @@ async def _update(request: web.Request, store: RaftStore, target: Target) -> web
     dry_run = _dry_run(request)
     raw = await read_body(request)
     body = parse_json(raw)
-    check_fields(request, target.rtype, raw)
+    check_fields(request, target.rtype, raw, body)
     obj, expect_rv = prepare_update(
         target.rtype,
         body,
@@ -198,11 +225,14 @@ async def _delete(request: web.Request, store: RaftStore, target: Target) -> web
         expect_uid=preconditions.get("uid"),
         expect_rv=expect_rv,
     )
-    if stored is None:  # a retried delete whose first attempt applied: upstream's Status form
-        details = {"name": target.name, "group": target.rtype.group, "kind": target.rtype.plural}
-        return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
-                              "details": details})
-    return raw_response(stored.raw)
+    if stored is not None and stored.deleting and stored.name == target.name:
+        return raw_response(stored.raw)  # still there (finalizers, a terminating namespace): the object
+    # Gone: upstream answers with a Success Status naming what was deleted.
+    details = {"name": target.name, "group": target.rtype.group, "kind": target.rtype.plural}
+    if stored is not None:
+        details["uid"] = stored.uid
+    return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success",
+                          "details": details})
 
 
 async def _delete_collection(request: web.Request, store: RaftStore, target: Target) -> web.Response:
@@ -224,6 +254,15 @@ async def _delete_collection(request: web.Request, store: RaftStore, target: Tar
         except (errors.NotFound, errors.Conflict):
             continue  # deleted or replaced concurrently: not ours to delete any more
     return raw_response(list_body(target.rtype, deleted, rv=rv, cont="", remaining=None))
+
+
+SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")  # upstream's default service range
+
+
+def allocate_cluster_ip() -> str:
+    # .0 is the network, .1 the API server's own `kubernetes` Service (upstream reserves both).
+    offset = secrets.randbelow(SERVICE_CIDR.num_addresses - 3) + 2
+    return str(SERVICE_CIDR.network_address + offset)
 
 
 def _manager(request: web.Request, default: str) -> str:

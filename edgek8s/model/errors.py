@@ -176,7 +176,7 @@ def conflict(resource: str, group: str, name: str, detail: str) -> Conflict:
 
 
 def invalid(kind: str, group: str, name: str, causes: list[StatusCause]) -> Invalid:
-    summary = ", ".join(c.message for c in causes)
+    summary = ", ".join(f"{c.field}: {c.message}" if c.field else c.message for c in causes)
     if len(causes) > 1:
         summary = f"[{summary}]"
     return Invalid(

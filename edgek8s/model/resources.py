@@ -53,7 +53,7 @@ _ALL = ("all",)
 
 BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     ResourceType(group="", version="v1", plural="namespaces", kind="Namespace", namespaced=False,
-                 short_names=("ns",)),
+                 short_names=("ns",), verbs=("create", "delete", "get", "list", "patch", "update", "watch")),
     ResourceType(group="", version="v1", plural="nodes", kind="Node", namespaced=False, short_names=("no",)),
     ResourceType(group="", version="v1", plural="pods", kind="Pod", namespaced=True, short_names=("po",),
                  categories=_ALL),

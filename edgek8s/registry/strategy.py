@@ -10,6 +10,7 @@ Runs on the proposer, so randomness (generateName suffixes) is allowed here and 
 
 from __future__ import annotations
 
+import base64
 import secrets
 from collections.abc import Callable
 from typing import Any
@@ -37,7 +38,8 @@ _NAME_VALIDATORS: dict[str, NameValidator] = {
 
 
 def _causes(field_errors: list[FieldError]) -> list[errors.StatusCause]:
-    return [errors.StatusCause(field=e.field, reason=str(e.type), message=e.message) for e in field_errors]
+    # kubectl prints "<field>: <message>" per cause: the cause's message is the body without the field.
+    return [errors.StatusCause(field=e.field, reason=str(e.type), message=e.body) for e in field_errors]
 
 
 def _require_object(body: Any) -> dict[str, Any]:
@@ -120,6 +122,9 @@ def _validate_kind_specific(body: dict[str, Any], rtype: ResourceType) -> list[F
         if not isinstance(containers, list) or not containers:
             return [FieldError.required("spec.containers", "")]
         problems = []
+        policy = (body.get("spec") or {}).get("restartPolicy")
+        if policy is not None and policy not in ("Always", "OnFailure", "Never"):
+            problems.append(FieldError.not_supported("spec.restartPolicy", policy, ["Always", "OnFailure", "Never"]))
         for i, container in enumerate(containers):
             if not isinstance(container, dict):
                 problems.append(FieldError.type_invalid(f"spec.containers[{i}]", container, "must be of type object"))
@@ -145,8 +150,34 @@ def _default_status(body: dict[str, Any], rtype: ResourceType) -> None:
         body["status"] = {"phase": "Active"}
         body.setdefault("spec", {}).setdefault("finalizers", ["kubernetes"])
         body["metadata"].setdefault("labels", {})["kubernetes.io/metadata.name"] = body["metadata"].get("name", "")
-    elif rtype.has_status:
+    elif rtype.has_status and rtype.plural != "nodes":  # a kubelet registers its Node with its status
         body.pop("status", None)
+
+
+def _normalize(body: dict[str, Any], rtype: ResourceType) -> None:
+    """What kube-apiserver's decoding and conversion do to every write (before defaulting)."""
+    if rtype.plural == "secrets" and isinstance(body.get("stringData"), dict):
+        data = body.setdefault("data", {}) or {}
+        for key, value in body.pop("stringData").items():
+            data[key] = base64.b64encode(str(value).encode()).decode()
+        body["data"] = data
+    for spec in _pod_specs(body, rtype):
+        for field in ("containers", "initContainers"):
+            for container in spec.get(field) or ():
+                if isinstance(container, dict):
+                    container.setdefault("resources", {})  # Go always writes the empty struct
+
+
+def _pod_specs(body: dict[str, Any], rtype: ResourceType) -> list[dict[str, Any]]:
+    spec = body.get("spec")
+    if not isinstance(spec, dict):
+        return []
+    if rtype.plural == "pods":
+        return [spec]
+    template = spec.get("template")
+    if isinstance(template, dict) and isinstance(template.get("spec"), dict):
+        return [template["spec"]]
+    return []
 
 
 def prepare_create(rtype: ResourceType, body: Any, *, namespace: str) -> dict[str, Any]:
@@ -161,6 +192,7 @@ def prepare_create(rtype: ResourceType, body: Any, *, namespace: str) -> dict[st
     _set_namespace(meta, rtype, namespace)
     _generate_name(meta)
     _default_status(obj, rtype)
+    _normalize(obj, rtype)
     apply_defaults(rtype.kind, rtype.api_version, obj)
     _validate(obj, rtype)
     return obj
@@ -180,6 +212,7 @@ def prepare_update(
     _set_namespace(meta, rtype, namespace)
     expect_rv = parse_resource_version(meta.get("resourceVersion"), field="metadata.resourceVersion")
     if subresource is None:
+        _normalize(obj, rtype)
         apply_defaults(rtype.kind, rtype.api_version, obj)
         _validate(obj, rtype)
     return obj, expect_rv

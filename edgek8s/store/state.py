@@ -42,6 +42,7 @@ logger = logging.getLogger(__name__)
 COMMAND_VERSION = 1
 EXPORT_FORMAT = "edgek8s-snapshot/1"  # `edgek8s snapshot save` files: a header line, then one object a line
 NAMESPACES = resource_id("", "namespaces")
+SERVICES = resource_id("", "services")
 _GENERATION_TRACKED = frozenset(
     {resource_id("apps", "deployments"), resource_id("apps", "replicasets"), resource_id("apps", "daemonsets")}
 )
@@ -292,10 +293,30 @@ class ClusterState:
             if existing.uid == meta.get("uid"):
                 return Committed(index, existing, changed=False)
             return errors.already_exists(rtype.plural, rtype.group, name)
+        if rid == SERVICES:
+            taken = self._cluster_ip_taken(obj)
+            if taken is not None:
+                return taken
         meta["resourceVersion"] = str(index)
         if rid in _GENERATION_TRACKED:
             meta["generation"] = 1
         return Committed(index, self._put(rid, namespace, name, obj, EventType.ADDED))
+
+    def _cluster_ip_taken(self, obj: dict[str, Any]) -> errors.StatusError | None:
+        """A Service's cluster IP must be unique (the proposer allocates; apply is the arbiter)."""
+        wanted = (obj.get("spec") or {}).get("clusterIP")
+        if not wanted or wanted == "None":
+            return None
+        needle = f'"clusterIP":"{wanted}"'.encode()
+        for by_name in self._objects.get(SERVICES, {}).values():
+            for other in by_name.values():
+                if needle in other.raw:
+                    name = (obj.get("metadata") or {}).get("name", "")
+                    return errors.invalid("Service", "", name, [errors.StatusCause(
+                        field="spec.clusterIPs", reason="FieldValueInvalid",
+                        message=f'Invalid value: ["{wanted}"]: failed to allocate IP {wanted}: '
+                                "provided IP is already allocated")])
+        return None
 
     def _check_preconditions(
         self, command: dict[str, Any], existing: StoredObject, rid: ResourceId, name: str

@@ -59,7 +59,8 @@ async def test_create_conflicts_and_preconditions(clients: list[RestClient]) -> 
     with pytest.raises(errors.Conflict):
         await a.delete(f"{CM}/x", {"preconditions": {"resourceVersion": created["metadata"]["resourceVersion"]}})
     deleted = await c.delete(f"{CM}/x", {"preconditions": {"uid": created["metadata"]["uid"]}})
-    assert deleted["metadata"]["name"] == "x"
+    assert (deleted["kind"], deleted["status"], deleted["details"]["name"]) == ("Status", "Success", "x")
+    assert deleted["details"]["uid"] == created["metadata"]["uid"]
     with pytest.raises(errors.NotFound):
         await a.get(f"{CM}/x")
 
