@@ -11,6 +11,7 @@ duplicate fields in a write body are an error (400, upstream's "strict decoding 
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 import json
 from typing import Any
@@ -43,17 +44,28 @@ def _now() -> datetime.datetime:
     return datetime.datetime.now(datetime.UTC)
 
 
-def table_response_for_list(
+_THREAD_THRESHOLD = 200  # rows: a bigger Table is rendered off the event loop
+
+
+async def table_response_for_list(
     request: web.Request, rtype: ResourceType, items: list[StoredObject], *, rv: int, cont: str, remaining: int | None
 ) -> web.Response:
-    try:
+    include = _include_object(request)
+
+    def render() -> bytes:
         table = table_for_list(
-            rtype.kind, [obj.decode() for obj in items], now=_now(), include_object=_include_object(request),
+            rtype.kind, [obj.decode() for obj in items], now=_now(), include_object=include,
             resource_version=str(rv), continue_token=cont, remaining=remaining,
         )
+        return json.dumps(table).encode()
+
+    try:
+        # Decoding and rendering thousands of rows takes tens of milliseconds of CPU: keep the loop
+        # (small GETs, watches, writes) responsive while a big Table is built.
+        body = await asyncio.to_thread(render) if len(items) > _THREAD_THRESHOLD else render()
     except ValueError as exc:
         raise errors.BadRequest(str(exc)) from None
-    return web.Response(body=json.dumps(table).encode(), headers={"Content-Type": TABLE_CONTENT_TYPE})
+    return web.Response(body=body, headers={"Content-Type": TABLE_CONTENT_TYPE})
 
 
 def table_response_for_object(request: web.Request, rtype: ResourceType, obj: StoredObject) -> web.Response:

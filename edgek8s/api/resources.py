@@ -131,7 +131,9 @@ async def _list(request: web.Request, store: RaftStore, target: Target) -> web.R
     objects, rv = await store.list(target.rtype, target.namespace, consistent=consistent, min_rv=min_rv)
     items, cont, remaining, list_rv = paginate(objects, selection, limit=limit, token=token, rv=rv)
     if wants_table(request):
-        return table_response_for_list(request, target.rtype, items, rv=list_rv, cont=cont, remaining=remaining)
+        return await table_response_for_list(
+            request, target.rtype, items, rv=list_rv, cont=cont, remaining=remaining
+        )
     return raw_response(list_body(target.rtype, items, rv=list_rv, cont=cont, remaining=remaining))
 
 
