@@ -87,6 +87,9 @@ def _add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
 
 def _run_server(args: argparse.Namespace) -> int:
+    from edgek8s._util.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before any thread starts
     from edgek8s.server.control_plane import run_master
 
     config = build_server_config(args)
