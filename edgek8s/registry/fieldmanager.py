@@ -80,7 +80,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from edgek8s.registry.patch import _merge_keys
+from edgek8s.registry.patch import _merge_keys, clone_json
 
 __all__ = [
     "LAST_APPLIED_ANNOTATION",
@@ -199,14 +199,6 @@ class _Invalid(Exception):
 
 
 # --- JSON values -------------------------------------------------------------------------------
-
-
-def _clone(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {k: _clone(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_clone(v) for v in value]
-    return value
 
 
 def _equal(a: Any, b: Any) -> bool:
@@ -625,8 +617,8 @@ def _compare(old: Any, new: Any, schema: _Schema) -> _Comparison:
     def walk(left: Any, right: Any, path: Path, fpath: FieldPath, item: bool) -> None:
         zero = schema.always_present.get(fpath, _MISSING) if len(path) == len(fpath) else _MISSING
         if zero is not _MISSING:
-            left = _clone(zero) if left is _MISSING else left
-            right = _clone(zero) if right is _MISSING else right
+            left = clone_json(zero) if left is _MISSING else left
+            right = clone_json(zero) if right is _MISSING else right
         shape = schema.shape(fpath, item=item, values=(left, right))
         if shape == "leaf":
             if left is _MISSING:
@@ -704,14 +696,14 @@ class _Merger:
 
     def merge(self, left: Any, right: Any, path: Path, fpath: FieldPath, item: bool) -> Any:
         if right is _MISSING:
-            return _clone(left)
+            return clone_json(left)
         if (
             right is None
             and isinstance(left, dict | list)
             and left
             and self.schema.shape(fpath, item=item, values=(left,)) != "leaf"
         ):
-            return _clone(left)  # a null map or list: structured-merge-diff walks the live items against nothing
+            return clone_json(left)  # a null map or list: structured-merge-diff walks the live items against nothing
         shape = self.schema.shape(fpath, item=item, values=(left, right))
         if shape == "map":
             return self.merge_map(left if isinstance(left, dict) else {}, right, path, fpath)
@@ -949,7 +941,7 @@ def _managed_fields_of(obj: Mapping[str, Any] | None) -> Any:
 
 
 def _without_managed_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
-    result: dict[str, Any] = _clone(dict(obj))
+    result: dict[str, Any] = clone_json(dict(obj))
     meta = result.get("metadata")
     if isinstance(meta, dict):
         meta.pop("managedFields", None)
@@ -1153,7 +1145,7 @@ def _allowed_by_last_applied(live: dict[str, Any], schema: _Schema) -> set[Path]
 
 def _last_applied_text(config: dict[str, Any]) -> str:
     """buildLastApplied: the config without the annotation, as Go's JSON encoder writes it."""
-    value = _clone(config)
+    value = clone_json(config)
     meta = value.get("metadata")
     if isinstance(meta, dict) and isinstance(meta.get("annotations"), dict):
         meta["annotations"].pop(LAST_APPLIED_ANNOTATION, None)
