@@ -45,6 +45,10 @@ def now_rfc3339() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+def _unavailable_read(exc: Exception) -> errors.ServiceUnavailable:
+    return errors.ServiceUnavailable(f"cannot serve a consistent read: {exc}", retry_after=1)
+
+
 class RaftStore:
     def __init__(self, config: ServerConfig) -> None:
         self._config = config
@@ -213,10 +217,17 @@ class RaftStore:
 
     async def _read_point(self, *, consistent: bool, min_rv: int | None) -> None:
         if consistent:
-            try:
-                await self.raft.barrier()
-            except (NotCommitted, OutcomeUnknown) as exc:
-                raise errors.ServiceUnavailable(f"cannot serve a consistent read: {exc}", retry_after=1) from exc
+            # A barrier is a no-op: when a leader change leaves its fate unknown, simply take another.
+            deadline = time.monotonic() + self._config.raft.propose_timeout
+            while True:
+                try:
+                    await self.raft.barrier()
+                    return
+                except OutcomeUnknown as exc:
+                    if time.monotonic() > deadline:
+                        raise _unavailable_read(exc) from exc
+                except NotCommitted as exc:
+                    raise _unavailable_read(exc) from exc
         elif min_rv:
             await self.wait_for_rv(min_rv)
 

@@ -37,10 +37,10 @@ from tests.support.processes import (
 pytestmark = pytest.mark.timeout(120)
 
 RESTARTS = 10
-SETTLE_AFTER_LAST = 2.0  # > election timeout max + pre-vote round: a late deposition would show up
-# Longer than the election timeout (0.3-0.6 s), shorter than the connection timeout (1 s): the paused
+SETTLE_AFTER_LAST = 3.0  # > election timeout max + pre-vote round: a late deposition would show up
+# Longer than the election timeout (0.6-1.2 s), shorter than the connection timeout (2 s): the paused
 # follower wakes up with an expired election timer and its connections still up.
-PAUSE = 0.8
+PAUSE = 1.5
 
 
 @pytest.fixture

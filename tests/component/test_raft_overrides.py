@@ -225,7 +225,7 @@ async def test_restarted_follower_does_not_depose_the_leader(cluster: LocalClust
     follower = (leader + 1) % 3
     for _ in range(5):
         await cluster.stop(follower)
-        await asyncio.sleep(0.7)  # longer than an election timeout: the restarted node's timer fires first
+        await asyncio.sleep(1.3)  # longer than an election timeout: the restarted node's timer fires first
         await cluster.start(follower)
         await asyncio.sleep(0.3)
     await wait_for(lambda: cluster.masters[follower] is not None and cluster.masters[follower].store.raft.leader
