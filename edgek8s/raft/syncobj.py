@@ -438,6 +438,12 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
         )
         if granted:
             logger.info("%s: granting a pre-vote to %s for term %d", self.selfNode.id, node.id, message["term"])
+            # Step aside for the candidate we just encouraged: abandon our own pre-vote round and push our
+            # election timer out, so two followers that lost the leader together do not split the vote.
+            self._edge_prevote_term = -1
+            self._edge_prevote_won = False
+            deadline = raft_clock() + self._SyncObj__generateRaftTimeout()
+            self._SyncObj__raftElectionDeadline = max(self._SyncObj__raftElectionDeadline, deadline)
         self._SyncObj__transport.send(
             node, {"type": _PRE_VOTE_RESPONSE, "term": message["term"], "granted": granted}
         )

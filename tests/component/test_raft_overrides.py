@@ -143,6 +143,17 @@ def test_pre_vote_is_refused_while_a_leader_is_heard(lonely_syncobj: tuple[EdgeS
     assert obj._SyncObj__raftCurrentTerm == 1  # answering a pre-vote never changes the term
 
 
+def test_granting_a_pre_vote_steps_aside(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, peer = lonely_syncobj
+    obj._SyncObj__transport.send = lambda node, message: True
+    obj._edge_prevote_term = 1  # our own pre-vote round is under way
+    obj._SyncObj__raftElectionDeadline = raft_clock()  # and our timer is about to fire
+    obj._SyncObj__onMessageReceived(peer, {"type": "edgek8s_pre_vote", "term": 1, "last_log_index": 9,
+                                           "last_log_term": 0})
+    assert obj._edge_prevote_term == -1
+    assert obj._SyncObj__raftElectionDeadline >= raft_clock() + obj.conf.raftMinTimeout * 0.9
+
+
 def test_losing_the_link_to_the_leader_starts_a_pre_vote_soon(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
     obj, peer = lonely_syncobj
     obj._SyncObj__raftLeader = peer
