@@ -955,3 +955,46 @@ def test_error_conflict(kubectl: Kubectl, ns: str) -> None:
         'Error from server (Conflict): error when replacing "STDIN": Operation cannot be fulfilled on configmaps '
         '"raced": the object has been modified; please apply your changes to the latest version and try again')
     assert get_json(kubectl, ns, "configmap", "raced")["data"] == {"k": "2"}
+
+
+def _describe(kubectl: Kubectl, ns: str, what: str) -> dict[str, str]:
+    """`kubectl describe` output as its top-level `Key: value` lines."""
+    output = kubectl("describe", "-n", ns, what).stdout
+    fields: dict[str, str] = {}
+    for line in output.splitlines():
+        if line and not line[0].isspace() and ":" in line:
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
+@compat("kubectl describe", "pod")
+def test_describe_pod(kubectl: Kubectl, ns: str) -> None:
+    described = pod("viewed", container("app", "busybox:1.36", None))
+    described["spec"]["nodeName"] = "pi-7"
+    create(kubectl, ns, described)
+    fields = _describe(kubectl, ns, "pod/viewed")
+    assert (fields["Name"], fields["Namespace"], fields["Status"]) == ("viewed", ns, "Pending")
+    assert fields["Node"] == "pi-7/"
+    assert fields["Labels"] == "app=viewed"
+    assert fields["QoS Class"] == "BestEffort"
+
+
+@compat("kubectl describe", "deployment")
+def test_describe_deployment(kubectl: Kubectl, ns: str) -> None:
+    create(kubectl, ns, deployment("shown", replicas=3))
+    fields = _describe(kubectl, ns, "deployment/shown")
+    assert (fields["Name"], fields["Selector"], fields["StrategyType"]) == ("shown", "app=shown", "RollingUpdate")
+    assert fields["Replicas"].startswith("3 desired")
+    assert fields["RollingUpdateStrategy"] == "25% max unavailable, 25% max surge"
+
+
+@compat("kubectl describe", "service")
+def test_describe_service(kubectl: Kubectl, ns: str) -> None:
+    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "front"},
+               "spec": {"selector": {"app": "front"}, "ports": [{"port": 80, "targetPort": 8080}]}}
+    create(kubectl, ns, service)
+    fields = _describe(kubectl, ns, "service/front")
+    assert (fields["Type"], fields["Selector"], fields["IP Families"]) == ("ClusterIP", "app=front", "IPv4")
+    assert re.fullmatch(r"10\.(9[6-9]|10[0-9]|11[01])\.\d+\.\d+", fields["IP"]), fields["IP"]
+    assert fields["Port"] == "<unset>  80/TCP" and fields["TargetPort"] == "8080/TCP"
