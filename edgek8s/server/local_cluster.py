@@ -152,8 +152,17 @@ def up(state_dir: Path, *, masters: int = 3) -> int:
     return 0
 
 
+def _command_name() -> str:
+    """How to call edgek8s again: bare if it is on PATH, else the path next to this Python (a venv)."""
+    beside = Path(sys.executable).parent / "edgek8s"
+    if shutil.which("edgek8s") == str(beside) or not beside.exists():
+        return "edgek8s"
+    return str(beside)
+
+
 def _print_next_steps(manifest: dict[str, Any]) -> None:
     state_dir = Path(manifest["state_dir"])
+    edgek8s = _command_name()
     kubeconfig = kubeconfig_path(state_dir)
     print()
     print(f"The local control plane is up. Admin kubeconfig: {kubeconfig}")
@@ -167,8 +176,8 @@ def _print_next_steps(manifest: dict[str, Any]) -> None:
     print("data: {greeting: hi}")
     print("EOF")
     print("  kubectl get configmaps --watch        (in another terminal; then: kubectl label cm hello tier=edge)")
-    print(f"  edgek8s status --kubeconfig {kubeconfig}")
-    print(f"  edgek8s down --state-dir {state_dir}")
+    print(f"  {edgek8s} status --kubeconfig {kubeconfig}")
+    print(f"  {edgek8s} down --state-dir {state_dir}")
 
 
 def down(state_dir: Path, *, quiet: bool = False) -> int:
