@@ -103,7 +103,17 @@ def check_fields(request: web.Request, rtype: ResourceType, raw: bytes, obj: Any
     if mode != "Ignore":
         _parsed, problems = schema.strict_field_errors(rtype.kind, rtype.api_version, raw)
         report_field_problems(request, rtype, problems, mode)
+        if not problems:
+            return  # a clean body: no second walk on the hot path
     drop_unknown_fields(rtype, obj)
+
+
+def field_manager(request: web.Request, default: str) -> str:
+    """The ``fieldManager`` query parameter (upstream limits it to 128 bytes), or ``default``."""
+    manager = request.query.get("fieldManager", "") or default
+    if len(manager.encode()) > 128:
+        raise errors.Invalid("fieldManager: Too long: may not be more than 128 bytes")
+    return manager
 
 
 def check_object_fields(request: web.Request, rtype: ResourceType, obj: dict[str, Any]) -> None:

@@ -20,7 +20,7 @@ import yaml
 from aiohttp import web
 
 from edgek8s.api.context import STORE, json_response, raw_response, read_body
-from edgek8s.api.negotiation import add_warnings, check_object_fields
+from edgek8s.api.negotiation import add_warnings, check_object_fields, field_manager
 from edgek8s.api.paths import Target
 from edgek8s.model import errors
 from edgek8s.model.resources import ResourceType
@@ -38,13 +38,6 @@ SCALABLE = frozenset({"deployments", "replicasets"})
 
 def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _field_manager(request: web.Request, default: str) -> str:
-    manager = request.query.get("fieldManager", "") or default
-    if len(manager) > 128:
-        raise errors.Invalid("fieldManager: Too long: may not be more than 128 bytes")
-    return manager
 
 
 def _patch_error(exc: PatchError) -> errors.StatusError:
@@ -77,7 +70,7 @@ async def handle_patch(request: web.Request, target: Target) -> web.StreamRespon
         if not pinned:
             patched.setdefault("metadata", {})["resourceVersion"] = str(current.rv)
         patched = fieldmanager.record_update(
-            current.decode(), patched, manager=_field_manager(request, "kubectl-patch"), kind=target.rtype.kind,
+            current.decode(), patched, manager=field_manager(request, "kubectl-patch"), kind=target.rtype.kind,
             api_version=target.rtype.api_version, now=_now(), subresource=target.subresource or "",
         )
         obj, expect_rv = prepare_update(target.rtype, patched, namespace=target.namespace or "",

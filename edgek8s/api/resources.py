@@ -21,6 +21,7 @@ from edgek8s.api.listing import decode_continue, list_body, paginate, parse_sele
 from edgek8s.api.negotiation import (
     add_warnings,
     check_fields,
+    field_manager,
     table_response_for_list,
     table_response_for_object,
     wants_table,
@@ -32,7 +33,7 @@ from edgek8s.model import errors
 from edgek8s.registry import fieldmanager
 from edgek8s.registry.strategy import parse_resource_version, prepare_create, prepare_update
 from edgek8s.store.raftstore import RaftStore, now_rfc3339
-from edgek8s.store.state import StoredObject
+from edgek8s.store.state import StoredObject, encode_object
 
 
 def _is_true(value: str | None) -> bool:
@@ -144,10 +145,10 @@ async def _create(request: web.Request, store: RaftStore, target: Target) -> web
     body = parse_json(raw)
     check_fields(request, target.rtype, raw, body)
     obj = prepare_create(target.rtype, body, namespace=namespace)
-    obj = fieldmanager.record_update(None, obj, manager=_manager(request, "unknown"), kind=target.rtype.kind,
+    obj = fieldmanager.record_update(None, obj, manager=field_manager(request, "unknown"), kind=target.rtype.kind,
                                      api_version=target.rtype.api_version, now=now_rfc3339())
     if dry_run:
-        return add_warnings(request, raw_response(_encode(obj), status=201))
+        return add_warnings(request, raw_response(encode_object(obj), status=201))
     if target.rtype.plural == "services":
         stored = await _create_service(store, target, obj)
     else:
@@ -190,12 +191,12 @@ async def _update(request: web.Request, store: RaftStore, target: Target) -> web
     )
     current, _rv = store.state.get(target.rtype.id, target.namespace or "", target.name)
     obj = fieldmanager.record_update(
-        None if current is None else current.decode(), obj, manager=_manager(request, "unknown"),
+        None if current is None else current.decode(), obj, manager=field_manager(request, "unknown"),
         kind=target.rtype.kind, api_version=target.rtype.api_version, now=now_rfc3339(),
         subresource=target.subresource or "",
     )
     if dry_run:
-        return add_warnings(request, raw_response(_encode(obj)))
+        return add_warnings(request, raw_response(encode_object(obj)))
     stored = await store.update(target.rtype, obj, expect_rv=expect_rv, subresource=target.subresource)
     return add_warnings(request, raw_response(stored.raw))
 
@@ -265,16 +266,3 @@ def allocate_cluster_ip() -> str:
     # .0 is the network, .1 the API server's own `kubernetes` Service (upstream reserves both).
     offset = secrets.randbelow(SERVICE_CIDR.num_addresses - 3) + 2
     return str(SERVICE_CIDR.network_address + offset)
-
-
-def _manager(request: web.Request, default: str) -> str:
-    manager = request.query.get("fieldManager", "") or default
-    if len(manager) > 128:
-        raise errors.BadRequest("fieldManager: Too long: may not be more than 128 bytes")
-    return manager
-
-
-def _encode(obj: dict[str, Any]) -> bytes:
-    from edgek8s.store.state import encode_object
-
-    return encode_object(obj)
