@@ -63,7 +63,7 @@ def write_secret(path: Path) -> None:
         f.write(secrets.token_hex(32) + "\n")
 
 
-class EdgeCluster:
+class EdgeCluster(procs.ProcessGroup):
     """Start with `await cluster.start(session)`, always `cluster.stop()` (or use
     `async with`). Node indexes are 0..2; names m1..m3."""
 
@@ -118,36 +118,14 @@ class EdgeCluster:
         except EdgeError as exc:
             raise EdgeUnavailable(str(exc)) from exc
 
-    def stop(self, keep_logs: bool = False) -> Path | None:
-        """Stop every member and remove the temp dir; with `keep_logs`, the
-        members' logs are copied out first and the copy's path returned."""
-        kept = None
-        for m in self.masters:
-            if m.proc is not None:
-                procs.stop(m.proc)
-                m.proc = None
-        if keep_logs:
-            kept = procs.preserve_logs([m.log_path for m in self.masters], self.base_dir.name)
-        procs.remove_temp_dir(self.base_dir)
-        return kept
+    member_word = "master"
+    error = EdgeError
 
-    async def __aenter__(self) -> EdgeCluster:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.stop()
-
-    def kill(self, node: int) -> None:
-        proc = self.masters[node].proc
-        if proc is None:
-            raise EdgeError(f"master {node} is not running")
-        procs.kill_group(proc)
+    def members_of_group(self) -> list[Any]:
+        return self.masters
 
     async def restart(self, session: aiohttp.ClientSession, node: int, timeout_s: float) -> None:
-        m = self.masters[node]
-        if m.proc is not None:
-            procs.reap(m.proc)
-        self._spawn(node)
+        self.respawn(node)
         await self.wait_ready(session, node, time.monotonic() + timeout_s)
 
     def pids(self) -> list[int | None]:

@@ -62,7 +62,7 @@ class EtcdMember:
         return f"http://{procs.LOOPBACK}:{self.peer_port}"
 
 
-class EtcdCluster:
+class EtcdCluster(procs.ProcessGroup):
     """Start with `await cluster.start(session)`, always `cluster.stop()` (or use
     `async with`). Node indexes are 0..2."""
 
@@ -138,36 +138,14 @@ class EtcdCluster:
             status = await self.status(session, i)
             self._member_ids[status["header"]["member_id"]] = i
 
-    def stop(self, keep_logs: bool = False) -> Path | None:
-        """Stop every member and remove the temp dir; with `keep_logs`, the
-        members' logs are copied out first and the copy's path returned."""
-        kept = None
-        for m in self.members:
-            if m.proc is not None:
-                procs.stop(m.proc)
-                m.proc = None
-        if keep_logs:
-            kept = procs.preserve_logs([m.log_path for m in self.members], self.base_dir.name)
-        procs.remove_temp_dir(self.base_dir)
-        return kept
+    member_word = "member"
+    error = EtcdError
 
-    async def __aenter__(self) -> EtcdCluster:
-        return self
-
-    async def __aexit__(self, *exc: object) -> None:
-        self.stop()
-
-    def kill(self, node: int) -> None:
-        proc = self.members[node].proc
-        if proc is None:
-            raise EtcdError(f"member {node} is not running")
-        procs.kill_group(proc)
+    def members_of_group(self) -> list[Any]:
+        return self.members
 
     async def restart(self, session: aiohttp.ClientSession, node: int, timeout_s: float) -> None:
-        m = self.members[node]
-        if m.proc is not None:
-            procs.reap(m.proc)
-        self._spawn(node)
+        self.respawn(node)
         deadline = time.monotonic() + timeout_s
         await self._wait_has_leader(session, node, deadline)
         await self._wait_caught_up(session, node, deadline)

@@ -17,7 +17,7 @@ import time
 from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
-from typing import IO
+from typing import IO, Any, Self
 
 LOOPBACK = "127.0.0.1"
 
@@ -186,3 +186,53 @@ def install_sigterm() -> None:
     """SIGTERM raises KeyboardInterrupt outside an event loop (asyncio resets
     the handler when a loop that had `cancel_on_sigterm` closes)."""
     signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+class ProcessGroup:
+    """Stop, kill and respawn for a cluster of member processes living under one temp dir.
+
+    Subclasses list their members (objects with ``proc`` and ``log_path``) in ``members_of_group()``
+    and start one with ``_spawn(index)``.
+    """
+
+    base_dir: Path
+    member_word = "member"
+    error: type[Exception] = RuntimeError
+
+    def members_of_group(self) -> Sequence[Any]:
+        raise NotImplementedError
+
+    def _spawn(self, index: int) -> None:
+        raise NotImplementedError
+
+    def stop(self, keep_logs: bool = False) -> Path | None:
+        """Stop every member and remove the temp dir; with `keep_logs`, the
+        members' logs are copied out first and the copy's path returned."""
+        kept = None
+        for m in self.members_of_group():
+            if m.proc is not None:
+                stop(m.proc)
+                m.proc = None
+        if keep_logs:
+            kept = preserve_logs([m.log_path for m in self.members_of_group()], self.base_dir.name)
+        remove_temp_dir(self.base_dir)
+        return kept
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        self.stop()
+
+    def kill(self, node: int) -> None:
+        proc = self.members_of_group()[node].proc
+        if proc is None:
+            raise self.error(f"{self.member_word} {node} is not running")
+        kill_group(proc)
+
+    def respawn(self, node: int) -> None:
+        """Reap a killed member and start it again with the same flags and data dir."""
+        m = self.members_of_group()[node]
+        if m.proc is not None:
+            reap(m.proc)
+        self._spawn(node)
