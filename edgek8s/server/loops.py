@@ -8,8 +8,13 @@ from __future__ import annotations
 
 from edgek8s.client.loops import LeaderLoop
 from edgek8s.config import ServerConfig
+from edgek8s.controllers.deployment import DeploymentController
+from edgek8s.controllers.replicaset import ReplicaSetController
 
 
 def leader_loops(config: ServerConfig) -> list[LeaderLoop]:
-    loops: list[LeaderLoop] = []
+    loops: list[LeaderLoop] = [
+        DeploymentController(),
+        ReplicaSetController(),
+    ]
     return loops
