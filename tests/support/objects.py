@@ -79,7 +79,8 @@ def make_pod(
     spec: dict[str, Any] = {"containers": [container]}
     if init_requests:
         spec["initContainers"] = [
-            {"name": f"init{i}", "image": image, "resources": {"requests": dict(r)}} for i, r in enumerate(init_requests)
+            {"name": f"init{i}", "image": image, "resources": {"requests": dict(r)}}
+            for i, r in enumerate(init_requests)
         ]
     for key, value in (("nodeName", node_name), ("nodeSelector", node_selector), ("affinity", affinity),
                        ("tolerations", tolerations), ("priority", priority), ("schedulerName", scheduler_name)):

@@ -86,7 +86,8 @@ NOT_READY = "node(s) had untolerated taint {node.kubernetes.io/not-ready: }"
     [
         (make_pod("p"), make_node("n"), None),
         (make_pod("p"), make_node("n", ready="False"), NOT_READY),
-        (make_pod("p"), make_node("n", ready="Unknown"), "node(s) had untolerated taint {node.kubernetes.io/unreachable: }"),
+        (make_pod("p"), make_node("n", ready="Unknown"),
+         "node(s) had untolerated taint {node.kubernetes.io/unreachable: }"),
         (make_pod("p", tolerations=[{"key": "node.kubernetes.io/not-ready", "operator": "Exists"}]),
          make_node("n", ready="False"), None),
         (make_pod("p"), make_node("n", conditions={"DiskPressure": "True"}),
@@ -121,7 +122,8 @@ def test_node_readiness(pod: dict[str, Any], node: dict[str, Any], reason: str |
     ],
 )
 def test_taint_toleration_filter(tolerations: Any, taints: Any, reason: str | None) -> None:
-    assert run_filter(TaintToleration(), make_pod("p", tolerations=tolerations), make_node("n", taints=taints)) == reason
+    pod, node = make_pod("p", tolerations=tolerations), make_node("n", taints=taints)
+    assert run_filter(TaintToleration(), pod, node) == reason
 
 
 @pytest.mark.parametrize(
