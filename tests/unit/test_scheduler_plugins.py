@@ -300,7 +300,8 @@ def test_anti_affinity_by_zone_covers_every_node_of_the_zone() -> None:
     for name, zone in (("a1", "a"), ("a2", "a"), ("b1", "b")):
         snapshot.upsert_node(make_node(name, labels={"topology.kubernetes.io/zone": zone}))
     snapshot.add_pod(pod_info(make_pod("db0", node_name="a1", labels={"app": "db"})))
-    pod = pod_info(make_pod("db1", labels={"app": "db"}, affinity=anti({"app": "db"}, key="topology.kubernetes.io/zone")))
+    zone_anti = anti({"app": "db"}, key="topology.kubernetes.io/zone")
+    pod = pod_info(make_pod("db1", labels={"app": "db"}, affinity=zone_anti))
     check = InterPodAffinity().check_for(pod, snapshot)
     assert check is not None
     assert [check(n) for n in snapshot.nodes()] == [
