@@ -64,7 +64,10 @@ class NodeInfo:
         self.anti_affinity_pods: dict[str, PodInfo] = {}
         self.generation = 0
 
-    def set_node(self, obj: Mapping[str, Any]) -> None:
+    def set_node(self, obj: Mapping[str, Any]) -> bool:
+        """Take the Node's fields; True when anything a filter or score reads has changed (a heartbeat
+        that only moves timestamps returns False)."""
+        before = (self.present, self.labels, self.allocatable, self.taints, self.unschedulable, self.conditions)
         meta = obj.get("metadata") or {}
         spec = obj.get("spec") or {}
         status = obj.get("status") or {}
@@ -84,6 +87,8 @@ class NodeInfo:
         }
         self.present = True
         self.generation += 1
+        return before != (self.present, self.labels, self.allocatable, self.taints, self.unschedulable,
+                          self.conditions)
 
     def add(self, pod: PodInfo) -> None:
         self.pods[pod.key] = pod
@@ -153,15 +158,15 @@ class Snapshot:
 
     # --- nodes (informer) -------------------------------------------------------------------------
 
-    def upsert_node(self, obj: Mapping[str, Any]) -> NodeInfo:
+    def upsert_node(self, obj: Mapping[str, Any]) -> bool:
+        """Add or update a node; True when its scheduling-relevant fields changed."""
         name = str((obj.get("metadata") or {}).get("name", ""))
         info = self._nodes.get(name)
         if info is None:
             info = self._nodes[name] = NodeInfo(name)
         if not info.present:
             self._candidates = None
-        info.set_node(obj)
-        return info
+        return info.set_node(obj)
 
     def remove_node(self, name: str) -> None:
         """The Node object is gone; pods still bound to it stay counted on a placeholder until they go."""

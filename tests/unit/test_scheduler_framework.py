@@ -124,3 +124,13 @@ def test_confirmation_moves_a_pod_another_scheduler_placed() -> None:
     assert not snapshot.is_assumed(pod.key)
     snapshot.forget(pod.key)  # confirmed: forget leaves it
     assert snapshot.node_of(pod.key) == "b"
+
+
+def test_node_heartbeat_is_not_a_scheduling_change() -> None:
+    snapshot = Snapshot()
+    node = make_node("a")
+    assert snapshot.upsert_node(node)
+    node["status"]["conditions"][0]["lastHeartbeatTime"] = "2026-01-01T00:00:10Z"
+    assert not snapshot.upsert_node(node)
+    assert snapshot.upsert_node(make_node("a", labels={"disk": "ssd"}))
+    assert snapshot.upsert_node(make_node("a", labels={"disk": "ssd"}, unschedulable=True))
