@@ -194,15 +194,15 @@ class SchedulerTerm:
 
     async def _schedule_forever(self, group: asyncio.TaskGroup) -> None:
         while True:
-            key = await self.queue.pop()
-            for _ in range(_YIELD_EVERY):
+            key: str | None = await self.queue.pop()
+            budget = _YIELD_EVERY
+            while key is not None:
                 await self._schedule_one(key, group)
-                next_key = self.queue.pop_nowait()
-                if next_key is None:
-                    break
-                key = next_key
-            else:
-                await asyncio.sleep(0)
+                budget -= 1
+                if budget == 0:
+                    await asyncio.sleep(0)  # let bindings and watch events in
+                    budget = _YIELD_EVERY
+                key = self.queue.pop_nowait()
 
     async def _schedule_one(self, key: str, group: asyncio.TaskGroup) -> None:
         obj = self._pending.get(key)

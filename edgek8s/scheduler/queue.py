@@ -60,6 +60,8 @@ class SchedulingQueue:
 
     def add(self, key: str, priority: int = 0) -> None:
         """A pending pod, new or changed: tried as soon as its backoff (if any) is over."""
+        if key in self._active and self._priority.get(key) == priority:
+            return  # waiting already, keeps its place
         self._priority[key] = priority
         if key in self._in_flight:
             self._changed_in_flight.add(key)

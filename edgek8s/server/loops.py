@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from edgek8s.client.loops import LeaderLoop
 from edgek8s.config import ServerConfig
+from edgek8s.scheduler.loop import Scheduler
 
 
 def leader_loops(config: ServerConfig) -> list[LeaderLoop]:
-    loops: list[LeaderLoop] = []
+    loops: list[LeaderLoop] = [
+        Scheduler(),
+    ]
     return loops
