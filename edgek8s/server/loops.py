@@ -12,10 +12,12 @@ from edgek8s.controllers.deployment import DeploymentController
 from edgek8s.controllers.garbagecollector import GarbageCollector
 from edgek8s.controllers.namespace import NamespaceController
 from edgek8s.controllers.replicaset import ReplicaSetController
+from edgek8s.scheduler.loop import Scheduler
 
 
 def leader_loops(config: ServerConfig) -> list[LeaderLoop]:
     loops: list[LeaderLoop] = [
+        Scheduler(),
         DeploymentController(),
         ReplicaSetController(),
         GarbageCollector(),
