@@ -37,7 +37,7 @@ def deployment(name: str, replicas: int, namespace: str = "default") -> dict[str
 @pytest.fixture
 async def client(cluster: LocalCluster) -> AsyncIterator[InProcessClient]:
     client = InProcessClient(cluster.running()[0].store, manager="test")
-    hollow = HollowNodes(client, ["n1", "n2"], bind=True)
+    hollow = HollowNodes(client, ["n1", "n2"])
     task = asyncio.create_task(hollow.run())
     try:
         yield client

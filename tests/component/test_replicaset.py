@@ -34,7 +34,7 @@ def replicaset(name: str, replicas: int, app: str = "web") -> dict[str, Any]:
 async def client(cluster: LocalCluster) -> AsyncIterator[InProcessClient]:
     master = cluster.running()[0]
     client = InProcessClient(master.store, manager="test")
-    hollow = HollowNodes(client, ["n1", "n2"], bind=True)
+    hollow = HollowNodes(client, ["n1", "n2"])
     task = asyncio.create_task(hollow.run())
     try:
         yield client
