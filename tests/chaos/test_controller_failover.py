@@ -200,7 +200,7 @@ async def test_leader_kills_during_rollouts(cluster: ProcessCluster) -> None:
     async with aiohttp.ClientSession() as session:
         cluster.start_all()
         await cluster.wait_ready(session, timeout=30.0)
-        async with Driver.start(cluster, session):
+        async with Driver.start(cluster, session) as driver:
             client = driver.client()
             await client.create(DEPLOYMENTS, deployment("web:0"))
             await driver.rolled_out("web:0")
@@ -238,7 +238,7 @@ async def test_a_partitioned_leader_makes_no_write_after_its_successor_claims(cl
         await cluster.wait_ready(session, timeout=30.0)
         old, status = await cluster.find_leader(session)
         others = [i for i in range(len(cluster.masters)) if i != old]
-        async with Driver.start(cluster, session, avoid={old}):
+        async with Driver.start(cluster, session, avoid={old}) as driver:
             client = driver.client(others)
             await client.create(DEPLOYMENTS, deployment("web:0"))
             await driver.rolled_out("web:0")
