@@ -104,7 +104,8 @@ async def test_masters_unreachable_for_60s(master: LocalCluster, tmp_path: Path,
                 "name": "c", "command": ["sh", "-c", "echo $SITE > /tmp/site; exec sleep 3600"],
                 "env": [{"name": "SITE", "valueFrom": {"configMapKeyRef": {"name": "site", "key": "name"}}}]}])
             steady = await client.create(PODS, steady_body)
-            crasher = await client.create(PODS, pod_body("crasher", NODE, [{"name": "c", "command": ["sh", "-c", "sleep 1; exit 1"]}]))
+            crash = {"name": "c", "command": ["sh", "-c", "sleep 1; exit 1"]}
+            crasher = await client.create(PODS, pod_body("crasher", NODE, [crash]))
             await wait_pod(client, "steady", is_ready)
             await wait_pod(client, "crasher", lambda p: container_status(p).get("restartCount", 0) >= 1)
         steady_uid, crasher_uid = steady["metadata"]["uid"], crasher["metadata"]["uid"]
@@ -121,7 +122,8 @@ async def test_masters_unreachable_for_60s(master: LocalCluster, tmp_path: Path,
         while time.monotonic() - outage_started < 60:
             assert await _running(agent, steady_uid) == steady_ids, "a healthy pod changed during the outage"
             await asyncio.sleep(2)
-        assert await _attempts(agent, crasher_uid, "c") >= attempts_at_outage + 3, "the crashing container stopped restarting"
+        attempts = await _attempts(agent, crasher_uid, "c")
+        assert attempts >= attempts_at_outage + 3, "the crashing container stopped restarting"
 
         await master.start()
         await master.wait_ready()

@@ -230,8 +230,10 @@ async def test_graceful_termination(client: RestClient, agent: Agent) -> None:
         uid = pod["metadata"]["uid"]  # type: ignore[index]
         started = time.monotonic()
         await client.delete(f"{PODS}/{name}")
-        while any(c.state == ContainerState.RUNNING for rp in await agent.runtime.list_pods(uid=uid)
-                  for c in rp.containers):
+        running = True
+        while running:
+            pods = await agent.runtime.list_pods(uid=uid)
+            running = any(c.state == ContainerState.RUNNING for rp in pods for c in rp.containers)
             await asyncio.sleep(0.05)
         return time.monotonic() - started
 
@@ -251,7 +253,8 @@ async def test_host_port_and_init_containers(client: RestClient, agent: Agent) -
            "ports": [{"containerPort": 8080, "hostPort": port}],
            "volumeMounts": [{"name": "www", "mountPath": "/www"}],
            "resources": {"limits": {"cpu": "250m", "memory": "32Mi"}}}
-    await client.create(PODS, pod_body("hp", NODE, [web], initContainers=[init], volumes=[{"name": "www", "emptyDir": {}}]))
+    volumes = [{"name": "www", "emptyDir": {}}]
+    await client.create(PODS, pod_body("hp", NODE, [web], initContainers=[init], volumes=volumes))
     pod = await wait_pod(client, "hp", is_ready)
     assert pod["status"]["initContainerStatuses"][0]["state"]["terminated"]["exitCode"] == 0
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
