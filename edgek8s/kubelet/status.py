@@ -12,13 +12,16 @@ import asyncio
 import datetime
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from edgek8s.client.interface import ClusterClient
 from edgek8s.kubelet.runtime import ContainerState, ContainerStatus, RuntimePod
 from edgek8s.model import errors
+from edgek8s.model.resources import by_id, resource_id
 
 logger = logging.getLogger(__name__)
 Obj = dict[str, Any]
+PODS = by_id(resource_id("", "pods"))
 
 
 def now_rfc3339() -> str:
@@ -190,14 +193,10 @@ def qos_class(pod: Obj) -> str:
     return "Guaranteed" if guaranteed else "Burstable"
 
 
-class StatusApi(Protocol):
-    async def replace(self, path: str, body: Any) -> Any: ...
-
-
 class StatusWriter:
     """Latest status per pod uid, written by one task; unchanged statuses are never written."""
 
-    def __init__(self, api: StatusApi, *, retry: float = 2.0) -> None:
+    def __init__(self, api: ClusterClient, *, retry: float = 2.0) -> None:
         self._api = api
         self._retry = retry
         self._written: dict[str, Obj] = {}  # uid -> the status the API has (as far as we know)
@@ -236,9 +235,8 @@ class StatusWriter:
                 body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": meta["name"],
                         "namespace": meta.get("namespace", "default"), "uid": uid}, "spec": pod.get("spec"),
                         "status": status}
-                path = f"/api/v1/namespaces/{meta.get('namespace', 'default')}/pods/{meta['name']}/status"
                 try:
-                    await self._api.replace(path, body)
+                    await self._api.update_status(PODS, body)
                 except errors.NotFound:
                     continue  # the pod is gone; its worker will be told
                 except errors.StatusError as exc:

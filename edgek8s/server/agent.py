@@ -21,6 +21,7 @@ from collections.abc import Callable, Sequence
 from typing import Protocol
 
 from edgek8s.client.failover import FailoverClient
+from edgek8s.client.rest import RestClusterClient
 from edgek8s.config import AgentConfig
 from edgek8s.kubelet.agent import Kubelet
 from edgek8s.kubelet.node_status import detect_node_ip
@@ -49,7 +50,8 @@ class Agent:
         self.service = PodmanService(self.podman_host) if self.podman_host is not None else None
         self.runtime: ContainerRuntime = runtime or PodmanRuntime(self.podman_host)  # type: ignore[arg-type]
         self.node_ip = config.node_ip or detect_node_ip(config.masters)
-        self.api = FailoverClient(config.masters, timeout=config.request_timeout, ssl_context=self._tls())
+        self.transport = FailoverClient(config.masters, timeout=config.request_timeout, ssl_context=self._tls())
+        self.api = RestClusterClient(self.transport)
         self.kubelet = Kubelet(config, self.api, self.runtime, node_ip=self.node_ip)
         self._factories = list(server_factories)
         self.servers: list[AgentServer] = []
@@ -65,7 +67,7 @@ class Agent:
         if self.service is not None:
             await self.service.start()
         await self.runtime.start()
-        await self.api.__aenter__()
+        await self.transport.__aenter__()
         await self.kubelet.start()
         for factory in self._factories:
             server = factory(self)
@@ -79,7 +81,7 @@ class Agent:
             await server.stop()
         self.servers.clear()
         await self.kubelet.stop()
-        await self.api.__aexit__(None, None, None)
+        await self.transport.__aexit__(None, None, None)
         await self.runtime.stop()
         if self.service is not None:
             await self.service.stop()

@@ -17,9 +17,9 @@ from typing import Any
 
 from edgek8s.client.rest import RestClient
 from edgek8s.config import AgentConfig, PodmanConfig
-from edgek8s.kubelet.podman_host import PodmanHost, remove_everything, resolve, write_config
+from edgek8s.kubelet.podman_host import PodmanHost, remove_everything
 from edgek8s.server.agent import Agent
-from edgek8s.server.images import TEST_IMAGE, build_image, save_image
+from edgek8s.server.images import TEST_IMAGE, build_archive
 
 IMAGE = TEST_IMAGE
 
@@ -30,15 +30,7 @@ def random_pod_cidr() -> str:
 
 def build_test_archive(directory: Path) -> Path:
     """Build the busybox test image in a scratch storage and save it to ``directory/busybox.tar``."""
-    host = resolve(PodmanConfig(), directory / "builder")
-    write_config(host)
-    try:
-        build_image(IMAGE, env=host.env())
-        archive = directory / "busybox.tar"
-        save_image(IMAGE, archive, env=host.env())
-    finally:
-        asyncio.run(remove_everything(host))
-    return archive
+    return build_archive(IMAGE, directory / "busybox.tar")
 
 
 def agent_config(data_dir: Path, urls: list[str], name: str = "worker-1", **overrides: Any) -> AgentConfig:
