@@ -34,3 +34,17 @@ def write_kubeconfig(path: Path, text: str) -> None:
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     with os.fdopen(fd, "w") as handle:
         handle.write(text)
+
+
+def render_file_kubeconfig(*, server: str, ca_file: Path, cert_file: Path, key_file: Path,
+                           user: str = "node") -> str:
+    """A kubeconfig that names its credential files, so a renewal that rewrites them needs no edit here."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "edgek8s", "cluster": {"server": server, "certificate-authority": str(ca_file)}}],
+        "users": [{"name": user, "user": {"client-certificate": str(cert_file), "client-key": str(key_file)}}],
+        "contexts": [{"name": "edgek8s", "context": {"cluster": "edgek8s", "user": user}}],
+        "current-context": "edgek8s",
+    }
+    return str(yaml.safe_dump(config, sort_keys=False))

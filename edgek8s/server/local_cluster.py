@@ -67,7 +67,7 @@ def kubeconfig_path(state_dir: Path) -> Path:
 def _make_pki(state_dir: Path, names: list[str]) -> None:
     """Cluster CA, one serving certificate per master (127.0.0.1, localhost), an admin client certificate."""
     pki = state_dir / "pki"
-    ca = new_ca("edgek8s-local-ca")
+    ca = new_ca()
     write_pair(ca, pki / "ca.crt", pki / "ca.key")
     for name in names:
         serving = issue(ca, common_name=name, dns_names=["localhost", name, "kubernetes.default.svc"],
