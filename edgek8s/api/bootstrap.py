@@ -9,8 +9,9 @@ or master uses (to join again under the same name, delete the Node first: that a
 certificates). A worker token joins workers only; a master token either. The answer holds the signed
 client certificate, the CA bundle and the masters' URLs; for ``role: master`` also a serving certificate
 for ``servingCsr`` (SANs: the addresses and hostnames the joiner lists, ``kubernetes.default.svc``,
-``localhost``, 127.0.0.1), the CA key, the cluster secret and the Raft members, after this master has
-added the joiner's ``raftAddress`` to the Raft membership.
+``localhost``, 127.0.0.1), the CA key, the cluster secret and the Raft members. The joiner then starts
+its replica with those members as peers and asks to be added (``server/membership.py``): a Raft
+membership change from N to N+1 members only commits once the new member answers.
 
 ``POST /edgek8s/v1/renew`` (a valid client certificate): ``{"csr": PEM}`` whose subject is exactly the
 caller's identity; answers a new certificate with a fresh lifetime.
@@ -32,6 +33,7 @@ from aiohttp import web
 
 from edgek8s.api.authn import USER, User
 from edgek8s.api.context import CONFIG, STORE, json_response, read_json
+from edgek8s.config import ConfigError, parse_host_port
 from edgek8s.model import errors
 from edgek8s.model.resources import resource_id
 from edgek8s.pki import tokens
@@ -155,18 +157,19 @@ async def join(request: web.Request) -> web.Response:
     if role == "master":
         serving = _parse(_field(body, "servingCsr"))
         raft_address = _field(body, "raftAddress")
+        try:
+            parse_host_port(raft_address, what="raftAddress")
+        except ConfigError as exc:
+            raise errors.BadRequest(str(exc)) from None
         dns, ips = _serving_sans(body)
         serving_pem = await asyncio.to_thread(
             sign_request, ca, serving, client=False, server=True, dns_names=dns, ip_addresses=ips, lifetime=lifetime
         )
-        members = store.raft.status().members
-        if raft_address not in members:
-            await store.add_member(raft_address)
         answer.update(
             servingCertificate=serving_pem.decode(),
             caKey=ca.key_pem.decode(),
             clusterSecret=request.app[CONFIG].raft.cluster_secret.hex(),
-            raftMembers=[m for m in store.raft.status().members if m != raft_address],
+            raftMembers=sorted({store.raft.address, *store.raft.status().members} - {raft_address}),
         )
     answer["certificate"] = (await asyncio.to_thread(sign_request, ca, csr, lifetime=lifetime)).decode()
     logger.info("%s joined %s as a %s", user.name, name, role)

@@ -61,6 +61,7 @@ def _apply_config_dir(args: argparse.Namespace) -> None:
     args.tls_private_key_file = args.tls_private_key_file or str(layout.serving_key)
     args.client_ca_file = args.client_ca_file or str(layout.ca_cert)
     args.ca_key_file = args.ca_key_file or (str(layout.ca_key) if layout.ca_key.exists() else None)
+    args.join_servers = list(settings.get("joinServers", []))
 
 
 def build_server_config(args: argparse.Namespace) -> ServerConfig:
@@ -130,7 +131,7 @@ def _run_server(args: argparse.Namespace) -> int:
     from edgek8s._util.memory import limit_malloc_arenas
 
     limit_malloc_arenas()  # before any thread starts
-    from edgek8s.server.control_plane import MdnsSettings, run_master
+    from edgek8s.server.control_plane import JoinSettings, MdnsSettings, run_master
 
     if args.cluster_init and not args.config_dir:
         args.config_dir = "/etc/edgek8s"
@@ -146,13 +147,21 @@ def _run_server(args: argparse.Namespace) -> int:
 
             addresses = host_addresses()
         mdns = MdnsSettings(addresses=tuple(addresses), interfaces=tuple(args.mdns_interface))
+    join = None
+    if getattr(args, "join_servers", None):
+        from edgek8s.pki.certs import client_tls_context
+        from edgek8s.pki.layout import Layout
+
+        layout = Layout(Path(args.config_dir))
+        join = JoinSettings(servers=tuple(args.join_servers),
+                            tls=client_tls_context(layout.ca_cert, layout.admin_cert, layout.admin_key))
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_master(config, stop, mdns=mdns)
+        await run_master(config, stop, mdns=mdns, join=join)
 
     asyncio.run(main())
     return 0

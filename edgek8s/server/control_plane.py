@@ -21,6 +21,7 @@ from edgek8s.config import ServerConfig
 from edgek8s.discovery.mdns import Advertiser
 from edgek8s.model import errors
 from edgek8s.pki.certs import ca_hash, server_tls_context
+from edgek8s.server.membership import request_membership
 from edgek8s.server.serving import keep_serving_cert
 from edgek8s.store.raftstore import RaftStore
 
@@ -35,20 +36,34 @@ class MdnsSettings:
     interfaces: tuple[str, ...] = ()
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JoinSettings:
+    """A master joined by token: ask one of ``servers`` (with ``tls``, an admin identity) to add it to Raft."""
+
+    servers: tuple[str, ...]
+    tls: ssl.SSLContext
+
+
 class Master:
-    def __init__(self, config: ServerConfig, *, mdns: MdnsSettings | None = None) -> None:
+    def __init__(
+        self, config: ServerConfig, *, mdns: MdnsSettings | None = None, join: JoinSettings | None = None
+    ) -> None:
         self.config = config
         self.store = RaftStore(config)
         self._runner: web.AppRunner | None = None
         self._bootstrap: asyncio.Task[None] | None = None
         self._tasks: list[asyncio.Task[None]] = []
         self._mdns = mdns
+        self._join = join
         self._advertiser: Advertiser | None = None
         self.tls: ssl.SSLContext | None = None
         self.app = build_app(self.store, config)
 
     async def start(self) -> None:
         await self.store.start()
+        if self._join is not None:
+            self._tasks.append(asyncio.create_task(
+                request_membership(self.store.raft, self._join.servers, self._join.tls), name="raft-join"))
         # handler_cancellation: a watch whose client went away must end now, not at its next event.
         self._runner = web.AppRunner(
             self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0, handler_cancellation=True
@@ -106,8 +121,10 @@ class Master:
         await self.store.stop()
 
 
-async def run_master(config: ServerConfig, stop: asyncio.Event, *, mdns: MdnsSettings | None = None) -> None:
-    master = Master(config, mdns=mdns)
+async def run_master(
+    config: ServerConfig, stop: asyncio.Event, *, mdns: MdnsSettings | None = None, join: JoinSettings | None = None
+) -> None:
+    master = Master(config, mdns=mdns, join=join)
     await master.start()
     try:
         await stop.wait()
