@@ -227,6 +227,8 @@ async def authorize(request: web.Request, handler: Handler) -> web.StreamRespons
     user = request.get(USER)
     if user is None:  # a public endpoint reached without credentials
         return await handler(request)
+    if MASTERS in user.groups and request.method != "DELETE":
+        return await handler(request)  # the hot path: admins and in-process clients
     a = attributes(request)
     reason = decide(user, a, StoreGraph(request.app[STORE]))
     if reason is not None:

@@ -64,8 +64,8 @@ async def env(tmp_path: Path) -> AsyncIterator[Env]:
     await cluster.start()
     try:
         await cluster.wait_ready()
-        yield Env(cluster, cluster.urls[0], pki, client_tls_context(pki / "ca.crt", pki / "admin.crt", pki / "admin.key"),
-                  ca.cert_pem)
+        admin = client_tls_context(pki / "ca.crt", pki / "admin.crt", pki / "admin.key")
+        yield Env(cluster, cluster.urls[0], pki, admin, ca.cert_pem)
     finally:
         await cluster.stop()
 
@@ -74,7 +74,8 @@ async def make_token(env: Env, *, role: str = "worker", ttl: float = 3600) -> to
     token = tokens.new_token(ca_hash(env.ca_pem))
     expires = datetime.datetime.now(datetime.UTC) + datetime.timedelta(seconds=ttl)
     async with RestClient(env.url, ssl_context=env.admin) as admin:
-        await admin.create("/api/v1/namespaces/kube-system/secrets", tokens.token_secret(token, role=role, expires=expires))
+        await admin.create("/api/v1/namespaces/kube-system/secrets",
+                           tokens.token_secret(token, role=role, expires=expires))
     return token
 
 

@@ -136,7 +136,8 @@ def test_non_resource_paths(user: User, verb: str, path: str, allowed: bool) -> 
 def test_pod_references_cover_volumes_env_and_pull_secrets() -> None:
     pod = {"spec": {
         "volumes": [{"secret": {"secretName": "vol-secret"}}, {"configMap": {"name": "vol-cm"}},
-                    {"projected": {"sources": [{"secret": {"name": "proj-secret"}}, {"configMap": {"name": "proj-cm"}}]}},
+                    {"projected": {"sources": [{"secret": {"name": "proj-secret"}},
+                                               {"configMap": {"name": "proj-cm"}}]}},
                     {"persistentVolumeClaim": {"claimName": "claim"}}],
         "imagePullSecrets": [{"name": "pull"}],
         "initContainers": [{"envFrom": [{"secretRef": {"name": "init-secret"}}]}],
