@@ -39,14 +39,15 @@ async def renew_certificate(layout: Layout, server: str, context: ssl.SSLContext
     async with RestClient(server, timeout=timeout, ssl_context=context) as client:
         answer = await client.create("/edgek8s/v1/renew", {"csr": csr_pem.decode()})
     new_cert = str(answer["certificate"]).encode()
-    await asyncio.to_thread(_install, layout, new_cert, key_pem, context)
+    await asyncio.to_thread(_install, layout, new_cert, key_pem)
+    # On the loop, not in the thread: handshakes on the loop read this SSL_CTX (two small files).
+    context.load_cert_chain(layout.node_cert, layout.node_key)
     logger.info("renewed the client certificate of %s; valid until %s", user, cert_info(new_cert).not_after)
 
 
-def _install(layout: Layout, cert_pem: bytes, key_pem: bytes, context: ssl.SSLContext) -> None:
+def _install(layout: Layout, cert_pem: bytes, key_pem: bytes) -> None:
     write_private(layout.node_key, key_pem)
     write_private(layout.node_cert, cert_pem, mode=0o644)
-    context.load_cert_chain(layout.node_cert, layout.node_key)
 
 
 class CertificateKeeper:

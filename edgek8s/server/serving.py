@@ -19,11 +19,10 @@ from edgek8s.pki.layout import write_private
 logger = logging.getLogger(__name__)
 
 
-def _renew(context: ssl.SSLContext, cert_file: Path, key_file: Path, ca_cert: Path, ca_key: Path) -> None:
+def _renew(cert_file: Path, key_file: Path, ca_cert: Path, ca_key: Path) -> None:
     pair = reissue(read_pair(ca_cert, ca_key), cert_file.read_bytes())
     write_private(key_file, pair.key_pem)
     write_private(cert_file, pair.cert_pem, mode=0o644)
-    reload_serving_cert(context, cert_file, key_file)
 
 
 async def keep_serving_cert(context: ssl.SSLContext, *, cert_file: Path, key_file: Path, ca_cert: Path,
@@ -36,7 +35,9 @@ async def keep_serving_cert(context: ssl.SSLContext, *, cert_file: Path, key_fil
             await asyncio.sleep(min(delay, 3600.0))
             continue
         try:
-            await asyncio.to_thread(_renew, context, cert_file, key_file, ca_cert, ca_key)
+            await asyncio.to_thread(_renew, cert_file, key_file, ca_cert, ca_key)
+            # On the loop, not in the thread: handshakes on the loop read this SSL_CTX (two small files).
+            reload_serving_cert(context, cert_file, key_file)
             logger.info("renewed the serving certificate %s", cert_file)
         except (OSError, ValueError, ssl.SSLError) as exc:
             logger.warning("serving certificate renewal failed (%s); retrying in 10 s", exc)
