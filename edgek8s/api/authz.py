@@ -8,8 +8,9 @@
   needs other nodes' pods, it always selects its own); update/patch ``status`` and delete of pods bound
   to it. Nodes: get/list/watch all (networking needs every node's addresses); create/get/update/patch
   its own Node (and its status). Leases: create/get/update/patch its own in ``kube-node-lease``. Events:
-  create/patch. Secrets, configmaps, persistentvolumeclaims: get (or list/watch pinned to one
-  ``metadata.name``, the kubelet's watch strategy) only when a pod bound to the node references them.
+  create/update/patch (upstream's system:node role; the kubelet bumps counts with PUT). Secrets,
+  configmaps, persistentvolumeclaims: get (or list/watch pinned to one ``metadata.name``, the kubelet's
+  watch strategy) only when a pod bound to the node references them.
   services, endpoints, endpointslices: get/list/watch.
 - A join token (``system:bootstrappers``): only ``POST /edgek8s/v1/join`` (its CSR).
 - Any authenticated identity: discovery (``/api``, ``/apis``, ``/openapi``) and ``/edgek8s/v1/renew``
@@ -107,7 +108,7 @@ def _decide_node(node: str, a: Attributes, graph: NodeGraph) -> str | None:
             return None
         return f"node {node!r} can only access its own lease in kube-node-lease"
     if a.group in ("", "events.k8s.io") and a.plural == "events":
-        return None if a.verb in ("create", "patch") else f"node {node!r} can only create and patch events"
+        return None if a.verb in ("create", "update", "patch") else f"node {node!r} can only write events"
     if a.group == "" and a.plural in ("secrets", "configmaps", "persistentvolumeclaims"):
         name = a.name if a.verb == "get" else _pinned(a.field_selector, "metadata.name") if read else None
         if read and name and a.namespace and graph.node_references(node, a.plural, a.namespace, name):

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from edgek8s.config import ConfigError, parse_host_port
+from edgek8s.pki.layout import Layout
 
 DEFAULT_CONFIG_DIR = "/etc/edgek8s"
 
@@ -41,7 +42,9 @@ def add_join_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -
     join.add_argument("--server", action="append", default=[], help="API URL of a master (instead of mDNS)")
     join.add_argument("--control-plane", action="store_true", help="join as a master")
     join.add_argument("--name", default=socket.gethostname().lower())
-    join.add_argument("--config-dir", "--data-dir", dest="config_dir", default=_config_dir_default())
+    join.add_argument("--config-dir", default=_config_dir_default(), help="credentials and settings (0700)")
+    join.add_argument("--data-dir", default=os.environ.get("EDGEK8S_DATA_DIR", "/var/lib/edgek8s"),
+                      help="state of the agent or master started after joining")
     join.add_argument("--raft-address", default=None, help="HOST:PORT this master's Raft binds (--control-plane)")
     join.add_argument("--listen", default="0.0.0.0:6443", help="HOST:PORT of this master's API (--control-plane)")
     join.add_argument("--advertise-address", action="append", default=[], help="this host's address; repeatable")
@@ -85,7 +88,6 @@ def _run_token(args: argparse.Namespace) -> int:
 
 
 def _run_join(args: argparse.Namespace) -> int:
-    from edgek8s.pki.layout import Layout
     from edgek8s.pki.tokens import parse_token
     from edgek8s.server.join import JoinError, JoinRequest, join
 
@@ -105,7 +107,8 @@ def _run_join(args: argparse.Namespace) -> int:
 
         addresses = host_addresses() or ["127.0.0.1"]
     request = JoinRequest(
-        token=token, name=args.name, layout=Layout(Path(args.config_dir)), servers=tuple(args.server),
+        token=token, name=args.name, layout=Layout(Path(args.config_dir)), data_dir=Path(args.data_dir),
+        servers=tuple(args.server),
         control_plane=args.control_plane, raft_address=args.raft_address or "", listen=args.listen,
         addresses=tuple(addresses), hostnames=tuple(args.hostname), browse_timeout=args.browse_timeout,
         mdns_interfaces=tuple(args.mdns_interface))
@@ -114,16 +117,17 @@ def _run_join(args: argparse.Namespace) -> int:
     except JoinError as exc:
         print(f"edgek8s join: {exc}", file=sys.stderr)
         return 1
-    command = "server" if args.control_plane else "agent"
     print(f"joined as {args.name}; credentials in {args.config_dir}", flush=True)
-    return _start(command, Path(args.config_dir), foreground=args.foreground)
+    return _start(request.layout, Path(args.data_dir), foreground=args.foreground)
 
 
-def _start(command: str, config_dir: Path, *, foreground: bool) -> int:
-    argv = [sys.executable, "-m", "edgek8s", command, "--config-dir", str(config_dir)]
+def _start(layout: Layout, data_dir: Path, *, foreground: bool) -> int:
+    from edgek8s.server.join import service_argv
+
+    argv = service_argv(layout, data_dir)
     if foreground:
         os.execv(sys.executable, argv)
-    unit = config_dir / f"edgek8s-{command}.service"
+    unit = layout.root / f"edgek8s-{argv[3]}.service"
     if Path("/run/systemd/system").is_dir() and shutil.which("systemctl") and os.geteuid() == 0:
         target = Path("/etc/systemd/system") / unit.name
         shutil.copyfile(unit, target)
@@ -139,7 +143,6 @@ def _run_certs(args: argparse.Namespace) -> int:
     import datetime
 
     from edgek8s.pki.certs import cert_info
-    from edgek8s.pki.layout import Layout
 
     layout = Layout(Path(args.config_dir))
     now = datetime.datetime.now(datetime.UTC)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import shlex
 import ssl
 import sys
 from dataclasses import dataclass
@@ -46,6 +47,7 @@ class JoinRequest:
     token: JoinToken
     name: str
     layout: Layout
+    data_dir: Path = Path("/var/lib/edgek8s")
     servers: tuple[str, ...] = ()
     control_plane: bool = False
     raft_address: str = ""
@@ -151,19 +153,35 @@ def write_layout(request: JoinRequest, answer: dict[str, Any], key_pem: bytes, s
                                         "listen": request.listen, "joinServers": servers})
         servers = sorted({*servers, own})
     write_json(layout.node_json, {"nodeName": request.name, "role": role, "servers": servers})
-    write_unit(layout, role)
+    write_unit(layout, request.data_dir)
 
 
-def write_unit(layout: Layout, role: str) -> Path:
+def service_argv(layout: Layout, data_dir: Path) -> list[str]:
+    """The command that runs this host's agent (worker) or master from the layout ``join`` wrote.
+
+    The agent takes its credentials as explicit flags (``edgek8s agent --ca-file/--cert-file/--key-file``);
+    the master reads ``--config-dir``."""
+    node = layout.read_json(layout.node_json)
+    base = [sys.executable, "-m", "edgek8s"]
+    if node["role"] == "master":
+        return [*base, "server", "--config-dir", str(layout.root), "--data-dir", str(data_dir)]
+    servers = [f"--server={url}" for url in node["servers"]]
+    return [*base, "agent", f"--name={node['nodeName']}", *servers, f"--ca-file={layout.ca_cert}",
+            f"--cert-file={layout.node_cert}", f"--key-file={layout.node_key}", f"--data-dir={data_dir}"]
+
+
+def write_unit(layout: Layout, data_dir: Path) -> Path:
     """A systemd unit for the agent (or the master) next to the layout; installing it is up to the caller."""
-    command = "server" if role == "master" else "agent"
+    argv = service_argv(layout, data_dir)
+    command = argv[3]
     unit = layout.root / f"edgek8s-{command}.service"
     unit.write_text(
         "[Unit]\n"
         f"Description=edgek8s {command}\n"
         "Wants=network-online.target\nAfter=network-online.target\n\n"
         "[Service]\n"
-        f"ExecStart={sys.executable} -m edgek8s {command} --config-dir {layout.root}\n"
+        f"ExecStart={shlex.join(argv)}\n"
+        # KillMode=process: stopping the agent must not kill the pods' conmon processes.
         "Restart=always\nRestartSec=2\nKillMode=process\n\n"
         "[Install]\nWantedBy=multi-user.target\n"
     )

@@ -125,7 +125,7 @@ def token(master: Master, *args: str) -> str:
 
 def join(procs: Procs, name: str, tok: str, *args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
     return run("join", "--token", tok, "--name", name, "--config-dir", str(procs.base / name),
-               "--browse-timeout", "2", *MDNS, *args, check=check)
+               "--data-dir", str(procs.base / name / "data"), "--browse-timeout", "2", *MDNS, *args, check=check)
 
 
 def test_cluster_init_layout_and_certs_check(first: Master) -> None:
@@ -150,7 +150,10 @@ def test_worker_joins_with_only_a_token_found_by_mdns(procs: Procs, first: Maste
     assert json.loads((layout / "node.json").read_text()) == {"nodeName": "pi-1", "role": "worker",
                                                                 "servers": [first.url]}
     assert oct((layout / "pki" / "node.key").stat().st_mode & 0o777) == "0o600"
-    assert "ExecStart=" in (layout / "edgek8s-agent.service").read_text()
+    unit = (layout / "edgek8s-agent.service").read_text()
+    for flag in (f"--ca-file={layout / 'ca.crt'}", f"--cert-file={layout / 'pki' / 'node.crt'}",
+                 f"--key-file={layout / 'pki' / 'node.key'}", "--name=pi-1", f"--server={first.url}"):
+        assert flag in unit
     kubeconfig = layout / "kubelet.kubeconfig"
     assert kubectl(kubeconfig, "get", "nodes").returncode == 0
     join(procs, "pi-2", tok)
@@ -235,7 +238,8 @@ def test_masters_joined_by_token_survive_the_first_masters_death(procs: Procs, f
         raft, api = free_ports(2)
         tok = token(first, "--role", "master")
         procs.start(name, "join", "--token", tok, "--control-plane", "--name", name, "--config-dir",
-                    str(procs.base / name), f"--raft-address=127.0.0.1:{raft}", f"--listen=127.0.0.1:{api}",
+                    str(procs.base / name), "--data-dir", str(procs.base / name / "data"),
+                    f"--raft-address=127.0.0.1:{raft}", f"--listen=127.0.0.1:{api}",
                     "--advertise-address=127.0.0.1", "--browse-timeout=2", *MDNS, "--foreground")
         master = Master(name, procs.base / name, f"127.0.0.1:{raft}", f"https://127.0.0.1:{api}")
         deadline = time.monotonic() + 30

@@ -73,6 +73,7 @@ NODE_TABLE = [
     # events
     (attrs("create", "events", ns="default"), True),
     (attrs("patch", "events", ns="default", name="e"), True),
+    (attrs("update", "events", ns="default", name="e"), True),
     (attrs("delete", "events", ns="default", name="e"), False),
     (attrs("list", "events"), False),
     # what the node's pods reference
