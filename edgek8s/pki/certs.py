@@ -247,7 +247,10 @@ class CertInfo:
     not_after: datetime.datetime
 
     def renew_at(self, fraction: float = RENEW_FRACTION) -> datetime.datetime:
-        return self.not_before + (self.not_after - self.not_before) * fraction
+        """When ``fraction`` of the lifetime has passed, counted from the issue time (notBefore is
+        backdated by ``BACKDATE``, which would otherwise dominate short lifetimes)."""
+        issued = min(self.not_before + BACKDATE, self.not_after)
+        return issued + (self.not_after - issued) * fraction
 
 
 def cert_info(cert_pem: bytes) -> CertInfo:

@@ -322,3 +322,40 @@ async def test_certificate_rotation_under_load_fails_no_request(env: Env, tmp_pa
     assert sum(counts) > 20
     assert len(served) == 3
     assert cert_info(layout.node_cert.read_bytes()).not_before >= first_client.not_before
+
+
+async def test_client_and_serving_certificates_renew_by_themselves(tmp_path: Path) -> None:
+    pki = tmp_path / "pki"
+    ca = new_ca()
+    write_pair(ca, pki / "ca.crt", pki / "ca.key")
+    write_pair(issue(ca, common_name="m0", ip_addresses=["127.0.0.1"], server=True,
+                     lifetime=datetime.timedelta(seconds=3)), pki / "server.crt", pki / "server.key")
+    write_pair(issue(ca, common_name="admin", organizations=["system:masters"], client=True),
+               pki / "admin.crt", pki / "admin.key")
+    cluster = LocalCluster.build(tmp_path, size=1, api={
+        "tls_cert_file": pki / "server.crt", "tls_key_file": pki / "server.key", "client_ca_file": pki / "ca.crt",
+        "ca_key_file": pki / "ca.key", "node_cert_lifetime": 3.0})
+    await cluster.start()
+    stop = asyncio.Event()
+    try:
+        await cluster.wait_ready()
+        env = Env(cluster, cluster.urls[0], pki, client_tls_context(pki / "ca.crt", pki / "admin.crt",
+                                                                     pki / "admin.key"), ca.cert_pem)
+        layout = await join_worker(env, await make_token(env), "pi-short", tmp_path)
+        keeper = CertificateKeeper(layout, [env.url])
+        keeper_task = asyncio.create_task(keeper.run(stop))
+        client_certs, serving_certs, failures = set(), set(), 0
+        deadline = asyncio.get_running_loop().time() + 8
+        while asyncio.get_running_loop().time() < deadline:
+            serving_certs.add(await served_certificate(env.url, keeper.context))
+            client_certs.add(layout.node_cert.read_bytes())
+            status, _ = await raw(env.url, "GET", "/api/v1/nodes", tls=keeper.context)
+            failures += status != 200
+            await asyncio.sleep(0.2)
+        stop.set()
+        await keeper_task
+        assert failures == 0  # never a request with an expired certificate, on either side
+        assert len(client_certs) >= 3 and len(serving_certs) >= 3
+    finally:
+        stop.set()
+        await cluster.stop()
