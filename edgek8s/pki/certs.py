@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
 import ssl
 import time
 from collections.abc import Iterable
@@ -24,6 +23,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from edgek8s.pki.layout import write_private
 from edgek8s.pki.openssl_ext import accept_any_client_certificate
 
 CA_DAYS = 3650
@@ -259,12 +259,9 @@ def cert_info(cert_pem: bytes) -> CertInfo:
 
 
 def write_pair(pair: CertPair, cert_path: Path, key_path: Path) -> None:
-    for path in (cert_path, key_path):
-        path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    cert_path.write_bytes(pair.cert_pem)
-    fd = os.open(key_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "wb") as handle:
-        handle.write(pair.key_pem)
+    """Key (0600) then certificate, each written atomically, parents created 0700."""
+    write_private(key_path, pair.key_pem)
+    write_private(cert_path, pair.cert_pem, mode=0o644)
 
 
 def read_pair(cert_path: Path, key_path: Path) -> CertPair:
