@@ -7,10 +7,10 @@ certificate atomically, and reloads the context in place: connections opened fro
 new certificate; open ones (watches) keep working until they end. Failures are retried with backoff,
 rotating over the known masters; nothing is restarted.
 
-The agent (``edgek8s agent``) uses it as::
+The agent (``edgek8s agent --ca-file --cert-file --key-file``) uses it as::
 
-    keeper = CertificateKeeper(Layout(config_dir), servers)
-    client = RestClient(servers[0], ssl_context=keeper.context)
+    keeper = CertificateKeeper(ClientFiles(ca_file, cert_file, key_file), servers)
+    client = FailoverClient(servers, ssl_context=keeper.context)
     task = asyncio.create_task(keeper.run(stop_event))
 """
 
@@ -26,39 +26,42 @@ from collections.abc import Sequence
 from edgek8s.client.rest import RestClient
 from edgek8s.model import errors
 from edgek8s.pki.certs import cert_identity, cert_info, client_tls_context, new_csr
-from edgek8s.pki.layout import Layout, write_private
+from edgek8s.pki.layout import ClientFiles, Layout, write_private
 
 logger = logging.getLogger(__name__)
 
 
-async def renew_certificate(layout: Layout, server: str, context: ssl.SSLContext, *, timeout: float = 10.0) -> None:
+async def renew_certificate(
+    files: ClientFiles | Layout, server: str, context: ssl.SSLContext, *, timeout: float = 10.0
+) -> None:
     """One renewal: new key and CSR for the current identity, signed by ``server``, written, reloaded."""
-    cert_pem = await asyncio.to_thread(layout.node_cert.read_bytes)
+    files = files.client_files if isinstance(files, Layout) else files
+    cert_pem = await asyncio.to_thread(files.cert.read_bytes)
     user, groups = cert_identity(cert_pem)
     csr_pem, key_pem = await asyncio.to_thread(new_csr, user, groups)
     async with RestClient(server, timeout=timeout, ssl_context=context) as client:
         answer = await client.create("/edgek8s/v1/renew", {"csr": csr_pem.decode()})
     new_cert = str(answer["certificate"]).encode()
-    await asyncio.to_thread(_install, layout, new_cert, key_pem)
+    await asyncio.to_thread(_install, files, new_cert, key_pem)
     # On the loop, not in the thread: handshakes on the loop read this SSL_CTX (two small files).
-    context.load_cert_chain(layout.node_cert, layout.node_key)
+    context.load_cert_chain(files.cert, files.key)
     logger.info("renewed the client certificate of %s; valid until %s", user, cert_info(new_cert).not_after)
 
 
-def _install(layout: Layout, cert_pem: bytes, key_pem: bytes) -> None:
-    write_private(layout.node_key, key_pem)
-    write_private(layout.node_cert, cert_pem, mode=0o644)
+def _install(files: ClientFiles, cert_pem: bytes, key_pem: bytes) -> None:
+    write_private(files.key, key_pem)
+    write_private(files.cert, cert_pem, mode=0o644)
 
 
 class CertificateKeeper:
-    def __init__(self, layout: Layout, servers: Sequence[str], *, fraction: float = 2 / 3) -> None:
-        self.layout = layout
+    def __init__(self, files: ClientFiles | Layout, servers: Sequence[str], *, fraction: float = 2 / 3) -> None:
+        self.files = files.client_files if isinstance(files, Layout) else files
         self.servers = list(servers)
         self.fraction = fraction
-        self.context = client_tls_context(layout.ca_cert, layout.node_cert, layout.node_key)
+        self.context = client_tls_context(self.files.ca, self.files.cert, self.files.key)
 
     def renew_at(self) -> datetime.datetime:
-        return cert_info(self.layout.node_cert.read_bytes()).renew_at(self.fraction)
+        return cert_info(self.files.cert.read_bytes()).renew_at(self.fraction)
 
     async def run(self, stop: asyncio.Event) -> None:
         failures = 0
@@ -75,7 +78,7 @@ class CertificateKeeper:
                         continue
             server = self.servers[failures % len(self.servers)]
             try:
-                await renew_certificate(self.layout, server, self.context)
+                await renew_certificate(self.files, server, self.context)
                 failures = 0
             except (errors.StatusError, OSError, ValueError, KeyError) as exc:
                 failures += 1

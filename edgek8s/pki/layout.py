@@ -33,6 +33,15 @@ DEFAULT_DIR = Path("/etc/edgek8s")
 
 
 @dataclass(frozen=True, slots=True)
+class ClientFiles:
+    """Where a client's CA bundle, certificate and key live (what ``edgek8s agent`` takes as flags)."""
+
+    ca: Path
+    cert: Path
+    key: Path
+
+
+@dataclass(frozen=True, slots=True)
 class Layout:
     root: Path
 
@@ -87,6 +96,10 @@ class Layout:
     @property
     def admin_kubeconfig(self) -> Path:
         return self.root / "admin.kubeconfig"
+
+    @property
+    def client_files(self) -> ClientFiles:
+        return ClientFiles(self.ca_cert, self.node_cert, self.node_key)
 
     def read_json(self, path: Path) -> dict[str, Any]:
         data: dict[str, Any] = json.loads(path.read_text())

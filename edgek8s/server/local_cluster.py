@@ -115,6 +115,7 @@ def up(state_dir: Path, *, masters: int = 3) -> int:
             *peers, f"--listen=127.0.0.1:{node['api_port']}", f"--cluster-secret-file={secret}",
             f"--tls-cert-file={pki / (str(node['name']) + '.crt')}",
             f"--tls-private-key-file={pki / (str(node['name']) + '.key')}", f"--client-ca-file={pki / 'ca.crt'}",
+            f"--ca-key-file={pki / 'ca.key'}",
         ]
         log = open(home / "log", "ab")  # noqa: SIM115 - handed to the child, closed below
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
