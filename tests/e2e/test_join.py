@@ -179,10 +179,21 @@ def test_rogue_mdns_master_with_another_ca_is_refused(procs: Procs, first: Maste
     result = join(procs, "pi-rogue", tok, "--server", rogue.url, check=False)
     assert result.returncode != 0 and "another cluster's CA" in result.stderr
     assert "does not match the join token's CA hash" in result.stderr
-    # Both advertise on mDNS: the rogue is refused and the real master is used.
-    result = join(procs, "pi-3", tok)
+    # Both advertise on mDNS, and a liar claims the real CA hash for the rogue (its name sorts first, so
+    # the joiner asks it first): the pin refuses it, the real master is used, the rogue never sees the token.
+    pin = "sha256:" + tok.removeprefix("EK10").split("::")[0]
+    liar = subprocess.Popen([sys.executable, "-m", "tests.support.mdns_liar", "--name", "a-rogue", "--address",
+                             "127.0.0.1", "--port", rogue.url.rsplit(":", 1)[1], "--ca-hash", pin,
+                             "--interface", "127.0.0.1"], stdout=subprocess.PIPE)
+    try:
+        assert liar.stdout is not None and liar.stdout.readline() == b"advertising\n"
+        result = join(procs, "pi-3", tok)
+    finally:
+        liar.terminate()
+        liar.wait(timeout=10)
     assert "joined as pi-3" in result.stdout
-    assert "Bearer" not in procs.log("rogue") and "rejected a bearer token" not in procs.log("rogue")
+    assert f"refusing {rogue.url}: its CA does not match the join token's CA hash" in result.stderr
+    assert "rejected a bearer token" not in procs.log("rogue")
     assert not (procs.base / "pi-rogue" / "pki" / "node.crt").exists()
     procs.kill("rogue", signal.SIGTERM)
 
