@@ -67,7 +67,7 @@ def kubeconfig_path(state_dir: Path) -> Path:
 def _make_pki(state_dir: Path, names: list[str]) -> None:
     """Cluster CA, one serving certificate per master (127.0.0.1, localhost), an admin client certificate."""
     pki = state_dir / "pki"
-    ca = new_ca("edgek8s-local-ca")
+    ca = new_ca()
     write_pair(ca, pki / "ca.crt", pki / "ca.key")
     for name in names:
         serving = issue(ca, common_name=name, dns_names=["localhost", name, "kubernetes.default.svc"],
@@ -115,6 +115,7 @@ def up(state_dir: Path, *, masters: int = 3) -> int:
             *peers, f"--listen=127.0.0.1:{node['api_port']}", f"--cluster-secret-file={secret}",
             f"--tls-cert-file={pki / (str(node['name']) + '.crt')}",
             f"--tls-private-key-file={pki / (str(node['name']) + '.key')}", f"--client-ca-file={pki / 'ca.crt'}",
+            f"--ca-key-file={pki / 'ca.key'}",
         ]
         log = open(home / "log", "ab")  # noqa: SIM115 - handed to the child, closed below
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
