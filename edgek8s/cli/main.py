@@ -295,9 +295,10 @@ def _add_admin_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     restore.add_argument("--raft-address", required=True)
     restore.add_argument("--peer", action="append", default=[])
 
-    up = sub.add_parser("up", help="start a local 3-master cluster on this machine")
+    up = sub.add_parser("up", help="start a local cluster on this machine: 3 masters, a Podman worker, a sample app")
     up.add_argument("--state-dir", default=_env("state_dir", str(Path.home() / ".edgek8s" / "local")))
     up.add_argument("--masters", type=int, default=3)
+    up.add_argument("--workers", type=int, default=1, help="worker agents running pods through Podman (0: none)")
     kubeconfig = sub.add_parser("kubeconfig", help="print the admin kubeconfig of the local cluster")
     kubeconfig.add_argument("--state-dir", default=_env("state_dir", str(Path.home() / ".edgek8s" / "local")))
     kubeconfig.add_argument("--config-dir", default=None, help="print this master's admin kubeconfig instead")
@@ -332,7 +333,7 @@ def _run_admin(args: argparse.Namespace) -> int:
     if args.command == "up":
         from edgek8s.server.local_cluster import up
 
-        return up(Path(args.state_dir), masters=args.masters)
+        return up(Path(args.state_dir), masters=args.masters, workers=args.workers)
     if args.command in ("token", "join", "certs"):
         from edgek8s.cli.joining import run_join_command
 

@@ -164,7 +164,7 @@ def pod_status(pod: Obj, rp: RuntimePod, outcome: SyncOutcome, *, host_ip: str, 
     status: Obj = {
         "phase": phase, "conditions": conditions, "hostIP": host_ip, "hostIPs": [{"ip": host_ip}],
         "startTime": old.get("startTime") or now_rfc3339(), "containerStatuses": statuses,
-        "qosClass": old.get("qosClass") or qos_class(pod),
+        "qosClass": qos_class(pod),
     }
     if init_statuses:
         status["initContainerStatuses"] = init_statuses
