@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from edgek8s._util.backoff import Backoff
@@ -28,7 +29,7 @@ from edgek8s.client.interface import ClusterClient, DeleteOptions
 from edgek8s.config import AgentConfig
 from edgek8s.kubelet.local_state import LocalState
 from edgek8s.kubelet.node_status import NodeStatusManager
-from edgek8s.kubelet.pod_sync import PodSyncer
+from edgek8s.kubelet.pod_sync import PodSyncer, RuntimeCache
 from edgek8s.kubelet.pod_workers import PodWorkers
 from edgek8s.kubelet.probes import ProbeManager
 from edgek8s.kubelet.runtime import ContainerRuntime, ContainerState, RuntimeFailure, RuntimePod
@@ -52,6 +53,7 @@ class Kubelet:
         self.runtime = runtime
         self.node_ip = node_ip
         self.local = LocalState(config.data_dir / "state")
+        self.cache = RuntimeCache()
         self.source = ObjectSource(api, self.local)
         self.events = EventRecorder(api, component="kubelet", host=config.node_name)
         self.status = StatusWriter(api)
@@ -59,7 +61,7 @@ class Kubelet:
         self.volumes = VolumeManager(config.data_dir / "pods", self.source)
         self.syncer = PodSyncer(runtime=runtime, volumes=self.volumes, source=self.source, probes=self.probes,
                                 backoff=Backoff(config.backoff_initial, config.backoff_max), events=self.events,
-                                status=self.status, host_ip=lambda: self.node_ip)
+                                status=self.status, host_ip=lambda: self.node_ip, cache=self.cache)
         self.workers = PodWorkers(sync=self._sync, kill=self._kill, resync_period=config.resync_period)
         self.node = NodeStatusManager(config, api, node_ip=node_ip, runtime_version=runtime.version,
                                       images=self._node_images, on_disk_pressure=self.collect_garbage)
@@ -79,6 +81,9 @@ class Kubelet:
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        with contextlib.suppress(RuntimeFailure):
+            # Before any worker: what already runs is adopted, never duplicated.
+            await self.relist(reconcile=False)
         for pod in await self.local.load_all("pods"):
             self.desired[_uid(pod)] = pod
             self.status.seed(_uid(pod), pod.get("status") or {})
@@ -180,9 +185,16 @@ class Kubelet:
 
     # -- relist (PLEG) -----------------------------------------------------------------------------
 
-    async def relist(self) -> None:
+    async def relist(self, *, reconcile: bool = True) -> None:
+        """One list of the runtime: the cache syncs read, wake-ups for pods whose containers changed, and
+        (``reconcile``) kills of runtime pods no desired pod owns."""
+        started = time.monotonic()
         pods = await self.runtime.list_pods()
         current = {rp.uid: rp for rp in pods}
+        self.cache.pods = dict(current)
+        self.cache.listed_at = started
+        if not reconcile:
+            return
         self.node.runtime_ok = True
         for uid, rp in current.items():
             snapshot = tuple(sorted((c.id, c.state.value, c.exit_code) for c in rp.containers))

@@ -144,13 +144,17 @@ class NodeStatusManager:
             "pods": str(c.max_pods),
             "ephemeral-storage": _quantity_bytes(max(0, m.disk_total - c.reserved_storage_bytes)),
         }
+        # Messages are fixed texts (as upstream's): a measured number in them would change the status,
+        # and so cost a Raft write on every master, at every check.
         conditions = [
             self._condition("MemoryPressure", memory_pressure, "KubeletHasInsufficientMemory",
-                            "KubeletHasSufficientMemory", f"{m.memory_available // 2**20} MiB available"),
+                            "KubeletHasSufficientMemory", "kubelet has insufficient memory available"
+                            if memory_pressure else "kubelet has sufficient memory available"),
             self._condition("DiskPressure", disk_pressure, "KubeletHasDiskPressure", "KubeletHasNoDiskPressure",
-                            f"{100.0 * m.disk_free / max(1, m.disk_total):.0f}% of the data dir's disk free"),
+                            "kubelet has disk pressure" if disk_pressure else "kubelet has no disk pressure"),
             self._condition("PIDPressure", pid_pressure, "KubeletHasInsufficientPID", "KubeletHasSufficientPID",
-                            f"{m.pid_max - m.pids} PIDs free"),
+                            "kubelet has insufficient PID available" if pid_pressure
+                            else "kubelet has sufficient PID available"),
             self._condition("Ready", not self.runtime_ok, "KubeletNotReady", "KubeletReady",
                             "kubelet is posting ready status" if self.runtime_ok else "container runtime is down"),
         ]

@@ -203,6 +203,7 @@ class StatusWriter:
         self._pending: dict[str, tuple[Obj, Obj]] = {}  # uid -> (pod, status)
         self._wake = asyncio.Event()
         self.writes = 0
+        self.parallel = 8  # writes in flight: a burst of new pods is not serialised behind Raft round trips
 
     def seed(self, uid: str, status: Obj) -> None:
         """What the API already has for ``uid`` (from a list or watch), so an equal status is not rewritten."""
@@ -224,29 +225,33 @@ class StatusWriter:
     def written(self, uid: str) -> Obj | None:
         return self._written.get(uid)
 
+    async def _write(self, uid: str, pod: Obj, status: Obj) -> bool:
+        meta = pod["metadata"]
+        body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": meta["name"],
+                "namespace": meta.get("namespace", "default"), "uid": uid}, "spec": pod.get("spec"),
+                "status": status}
+        try:
+            await self._api.update_status(PODS, body)
+        except errors.NotFound:
+            return True  # the pod is gone; its worker will be told
+        except errors.StatusError as exc:
+            if uid not in self._pending:  # a newer status supersedes this one
+                self._pending[uid] = (pod, status)
+            logger.debug("status of %s/%s not written: %s", meta.get("namespace"), meta["name"], exc.message)
+            return False
+        self._written[uid] = status
+        self.writes += 1
+        return True
+
     async def run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            failed = False
-            for uid in list(self._pending):
-                pod, status = self._pending.pop(uid)
-                meta = pod["metadata"]
-                body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": meta["name"],
-                        "namespace": meta.get("namespace", "default"), "uid": uid}, "spec": pod.get("spec"),
-                        "status": status}
-                try:
-                    await self._api.update_status(PODS, body)
-                except errors.NotFound:
-                    continue  # the pod is gone; its worker will be told
-                except errors.StatusError as exc:
-                    if uid not in self._pending:
-                        self._pending[uid] = (pod, status)
-                    failed = True
-                    logger.debug("status of %s/%s not written: %s", meta.get("namespace"), meta["name"], exc.message)
-                    continue
-                self._written[uid] = status
-                self.writes += 1
-            if failed:
-                await asyncio.sleep(self._retry)
+            batch = list(self._pending.items())[:self.parallel]
+            for uid, _ in batch:
+                del self._pending[uid]
+            results = await asyncio.gather(*(self._write(uid, pod, status) for uid, (pod, status) in batch))
+            if self._pending:
                 self._wake.set()
+            if not all(results):
+                await asyncio.sleep(self._retry)

@@ -345,7 +345,7 @@ def _print_next_steps(manifest: dict[str, Any]) -> None:
         print("  kubectl get pods -o wide")
         if manifest.get("sample_app"):
             print(f"  curl {manifest['sample_app']}")
-        print(f"  kubectl scale deployment {SAMPLE_APP} --replicas=2        (the second pod waits: the hostPort is taken)")
+        print(f"  kubectl scale deployment {SAMPLE_APP} --replicas=2    (the second pod stays Pending: hostPort taken)")
         print(f"  kubectl describe pod -l app={SAMPLE_APP}        (events from the scheduler and the kubelet)")
     print("  kubectl get configmaps --watch        (in another terminal; then: kubectl create configmap hi)")
     print(f"  {edgek8s} status --kubeconfig {kubeconfig}")
