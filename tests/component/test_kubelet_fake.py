@@ -1,5 +1,5 @@
 """The kubelet over the FakeRuntime (what hollow nodes run): the same pod workers, status and relist code
-as on Podman, against a real in-process master. Also the fake runtime's own contract."""
+as on Podman, against a real in-process kubelet_master. Also the fake runtime's own contract."""
 
 from __future__ import annotations
 
@@ -22,26 +22,23 @@ PODS = "/api/v1/namespaces/default/pods"
 IMAGE = "localhost/fake:1"
 
 
-@pytest.fixture
-async def master(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    local = LocalCluster.build(tmp_path / "masters", 1)
-    await local.start()
-    try:
-        await local.wait_ready()
-        yield local
-    finally:
-        await local.stop()
-
-
-def _config(tmp_path: Path, master: LocalCluster) -> AgentConfig:
-    return AgentConfig(node_name=NODE, data_dir=tmp_path / "agent", masters=tuple(master.urls), relist_period=0.2,
-                       backoff_initial=0.5, backoff_max=2.0, node_status_interval=1.0, lease_renew_interval=1.0)
+def _config(tmp_path: Path, kubelet_master: LocalCluster) -> AgentConfig:
+    return AgentConfig(
+        node_name=NODE,
+        data_dir=tmp_path / "agent",
+        masters=tuple(kubelet_master.urls),
+        relist_period=0.2,
+        backoff_initial=0.5,
+        backoff_max=2.0,
+        node_status_interval=1.0,
+        lease_renew_interval=1.0,
+    )
 
 
 @pytest.fixture
-async def hollow(master: LocalCluster, tmp_path: Path) -> AsyncIterator[tuple[Agent, FakeRuntime]]:
+async def hollow(kubelet_master: LocalCluster, tmp_path: Path) -> AsyncIterator[tuple[Agent, FakeRuntime]]:
     runtime = FakeRuntime(images=(IMAGE,))
-    agent = Agent(_config(tmp_path, master), runtime=runtime)
+    agent = Agent(_config(tmp_path, kubelet_master), runtime=runtime)
     await agent.start()
     try:
         yield agent, runtime
@@ -49,25 +46,19 @@ async def hollow(master: LocalCluster, tmp_path: Path) -> AsyncIterator[tuple[Ag
         await agent.stop()
 
 
-@pytest.fixture
-async def client(master: LocalCluster) -> AsyncIterator[RestClient]:
-    async with RestClient(master.urls[0], timeout=20.0) as rest:
-        yield rest
-
-
 def _pod(name: str, command: str = "run", **spec: object) -> dict[str, object]:
     return pod_body(name, NODE, [{"name": "c", "image": IMAGE, "command": [command]}], **spec)
 
 
-async def test_fifty_pods_run_and_are_deleted(hollow: tuple[Agent, FakeRuntime], client: RestClient) -> None:
+async def test_fifty_pods_run_and_are_deleted(hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient) -> None:
     _, runtime = hollow
-    await asyncio.gather(*(client.create(PODS, _pod(f"p{i}")) for i in range(50)))
+    await asyncio.gather(*(kubelet_client.create(PODS, _pod(f"p{i}")) for i in range(50)))
     for i in range(50):
-        pod = await wait_pod(client, f"p{i}", is_ready, timeout=30)
+        pod = await wait_pod(kubelet_client, f"p{i}", is_ready, timeout=30)
         assert pod["status"]["podIP"].startswith("10.250.0.")
-    node = await client.get(f"/api/v1/nodes/{NODE}")
+    node = await kubelet_client.get(f"/api/v1/nodes/{NODE}")
     assert node["status"]["nodeInfo"]["containerRuntimeVersion"] == "fake://1.0"
-    await client.delete(f"{PODS}?labelSelector=")  # deletecollection of every pod in the namespace
+    await kubelet_client.delete(f"{PODS}?labelSelector=")  # deletecollection of every pod in the namespace
     for _ in range(100):
         if not runtime.containers and not runtime.sandboxes:
             break
@@ -75,47 +66,58 @@ async def test_fifty_pods_run_and_are_deleted(hollow: tuple[Agent, FakeRuntime],
     assert not runtime.containers and not runtime.sandboxes
 
 
-async def test_crash_loop_and_restart_policies(hollow: tuple[Agent, FakeRuntime], client: RestClient) -> None:
+async def test_crash_loop_and_restart_policies(hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient) -> None:
     _, runtime = hollow
     runtime.images["localhost/crash:1"] = "sha256:crash"
     runtime.images["localhost/done:1"] = "sha256:done"
     runtime.behaviours["localhost/crash:1"] = Behaviour(run_seconds=0.05, exit_code=2)
     runtime.behaviours["localhost/done:1"] = Behaviour(run_seconds=0.05, exit_code=0)
-    await client.create(PODS, pod_body("crash", NODE, [{"name": "c", "image": "localhost/crash:1"}]))
-    await client.create(PODS, pod_body("never", NODE, [{"name": "c", "image": "localhost/crash:1"}],
-                                       restartPolicy="Never"))
-    await client.create(PODS, pod_body("job", NODE, [{"name": "c", "image": "localhost/done:1"}],
-                                       restartPolicy="OnFailure"))
-    pod = await wait_pod(client, "crash", lambda p: container_status(p).get("restartCount", 0) >= 3, timeout=30)
+    await kubelet_client.create(PODS, pod_body("crash", NODE, [{"name": "c", "image": "localhost/crash:1"}]))
+    await kubelet_client.create(
+        PODS, pod_body("never", NODE, [{"name": "c", "image": "localhost/crash:1"}], restartPolicy="Never")
+    )
+    await kubelet_client.create(
+        PODS, pod_body("job", NODE, [{"name": "c", "image": "localhost/done:1"}], restartPolicy="OnFailure")
+    )
+    pod = await wait_pod(kubelet_client, "crash", lambda p: container_status(p).get("restartCount", 0) >= 3, timeout=30)
     assert container_status(pod)["lastState"]["terminated"]["exitCode"] == 2
-    pod = await wait_pod(client, "crash", lambda p: "waiting" in container_status(p).get("state", {}), timeout=10)
+    pod = await wait_pod(
+        kubelet_client, "crash", lambda p: "waiting" in container_status(p).get("state", {}), timeout=10
+    )
     assert container_status(pod)["state"]["waiting"]["reason"] == "CrashLoopBackOff"
-    await wait_pod(client, "never", lambda p: p["status"].get("phase") == "Failed")
-    await wait_pod(client, "job", lambda p: p["status"].get("phase") == "Succeeded")
+    await wait_pod(kubelet_client, "never", lambda p: p["status"].get("phase") == "Failed")
+    await wait_pod(kubelet_client, "job", lambda p: p["status"].get("phase") == "Succeeded")
 
 
-async def test_restart_adopts_without_restarting(master: LocalCluster, client: RestClient, tmp_path: Path) -> None:
+async def test_restart_adopts_without_restarting(
+    kubelet_master: LocalCluster, kubelet_client: RestClient, tmp_path: Path
+) -> None:
     runtime = FakeRuntime(images=(IMAGE,))
-    agent = Agent(_config(tmp_path, master), runtime=runtime)
+    agent = Agent(_config(tmp_path, kubelet_master), runtime=runtime)
     await agent.start()
     try:
-        await client.create(PODS, _pod("keep"))
-        await wait_pod(client, "keep", is_ready)
+        await kubelet_client.create(PODS, _pod("keep"))
+        await wait_pod(kubelet_client, "keep", is_ready)
         before = set(runtime.containers)
         await agent.stop()
-        agent = Agent(_config(tmp_path, master), runtime=runtime)
+        agent = Agent(_config(tmp_path, kubelet_master), runtime=runtime)
         await agent.start()
         await asyncio.sleep(1.0)  # several relists and syncs
         assert set(runtime.containers) == before
-        assert container_status(await client.get(f"{PODS}/keep"))["restartCount"] == 0
+        assert container_status(await kubelet_client.get(f"{PODS}/keep"))["restartCount"] == 0
     finally:
         await agent.stop()
 
 
-async def test_missing_image_with_pull_policy_never(hollow: tuple[Agent, FakeRuntime], client: RestClient) -> None:
-    await client.create(PODS, pod_body("noimage", NODE, [{"name": "c", "image": "localhost/absent:1"}]))
-    pod = await wait_pod(client, "noimage", lambda p: container_status(p).get("state", {}).get("waiting", {}).get(
-        "reason") == "ErrImageNeverPull")
+async def test_missing_image_with_pull_policy_never(
+    hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient
+) -> None:
+    await kubelet_client.create(PODS, pod_body("noimage", NODE, [{"name": "c", "image": "localhost/absent:1"}]))
+    pod = await wait_pod(
+        kubelet_client,
+        "noimage",
+        lambda p: container_status(p).get("state", {}).get("waiting", {}).get("reason") == "ErrImageNeverPull",
+    )
     assert pod["status"]["phase"] == "Pending"
 
 
@@ -131,8 +133,9 @@ async def test_fake_runtime_contract() -> None:
     await runtime.stop_container(cid, timeout=1)
     assert (await runtime.list_pods())[0].containers[0].exit_code == 137
     with pytest.raises(ImageNotFound):
-        await runtime.create_container(sandbox.id, pod, ContainerConfig(name="d", attempt=0, spec_hash="h",
-                                                                        image="localhost/none:1"))
+        await runtime.create_container(
+            sandbox.id, pod, ContainerConfig(name="d", attempt=0, spec_hash="h", image="localhost/none:1")
+        )
     await runtime.remove_sandbox(sandbox.id, timeout=1)
     assert await runtime.list_pods() == []
     await runtime.stop()
