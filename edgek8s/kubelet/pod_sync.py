@@ -78,6 +78,10 @@ class PodSyncer:
     def _touch(self, uid: str) -> None:
         self._acted[uid] = time.monotonic()
 
+    def invalidate(self, uid: str) -> None:
+        """The runtime reported a change to this pod: its next sync reads it afresh, not from the relist."""
+        self._touch(uid)
+
     async def _known_pod(self, uid: str) -> RuntimePod:
         """The relist's view when nothing was done to the pod since that list began, else a fresh list."""
         acted = self._acted.get(uid)

@@ -1,6 +1,6 @@
 """The kubelet over real Podman, driven through a real (in-process) API: pods from create to delete.
 
-Each test gets one kubelet_master and one agent with its own Podman storage, pod network and data dir; the
+Each test gets one master and one agent with its own Podman storage, pod network and data dir; the
 busybox test image is built once per session and loaded into each agent's storage.
 """
 
