@@ -170,9 +170,18 @@ class PodSyncer:
                 continue
             if latest is not None and latest.state == ContainerState.RUNNING:
                 return None  # the relist tells us when it exits
-            if latest is not None and latest.state == ContainerState.EXITED and policy == "Never":
-                outcome.failed_message = f"init container {container['name']} failed"
-                return None
+            if latest is not None and latest.state == ContainerState.EXITED:
+                if policy == "Never":
+                    outcome.failed_message = f"init container {container['name']} failed"
+                    return None
+                key = f"{uid}/init/{container['name']}"
+                remaining = self.backoff.remaining(key)
+                if remaining > 0:  # a failing init container backs off like any other
+                    outcome.waiting[container["name"]] = Waiting(
+                        reason="CrashLoopBackOff", message=f"back-off restarting failed init container "
+                        f"{container['name']}")
+                    return remaining
+                self.backoff.record_restart(key)
             return await self._start(pod, container, rp, sandbox.id, paths, outcome, init=True)
         requeue: list[float] = []
         for container in spec.get("containers") or []:

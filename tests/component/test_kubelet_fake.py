@@ -148,8 +148,14 @@ async def test_fails_over_when_its_master_dies(tmp_path: Path) -> None:
     agent = None
     try:
         await cluster.wait_ready()
-        config = AgentConfig(node_name=NODE, data_dir=tmp_path / "agent", masters=tuple(cluster.urls),
-                             relist_period=0.5, node_status_interval=1.0, lease_renew_interval=1.0)
+        config = AgentConfig(
+            node_name=NODE,
+            data_dir=tmp_path / "agent",
+            masters=tuple(cluster.urls),
+            relist_period=0.5,
+            node_status_interval=1.0,
+            lease_renew_interval=1.0,
+        )
         agent = Agent(config, runtime=runtime)
         await agent.start()
         async with RestClient(cluster.urls[1], timeout=20.0) as rest:
@@ -184,3 +190,29 @@ async def test_image_garbage_collection_keeps_what_pods_use(
     await agent.kubelet.collect_garbage()
     assert "localhost/unused:1" not in runtime.images
     assert IMAGE in runtime.images
+
+
+async def test_failing_init_container_backs_off(hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient) -> None:
+    _, runtime = hollow
+    runtime.images["localhost/crash:1"] = "sha256:crash"
+    runtime.behaviours["localhost/crash:1"] = Behaviour(run_seconds=0.05, exit_code=1)
+    body = pod_body(
+        "init", NODE, [{"name": "c", "image": IMAGE}], initContainers=[{"name": "i", "image": "localhost/crash:1"}]
+    )
+
+    def init_status(pod: dict[str, object]) -> dict[str, object]:
+        statuses = (pod.get("status") or {}).get("initContainerStatuses") or [{}]  # type: ignore[attr-defined]
+        return dict(statuses[0])
+
+    await kubelet_client.create(PODS, body)
+    pod = await wait_pod(
+        kubelet_client,
+        "init",
+        lambda p: "waiting" in init_status(p).get("state", {}),
+        timeout=30,  # type: ignore[operator]
+    )
+    assert init_status(pod)["state"]["waiting"]["reason"] == "CrashLoopBackOff"  # type: ignore[index]
+    assert pod["status"]["phase"] == "Pending"
+    await asyncio.sleep(1.0)
+    attempts = [c.attempt for _, c in runtime.containers.values() if c.name == "i"]
+    assert max(attempts) < 6, f"the init container restarted without back-off: {attempts}"
