@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 from edgek8s._util.backoff import Backoff
+from edgek8s._util.memory import release_free_memory
 from edgek8s.client.events import EventRecorder
 from edgek8s.client.informer import Handlers, Informer
 from edgek8s.client.interface import ClusterClient, DeleteOptions
@@ -222,6 +223,7 @@ class Kubelet:
             except RuntimeFailure as exc:
                 self.node.runtime_ok = False
                 logger.warning("relist failed: %s", exc)
+            release_free_memory()
             deadline = time.monotonic() + self.config.relist_period
             while (left := deadline - time.monotonic()) > 0:
                 try:
