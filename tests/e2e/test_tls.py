@@ -26,6 +26,10 @@ def tls_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         run("down", "--state-dir", str(state_dir), check=False)
 
 
+def _ca(state_dir: Path) -> Path:
+    return state_dir / "master-1" / "ca.crt"  # up's first master ran --cluster-init with this config dir
+
+
 def _api(state_dir: Path) -> str:
     return str(json.loads((state_dir / "cluster.json").read_text())["masters"][0]["api"])
 
@@ -39,14 +43,14 @@ def _get(url: str, context: ssl.SSLContext) -> tuple[int, dict[str, object]]:
 
 
 def test_admin_certificate_is_accepted(tls_cluster: Path) -> None:
-    pki = tls_cluster / "pki"
+    pki = tls_cluster / "master-1" / "pki"
     status, body = _get(f"{_api(tls_cluster)}/api/v1/namespaces", client_tls_context(
-        pki / "ca.crt", pki / "admin.crt", pki / "admin.key"))
+        _ca(tls_cluster), pki / "admin.crt", pki / "admin.key"))
     assert status == 200 and body["kind"] == "NamespaceList"
 
 
 def test_no_certificate_gets_401_but_public_endpoints_answer(tls_cluster: Path) -> None:
-    context = client_tls_context(tls_cluster / "pki" / "ca.crt")
+    context = client_tls_context(_ca(tls_cluster))
     status, body = _get(f"{_api(tls_cluster)}/api/v1/namespaces", context)
     assert (status, body["reason"]) == (401, "Unauthorized")
     status, version = _get(f"{_api(tls_cluster)}/version", context)
@@ -83,7 +87,7 @@ def test_a_certificate_from_another_ca_gets_401(tls_cluster: Path, tmp_path: Pat
     rogue_ca = new_ca("rogue")
     rogue = issue(rogue_ca, common_name="admin", organizations=["system:masters"], client=True)
     write_pair(rogue, tmp_path / "rogue.crt", tmp_path / "rogue.key")
-    context = client_tls_context(tls_cluster / "pki" / "ca.crt", tmp_path / "rogue.crt", tmp_path / "rogue.key")
+    context = client_tls_context(_ca(tls_cluster), tmp_path / "rogue.crt", tmp_path / "rogue.key")
     status, body = _get(f"{_api(tls_cluster)}/api/v1/namespaces", context)
     assert (status, body["reason"]) == (401, "Unauthorized")
 
