@@ -48,6 +48,7 @@ from edgek8s.kubelet.runtime import (
 logger = logging.getLogger(__name__)
 T = TypeVar("T")
 CPU_PERIOD = 100_000
+IMAGE_LIST_TTL = 300.0  # images loaded behind the agent's back (podman load) show up within this
 
 
 def _time(value: Any) -> str:
@@ -74,6 +75,7 @@ class PodmanRuntime:
         self._exited: dict[str, tuple[str, str, int]] = {}  # container id -> (reason, finishedAt, exit code)
         self._version = ""
         self._events_offset = 0
+        self._image_list: tuple[float, list[ImageInfo]] | None = None
         self._images: dict[str, tuple[float, str | None]] = {}  # image -> (when looked up, id)
 
     @property
@@ -236,9 +238,10 @@ class PodmanRuntime:
     # -- images ------------------------------------------------------------------------------------
 
     async def image_id(self, image: str) -> str | None:
-        # A burst of pods with one image asks once a second, not once per pod.
+        # Inspecting an image makes Podman rewrite its image store (~17 KB per call): a found image is
+        # remembered until this runtime changes images (or IMAGE_LIST_TTL), a missing one for 2 s.
         cached = self._images.get(image)
-        if cached is not None and time.monotonic() - cached[0] < 1.0:
+        if cached is not None and time.monotonic() - cached[0] < (IMAGE_LIST_TTL if cached[1] else 2.0):
             return cached[1]
         try:
             found = await self._call(self.client.images.get, image)
@@ -250,6 +253,7 @@ class PodmanRuntime:
 
     async def pull_image(self, image: str) -> str:
         self._images.pop(image, None)
+        self._image_list = None
         try:
             pulled = await self._call(self.client.images.pull, image)
         except RuntimeFailure as exc:
@@ -258,18 +262,27 @@ class PodmanRuntime:
         return str(found.id)
 
     async def list_images(self) -> list[ImageInfo]:
+        # Listing images makes Podman rewrite its image store (measured: ~18 KB written per call), so the
+        # list is cached until this runtime pulls, loads or removes one, or for IMAGE_LIST_TTL at most.
+        if self._image_list is not None and time.monotonic() - self._image_list[0] < IMAGE_LIST_TTL:
+            return list(self._image_list[1])
         response = await self._call(self.client.api.get, "/images/json")
-        return [
+        images = [
             ImageInfo(id=str(i["Id"]), names=tuple(i.get("RepoTags") or i.get("Names") or ()),
                       size=int(i.get("Size", 0)))
             for i in response.json() or []
         ]
+        self._image_list = (time.monotonic(), images)
+        return list(images)
 
     async def remove_image(self, image_id: str) -> None:
+        self._images.clear()
+        self._image_list = None
         await self._call(self.client.images.remove, image_id)
 
     async def import_image(self, archive: Path) -> list[str]:
         self._images.clear()
+        self._image_list = None
         data = await asyncio.to_thread(archive.read_bytes)
         images = await self._call(lambda: list(self.client.images.load(data)))
         return [tag for image in images for tag in image.tags]
@@ -313,7 +326,11 @@ class PodmanRuntime:
             {"image": config.image, **kwargs}))
         response = await self._call(self.client.api.post, "/containers/create", data=payload,
                                     headers={"content-type": "application/json"})
-        return str(self._check(response, f"podman create {config.name}").json()["Id"])
+        try:
+            return str(self._check(response, f"podman create {config.name}").json()["Id"])
+        except ImageNotFound:
+            self._images.pop(config.image, None)  # removed behind our back: look again next time
+            raise
 
     async def start_container(self, container_id: str) -> None:
         response = await self._call(self.client.api.post, f"/containers/{container_id}/start")
