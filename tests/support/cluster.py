@@ -15,6 +15,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from edgek8s.client.loops import LeaderLoop
 from edgek8s.config import ApiConfig, RaftConfig, ServerConfig, StoreConfig
 from edgek8s.model.resources import resource_id
 from edgek8s.server.control_plane import Master
@@ -33,6 +34,7 @@ class LocalCluster:
     base: Path
     configs: list[ServerConfig]
     masters: list[Master | None]
+    loops: list[LeaderLoop] | None = None  # leader loops of every master (None: the server's own set)
 
     @classmethod
     def build(
@@ -43,6 +45,7 @@ class LocalCluster:
         store: StoreConfig | None = None,
         raft: dict[str, Any] | None = None,
         api: dict[str, Any] | None = None,
+        loops: list[LeaderLoop] | None = None,
     ) -> LocalCluster:
         secret = secrets.token_bytes(32)
         addresses = [f"127.0.0.1:{free_port()}" for _ in range(size)]
@@ -63,7 +66,7 @@ class LocalCluster:
                     api=ApiConfig(host="127.0.0.1", port=free_port(), **(api or {})),
                 )
             )
-        return cls(base=base, configs=configs, masters=[None] * size)
+        return cls(base=base, configs=configs, masters=[None] * size, loops=loops)
 
     @property
     def urls(self) -> list[str]:
@@ -71,7 +74,7 @@ class LocalCluster:
 
     async def start(self, index: int | None = None) -> None:
         for i in [index] if index is not None else range(len(self.configs)):
-            master = Master(self.configs[i])
+            master = Master(self.configs[i], loops=None if self.loops is None else list(self.loops))
             await master.start()
             self.masters[i] = master
 
