@@ -152,7 +152,8 @@ async def _expect_bookmark(cluster: LocalCluster, created: dict[str, Any]) -> No
 
 @pytest.fixture
 async def small_history_cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    local = LocalCluster.build(tmp_path, store=StoreConfig(watch_history=20, watcher_queue=50))
+    # No leader loops: the only watchers of the hub are the tests' own (informers would add theirs).
+    local = LocalCluster.build(tmp_path, store=StoreConfig(watch_history=20, watcher_queue=50), loops=[])
     await local.start()
     try:
         await local.wait_ready()
