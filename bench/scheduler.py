@@ -123,7 +123,8 @@ def pod_body(name: str, i: int) -> bytes:
     platform = PLATFORMS[i % len(PLATFORMS)]
     meta: dict[str, Any] = {
         "name": name, "namespace": NAMESPACE, "labels": {"app": f"group-{i // GROUP}"},
-        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"group-{i // GROUP}",
+        # A kind the cluster does not serve, so the garbage collector keeps the pods (no such ReplicaSet).
+        "ownerReferences": [{"apiVersion": "bench.edgek8s.io/v1", "kind": "PodGroup", "name": f"group-{i // GROUP}",
                              "uid": f"00000000-0000-4000-8000-{i // GROUP:012d}", "controller": True}],
     }
     if platform:

@@ -152,6 +152,11 @@ class SchedulerTerm:
 
     def _on_pod_update(self, old: Obj, new: Obj) -> None:
         key = key_of(new)
+        node = (new.get("spec") or {}).get("nodeName")
+        if node and node == (old.get("spec") or {}).get("nodeName") and not _spec_changed(old, new) \
+                and (new.get("status") or {}).get("phase") not in _FINISHED \
+                and self.snapshot.node_of(key) == node and not self.snapshot.is_assumed(key):
+            return  # a bound pod's status changed (a kubelet report): nothing the scheduler counts
         if key in self._pending and not (new.get("spec") or {}).get("nodeName") and not _spec_changed(old, new) \
                 and not (new.get("metadata") or {}).get("deletionTimestamp"):
             self._pending[key] = new  # a status write (ours) or a resync: nothing to reconsider
@@ -167,7 +172,7 @@ class SchedulerTerm:
             self.queue.delete(key)
             if phase in _FINISHED:
                 self._release(key)
-            else:
+            elif not self.snapshot.confirm(key, spec["nodeName"]):
                 self.snapshot.add_pod(pod_info(obj))
             return
         if (spec.get("schedulerName") or "default-scheduler") not in self._names or phase in _FINISHED \
