@@ -87,6 +87,7 @@ class Run:
     framework_profile: str = ""
     held_marked: int = 0
     drain_s: float | None = None
+    drain_leader_cpu_s: float | None = None
     drained: int = 0
     held_latencies: list[float] = field(default_factory=list)
     failover_s: list[float] = field(default_factory=list)
@@ -315,6 +316,8 @@ async def backlog(session: aiohttp.ClientSession, cluster: EdgeCluster, run: Run
         run.held_marked = len(marked)
         if bound:
             raise RuntimeError(f"{len(bound)} held pods were bound while every node was tainted")
+        leader_pid = cluster.pids()[run.leader] if run.leader is not None else None
+        cpu_before = cpu_seconds(leader_pid)
         started = time.perf_counter()
         await patch_nodes(session, cluster, plan, dumps({"spec": {"taints": None}}))
         deadline = time.monotonic() + max(60.0, plan.pods / 20)
@@ -327,6 +330,9 @@ async def backlog(session: aiohttp.ClientSession, cluster: EdgeCluster, run: Run
         with contextlib.suppress(asyncio.CancelledError):
             await watch
     run.drained = len(bound)
+    cpu_after = cpu_seconds(leader_pid)
+    if cpu_before is not None and cpu_after is not None:
+        run.drain_leader_cpu_s = cpu_after - cpu_before
     if bound:
         run.drain_s = max(bound.values()) - started
         run.held_latencies = [t - started for t in bound.values()]
@@ -445,6 +451,8 @@ def figures(run: Run) -> dict[str, Any]:
     if run.created_done is not None and run.first_sent is not None:
         create_per_s = (plan.pods - run.create_failed) / (run.created_done - run.first_sent)
     drain_per_s = None if not run.drain_s else run.drained / run.drain_s
+    drain_cpu_ms = None if run.drain_leader_cpu_s is None or not run.drained else \
+        run.drain_leader_cpu_s * 1000 / run.drained
     return {
         "bench": "scheduler",
         "mode": "quick" if plan.quick else "full",
@@ -460,6 +468,8 @@ def figures(run: Run) -> dict[str, Any]:
         "backlog_pods_per_s": rounded(drain_per_s, 1),
         "backlog_marked_unschedulable": run.held_marked,
         "backlog_p99_time_to_bind_s": rounded(percentile(run.held_latencies, 99)),
+        "backlog_leader_cpu_ms_per_pod": rounded(drain_cpu_ms, 2),
+        "backlog_pods_per_leader_cpu_s": rounded(None if not drain_cpu_ms else 1000 / drain_cpu_ms, 1),
         "target_pods_per_s": TARGET_PODS_PER_S,
         "ratio_to_target": rounded(ratio(pods_per_s, TARGET_PODS_PER_S), 2),
         "upstream_ci_pods_per_s_anchor_not_measured": list(UPSTREAM_CI_PODS_PER_S),
@@ -495,6 +505,8 @@ def print_report(run: Run, f: dict[str, Any]) -> None:
     print(f"  backlog drain (all nodes tainted, {f['backlog_marked_unschedulable']:,} pods marked Unschedulable, taint "
           f"lifted): {fmt(f['backlog_pods_per_s'])} pods bound/s; target {fmt(f['backlog_ratio_to_target'], 'x', 2)}, "
           f"upstream CI anchor {fmt(f['backlog_ratio_to_upstream_ci_low'], 'x', 2)} of 680")
+    print(f"    leader CPU while draining: {fmt(f['backlog_leader_cpu_ms_per_pod'], ' ms', 2)} per pod, i.e. "
+          f"{fmt(f['backlog_pods_per_leader_cpu_s'])} pods per second of leader CPU (the rate with a core of its own)")
     print(f"  scheduling latency (watch: created -> bound): p50 {fmt(f['p50_scheduling_latency_s'], ' s', 3)}, "
           f"p99 {fmt(f['p99_scheduling_latency_s'], ' s', 3)}, max {fmt(f['max_scheduling_latency_s'], ' s', 3)}")
     print(f"  where the time goes: leader process CPU {fmt(f['leader_cpu_ms_per_pod'], ' ms', 2)} per pod "

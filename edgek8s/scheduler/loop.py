@@ -5,7 +5,7 @@
          v                              │   │ move_all            v               v
       Snapshot <── nodes informer ──────┘   │                  assume       PodScheduled=False,
          ^                                  │                     │          FailedScheduling event,
-         └── forget (binding failed) <──── binder (<= bind_concurrency writes in flight)   park
+         └── forget (binding failed) <──── binders (batches of bindings, one write each)   park
                                               Conflict: someone else won; Fenced: the term ends
 
 - A term (one leadership epoch) starts from empty state: the gate hands a client fenced at the epoch
@@ -28,11 +28,12 @@ import asyncio
 import datetime
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from edgek8s.client.events import EventRecorder
 from edgek8s.client.informer import Handlers, InformerFactory, key_of
-from edgek8s.client.interface import ClusterClient, Obj
+from edgek8s.client.interface import BatchBinder, Binding, ClusterClient, Obj
 from edgek8s.model import errors
 from edgek8s.model.resources import by_id, resource_id
 from edgek8s.scheduler.framework import Decision, Framework
@@ -48,6 +49,7 @@ NODES = by_id(resource_id("", "nodes"))
 SCHEDULER_NAMES = ("default-scheduler", "edgek8s")
 COMPONENT = "default-scheduler"
 _FINISHED = ("Succeeded", "Failed")
+_SETTLE, _SETTLE_MAX = 0.1, 0.5  # seconds: parked pods move once a burst of changes is over
 _YIELD_EVERY = 16  # pods scheduled between two yields to the event loop (bindings, watch events)
 
 
@@ -69,6 +71,12 @@ def _spec_changed(old: Obj, new: Obj) -> bool:
             or old_meta.get("annotations") != new_meta.get("annotations"))
 
 
+@dataclass(frozen=True, slots=True)
+class _Assumed:
+    obj: Obj  # the pending pod as cached (read-only), for events
+    binding: Binding
+
+
 class Scheduler:
     """A ``LeaderLoop``: ``run`` schedules until cancelled (leadership lost) or fenced."""
 
@@ -79,18 +87,20 @@ class Scheduler:
         *,
         scheduler_names: Iterable[str] = SCHEDULER_NAMES,
         framework: Framework | None = None,
-        bind_concurrency: int = 64,
+        binders: int = 4,
+        bind_batch: int = 64,
         flush_interval: float = 30.0,
     ) -> None:
         self._names = frozenset(scheduler_names)
         self._framework = framework or default_framework()
-        self._bind_concurrency = bind_concurrency
+        self._binders = binders
+        self._bind_batch = bind_batch
         self._flush_interval = flush_interval
         self.term: SchedulerTerm | None = None  # the running term, for tests and metrics
 
     async def run(self, client: ClusterClient, informers: InformerFactory) -> None:
         term = SchedulerTerm(client, informers, names=self._names, framework=self._framework,
-                             bind_concurrency=self._bind_concurrency, flush_interval=self._flush_interval)
+                             binders=self._binders, bind_batch=self._bind_batch, flush_interval=self._flush_interval)
         self.term = term
         try:
             await term.run()
@@ -108,7 +118,8 @@ class SchedulerTerm:
         *,
         names: frozenset[str],
         framework: Framework,
-        bind_concurrency: int,
+        binders: int,
+        bind_batch: int,
         flush_interval: float,
     ) -> None:
         self._client = client
@@ -120,8 +131,13 @@ class SchedulerTerm:
         self.queue = SchedulingQueue(unschedulable_flush=flush_interval)
         self.recorder = EventRecorder(client, component=COMPONENT)
         self._pending: dict[str, Obj] = {}  # key -> the pending pod as cached (read-only)
-        self._binding = asyncio.Semaphore(bind_concurrency)
+        self._binders = binders
+        self._bind_batch = bind_batch
+        # Bounded: past binders * bind_batch bindings waiting, scheduling waits for the writes.
+        self._bindings: asyncio.Queue[_Assumed] = asyncio.Queue(maxsize=binders * bind_batch)
         self._reporting: set[str] = set()  # pods whose unschedulable status write is in flight
+        self._move_timer: asyncio.TimerHandle | None = None
+        self._move_first: float | None = None
         self.bound = 0
         self.failed_bindings = 0
 
@@ -134,18 +150,42 @@ class SchedulerTerm:
                                    on_delete=self._on_pod_delete))
         async with asyncio.TaskGroup() as group:
             group.create_task(self.recorder.run(), name="scheduler-events")
+            for i in range(self._binders):
+                group.create_task(self._binder(), name=f"scheduler-binder-{i}")
             await nodes.wait_synced()
             await pods.wait_synced()
             logger.info("scheduler started: %d nodes, %d pending pods", len(self.snapshot.nodes()),
                         len(self._pending))
             group.create_task(self._flush_periodically(), name="scheduler-flush")
-            await self._schedule_forever(group)
+            try:
+                await self._schedule_forever(group)
+            finally:
+                if self._move_timer is not None:
+                    self._move_timer.cancel()
 
     # --- informer handlers (cheap: snapshot and queue only) -------------------------------------------
 
     def _on_node(self, obj: Obj) -> None:
         if self.snapshot.upsert_node(obj):
-            self.queue.move_all()
+            self._cluster_changed()
+
+    def _cluster_changed(self) -> None:
+        """Parked pods may fit now. Changes come in bursts (nodes registering after a power cut, an
+        operator labelling or uncordoning many nodes): the move waits until the burst has been quiet
+        for ``_SETTLE`` (at most ``_SETTLE_MAX``), so pods are not bounced off the first node of a
+        burst into backoff while the rest of it is still arriving."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._move_first is None:
+            self._move_first = now
+        if self._move_timer is not None:
+            self._move_timer.cancel()
+        when = min(now + _SETTLE, self._move_first + _SETTLE_MAX)
+        self._move_timer = loop.call_at(when, self._move_parked)
+
+    def _move_parked(self) -> None:
+        self._move_timer = self._move_first = None
+        self.queue.move_all()
 
     def _on_node_delete(self, obj: Obj) -> None:
         self.snapshot.remove_node(str((obj.get("metadata") or {}).get("name", "")))
@@ -193,7 +233,7 @@ class SchedulerTerm:
     def _release(self, key: str) -> None:
         if self.snapshot.node_of(key) is not None:
             self.snapshot.remove_pod(key)
-            self.queue.move_all()  # room freed on a node
+            self._cluster_changed()  # room freed on a node
 
     # --- scheduling ------------------------------------------------------------------------------------
 
@@ -221,33 +261,54 @@ class SchedulerTerm:
             self._report_unschedulable(obj, decision, group)
             return
         self.snapshot.assume(pod, decision.node)
-        await self._binding.acquire()  # bounded: past bind_concurrency writes in flight, scheduling waits
-        group.create_task(self._bind(obj, pod.uid, decision.node), name=f"bind-{key}")
+        await self._bindings.put(_Assumed(obj, Binding(pod.namespace, pod.name, decision.node, pod.uid)))
 
-    async def _bind(self, obj: Obj, uid: str, node: str) -> None:
-        meta = obj["metadata"]
-        namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
-        key = f"{namespace}/{name}"
+    async def _binder(self) -> None:
+        """Bindings in batches: whatever is waiting (up to ``bind_batch``) becomes one write, so the
+        Raft cost is paid per batch, not per pod; several binders keep several batches in flight."""
+        while True:
+            batch = [await self._bindings.get()]
+            while len(batch) < self._bind_batch and not self._bindings.empty():
+                batch.append(self._bindings.get_nowait())
+            for item, error in zip(batch, await self._bind(batch), strict=True):
+                self._bound(item, error)
+
+    async def _bind(self, batch: list[_Assumed]) -> list[errors.StatusError | None]:
         try:
-            await self._client.bind(namespace, name, node=node, uid=uid)
+            if isinstance(self._client, BatchBinder):
+                return await self._client.bind_many([item.binding for item in batch])
+            return list(await asyncio.gather(*(self._bind_one(item) for item in batch)))
         except errors.Fenced:
             raise
-        except (errors.Conflict, errors.NotFound) as exc:
-            # Bound elsewhere (another scheduler won, or our earlier attempt did), or gone.
-            logger.info("binding %s to %s: %s", key, node, exc.message)
-            self.snapshot.forget(key)
-            self.queue.done(key)
+        except errors.StatusError as exc:  # the whole write failed (no leader, timeout): each is retried
+            return [exc] * len(batch)
+
+    async def _bind_one(self, item: _Assumed) -> errors.StatusError | None:
+        binding = item.binding
+        try:
+            await self._client.bind(binding.namespace, binding.name, node=binding.node, uid=binding.uid)
+        except errors.Fenced:
+            raise
         except errors.StatusError as exc:
-            self.failed_bindings += 1
-            logger.info("binding %s to %s failed (%s); retrying", key, node, exc.message)
-            self.snapshot.forget(key)
-            self.queue.retry(key)
-        else:
+            return exc
+        return None
+
+    def _bound(self, item: _Assumed, error: errors.StatusError | None) -> None:
+        key = f"{item.binding.namespace}/{item.binding.name}"
+        if error is None:
             self.bound += 1
             self.queue.done(key)
-            self.recorder.normal(obj, "Scheduled", f"Successfully assigned {key} to {node}")
-        finally:
-            self._binding.release()
+            self.recorder.normal(item.obj, "Scheduled", f"Successfully assigned {key} to {item.binding.node}")
+        elif isinstance(error, errors.Conflict | errors.NotFound):
+            # Bound elsewhere (another scheduler won, or an earlier attempt of ours did), or gone.
+            logger.info("binding %s to %s: %s", key, item.binding.node, error.message)
+            self.snapshot.forget(key)
+            self.queue.done(key)
+        else:
+            self.failed_bindings += 1
+            logger.info("binding %s to %s failed (%s); retrying", key, item.binding.node, error.message)
+            self.snapshot.forget(key)
+            self.queue.retry(key)
 
     def _report_unschedulable(self, obj: Obj, decision: Decision, group: asyncio.TaskGroup) -> None:
         message = decision.message()
