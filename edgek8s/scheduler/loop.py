@@ -15,7 +15,8 @@
   that room taken while the binding write is still in flight; a failed binding forgets it.
 - Binding is a write with preconditions (the pod's uid; it must not be bound): Conflict means another
   scheduler (or an earlier attempt of ours whose answer was lost) won, and the informer will show
-  where the pod went.
+  where the pod went. Binders take whatever bindings wait (up to ``bind_batch``) as one write: one
+  Raft entry per batch with the in-process client (``BatchBinder``), one request each over REST.
 - Level-triggered: pods parked as unschedulable are tried again when a node is added or changes in a
   way filters read (not on heartbeats), when a bound pod goes away, and every ``flush_interval``.
 
@@ -135,7 +136,8 @@ class SchedulerTerm:
         self._bind_batch = bind_batch
         # Bounded: past binders * bind_batch bindings waiting, scheduling waits for the writes.
         self._bindings: asyncio.Queue[_Assumed] = asyncio.Queue(maxsize=binders * bind_batch)
-        self._reporting: set[str] = set()  # pods whose unschedulable status write is in flight
+        self._status_writes: dict[str, str] = {}  # pod key -> the Unschedulable message to write
+        self._status_queue: asyncio.Queue[str] = asyncio.Queue()  # keys of _status_writes, each once
         self._move_timer: asyncio.TimerHandle | None = None
         self._move_first: float | None = None
         self.bound = 0
@@ -152,13 +154,14 @@ class SchedulerTerm:
             group.create_task(self.recorder.run(), name="scheduler-events")
             for i in range(self._binders):
                 group.create_task(self._binder(), name=f"scheduler-binder-{i}")
+                group.create_task(self._status_writer(), name=f"scheduler-status-{i}")
             await nodes.wait_synced()
             await pods.wait_synced()
             logger.info("scheduler started: %d nodes, %d pending pods", len(self.snapshot.nodes()),
                         len(self._pending))
             group.create_task(self._flush_periodically(), name="scheduler-flush")
             try:
-                await self._schedule_forever(group)
+                await self._schedule_forever()
             finally:
                 if self._move_timer is not None:
                     self._move_timer.cancel()
@@ -237,19 +240,19 @@ class SchedulerTerm:
 
     # --- scheduling ------------------------------------------------------------------------------------
 
-    async def _schedule_forever(self, group: asyncio.TaskGroup) -> None:
+    async def _schedule_forever(self) -> None:
         while True:
             key: str | None = await self.queue.pop()
             budget = _YIELD_EVERY
             while key is not None:
-                await self._schedule_one(key, group)
+                await self._schedule_one(key)
                 budget -= 1
                 if budget == 0:
                     await asyncio.sleep(0)  # let bindings and watch events in
                     budget = _YIELD_EVERY
                 key = self.queue.pop_nowait()
 
-    async def _schedule_one(self, key: str, group: asyncio.TaskGroup) -> None:
+    async def _schedule_one(self, key: str) -> None:
         obj = self._pending.get(key)
         if obj is None:
             self.queue.done(key)
@@ -258,7 +261,7 @@ class SchedulerTerm:
         decision = self._framework.schedule(pod, self.snapshot)
         if decision.node is None:
             self.queue.unschedulable(key)
-            self._report_unschedulable(obj, decision, group)
+            self._report_unschedulable(obj, decision)
             return
         self.snapshot.assume(pod, decision.node)
         await self._bindings.put(_Assumed(obj, Binding(pod.namespace, pod.name, decision.node, pod.uid)))
@@ -310,36 +313,45 @@ class SchedulerTerm:
             self.snapshot.forget(key)
             self.queue.retry(key)
 
-    def _report_unschedulable(self, obj: Obj, decision: Decision, group: asyncio.TaskGroup) -> None:
+    def _report_unschedulable(self, obj: Obj, decision: Decision) -> None:
+        """A FailedScheduling event each attempt (the recorder folds repeats into a count), and the
+        PodScheduled=False condition when its message changes, written by the status writers (bounded:
+        thousands of unschedulable pods must not become thousands of concurrent writes)."""
         message = decision.message()
         self.recorder.warning(obj, "FailedScheduling", message)
-        key = key_of(obj)
         current = _pod_scheduled(obj)
-        if key in self._reporting or (current is not None and current.get("status") == "False"
-                                      and current.get("reason") == "Unschedulable"
-                                      and current.get("message") == message):
+        if current is not None and current.get("status") == "False" and current.get("reason") == "Unschedulable" \
+                and current.get("message") == message:
             return
-        self._reporting.add(key)
-        group.create_task(self._write_unschedulable(obj, current, message), name=f"unschedulable-{key}")
-
-    async def _write_unschedulable(self, obj: Obj, current: dict[str, Any] | None, message: str) -> None:
-        meta = obj["metadata"]
         key = key_of(obj)
+        if key not in self._status_writes:
+            self._status_queue.put_nowait(key)
+        self._status_writes[key] = message  # the latest message wins while the write waits
+
+    async def _status_writer(self) -> None:
+        while True:
+            key = await self._status_queue.get()
+            message = self._status_writes.pop(key, None)
+            obj = self._pending.get(key)
+            if message is None or obj is None:
+                continue  # scheduled or gone meanwhile
+            await self._write_unschedulable(obj, message)
+
+    async def _write_unschedulable(self, obj: Obj, message: str) -> None:
+        meta = obj["metadata"]
+        current = _pod_scheduled(obj)
         since = current.get("lastTransitionTime") if current is not None and current.get("status") == "False" \
             else _now()
         condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
                      "lastProbeTime": None, "lastTransitionTime": since}
         others = [c for c in (obj.get("status") or {}).get("conditions") or () if c.get("type") != "PodScheduled"]
-        patch = {"status": {"conditions": [*others, condition]}}
         try:
-            await self._client.patch(PODS, str(meta.get("namespace", "")), str(meta.get("name", "")), patch,
-                                     subresource="status")
+            await self._client.patch(PODS, str(meta.get("namespace", "")), str(meta.get("name", "")),
+                                     {"status": {"conditions": [*others, condition]}}, subresource="status")
         except errors.Fenced:
             raise
         except errors.StatusError as exc:
-            logger.info("could not mark %s unschedulable: %s", key, exc.message)
-        finally:
-            self._reporting.discard(key)
+            logger.info("could not mark %s unschedulable: %s", key_of(obj), exc.message)
 
     async def _flush_periodically(self) -> None:
         while True:
