@@ -179,6 +179,22 @@ async def heartbeat(session: aiohttp.ClientSession, cluster: EdgeCluster, plan: 
                 await fetch(session, "PUT", url, body=lease_body(node_name(i)), timeout_s=5.0)
 
 
+async def create_pods(session: aiohttp.ClientSession, urls: list[str], names: list[str]) -> int:
+    """Create the pods by CREATE_CLIENTS closed-loop clients spread over the masters; the failures."""
+    next_index = iter(range(len(names)))
+    failed = 0
+
+    async def creator(c: int) -> None:
+        nonlocal failed
+        for i in next_index:
+            status = await post(session, f"{urls[c % len(urls)]}/api/v1/namespaces/{NAMESPACE}/pods",
+                                pod_body(names[i], i))
+            failed += status != 201
+
+    await asyncio.gather(*(creator(c) for c in range(CREATE_CLIENTS)))
+    return failed
+
+
 async def current_rv(session: aiohttp.ClientSession, url: str) -> str:
     status, body = await fetch(session, "GET", f"{url}/api/v1/namespaces/{NAMESPACE}/pods?limit=1")
     if status != 200:
@@ -241,18 +257,9 @@ async def throughput(session: aiohttp.ClientSession, cluster: EdgeCluster, run: 
     leader_pid = cluster.pids()[run.leader] if run.leader is not None else None
     cpu_before = cpu_seconds(leader_pid)
     names = [f"pod-{i:05d}" for i in range(plan.pods)]
-    next_index = iter(range(plan.pods))
     run.first_sent = time.perf_counter()
-
-    async def creator(c: int) -> None:
-        for i in next_index:
-            status = await post(session, f"{urls[c % len(urls)]}/api/v1/namespaces/{NAMESPACE}/pods",
-                                pod_body(names[i], i))
-            if status != 201:
-                run.create_failed += 1
-
     try:
-        await asyncio.gather(*(creator(c) for c in range(CREATE_CLIENTS)))
+        run.create_failed = await create_pods(session, urls, names)
         run.created_done = time.perf_counter()
         deadline = time.monotonic() + max(60.0, plan.pods / 20)
         while len(run.bound) < plan.pods - run.create_failed and time.monotonic() < deadline:
@@ -300,14 +307,8 @@ async def backlog(session: aiohttp.ClientSession, cluster: EdgeCluster, run: Run
                                            ready, marked))
     await asyncio.wait_for(ready.wait(), 10.0)
     names = [f"held-{i:05d}" for i in range(plan.pods)]
-    next_index = iter(range(plan.pods))
-
-    async def creator(c: int) -> None:
-        for i in next_index:
-            await post(session, f"{urls[c % len(urls)]}/api/v1/namespaces/{NAMESPACE}/pods", pod_body(names[i], i))
-
     try:
-        await asyncio.gather(*(creator(c) for c in range(CREATE_CLIENTS)))
+        await create_pods(session, urls, names)
         deadline = time.monotonic() + 60.0
         while len(marked) < plan.pods and time.monotonic() < deadline:
             if watch.done():

@@ -102,17 +102,13 @@ class SchedulingQueue:
 
     async def pop(self) -> str:
         """The next pod to try; it is in flight until ``done``/``unschedulable``/``retry``."""
-        while True:
-            while self._heap:
-                _priority, seq, key = heapq.heappop(self._heap)
-                if self._active.get(key) == seq:
-                    del self._active[key]
-                    self._in_flight.add(key)
-                    return key
+        while (key := self.pop_nowait()) is None:
             self._wakeup.clear()
             await self._wakeup.wait()
+        return key
 
     def pop_nowait(self) -> str | None:
+        """The next pod to try, if one is waiting (stale heap entries of re-added keys are skipped)."""
         while self._heap:
             _priority, seq, key = heapq.heappop(self._heap)
             if self._active.get(key) == seq:
