@@ -65,6 +65,11 @@ def _pod_scheduled(obj: Obj) -> dict[str, Any] | None:
     return None
 
 
+def _first(group: BaseExceptionGroup[errors.Fenced]) -> errors.Fenced:
+    leaf = group.exceptions[0]
+    return _first(leaf) if isinstance(leaf, BaseExceptionGroup) else leaf
+
+
 def _spec_changed(old: Obj, new: Obj) -> bool:
     """Whether an update of a pending pod can change where it fits (not its status or resourceVersion)."""
     old_meta, new_meta = old.get("metadata") or {}, new.get("metadata") or {}
@@ -105,6 +110,11 @@ class Scheduler:
         self.term = term
         try:
             await term.run()
+        except ExceptionGroup as group:
+            fenced = group.subgroup(errors.Fenced)
+            if fenced is not None:  # the gate ends the term on a bare Fenced; a group would be a crash
+                raise _first(fenced) from group
+            raise
         finally:
             self.term = None
 
@@ -195,6 +205,9 @@ class SchedulerTerm:
 
     def _on_pod_update(self, old: Obj, new: Obj) -> None:
         key = key_of(new)
+        if old is new and key in self._pending and key not in self.queue and not self.snapshot.is_assumed(key):
+            self._on_pod(new)  # a resync of a pending pod no stage holds: try it again (level-triggered)
+            return
         node = (new.get("spec") or {}).get("nodeName")
         if node and node == (old.get("spec") or {}).get("nodeName") and not _spec_changed(old, new) \
                 and (new.get("status") or {}).get("phase") not in _FINISHED \

@@ -52,6 +52,10 @@ class SchedulingQueue:
     def __len__(self) -> int:
         return len(self._active) + len(self._timers) + len(self._unschedulable)
 
+    def __contains__(self, key: object) -> bool:
+        """Whether the pod is held anywhere: waiting, backing off, parked or being tried."""
+        return key in self._active or key in self._timers or key in self._unschedulable or key in self._in_flight
+
     def stats(self) -> dict[str, int]:
         return {"active": len(self._active), "backoff": len(self._timers),
                 "unschedulable": len(self._unschedulable), "in_flight": len(self._in_flight)}

@@ -148,12 +148,12 @@ async def test_binding_subresource_binds_once(clients: list[RestClient]) -> None
 
 async def _run_scheduler(scheduler: Scheduler, client: InProcessClient) -> None:
     informers = InformerFactory(client)
-    async with asyncio.TaskGroup() as group:
-        informer_task = group.create_task(informers.run())
-        try:
-            await scheduler.run(client, informers)
-        finally:
-            informer_task.cancel()
+    informer_task = asyncio.create_task(informers.run())
+    try:
+        await scheduler.run(client, informers)
+    finally:
+        informer_task.cancel()
+        await asyncio.gather(informer_task, return_exceptions=True)
 
 
 async def test_a_stale_scheduler_is_fenced_and_no_pod_is_bound_twice(
@@ -177,9 +177,8 @@ async def test_a_stale_scheduler_is_fenced_and_no_pod_is_bound_twice(
     try:
         names = [f"race-{i}" for i in range(40)]
         await wait_pods(client, all_bound(names))
-        with pytest.raises(ExceptionGroup) as stale_end:
+        with pytest.raises(errors.Fenced):  # a bare Fenced: the gate ends the term on it
             await asyncio.wait_for(stale_task, 10.0)
-        assert stale_end.group_contains(errors.Fenced)
     finally:
         for task in (stale_task, fresh_task):
             task.cancel()
