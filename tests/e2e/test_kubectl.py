@@ -1019,6 +1019,77 @@ def test_describe_service(kubectl: Kubectl, ns: str) -> None:
     assert fields["Port"] == "<unset>  80/TCP" and fields["TargetPort"] == "8080/TCP"
 
 
+# --- scheduling (the leader's scheduler binds pods to Node objects) -------------------------------------
+
+
+@pytest.fixture
+def tainted_node(kubectl: Kubectl) -> Iterator[str]:
+    """A Ready node with room, tainted so that only pods tolerating it (this test's) land there."""
+    node = unique("sched-node")
+    doc = {"apiVersion": "v1", "kind": "Node",
+           "metadata": {"name": node, "labels": {"kubernetes.io/hostname": node, "kubernetes.io/arch": "arm64",
+                                                 "kubernetes.io/os": "linux", "e2e-pool": node}},
+           "spec": {"taints": [{"key": "e2e/scheduling", "value": node, "effect": "NoSchedule"}]},
+           "status": {"allocatable": {"cpu": "4", "memory": "4Gi", "pods": "110"},
+                      "capacity": {"cpu": "4", "memory": "4Gi", "pods": "110"},
+                      "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}}
+    kubectl("create", "-f", "-", input=manifest(doc))
+    yield node
+    kubectl("delete", "node", node, "--ignore-not-found", check=False)
+
+
+def _pod_for(name: str, node: str) -> dict[str, Any]:
+    placed = pod(name, container("app", "busybox:1.36", None))
+    placed["spec"]["nodeSelector"] = {"e2e-pool": node}
+    placed["spec"]["tolerations"] = [{"key": "e2e/scheduling", "operator": "Equal", "value": node,
+                                      "effect": "NoSchedule"}]
+    return placed
+
+
+def _wait_for(check: Any, what: str, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+@compat("kubectl get", "pods -o wide (NODE of a scheduled pod)")
+def test_get_pods_wide_shows_the_scheduled_node(kubectl: Kubectl, ns: str, tainted_node: str) -> None:
+    create(kubectl, ns, _pod_for("placed", tainted_node))
+    _wait_for(lambda: kubectl("get", "pod", "placed", "-n", ns, "-o", "jsonpath={.spec.nodeName}").stdout
+              == tainted_node, "the pod to be bound")
+    header, rows = parse_table(kubectl("get", "pods", "-n", ns, "-o", "wide").stdout)
+    assert "NODE" in header
+    assert [(r["NAME"], r["NODE"], r["STATUS"]) for r in rows] == [("placed", tainted_node, "Pending")]
+    condition = kubectl.json("get", "pod", "placed", "-n", ns)["status"]["conditions"]
+    assert [(c["type"], c["status"]) for c in condition] == [("PodScheduled", "True")]
+
+
+@compat("kubectl describe", "pod (FailedScheduling event)")
+def test_describe_pod_shows_failed_scheduling(kubectl: Kubectl, ns: str, tainted_node: str) -> None:
+    stuck = _pod_for("stuck", tainted_node)
+    stuck["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "64"}}
+    create(kubectl, ns, stuck)
+
+    def described() -> str:
+        output = kubectl("describe", "pod", "stuck", "-n", ns).stdout
+        return output if "FailedScheduling" in output else ""
+
+    output = _wait_for(described, "a FailedScheduling event")
+    event = next(line for line in output.splitlines() if "FailedScheduling" in line)
+    assert re.search(r"Warning\s+FailedScheduling\s+\S+\s+default-scheduler\s+0/\d+ nodes are available: "
+                     r".*1 Insufficient cpu", event), event
+    fields = _describe(kubectl, ns, "pod/stuck")
+    assert fields["Node"] == "<none>" and fields["Status"] == "Pending"
+    conditions = {c["type"]: c for c in kubectl.json("get", "pod", "stuck", "-n", ns)["status"]["conditions"]}
+    assert conditions["PodScheduled"]["status"] == "False"
+    assert conditions["PodScheduled"]["reason"] == "Unschedulable"
+
+
 # --- rollouts, leases and events: with the controllers and the scheduler at work --------------------------
 
 HOLLOW_TAINT = {"key": "edgek8s.io/hollow", "value": "true", "effect": "NoSchedule"}
