@@ -90,7 +90,7 @@ class Driver:
         for rest in driver.rests:
             await rest.__aenter__()
         usable = [i for i in range(len(cluster.masters)) if i not in driver.avoid]
-        hollow = HollowNodes(driver.client(usable), [f"hollow-{i}" for i in range(5)])
+        hollow = HollowNodes(driver.client(usable), [f"hollow-{i}" for i in range(5)], heartbeat=2.0)
         tasks = [asyncio.create_task(hollow.run(), name="hollow"),
                  asyncio.create_task(driver.history.run(), name="history")]
         try:

@@ -24,7 +24,7 @@ async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
 async def hollow_client(cluster: LocalCluster) -> AsyncIterator[InProcessClient]:
     """An in-process client on one master, with three hollow nodes running the pods the scheduler binds."""
     client = InProcessClient(cluster.running()[0].store, manager="test")
-    task = asyncio.create_task(HollowNodes(client, ["n1", "n2", "n3"]).run())
+    task = asyncio.create_task(HollowNodes(client, ["n1", "n2", "n3"], heartbeat=2.0).run())
     try:
         yield client
     finally:
