@@ -209,7 +209,7 @@ def sync_job(
         if isinstance(completions, int):
             wanted = min(parallelism, max(completions - total_ok, 0))
         else:
-            wanted = 0 if total_ok > 0 else parallelism
+            wanted = len(active) if total_ok > 0 else parallelism  # a work queue: let the rest finish
         active = _manage_pods(job, active, wanted, total_failed, last_failure, now, settings, plan)
 
     new_status["active"] = len(active)
