@@ -40,4 +40,4 @@ def test_sweep_is_bounded() -> None:
     events = [event(f"e{i}", lastTimestamp=ts(4000 + i)) for i in range(25)]
     plan = expired_events(events, NOW, ttl=3600, batch=10, again_after=0.5)
     assert len(plan.actions) == 10 and plan.requeue_after == 0.5
-    assert [a.name for a in plan.actions if isinstance(a, Delete)][0] == "e24"
+    assert next(a.name for a in plan.actions if isinstance(a, Delete)) == "e24"
