@@ -83,5 +83,12 @@ class Plan:
         if self.requeue_after is None or seconds < self.requeue_after:
             self.requeue_after = seconds
 
+    def merge(self, other: Plan) -> Plan:
+        """Append ``other``'s actions after this plan's; the earlier requeue wins."""
+        self.actions.extend(other.actions)
+        if other.requeue_after is not None:
+            self.requeue(other.requeue_after)
+        return self
+
     def writes(self) -> list[Action]:
         return [a for a in self.actions if not isinstance(a, Emit)]

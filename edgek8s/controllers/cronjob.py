@@ -22,13 +22,19 @@ from __future__ import annotations
 
 import copy
 import datetime
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
+from edgek8s._util.clock import Clock, SystemClock
+from edgek8s.client.informer import Informer, InformerFactory
+from edgek8s.client.interface import ClusterClient, Obj
 from edgek8s.controllers import pods as p
 from edgek8s.controllers.actions import CRON_JOBS, JOBS, Create, Delete, Emit, Plan, Update
+from edgek8s.controllers.base import enqueue_handlers
 from edgek8s.controllers.cron import CronError, parse_schedule, zone
 from edgek8s.controllers.job import finished_condition
+from edgek8s.controllers.runner import CONTROLLER_UID, PlanLoop, controller_index, enqueue_all, owned_handlers
+from edgek8s.model.resources import by_id
 from edgek8s.model.timestamps import format_time, parse_time
 
 SCHEDULED_ANNOTATION = "batch.kubernetes.io/cronjob-scheduled-timestamp"
@@ -181,3 +187,37 @@ def _schedule(
                              message=f"Created job {name}"))
     new_status["lastScheduleTime"] = format_time(scheduled)
     return [*active_refs, _job_ref(body)]
+
+
+# --- the loop -----------------------------------------------------------------------------------------
+
+
+class CronJobController(PlanLoop):
+    """Informers: CronJobs (keys) and Jobs (by controller uid). Wakes itself at each next schedule time."""
+
+    name = "cronjob-controller"
+
+    def __init__(self, *, clock: Clock | None = None) -> None:
+        super().__init__()
+        self._clock = clock or SystemClock()
+        self._cron_jobs: Informer | None = None
+        self._jobs: Informer | None = None
+
+    async def setup(self, client: ClusterClient, informers: InformerFactory) -> list[Awaitable[None]]:
+        self._cron_jobs = informers.informer(by_id(CRON_JOBS))
+        self._jobs = controller_index(informers.informer(by_id(JOBS)))
+        self._cron_jobs.add_handlers(enqueue_handlers(self.queue))
+        self._jobs.add_handlers(owned_handlers(self, self._cron_jobs, "CronJob", track=False))
+        return []
+
+    def resync_all(self) -> None:
+        """Look at every CronJob now (tests call it after moving their clock)."""
+        assert self._cron_jobs is not None
+        enqueue_all(self, self._cron_jobs)()
+
+    def plan_for(self, key: str) -> tuple[Plan, Obj | None] | None:
+        assert self._cron_jobs is not None and self._jobs is not None
+        cj = self._cron_jobs.get_by_key(key)
+        if cj is None:
+            return None
+        return sync_cron_job(cj, self._jobs.by_index(CONTROLLER_UID, p.uid(cj)), self._clock.now()), cj

@@ -26,12 +26,18 @@ job); the status write is skipped when nothing changed.
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
+from edgek8s._util.clock import Clock, SystemClock
+from edgek8s.client.informer import Handlers, Informer, InformerFactory
+from edgek8s.client.interface import ClusterClient, Obj
 from edgek8s.controllers import pods as p
-from edgek8s.controllers.actions import DAEMON_SETS, PODS, Create, Delete, Emit, Plan, Update
+from edgek8s.controllers.actions import DAEMON_SETS, NODES, PODS, Create, Delete, Emit, Plan, Update
+from edgek8s.controllers.base import enqueue_handlers
 from edgek8s.controllers.placement import node_matches, node_taints, required_node_terms, untolerated
+from edgek8s.controllers.runner import CONTROLLER_UID, PlanLoop, controller_index, enqueue_all, owned_handlers
+from edgek8s.model.resources import by_id
 
 HASH_LABEL = "controller-revision-hash"
 _NO_EXECUTE = ("NoExecute",)
@@ -268,3 +274,52 @@ def _rolling_update(
             continue
         creates.append(node_name)
         surging += 1
+
+
+# --- the loop -----------------------------------------------------------------------------------------
+
+
+class DaemonSetController(PlanLoop):
+    """Informers: DaemonSets (keys), Pods (by controller uid), Nodes (any change re-syncs every DaemonSet)."""
+
+    name = "daemonset-controller"
+
+    def __init__(self, *, clock: Clock | None = None, burst: int = 100) -> None:
+        super().__init__()
+        self._clock = clock or SystemClock()
+        self._burst = burst
+        self._ds: Informer | None = None
+        self._nodes: Informer | None = None
+        self._pods: Informer | None = None
+
+    async def setup(self, client: ClusterClient, informers: InformerFactory) -> list[Awaitable[None]]:
+        self._ds = informers.informer(by_id(DAEMON_SETS))
+        self._nodes = informers.informer(by_id(NODES))
+        self._pods = controller_index(informers.informer(by_id(PODS)))
+        self._ds.add_handlers(enqueue_handlers(self.queue))
+        self._pods.add_handlers(owned_handlers(self, self._ds, "DaemonSet", track=True))
+        every_ds = enqueue_all(self, self._ds)
+        self._nodes.add_handlers(Handlers(on_add=lambda _n: every_ds(), on_update=_if_changed(every_ds),
+                                          on_delete=lambda _n: every_ds()))
+        return []
+
+    def plan_for(self, key: str) -> tuple[Plan, Obj | None] | None:
+        assert self._ds is not None and self._nodes is not None and self._pods is not None
+        ds = self._ds.get_by_key(key)
+        if ds is None:
+            return None
+        pods = self._pods.by_index(CONTROLLER_UID, p.uid(ds))
+        return sync_daemon_set(ds, self._nodes.list(), pods, self._clock.now(), burst=self._burst), ds
+
+
+def _if_changed(callback: Callable[[], None]) -> Callable[[Obj, Obj], None]:
+    """An on_update handler for Nodes: only labels, taints or readiness matter, not heartbeats."""
+
+    def changed(old: Obj, new: Obj) -> None:
+        if old is new or (p.meta(old).get("labels") != p.meta(new).get("labels")
+                          or p.spec(old) != p.spec(new)
+                          or (p.condition(old, "Ready") or {}).get("status")
+                          != (p.condition(new, "Ready") or {}).get("status")):
+            callback()
+
+    return changed

@@ -23,11 +23,16 @@ Invariants: output is deterministic (sorted) so an unchanged input writes nothin
 from __future__ import annotations
 
 import copy
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from typing import Any
 
+from edgek8s.client.informer import Handlers, Informer, InformerFactory, key_of
+from edgek8s.client.interface import ClusterClient, Obj
 from edgek8s.controllers import pods as p
-from edgek8s.controllers.actions import ENDPOINT_SLICES, ENDPOINTS, Create, Delete, Plan, Update
+from edgek8s.controllers.actions import ENDPOINT_SLICES, ENDPOINTS, PODS, SERVICES, Create, Delete, Plan, Update
+from edgek8s.controllers.base import enqueue_handlers
+from edgek8s.controllers.runner import PlanLoop
+from edgek8s.model.resources import by_id
 from edgek8s.model.selectors import LabelSelector
 
 SERVICE_NAME_LABEL = "kubernetes.io/service-name"
@@ -292,3 +297,85 @@ def _update_slice(current: Mapping[str, Any], body: dict[str, Any], plan: Plan) 
     updated["endpoints"] = body["endpoints"]
     updated["ports"] = body["ports"]
     plan.actions.append(Update(resource=ENDPOINT_SLICES, body=updated))
+
+
+# --- the loop -----------------------------------------------------------------------------------------
+
+SERVICE_NAME_INDEX = "service-name"
+
+
+def _index_slice_by_service(obj: Obj) -> list[str]:
+    service_name = (p.meta(obj).get("labels") or {}).get(SERVICE_NAME_LABEL)
+    return [f"{p.namespace(obj)}/{service_name}"] if service_name else []
+
+
+class EndpointsController(PlanLoop):
+    """Keys are Services (``namespace/name``); Pods, Endpoints and EndpointSlices map back to them."""
+
+    name = "endpoints-controller"
+    workers = 2
+    track_expectations = False
+
+    def __init__(self, *, max_per_slice: int = 100) -> None:
+        super().__init__()
+        self._max_per_slice = max_per_slice
+        self._services: Informer | None = None
+        self._pods: Informer | None = None
+        self._endpoints: Informer | None = None
+        self._slices: Informer | None = None
+
+    async def setup(self, client: ClusterClient, informers: InformerFactory) -> list[Awaitable[None]]:
+        self._services = informers.informer(by_id(SERVICES))
+        self._pods = informers.informer(by_id(PODS))
+        self._endpoints = informers.informer(by_id(ENDPOINTS))
+        self._slices = informers.informer(by_id(ENDPOINT_SLICES),
+                                          indexers={SERVICE_NAME_INDEX: _index_slice_by_service})
+        queue, services = self.queue, self._services
+        self._services.add_handlers(enqueue_handlers(queue))
+        endpoints = self._endpoints
+
+        def leftover(obj: Obj) -> None:
+            # Upstream's checkLeftoverEndpoints: Endpoints listed at start whose Service is gone are
+            # deleted; later a user's standalone Endpoints is left alone (only its deletion is watched,
+            # so a managed one removed by hand comes back).
+            if not endpoints.has_synced:
+                queue.add(key_of(obj))
+
+        self._endpoints.add_handlers(Handlers(on_add=leftover, on_delete=lambda e: queue.add(key_of(e))))
+        self._slices.add_handlers(enqueue_handlers(queue, lambda s: next(iter(_index_slice_by_service(s)), None)))
+
+        def pod_services(pod: Obj) -> set[str]:
+            labels = p.meta(pod).get("labels") or {}
+            return {
+                key_of(svc) for svc in services.list(p.namespace(pod))
+                if selects(svc) and LabelSelector.from_set(p.spec(svc)["selector"]).matches(labels)
+            }
+
+        def pod_added(pod: Obj) -> None:
+            for key in pod_services(pod):
+                queue.add(key)
+
+        def pod_updated(old: Obj, new: Obj) -> None:
+            if old is not new and _endpoint_view(old) == _endpoint_view(new):
+                return  # a change endpoints do not show (most kubelet status writes)
+            for key in pod_services(old) | pod_services(new):
+                queue.add(key)
+
+        self._pods.add_handlers(Handlers(on_add=pod_added, on_update=pod_updated, on_delete=pod_added))
+        return []
+
+    def plan_for(self, key: str) -> tuple[Plan, Obj | None] | None:
+        assert self._services and self._pods and self._endpoints and self._slices is not None
+        namespace, _, name = key.rpartition("/")
+        service = self._services.get(namespace, name)
+        pods = self._pods.list(namespace) if selects(service) else []
+        plan = endpoints_plan(service, (namespace, name), pods, self._endpoints.get(namespace, name))
+        existing = managed_slices(name, self._slices.by_index(SERVICE_NAME_INDEX, key))
+        plan.merge(endpoint_slices_plan(service, pods, existing, max_per_slice=self._max_per_slice))
+        return plan, None
+
+
+def _endpoint_view(pod: Obj) -> tuple[Any, ...]:
+    """What of a pod the endpoints depend on."""
+    return (p.meta(pod).get("labels"), p.status(pod).get("podIP"), p.is_ready(pod), p.phase(pod),
+            p.is_deleting(pod), p.spec(pod).get("nodeName"))

@@ -9,12 +9,21 @@ burst of Raft commands.
 
 from __future__ import annotations
 
+import asyncio
 import datetime
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
+from edgek8s._util.clock import Clock, SystemClock
+from edgek8s.client.events import EventRecorder
+from edgek8s.client.informer import InformerFactory
+from edgek8s.client.interface import ClusterClient
 from edgek8s.controllers import pods as p
 from edgek8s.controllers.actions import EVENTS, Delete, Plan
+from edgek8s.controllers.runner import execute
+from edgek8s.model import errors
+from edgek8s.model.resources import by_id
 from edgek8s.model.timestamps import parse_time
 
 
@@ -49,3 +58,42 @@ def expired_events(
     if len(expired) > batch:
         plan.requeue(again_after)
     return plan
+
+
+# --- the loop -----------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventTTLSettings:
+    ttl: float = 3600.0  # upstream's --event-ttl
+    interval: float = 60.0  # between sweeps
+    batch: int = 500  # deletions per sweep at most
+    again_after: float = 1.0  # the next sweep, when one hit the bound
+
+
+class EventTTLController:
+    """A leader-only periodic sweep: list Events, delete the expired ones (bounded), sleep."""
+
+    name = "event-ttl-controller"
+
+    def __init__(self, *, settings: EventTTLSettings | None = None, clock: Clock | None = None) -> None:
+        self.settings = settings or EventTTLSettings()
+        self._clock = clock or SystemClock()
+        self.deleted = 0
+
+    async def run(self, client: ClusterClient, informers: InformerFactory) -> None:
+        recorder = EventRecorder(client, component="event-ttl-controller")
+        while True:
+            listed = await client.list(by_id(EVENTS))
+            plan = expired_events(listed.items, self._clock.now(), ttl=self.settings.ttl, batch=self.settings.batch,
+                                  again_after=self.settings.again_after)
+            for action in plan.writes():
+                try:
+                    await execute(client, Plan(actions=[action]), recorder=recorder)
+                    self.deleted += 1
+                except errors.Conflict as exc:
+                    if isinstance(exc, errors.Fenced):
+                        raise
+                    # Bumped since the list (count + 1): it lives on.
+            delay = plan.requeue_after if plan.requeue_after is not None else self.settings.interval
+            await asyncio.sleep(delay)

@@ -25,12 +25,18 @@ Not done: ``completionMode: Indexed``, ``podFailurePolicy``, ``successPolicy``, 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from edgek8s._util.clock import Clock, SystemClock
+from edgek8s.client.informer import Handlers, Informer, InformerFactory, key_of
+from edgek8s.client.interface import ClusterClient, Obj
 from edgek8s.controllers import pods as p
 from edgek8s.controllers.actions import JOBS, PODS, Create, Delete, Emit, Plan, Update
+from edgek8s.controllers.base import enqueue_handlers
+from edgek8s.controllers.runner import CONTROLLER_UID, PlanLoop, controller_index, owned_handlers
+from edgek8s.model.resources import by_id
 from edgek8s.model.timestamps import format_time, parse_time
 
 TRACKING_FINALIZER = "batch.kubernetes.io/job-tracking"
@@ -271,3 +277,70 @@ def _manage_pods(
     if count < missing:
         plan.requeue(0)
     return active + [{} for _ in range(count)]  # placeholders: the new pods count as active, not ready
+
+
+# --- the loop -----------------------------------------------------------------------------------------
+
+_ORPHAN = "pod:"  # queue keys of pods whose Job is gone but that still hold the tracking finalizer
+
+
+def release_orphan(pod: Mapping[str, Any], jobs: Informer) -> Plan:
+    """A pod holding the tracking finalizer whose Job no longer exists (or is not its Job) is released."""
+    ref = p.controller_of(pod)
+    if not _tracked(pod) or ref is None or ref.get("kind") != "Job":
+        return Plan()
+    job = jobs.get(p.namespace(pod), str(ref.get("name")))
+    if job is not None and p.uid(job) == ref.get("uid"):
+        return Plan()
+    return Plan(actions=[_release(pod)])
+
+
+class JobController(PlanLoop):
+    """Informers: Jobs (keys) and Pods (by controller uid; orphans holding our finalizer get released)."""
+
+    name = "job-controller"
+
+    def __init__(self, *, settings: JobSettings | None = None, clock: Clock | None = None) -> None:
+        super().__init__()
+        self._settings = settings or JobSettings()
+        self._clock = clock or SystemClock()
+        self._jobs: Informer | None = None
+        self._pods: Informer | None = None
+
+    async def setup(self, client: ClusterClient, informers: InformerFactory) -> list[Awaitable[None]]:
+        self._jobs = informers.informer(by_id(JOBS))
+        self._pods = controller_index(informers.informer(by_id(PODS)))
+        self._jobs.add_handlers(enqueue_handlers(self.queue))
+        owned = owned_handlers(self, self._jobs, "Job", track=True)
+        assert owned.on_add is not None and owned.on_update is not None
+        on_add, on_update = owned.on_add, owned.on_update
+
+        def orphan_check(pod: Obj) -> None:
+            if _tracked(pod) and release_orphan(pod, self._jobs_informer()).actions:
+                self.queue.add(_ORPHAN + key_of(pod))
+
+        def added(pod: Obj) -> None:
+            on_add(pod)
+            orphan_check(pod)
+
+        def updated(old: Obj, new: Obj) -> None:
+            on_update(old, new)
+            orphan_check(new)
+
+        self._pods.add_handlers(Handlers(on_add=added, on_update=updated, on_delete=owned.on_delete))
+        return []
+
+    def _jobs_informer(self) -> Informer:
+        assert self._jobs is not None
+        return self._jobs
+
+    def plan_for(self, key: str) -> tuple[Plan, Obj | None] | None:
+        assert self._jobs is not None and self._pods is not None
+        if key.startswith(_ORPHAN):
+            pod = self._pods.get_by_key(key.removeprefix(_ORPHAN))
+            return (release_orphan(pod, self._jobs), None) if pod is not None else None
+        job = self._jobs.get_by_key(key)
+        if job is None:
+            return None
+        pods = self._pods.by_index(CONTROLLER_UID, p.uid(job))
+        return sync_job(job, pods, self._clock.now(), self._settings), job

@@ -32,14 +32,20 @@ likelier on the masters' side of the network than on every board at once, so not
 
 from __future__ import annotations
 
+import asyncio
 import datetime
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from edgek8s._util.clock import Clock, SystemClock
+from edgek8s.client.informer import Handlers, Informer, InformerFactory, index_by_node_name, key_of
+from edgek8s.client.interface import ClusterClient, Obj
 from edgek8s.controllers import pods as p
-from edgek8s.controllers.actions import NODES, PODS, Delete, Emit, Plan, Update
+from edgek8s.controllers.actions import LEASES, NODES, PODS, Delete, Emit, Plan, Update
 from edgek8s.controllers.placement import tolerates
+from edgek8s.controllers.runner import PlanLoop
+from edgek8s.model.resources import by_id
 from edgek8s.model.timestamps import format_time, parse_time
 
 NOT_READY = "node.kubernetes.io/not-ready"
@@ -227,3 +233,83 @@ def orphaned_pods(pods: Sequence[Mapping[str, Any]], node_names: set[str]) -> Pl
         if node_name and node_name not in node_names and not p.is_deleting(pod):
             plan.actions.append(Delete(resource=PODS, namespace=p.namespace(pod), name=p.name(pod), uid=p.uid(pod)))
     return plan
+
+
+# --- the loop -----------------------------------------------------------------------------------------
+
+ORPHANS_KEY = "\x00orphans"  # not a node name: the sweep of pods bound to nodes that are gone
+LEASE_NAMESPACE = "kube-node-lease"
+NODE_NAME_INDEX = "node-name"
+
+
+class NodeLifecycleController(PlanLoop):
+    """Informers: Nodes (keys), Leases in kube-node-lease (a renewal re-syncs its node), Pods by node."""
+
+    name = "node-lifecycle-controller"
+    track_expectations = False  # it deletes pods it does not own; its keys are nodes
+
+    def __init__(self, *, settings: NodeLifecycleSettings | None = None, clock: Clock | None = None,
+                 orphan_sweep: float = 30.0) -> None:
+        super().__init__()
+        self.settings = settings or NodeLifecycleSettings()
+        self._clock = clock or SystemClock()
+        self._orphan_sweep = orphan_sweep
+        self._heartbeats: dict[str, Heartbeat] = {}
+        self._nodes: Informer | None = None
+        self._leases: Informer | None = None
+        self._pods: Informer | None = None
+
+    async def setup(self, client: ClusterClient, informers: InformerFactory) -> list[Awaitable[None]]:
+        self._heartbeats = {}  # a new term starts every node's grace afresh
+        self._nodes = informers.informer(by_id(NODES))
+        self._leases = informers.informer(by_id(LEASES))
+        self._pods = informers.informer(by_id(PODS), indexers={NODE_NAME_INDEX: index_by_node_name})
+        queue = self.queue
+
+        def node_deleted(node: Obj) -> None:
+            queue.add(key_of(node))
+            queue.add(ORPHANS_KEY)
+
+        self._nodes.add_handlers(Handlers(on_add=lambda n: queue.add(key_of(n)),
+                                          on_update=lambda _o, n: queue.add(key_of(n)), on_delete=node_deleted))
+
+        def lease_changed(lease: Obj) -> None:
+            if p.namespace(lease) == LEASE_NAMESPACE:
+                queue.add(p.name(lease))
+
+        self._leases.add_handlers(Handlers(on_add=lease_changed, on_update=lambda _o, n: lease_changed(n)))
+
+        def pod_changed(pod: Obj) -> None:
+            node_name = p.spec(pod).get("nodeName")
+            if node_name:
+                queue.add(str(node_name))
+
+        self._pods.add_handlers(Handlers(on_add=pod_changed, on_update=lambda _o, n: pod_changed(n)))
+        return [self._sweep_orphans()]
+
+    async def _sweep_orphans(self) -> None:
+        while True:
+            await asyncio.sleep(self._orphan_sweep)
+            self.queue.add(ORPHANS_KEY)
+
+    def plan_for(self, key: str) -> tuple[Plan, Obj | None] | None:
+        assert self._nodes is not None and self._leases is not None and self._pods is not None
+        if key == ORPHANS_KEY:
+            names = set(self._nodes.keys())
+            bound = [pod for pod in self._pods.list() if p.spec(pod).get("nodeName")]
+            return orphaned_pods(bound, names), None
+        node = self._nodes.get("", key)
+        if node is None:
+            self._heartbeats.pop(key, None)
+            return None
+        mono, now = self._clock.monotonic(), self._clock.now()
+        heartbeat = observe(self._heartbeats.get(key), node, self._leases.get(LEASE_NAMESPACE, key), mono)
+        self._heartbeats[key] = heartbeat
+        plan = node_plan(node, heartbeat, mono, now, self.settings)
+        if plan.writes():
+            return plan, node
+        pods = self._pods.by_index(NODE_NAME_INDEX, key)
+        allowed = any(ready_status(n) == "True" for n in self._nodes.list())
+        plan.merge(mark_pods_not_ready(node, pods, now))
+        plan.merge(eviction_plan(node, pods, now, self.settings, evictions_allowed=allowed))
+        return plan, node
