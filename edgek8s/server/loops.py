@@ -10,15 +10,19 @@ from edgek8s.client.loops import LeaderLoop
 from edgek8s.config import ServerConfig
 from edgek8s.controllers.cronjob import CronJobController
 from edgek8s.controllers.daemonset import DaemonSetController
+from edgek8s.controllers.deployment import DeploymentController
 from edgek8s.controllers.endpoints import EndpointsController
 from edgek8s.controllers.eventttl import EventTTLController, EventTTLSettings
 from edgek8s.controllers.job import JobController, JobSettings
 from edgek8s.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleSettings
+from edgek8s.controllers.replicaset import ReplicaSetController
 
 
 def leader_loops(config: ServerConfig) -> list[LeaderLoop]:
     c = config.controllers
     loops: list[LeaderLoop] = [
+        DeploymentController(),
+        ReplicaSetController(),
         NodeLifecycleController(settings=NodeLifecycleSettings(
             grace_period=c.node_monitor_grace_period, default_toleration_seconds=c.default_toleration_seconds)),
         DaemonSetController(),
