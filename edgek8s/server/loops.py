@@ -16,11 +16,13 @@ from edgek8s.controllers.eventttl import EventTTLController, EventTTLSettings
 from edgek8s.controllers.job import JobController, JobSettings
 from edgek8s.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleSettings
 from edgek8s.controllers.replicaset import ReplicaSetController
+from edgek8s.scheduler.loop import Scheduler
 
 
 def leader_loops(config: ServerConfig) -> list[LeaderLoop]:
     c = config.controllers
     loops: list[LeaderLoop] = [
+        Scheduler(),
         DeploymentController(),
         ReplicaSetController(),
         NodeLifecycleController(settings=NodeLifecycleSettings(
