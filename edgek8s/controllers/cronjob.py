@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 import datetime
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from edgek8s._util.clock import Clock, SystemClock
@@ -69,8 +69,9 @@ def _job_ref(job: Mapping[str, Any]) -> dict[str, Any]:
     return p.object_reference(job, api_version="batch/v1", kind="Job")
 
 
-def _started(job: Mapping[str, Any]) -> str:
-    return str(p.status(job).get("startTime") or p.meta(job).get("creationTimestamp") or "")
+def _started(job: Mapping[str, Any]) -> tuple[str, str]:
+    """Upstream's byJobStartTime: start time (second precision), then name (``<cronjob>-<minutes>``)."""
+    return str(p.status(job).get("startTime") or p.meta(job).get("creationTimestamp") or ""), p.name(job)
 
 
 def _history_deletes(cj: Mapping[str, Any], finished: list[Mapping[str, Any]], plan: Plan) -> None:
@@ -203,17 +204,18 @@ class CronJobController(PlanLoop):
         self._cron_jobs: Informer | None = None
         self._jobs: Informer | None = None
 
-    async def setup(self, client: ClusterClient, informers: InformerFactory) -> list[Awaitable[None]]:
+    async def setup(self, client: ClusterClient, informers: InformerFactory) -> list[Callable[[], Awaitable[None]]]:
         self._cron_jobs = informers.informer(by_id(CRON_JOBS))
         self._jobs = controller_index(informers.informer(by_id(JOBS)))
         self._cron_jobs.add_handlers(enqueue_handlers(self.queue))
+        self.primary = self._cron_jobs
         self._jobs.add_handlers(owned_handlers(self, self._cron_jobs, "CronJob", track=False))
         return []
 
     def resync_all(self) -> None:
-        """Look at every CronJob now (tests call it after moving their clock)."""
-        assert self._cron_jobs is not None
-        enqueue_all(self, self._cron_jobs)()
+        """Look at every CronJob now (tests call it after moving their clock); a no-op before ``run``."""
+        if self._cron_jobs is not None:
+            enqueue_all(self, self._cron_jobs)()
 
     def plan_for(self, key: str) -> tuple[Plan, Obj | None] | None:
         assert self._cron_jobs is not None and self._jobs is not None

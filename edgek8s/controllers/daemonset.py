@@ -292,11 +292,12 @@ class DaemonSetController(PlanLoop):
         self._nodes: Informer | None = None
         self._pods: Informer | None = None
 
-    async def setup(self, client: ClusterClient, informers: InformerFactory) -> list[Awaitable[None]]:
+    async def setup(self, client: ClusterClient, informers: InformerFactory) -> list[Callable[[], Awaitable[None]]]:
         self._ds = informers.informer(by_id(DAEMON_SETS))
         self._nodes = informers.informer(by_id(NODES))
         self._pods = controller_index(informers.informer(by_id(PODS)))
         self._ds.add_handlers(enqueue_handlers(self.queue))
+        self.primary = self._ds
         self._pods.add_handlers(owned_handlers(self, self._ds, "DaemonSet", track=True))
         every_ds = enqueue_all(self, self._ds)
         self._nodes.add_handlers(Handlers(on_add=lambda _n: every_ds(), on_update=_if_changed(every_ds),

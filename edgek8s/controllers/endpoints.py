@@ -23,7 +23,7 @@ Invariants: output is deterministic (sorted) so an unchanged input writes nothin
 from __future__ import annotations
 
 import copy
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from edgek8s.client.informer import Handlers, Informer, InformerFactory, key_of
@@ -324,7 +324,7 @@ class EndpointsController(PlanLoop):
         self._endpoints: Informer | None = None
         self._slices: Informer | None = None
 
-    async def setup(self, client: ClusterClient, informers: InformerFactory) -> list[Awaitable[None]]:
+    async def setup(self, client: ClusterClient, informers: InformerFactory) -> list[Callable[[], Awaitable[None]]]:
         self._services = informers.informer(by_id(SERVICES))
         self._pods = informers.informer(by_id(PODS))
         self._endpoints = informers.informer(by_id(ENDPOINTS))

@@ -25,7 +25,7 @@ Not done: ``completionMode: Indexed``, ``podFailurePolicy``, ``successPolicy``, 
 from __future__ import annotations
 
 import datetime
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -145,6 +145,8 @@ def sync_job(
     active: list[Mapping[str, Any]] = []
     terminating = 0
     last_failure: datetime.datetime | None = None
+    # Once the Job has succeeded, the pods it stops are not failures.
+    succeeded_already = (p.condition(job, "SuccessCriteriaMet") or {}).get("status") == "True"
     for pod in owned:
         pod_uid = p.uid(pod)
         if p.phase(pod) == "Succeeded":
@@ -153,7 +155,9 @@ def sync_job(
                 releases.append(pod)
         elif p.phase(pod) == "Failed" or p.is_deleting(pod):
             terminating += p.phase(pod) != "Failed"
-            if _tracked(pod):
+            if _tracked(pod) and succeeded_already and p.phase(pod) != "Failed":
+                releases.append(pod)
+            elif _tracked(pod):
                 pending_failed.add(pod_uid)
                 releases.append(pod)
             finish = _finish_time(pod)
@@ -172,7 +176,13 @@ def sync_job(
     backoff_limit = p.int_field(spec, "backoffLimit", 6)
     deadline = spec.get("activeDeadlineSeconds")
     failure: tuple[str, str] | None = None
-    if total_failed > backoff_limit:
+    target = p.condition(job, "FailureTarget")
+    complete = (p.condition(job, "SuccessCriteriaMet") or {}).get("status") == "True"
+    if target is not None and target.get("status") == "True":
+        failure = (str(target.get("reason") or ""), str(target.get("message") or ""))  # decided earlier
+    elif complete:
+        pass
+    elif total_failed > backoff_limit:
         failure = ("BackoffLimitExceeded", "Job has reached the specified backoff limit")
     elif isinstance(deadline, int) and start is not None and not suspended:
         ends = start + datetime.timedelta(seconds=deadline)
@@ -180,25 +190,29 @@ def sync_job(
             failure = ("DeadlineExceeded", "Job was active longer than specified deadline")
         else:
             plan.requeue((ends - now).total_seconds())
-    complete = (isinstance(completions, int) and total_ok >= completions) or (
+    complete = complete or (isinstance(completions, int) and total_ok >= completions) or (
         completions is None and total_ok > 0 and not active
     )
 
     new_status: dict[str, Any] = dict(old_status)
-    if failure is not None:
+    if failure is not None or complete:
+        # Upstream's two steps: the interim condition (FailureTarget / SuccessCriteriaMet) at once, the
+        # final one (Failed / Complete) once no pod runs and every finished pod is counted and released.
         plan.actions.extend(_delete(pod) for pod in active)
-        _set_condition(conditions, "FailureTarget", "True", failure[0], failure[1], now_text)
-        _set_condition(conditions, "Failed", "True", failure[0], failure[1], now_text)
-        plan.actions.append(Emit(involved=dict(job), type="Warning", reason=failure[0], message=failure[1]))
-        active = []
-    elif complete:
-        plan.actions.extend(_delete(pod) for pod in active)
-        _set_condition(conditions, "SuccessCriteriaMet", "True", "CompletionsReached",
-                       "Reached expected number of succeeded pods", now_text)
-        _set_condition(conditions, "Complete", "True", "CompletionsReached",
-                       "Reached expected number of succeeded pods", now_text)
-        new_status["completionTime"] = now_text
-        plan.actions.append(Emit(involved=dict(job), type="Normal", reason="Completed", message="Job completed"))
+        settled = not active and not pending_ok and not pending_failed and not releases
+        if failure is not None:
+            _set_condition(conditions, "FailureTarget", "True", failure[0], failure[1], now_text)
+            if settled:
+                _set_condition(conditions, "Failed", "True", failure[0], failure[1], now_text)
+                plan.actions.append(Emit(involved=dict(job), type="Warning", reason=failure[0], message=failure[1]))
+        else:
+            message = "Reached expected number of succeeded pods"
+            _set_condition(conditions, "SuccessCriteriaMet", "True", "CompletionsReached", message, now_text)
+            if settled:
+                _set_condition(conditions, "Complete", "True", "CompletionsReached", message, now_text)
+                new_status["completionTime"] = now_text
+                plan.actions.append(Emit(involved=dict(job), type="Normal", reason="Completed",
+                                         message="Job completed"))
         active = []
     elif suspended:
         plan.actions.extend(_delete(pod) for pod in active)
@@ -307,10 +321,11 @@ class JobController(PlanLoop):
         self._jobs: Informer | None = None
         self._pods: Informer | None = None
 
-    async def setup(self, client: ClusterClient, informers: InformerFactory) -> list[Awaitable[None]]:
+    async def setup(self, client: ClusterClient, informers: InformerFactory) -> list[Callable[[], Awaitable[None]]]:
         self._jobs = informers.informer(by_id(JOBS))
         self._pods = controller_index(informers.informer(by_id(PODS)))
         self._jobs.add_handlers(enqueue_handlers(self.queue))
+        self.primary = self._jobs
         owned = owned_handlers(self, self._jobs, "Job", track=True)
         assert owned.on_add is not None and owned.on_update is not None
         on_add, on_update = owned.on_add, owned.on_update

@@ -34,7 +34,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -259,7 +259,7 @@ class NodeLifecycleController(PlanLoop):
         self._leases: Informer | None = None
         self._pods: Informer | None = None
 
-    async def setup(self, client: ClusterClient, informers: InformerFactory) -> list[Awaitable[None]]:
+    async def setup(self, client: ClusterClient, informers: InformerFactory) -> list[Callable[[], Awaitable[None]]]:
         self._heartbeats = {}  # a new term starts every node's grace afresh
         self._nodes = informers.informer(by_id(NODES))
         self._leases = informers.informer(by_id(LEASES))
@@ -285,7 +285,7 @@ class NodeLifecycleController(PlanLoop):
                 queue.add(str(node_name))
 
         self._pods.add_handlers(Handlers(on_add=pod_changed, on_update=lambda _o, n: pod_changed(n)))
-        return [self._sweep_orphans()]
+        return [self._sweep_orphans]
 
     async def _sweep_orphans(self) -> None:
         while True:

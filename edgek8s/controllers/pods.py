@@ -145,10 +145,7 @@ def object_reference(obj: Obj, *, api_version: str, kind: str) -> dict[str, Any]
     ref = {"kind": kind, "apiVersion": api_version, "namespace": namespace(obj), "name": name(obj)}
     if uid(obj):
         ref["uid"] = uid(obj)
-    rv = meta(obj).get("resourceVersion")
-    if rv:
-        ref["resourceVersion"] = str(rv)
-    return ref
+    return ref  # no resourceVersion: a reference that changed on every write would churn its holder
 
 
 def int_field(obj: Mapping[str, Any], key: str, default: int) -> int:

@@ -21,12 +21,19 @@ from collections.abc import Awaitable, Callable
 
 from edgek8s._util.workqueue import WorkQueue
 from edgek8s.client.events import EventRecorder
-from edgek8s.client.informer import Handlers, Informer, InformerFactory, index_by_controller_uid, key_of
+from edgek8s.client.informer import (
+    Handlers,
+    Informer,
+    InformerFactory,
+    index_by_controller_uid,
+    key_of,
+    resource_version,
+)
 from edgek8s.client.interface import ClusterClient, DeleteOptions, Obj
 from edgek8s.controllers.actions import PODS, Action, Create, Delete, Emit, Plan, Update
 from edgek8s.controllers.base import Expectations, run_workers, slow_start_batch
 from edgek8s.model import errors
-from edgek8s.model.resources import by_id
+from edgek8s.model.resources import ResourceId, by_id
 
 logger = logging.getLogger(__name__)
 
@@ -42,20 +49,25 @@ async def _create(client: ClusterClient, action: Create) -> Obj | None:
         raise
 
 
-async def _one(client: ClusterClient, action: Action, recorder: EventRecorder) -> None:
+async def _one(client: ClusterClient, action: Action, recorder: EventRecorder) -> Obj | None:
+    """Carry out one action; the stored object for an Update."""
+    logger.debug("%s", action if not isinstance(action, Update | Create) else
+                 f"{type(action).__name__} {action.resource} {(action.body.get('metadata') or {}).get('name')}")
     if isinstance(action, Emit):
         recorder.event(action.involved, action.type, action.reason, action.message)
     elif isinstance(action, Create):
         await _create(client, action)
     elif isinstance(action, Update):
         rtype = by_id(action.resource)
-        await (client.update_status(rtype, action.body) if action.status else client.update(rtype, action.body))
+        return await (client.update_status(rtype, action.body) if action.status
+                      else client.update(rtype, action.body))
     else:
         options = DeleteOptions(uid=action.uid or None,
                                 resource_version=int(action.resource_version) if action.resource_version else None,
                                 propagation_policy=action.propagation or None)
         with contextlib.suppress(errors.NotFound):
             await client.delete(by_id(action.resource), action.namespace, action.name, options=options)
+    return None
 
 
 async def execute(
@@ -66,8 +78,12 @@ async def execute(
     involved: Obj | None = None,
     expectations: Expectations | None = None,
     key: str = "",
+    written: tuple[ResourceId, dict[str, int]] | None = None,
 ) -> None:
-    """Run ``plan``'s actions in order; raise the first failure (after undoing its expectations)."""
+    """Run ``plan``'s actions in order; raise the first failure (after undoing its expectations).
+
+    ``written`` (if given) is a resource and a map receiving ``namespace/name -> resourceVersion`` of
+    every object of that resource updated."""
     actions = plan.actions
     i = 0
     while i < len(actions):
@@ -86,13 +102,15 @@ async def execute(
         if isinstance(action, Delete) and action.resource == PODS and expectations is not None:
             expectations.expect_deletions(key, [action.uid])
         try:
-            await _one(client, action, recorder)
+            stored = await _one(client, action, recorder)
         except Exception:
             if isinstance(action, Delete) and expectations is not None:
                 expectations.deletion_observed(key, action.uid)
             raise
         if isinstance(action, Delete) and action.resource == PODS and involved is not None:
             recorder.normal(involved, "SuccessfulDelete", f"Deleted pod: {action.name}")
+        if stored is not None and written is not None and isinstance(action, Update) and action.resource == written[0]:
+            written[1][key_of(stored)] = resource_version(stored)
         i += 1
 
 
@@ -137,15 +155,19 @@ class PlanLoop:
     # Whether pod creates/deletes are expected per key (the loop's pod handlers must then report them
     # through ``owned_handlers(track=True)``; a loop deleting pods it does not own must say False).
     track_expectations = True
+    # The informer of the keys' objects; set in ``setup`` to skip syncs while its cache is older than a
+    # status this loop wrote (acting on a stale status could count a pod twice or not at all).
+    primary: Informer | None = None
 
     def __init__(self) -> None:
         self.expectations = Expectations()
         self.queue: WorkQueue[str] = WorkQueue(name=self.name)
         self.client: ClusterClient | None = None
         self.recorder: EventRecorder | None = None
+        self._written: dict[str, int] = {}
 
-    async def setup(self, client: ClusterClient, informers: InformerFactory) -> list[Awaitable[None]]:
-        """Register informers and handlers; returns extra coroutines to run beside the workers."""
+    async def setup(self, client: ClusterClient, informers: InformerFactory) -> list[Callable[[], Awaitable[None]]]:
+        """Register informers and handlers; returns extra tasks (as factories) to run beside the workers."""
         raise NotImplementedError
 
     def plan_for(self, key: str) -> tuple[Plan, Obj | None] | None:
@@ -155,14 +177,15 @@ class PlanLoop:
     async def run(self, client: ClusterClient, informers: InformerFactory) -> None:
         self.queue = WorkQueue(name=self.name)
         self.expectations = Expectations()
+        self._written = {}
         self.client = client
         self.recorder = EventRecorder(client, component=self.component)
         extra = await self.setup(client, informers)
         await informers.wait_synced()
         async with asyncio.TaskGroup() as group:
             group.create_task(self.recorder.run(), name=f"{self.name}-events")
-            for i, coroutine in enumerate(extra):
-                group.create_task(_as_coroutine(coroutine), name=f"{self.name}-extra-{i}")
+            for i, factory in enumerate(extra):
+                group.create_task(_as_coroutine(factory()), name=f"{self.name}-extra-{i}")
             group.create_task(run_workers(self.queue, self._sync, workers=self.workers, name=self.name),
                               name=f"{self.name}-workers")
 
@@ -170,12 +193,18 @@ class PlanLoop:
         assert self.client is not None and self.recorder is not None
         if not self.expectations.satisfied(key):
             return  # the informer will show what we did, and its event will bring the key back
+        if self.primary is not None and key in self._written:
+            cached = self.primary.get_by_key(key)
+            if cached is not None and resource_version(cached) < self._written[key]:
+                return  # our own last write is on its way to the cache; its event brings the key back
+            del self._written[key]
         found = self.plan_for(key)
         if found is None:
             return
         plan, involved = found
         await execute(self.client, plan, recorder=self.recorder, involved=involved,
-                      expectations=self.expectations if self.track_expectations else None, key=key)
+                      expectations=self.expectations if self.track_expectations else None, key=key,
+                      written=(self.primary.rtype.id, self._written) if self.primary is not None else None)
         if plan.requeue_after is not None:
             self.queue.add_after(key, plan.requeue_after)
 

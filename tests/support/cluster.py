@@ -11,15 +11,17 @@ import dataclasses
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from edgek8s.config import ApiConfig, RaftConfig, ServerConfig, StoreConfig
+from edgek8s.client.loops import LeaderLoop
+from edgek8s.config import ApiConfig, ControllersConfig, RaftConfig, ServerConfig, StoreConfig
 from edgek8s.model.resources import resource_id
 from edgek8s.server.control_plane import Master
 
 NAMESPACES = resource_id("", "namespaces")
+T = TypeVar("T")
 
 
 def free_port() -> int:
@@ -33,6 +35,9 @@ class LocalCluster:
     base: Path
     configs: list[ServerConfig]
     masters: list[Master | None]
+    # Leader-only loops per master (None: the production registry from the config), so a test can
+    # inject a clock or settings into one controller.
+    loops: Callable[[ServerConfig], list[LeaderLoop]] | None = None
 
     @classmethod
     def build(
@@ -43,6 +48,8 @@ class LocalCluster:
         store: StoreConfig | None = None,
         raft: dict[str, Any] | None = None,
         api: dict[str, Any] | None = None,
+        controllers: ControllersConfig | None = None,
+        loops: Callable[[ServerConfig], list[LeaderLoop]] | None = None,
     ) -> LocalCluster:
         secret = secrets.token_bytes(32)
         addresses = [f"127.0.0.1:{free_port()}" for _ in range(size)]
@@ -61,9 +68,10 @@ class LocalCluster:
                     raft=raft_config,
                     store=store or StoreConfig(),
                     api=ApiConfig(host="127.0.0.1", port=free_port(), **(api or {})),
+                    controllers=controllers or ControllersConfig(),
                 )
             )
-        return cls(base=base, configs=configs, masters=[None] * size)
+        return cls(base=base, configs=configs, masters=[None] * size, loops=loops)
 
     @property
     def urls(self) -> list[str]:
@@ -71,7 +79,8 @@ class LocalCluster:
 
     async def start(self, index: int | None = None) -> None:
         for i in [index] if index is not None else range(len(self.configs)):
-            master = Master(self.configs[i])
+            config = self.configs[i]
+            master = Master(config, loops=self.loops(config) if self.loops is not None else None)
             await master.start()
             self.masters[i] = master
 
@@ -127,4 +136,16 @@ async def wait_for(condition: Callable[[], bool], timeout: float = 10.0, interva
     while not condition():
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
+        await asyncio.sleep(interval)
+
+
+async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 20.0, interval: float = 0.1) -> T:
+    """Await ``check()`` until it returns something truthy (returned); AssertionError after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = await check()
+        if result:
+            return result
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met in {timeout}s; last: {result!r}")
         await asyncio.sleep(interval)

@@ -159,3 +159,9 @@ def test_deleting_cron_job_starts_nothing() -> None:
     cj = cron_job()
     cj["metadata"]["deletionTimestamp"] = ts(1)
     assert created(sync_cron_job(cj, [], NOW)) == []
+
+
+def test_history_ties_on_start_time_keep_the_latest_schedule() -> None:
+    jobs = [job(f"tick-{minute}", "Complete", started_ago=5) for minute in (29932130, 29932125, 29932120)]
+    plan = sync_cron_job(cron_job(successfulJobsHistoryLimit=1, status={"lastScheduleTime": ts(0)}), jobs, NOW)
+    assert deleted(plan) == ["tick-29932120", "tick-29932125"]

@@ -114,15 +114,24 @@ def test_running_pod_deleted_counts_as_failed() -> None:
     assert released(plan) == ["p0"]
 
 
-def test_completes_and_stops_the_rest() -> None:
+def test_completes_in_two_steps_and_stops_the_rest() -> None:
     pods = [job_pod("p0", "Succeeded", tracked=False), job_pod("p1", "Succeeded"), job_pod("p2", "Running")]
-    status = {"startTime": ts(100), "succeeded": 1}
-    plan = sync_job(job(parallelism=2, completions=2, status=status), pods, NOW, SETTINGS)
-    new = job_status(plan)
-    assert {"Complete", "SuccessCriteriaMet"} <= condition_types(new)
-    assert new["completionTime"] == ts(0) and new.get("active", 0) == 0
-    assert counts(plan) == (0, 1)
-    assert any(isinstance(a, Emit) and a.reason == "Completed" for a in plan.actions)
+    first = sync_job(job(parallelism=2, completions=2, status={"startTime": ts(100), "succeeded": 1}), pods, NOW,
+                     SETTINGS)
+    status = job_status(first)
+    assert condition_types(status) == {"SuccessCriteriaMet"}  # interim: a pod still runs, one is uncounted
+    assert counts(first) == (0, 1) and released(first) == ["p1"]
+    # The stopped pod holds its finalizer while it terminates; it is released without counting as failed.
+    stopping = job_pod("p2", "Running", deletionTimestamp=ts(0))
+    pods = [pods[0], job_pod("p1", "Succeeded", tracked=False), stopping]
+    second = sync_job(job(parallelism=2, completions=2, status=status), pods, NOW, SETTINGS)
+    status = job_status(second)
+    assert status["succeeded"] == 2 and released(second) == ["p2"] and "Complete" not in condition_types(status)
+    third = sync_job(job(parallelism=2, completions=2, status=status), pods[:2], NOW, SETTINGS)
+    status = job_status(third)
+    assert {"Complete", "SuccessCriteriaMet"} <= condition_types(status)
+    assert status["completionTime"] == ts(0) and status.get("failed", 0) == 0 and status["succeeded"] == 2
+    assert any(isinstance(a, Emit) and a.reason == "Completed" for a in third.actions)
 
 
 @pytest.mark.parametrize(
@@ -148,10 +157,12 @@ def test_backoff_limit_fails_the_job() -> None:
     plan = sync_job(job(backoffLimit=1, parallelism=2, completions=3, status={"startTime": ts(100), "failed": 1}),
                     pods, NOW, SETTINGS)
     status = job_status(plan)
-    assert {"Failed", "FailureTarget"} <= condition_types(status)
-    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
-    assert failed["reason"] == "BackoffLimitExceeded"
+    assert condition_types(status) == {"FailureTarget"}  # the running pod must stop first
     assert counts(plan) == (0, 1)
+    settled = sync_job(job(backoffLimit=1, status=status), [job_pod("f", "Failed", tracked=False)], NOW, SETTINGS)
+    status = job_status(settled)
+    failed = next(c for c in status["conditions"] if c["type"] == "Failed")
+    assert failed["reason"] == "BackoffLimitExceeded" and status["failed"] == 2
 
 
 def test_active_deadline() -> None:
@@ -159,8 +170,10 @@ def test_active_deadline() -> None:
     assert early.requeue_after == 200 and not any(isinstance(a, Delete) for a in early.actions)
     late = sync_job(job(activeDeadlineSeconds=60, status={"startTime": ts(100)}), [job_pod("r")], NOW, SETTINGS)
     status = job_status(late)
-    assert next(c for c in status["conditions"] if c["type"] == "Failed")["reason"] == "DeadlineExceeded"
+    assert next(c for c in status["conditions"] if c["type"] == "FailureTarget")["reason"] == "DeadlineExceeded"
     assert counts(late) == (0, 1)
+    done = sync_job(job(activeDeadlineSeconds=60, status=status), [], NOW, SETTINGS)
+    assert next(c for c in job_status(done)["conditions"] if c["type"] == "Failed")["reason"] == "DeadlineExceeded"
 
 
 def test_suspend_and_resume() -> None:
