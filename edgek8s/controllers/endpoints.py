@@ -365,7 +365,8 @@ class EndpointsController(PlanLoop):
         return []
 
     def plan_for(self, key: str) -> tuple[Plan, Obj | None] | None:
-        assert self._services and self._pods and self._endpoints and self._slices is not None
+        assert self._services is not None and self._pods is not None
+        assert self._endpoints is not None and self._slices is not None
         namespace, _, name = key.rpartition("/")
         service = self._services.get(namespace, name)
         pods = self._pods.list(namespace) if selects(service) else []

@@ -28,17 +28,20 @@ from edgek8s.model.timestamps import parse_time
 
 
 def last_seen(event: Mapping[str, Any]) -> datetime.datetime | None:
-    """The newest of the times an Event carries (core/v1 and events.k8s.io spellings)."""
+    """When the Event last happened: the newest of the times it carries (core/v1 and events.k8s.io
+    spellings), its creation only when it carries none. Every recorder write (a new Event, a count
+    bump) moves one of them, so this stands for upstream's "TTL since the last write"."""
     series = event.get("series") or {}
     times = [
         parse_time(event.get("lastTimestamp")),
         parse_time(event.get("eventTime")),
         parse_time(series.get("lastObservedTime") if isinstance(series, Mapping) else None),
         parse_time(event.get("firstTimestamp")),
-        parse_time(p.meta(event).get("creationTimestamp")),
     ]
     found = [t for t in times if t is not None]
-    return max(found) if found else None
+    if found:
+        return max(found)
+    return parse_time(p.meta(event).get("creationTimestamp"))
 
 
 def expired_events(

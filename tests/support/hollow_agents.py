@@ -47,6 +47,16 @@ class HollowAgents(HollowNodes):
         async with asyncio.TaskGroup() as group:
             group.create_task(super().run())
             group.create_task(self._renew_leases())
+            group.create_task(self._resync_pods())
+
+    async def _resync_pods(self) -> None:
+        """A kubelet's status manager: now and then every pod it runs is looked at again."""
+        while True:
+            await asyncio.sleep(self.lease_interval * 3)
+            for name in self.names:
+                if name not in self.silent:
+                    for key in list(self.local[name].values()):
+                        self.queue.add(key)
 
     async def _renew_leases(self) -> None:
         while True:
@@ -80,10 +90,11 @@ class HollowAgents(HollowNodes):
                       for c in (node.get("status") or {}).get("conditions") or ()]
         await self._client.update_status(NODES, {**node, "status": {**node["status"], "conditions": conditions}})
         await self._renew(name)
-        bound = {p["metadata"]["uid"] for p in (await self._client.list(PODS)).items
+        bound = {p["metadata"]["uid"]: p for p in (await self._client.list(PODS)).items
                  if (p.get("spec") or {}).get("nodeName") == name}
         for uid, key in list(self.local[name].items()):
-            if uid not in bound:
+            pod = bound.get(uid)
+            if pod is None:
                 self.stale_killed[name].add(key)
                 del self.local[name][uid]
             else:
@@ -127,8 +138,8 @@ class HollowAgents(HollowNodes):
             await self._finish(pod, node, int(_annotation(pod, EXIT_CODE) or 0))
             return
         ready = next((c for c in pod["status"].get("conditions") or () if c.get("type") == "Ready"), None)
-        if ready is None or ready.get("status") != "True":
-            # Marked NotReady while this board was away: a kubelet re-reports what it sees.
+        if ready is None or (ready.get("status") != "True" and ready.get("reason") == "NodeNotReady"):
+            # Marked NotReady by the node controller while this board was away: re-report what it sees.
             await self._client.update_status(PODS, {**pod, "status": self._running_status(pod, node)})
 
     async def _finish(self, pod: Obj, node: str, exit_code: int) -> None:

@@ -19,6 +19,7 @@ def test_last_seen_takes_the_newest_time() -> None:
     assert last_seen(event("e", series={"lastObservedTime": ts(3)}, eventTime=ts(50))) == NOW - datetime.timedelta(
         seconds=3)
     assert last_seen({"metadata": {}}) is None
+    assert last_seen({"metadata": {"creationTimestamp": ts(7)}}) == NOW - datetime.timedelta(seconds=7)
 
 
 def test_sweep_deletes_expired_oldest_first_with_preconditions() -> None:
