@@ -150,16 +150,12 @@ async def test_selectorless_service_endpoints_are_the_users(client: InProcessCli
 async def test_expired_events_are_swept_in_bounded_batches(cluster: LocalCluster) -> None:
     client = InProcessClient(cluster.running()[0].store, manager="test")
     old, fresh = "2020-01-01T00:00:00Z", "2099-01-01T00:00:00Z"
-    for i in range(7):
+    for name, last in [*((f"old-{i}", old) for i in range(7)), ("new", fresh)]:
         await client.create(EVENTS, {"apiVersion": "v1", "kind": "Event",
-                                     "metadata": {"name": f"old-{i}", "namespace": "default"},
+                                     "metadata": {"name": name, "namespace": "default"},
                                      "involvedObject": {"kind": "Pod", "name": "x", "namespace": "default"},
                                      "reason": "Test", "message": "m", "type": "Normal",
-                                     "firstTimestamp": old, "lastTimestamp": old})
-    await client.create(EVENTS, {"apiVersion": "v1", "kind": "Event", "metadata": {"name": "new", "namespace": "default"},
-                                 "involvedObject": {"kind": "Pod", "name": "x", "namespace": "default"},
-                                 "reason": "Test", "message": "m", "type": "Normal",
-                                 "firstTimestamp": old, "lastTimestamp": fresh})
+                                     "firstTimestamp": old, "lastTimestamp": last})
     sweeper = EventTTLController(settings=EventTTLSettings(ttl=3600, interval=30, batch=3, again_after=0.05))
     task = asyncio.create_task(sweeper.run(client, InformerFactory(client)))
     try:
