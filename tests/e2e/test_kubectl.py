@@ -3,9 +3,10 @@
 Every assertion is what kubectl prints (or what the object looks like) against an upstream kube-apiserver of
 the same minor version: server-side Tables with upstream's columns, upstream defaulting, strict field
 validation, patch semantics and upstream's error Status objects as kubectl renders them. A failing row is a
-compatibility gap, not a flaky test. The cluster has no kubelet or controllers, so pods stay Pending and
-deployments get no replicasets; nothing here depends on them (nor on objects controllers would add, such
-as the kube-root-ca.crt configmap every upstream namespace has: listings drop it).
+compatibility gap, not a flaky test. The cluster runs the scheduler and controllers but no kubelet, so pods
+stay Pending (without an IP) and nodes are only the ones tests register; rows that show controller output
+wait for it (nothing here depends on objects upstream's other controllers add, such as the
+kube-root-ca.crt configmap every upstream namespace has: listings drop it).
 
 One cluster for the session (tests/e2e/kubectl_support.py); each test works in a namespace of its own.
 """
@@ -133,6 +134,9 @@ EXPECTED_RESOURCES = [
     ("deployments", "deploy", "apps/v1", "true", "Deployment"),
     ("replicasets", "rs", "apps/v1", "true", "ReplicaSet"),
     ("leases", "", "coordination.k8s.io/v1", "true", "Lease"),
+    ("cronjobs", "cj", "batch/v1", "true", "CronJob"),
+    ("jobs", "", "batch/v1", "true", "Job"),
+    ("endpointslices", "", "discovery.k8s.io/v1", "true", "EndpointSlice"),
 ]
 
 
@@ -207,12 +211,18 @@ def showcase(kubectl: Kubectl) -> Iterator[Showcase]:
         {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web-rs"},
          "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web-rs"}},
                   "template": {"metadata": {"labels": {"app": "web-rs"}}, "spec": {"containers": [container()]}}}},
+        # Pinned to the showcase node: the DaemonSet controller counts exactly one node.
         {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "web-ds"},
          "spec": {"selector": {"matchLabels": {"app": "web-ds"}},
-                  "template": {"metadata": {"labels": {"app": "web-ds"}}, "spec": {"containers": [container()]}}}},
+                  "template": {"metadata": {"labels": {"app": "web-ds"}},
+                               "spec": {"nodeSelector": {"kubernetes.io/hostname": node},
+                                        "containers": [container()]}}}},
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
          "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 80}]}},
-        {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "web"},
+        # A selectorless Service: its Endpoints are the user's, left alone by the endpoints controller.
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-ext"},
+         "spec": {"ports": [{"port": 80, "targetPort": 80}]}},
+        {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "web-ext"},
          "subsets": [{"addresses": [{"ip": "10.244.0.9"}], "ports": [{"port": 80}]}]},
         configmap("web-config", {"a": "1", "b": "2"}),
         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "web-secret"},
@@ -225,6 +235,10 @@ def showcase(kubectl: Kubectl) -> Iterator[Showcase]:
          "spec": {"holderIdentity": "master-1", "leaseDurationSeconds": 40}},
     ]
     created = kubectl("create", "-n", ns, "-f", "-", input=manifest(*docs), check=False)
+    # Rows showing controller output need it there first.
+    for what, path, value in [("daemonset/web-ds", "updatedNumberScheduled", 1),
+                              ("deployment/web", "updatedReplicas", 2), ("replicaset/web-rs", "replicas", 2)]:
+        kubectl("wait", "-n", ns, what, f"--for=jsonpath={{.status.{path}}}={value}", "--timeout=30s", check=False)
     yield Showcase(ns, node, created.stdout + created.stderr)
     kubectl("delete", "node", node, "--ignore-not-found", "--wait=false", check=False)
     kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=false", check=False)
@@ -262,23 +276,27 @@ TABLES: dict[str, Columns] = {
                       ("OS-IMAGE", "Debian GNU/Linux 12 (bookworm)"), ("KERNEL-VERSION", "6.1.0"),
                       ("CONTAINER-RUNTIME", "containerd://1.7.0")]),
     "namespaces": Columns(False, "NAME", [("NAME", NS), ("STATUS", "Active"), ("AGE", AGE)]),
-    "deployments": Columns(True, "NAME", [("NAME", "web"), ("READY", "0/2"), ("UP-TO-DATE", "0"),
+    # No kubelet: the controllers create the pods (up to date, current), none gets ready.
+    "deployments": Columns(True, "NAME", [("NAME", "web"), ("READY", "0/2"), ("UP-TO-DATE", "2"),
                                           ("AVAILABLE", "0"), ("AGE", AGE)],
                            [*CONTAINERS, ("SELECTOR", "app=web")]),
-    "replicasets": Columns(True, "NAME", [("NAME", "web-rs"), ("DESIRED", "2"), ("CURRENT", "0"), ("READY", "0"),
+    "replicasets": Columns(True, "NAME", [("NAME", "web-rs"), ("DESIRED", "2"), ("CURRENT", "2"), ("READY", "0"),
                                           ("AGE", AGE)],
                            [*CONTAINERS, ("SELECTOR", "app=web-rs")]),
-    "daemonsets": Columns(True, "NAME", [("NAME", "web-ds"), ("DESIRED", "0"), ("CURRENT", "0"), ("READY", "0"),
-                                         ("UP-TO-DATE", "0"), ("AVAILABLE", "0"), ("NODE SELECTOR", "<none>"),
+    # One matching node with no kubelet: the daemon pod exists (current, up to date) but never gets ready.
+    "daemonsets": Columns(True, "NAME", [("NAME", "web-ds"), ("DESIRED", "1"), ("CURRENT", "1"), ("READY", "0"),
+                                         ("UP-TO-DATE", "1"), ("AVAILABLE", "0"),
+                                         ("NODE SELECTOR", re.compile(r"^kubernetes\.io/hostname=e2e-node-\w+$")),
                                          ("AGE", AGE)],
                           [*CONTAINERS, ("SELECTOR", "app=web-ds")]),
     "services": Columns(True, "NAME", [("NAME", "web"), ("TYPE", "ClusterIP"), ("CLUSTER-IP", IPV4),
                                        ("EXTERNAL-IP", "<none>"), ("PORT(S)", "80/TCP"), ("AGE", AGE)],
                         [("SELECTOR", "app=web")]),
-    "endpoints": Columns(True, "NAME", [("NAME", "web"), ("ENDPOINTS", "10.244.0.9:80"), ("AGE", AGE)]),
+    "endpoints": Columns(True, "NAME", [("NAME", "web-ext"), ("ENDPOINTS", "10.244.0.9:80"), ("AGE", AGE)]),
     "configmaps": Columns(True, "NAME", [("NAME", "web-config"), ("DATA", "2"), ("AGE", AGE)]),
     "secrets": Columns(True, "NAME", [("NAME", "web-secret"), ("TYPE", "Opaque"), ("DATA", "1"), ("AGE", AGE)]),
-    "events": Columns(True, "OBJECT", [("LAST SEEN", AGE), ("TYPE", "Normal"), ("REASON", "Tested"),
+    # Keyed by message: the scheduler records its own events about pod/web.
+    "events": Columns(True, "MESSAGE", [("LAST SEEN", AGE), ("TYPE", "Normal"), ("REASON", "Tested"),
                                        ("OBJECT", "pod/web"), ("MESSAGE", "made by the e2e tests")],
                       wide=[("LAST SEEN", AGE), ("TYPE", "Normal"), ("REASON", "Tested"), ("OBJECT", "pod/web"),
                             ("SUBOBJECT", ""), ("SOURCE", "e2e"), ("MESSAGE", "made by the e2e tests"),
@@ -332,16 +350,17 @@ def test_get_json(kubectl: Kubectl, showcase: Showcase) -> None:
     assert obj["spec"]["replicas"] == 2 and obj["spec"]["selector"] == {"matchLabels": {"app": "web"}}
     listed = get_json(kubectl, showcase.ns, "pods")
     assert listed["kind"] == "List"
-    assert [(i["kind"], i["metadata"]["name"], i["status"]["phase"]) for i in listed["items"]] == [
-        ("Pod", "web", "Pending")
-    ]
+    mine = [i for i in listed["items"] if not i["metadata"].get("ownerReferences")]  # not the controllers' pods
+    assert [(i["kind"], i["metadata"]["name"], i["status"]["phase"]) for i in mine] == [("Pod", "web", "Pending")]
 
 
 @compat("kubectl get", "-o name")
 def test_get_name(kubectl: Kubectl, showcase: Showcase) -> None:
     out = kubectl("get", "configmaps,deployments,pods,services,leases", "-n", showcase.ns, "-o", "name").stdout
-    assert names(out) == ["configmap/web-config", "deployment.apps/web", "pod/web", "service/web",
-                          "lease.coordination.k8s.io/web-lease"]
+    made_by_controllers = re.compile(r"^pod/web-(rs|ds|[0-9a-z]{6,10})-[0-9a-z]{5}$")
+    assert [n for n in names(out) if not made_by_controllers.match(n)] == [
+        "configmap/web-config", "deployment.apps/web", "pod/web", "service/web", "service/web-ext",
+        "lease.coordination.k8s.io/web-lease"]
 
 
 @compat("kubectl get", "-o jsonpath")
@@ -349,7 +368,9 @@ def test_get_jsonpath(kubectl: Kubectl, showcase: Showcase) -> None:
     assert kubectl("get", "configmap", "web-config", "-n", showcase.ns, "-o", "jsonpath={.data.b}").stdout == "2"
     out = kubectl("get", "deployments,replicasets", "-n", showcase.ns, "-o",
                   'jsonpath={range .items[*]}{.kind}/{.metadata.name}={.spec.replicas}{"\\n"}{end}').stdout
-    assert out.splitlines() == ["Deployment/web=2", "ReplicaSet/web-rs=2"]
+    deployments_own = re.compile(r"^ReplicaSet/web-[0-9a-z]{6,10}=2$")  # the Deployment controller's
+    assert [line for line in out.splitlines() if not deployments_own.match(line)] == [
+        "Deployment/web=2", "ReplicaSet/web-rs=2"]
     image = kubectl("get", "pod", "web", "-n", showcase.ns, "-o",
                     'jsonpath={.spec.containers[?(@.name=="nginx")].image}').stdout
     assert image == "nginx:1.25"
@@ -998,3 +1019,95 @@ def test_describe_service(kubectl: Kubectl, ns: str) -> None:
     assert (fields["Type"], fields["Selector"], fields["IP Families"]) == ("ClusterIP", "app=front", "IPv4")
     assert re.fullmatch(r"10\.(9[6-9]|10[0-9]|11[01])\.\d+\.\d+", fields["IP"]), fields["IP"]
     assert fields["Port"] == "<unset>  80/TCP" and fields["TargetPort"] == "8080/TCP"
+
+
+# --- workloads the controllers run: DaemonSets, Jobs, CronJobs, Endpoints and EndpointSlices -----------
+
+
+def _poll(check: Any, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if result or time.monotonic() > deadline:
+            return result
+        time.sleep(0.2)
+
+
+def job_manifest(name: str, **extra: Any) -> dict[str, Any]:
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, **extra},
+            "spec": {"template": {"spec": {"restartPolicy": "Never",
+                                           "containers": [container("main", "busybox:1.36", None)]}}}}
+
+
+def cron_job_manifest(name: str, schedule: str) -> dict[str, Any]:
+    return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": name},
+            "spec": {"schedule": schedule, "jobTemplate": {"spec": job_manifest("x")["spec"]}}}
+
+
+@compat("kubectl create", "-f Job owned by a CronJob (the job controller runs it)")
+def test_job_owned_by_cronjob_runs(kubectl: Kubectl, ns: str) -> None:
+    # What `kubectl create job --from=cronjob/tick` builds (that command itself sends protobuf, which
+    # edgek8s does not decode): the CronJob's template, owned by it, marked as a manual run.
+    create(kubectl, ns, cron_job_manifest("tick", "*/5 * * * *"))
+    cron = json.loads(kubectl("get", "cronjob", "tick", "-n", ns, "-o", "json").stdout)
+    owner = {"apiVersion": "batch/v1", "kind": "CronJob", "name": "tick", "uid": cron["metadata"]["uid"],
+             "controller": True, "blockOwnerDeletion": True}
+    create(kubectl, ns, job_manifest("manual", annotations={"cronjob.kubernetes.io/instantiate": "manual"},
+                                     ownerReferences=[owner]))
+    job = json.loads(kubectl("get", "job", "manual", "-n", ns, "-o", "json").stdout)
+    uid = job["metadata"]["uid"]
+    assert job["spec"]["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+    assert job["spec"]["template"]["metadata"]["labels"]["job-name"] == "manual"
+    # The Job controller starts its pod (Pending: no kubelet here) and reports it active.
+    started = _poll(lambda: kubectl("get", "pods", "-n", ns, "-l", "job-name=manual", "-o", "name").stdout.split())
+    assert len(started) == 1 and started[0].startswith("pod/manual-")
+    assert _poll(lambda: json.loads(kubectl("get", "job", "manual", "-n", ns, "-o", "json").stdout)
+                 .get("status", {}).get("active") == 1)
+    header, rows = table_rows(kubectl("get", "job", "manual", "-n", ns).stdout)
+    assert header == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    assert (rows[0]["NAME"], rows[0]["STATUS"], rows[0]["COMPLETIONS"]) == ("manual", "Running", "0/1")
+    # The CronJob controller lists the run among its active Jobs.
+    active = _poll(lambda: json.loads(kubectl("get", "cronjob", "tick", "-n", ns, "-o", "json").stdout)
+                   .get("status", {}).get("active"))
+    assert [ref["name"] for ref in active] == ["manual"]
+
+
+@compat("kubectl get", "ds,job,cronjob")
+def test_get_daemonsets_jobs_cronjobs(kubectl: Kubectl, ns: str) -> None:
+    create(kubectl, ns, cron_job_manifest("nightly", "@daily"), job_manifest("once"))
+    create(kubectl, ns, {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+                         "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                                  "template": {"metadata": {"labels": {"app": "agent"}},
+                                               "spec": {"nodeSelector": {"edgek8s.io/none": "true"},
+                                                        "containers": [container()]}}}})
+    _poll(lambda: json.loads(kubectl("get", "job", "once", "-n", ns, "-o", "json").stdout).get("status"))
+    out = kubectl("get", "ds,job,cronjob", "-n", ns).stdout
+    sections = [block.splitlines() for block in out.strip().split("\n\n")]
+    assert [s[0].split() for s in sections] == [
+        ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE", "SELECTOR", "AGE"],
+        ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"],
+        ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST", "SCHEDULE", "AGE"],
+    ]
+    assert sections[0][1].split()[:7] == ["daemonset.apps/agent", "0", "0", "0", "0", "0", "edgek8s.io/none=true"]
+    assert sections[1][1].split()[:3] == ["job.batch/once", "Running", "0/1"]
+    assert sections[2][1].split()[:6] == ["cronjob.batch/nightly", "@daily", "<none>", "False", "0", "<none>"]
+
+
+@compat("kubectl get", "endpoints,endpointslices")
+def test_get_endpoints_and_endpointslices(kubectl: Kubectl, ns: str) -> None:
+    create(kubectl, ns, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"},
+                         "spec": {"selector": {"app": "api"}, "ports": [{"port": 80, "targetPort": 8080}]}})
+    # The controllers publish both for a Service with a selector (empty here: no pod has an IP).
+    listed = _poll(lambda: len(kubectl("get", "endpoints,endpointslices", "-n", ns, "-o", "name").stdout.split()) == 2
+                   and kubectl("get", "endpoints,endpointslices", "-n", ns, "-o", "name").stdout.split())
+    assert listed[0] == "endpoints/api" and re.match(r"^endpointslice\.discovery\.k8s\.io/api-\w{5}$", listed[1])
+    out = kubectl("get", "endpoints,endpointslices", "-n", ns).stdout
+    sections = [block.splitlines() for block in out.strip().split("\n\n")]
+    assert sections[0][0].split() == ["NAME", "ENDPOINTS", "AGE"]
+    assert sections[0][1].split()[:2] == ["endpoints/api", "<none>"]
+    assert sections[1][0].split() == ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"]
+    assert sections[1][1].split()[1:4] == ["IPv4", "<unset>", "<unset>"]
+    sliced = json.loads(kubectl("get", "endpointslices", "-n", ns, "-o", "json").stdout)["items"][0]
+    assert sliced["metadata"]["labels"]["kubernetes.io/service-name"] == "api"
+    assert sliced["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] == "endpointslice-controller.k8s.io"
+    assert sliced["metadata"]["ownerReferences"][0]["kind"] == "Service"
