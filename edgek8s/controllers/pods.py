@@ -1,6 +1,7 @@
 """Reading pods and owners as controllers do: activity, readiness, controller references, templates.
 
-Pure helpers over wire dicts (never mutating them). Semantics follow upstream's
+Pure helpers over wire dicts (never mutating them), over ``controllers.base``'s for anything Mapping-typed
+callers need. Semantics follow upstream's
 ``pkg/api/v1/pod/util.go`` and ``pkg/controller/controller_utils.go``: a pod is *active* while it is
 neither Succeeded nor Failed nor being deleted; *ready* when its ``Ready`` condition is True;
 *available* once it has been ready for ``minReadySeconds``.
@@ -15,7 +16,8 @@ import json
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from edgek8s.model.timestamps import parse_time
+from edgek8s.controllers.base import condition as base_condition
+from edgek8s.controllers.base import controller_ref, is_pod_active, is_pod_available, is_pod_ready
 
 Obj = Mapping[str, Any]
 
@@ -60,37 +62,24 @@ def is_terminal(pod: Obj) -> bool:
 
 
 def is_active(pod: Obj) -> bool:
-    return not is_terminal(pod) and not is_deleting(pod)
+    return is_pod_active(dict(pod))
 
 
 def condition(obj: Obj, type_: str) -> Mapping[str, Any] | None:
-    for cond in status(obj).get("conditions") or ():
-        if isinstance(cond, Mapping) and cond.get("type") == type_:
-            return cond
-    return None
+    return base_condition(dict(obj), type_)
 
 
 def is_ready(pod: Obj) -> bool:
-    cond = condition(pod, "Ready")
-    return cond is not None and cond.get("status") == "True"
+    return is_pod_ready(dict(pod))
 
 
 def is_available(pod: Obj, min_ready_seconds: int, now: datetime.datetime) -> bool:
-    if not is_ready(pod):
-        return False
-    if min_ready_seconds <= 0:
-        return True
-    cond = condition(pod, "Ready") or {}
-    since = parse_time(cond.get("lastTransitionTime"))
-    return since is not None and since + datetime.timedelta(seconds=min_ready_seconds) <= now
+    return is_pod_available(dict(pod), min_ready_seconds, now.timestamp())
 
 
 def controller_of(obj: Obj) -> Mapping[str, Any] | None:
     """The ownerReference with ``controller: true``, if any."""
-    for ref in meta(obj).get("ownerReferences") or ():
-        if isinstance(ref, Mapping) and ref.get("controller"):
-            return ref
-    return None
+    return controller_ref(dict(obj))
 
 
 def controlled_by(obj: Obj, owner_uid: str) -> bool:

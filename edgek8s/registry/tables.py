@@ -27,6 +27,7 @@ from typing import Any
 
 from edgek8s.model.errors import BadRequest
 from edgek8s.model.selectors import LabelSelector, SelectorError
+from edgek8s.model.timestamps import parse_time as _parse_time
 from edgek8s.model.validation import go_quote as _go_quote
 
 __all__ = [
@@ -92,17 +93,6 @@ def human_duration(delta: datetime.timedelta) -> str:
         rest = (hours // 24) % 365
         return f"{years}y" if rest == 0 else f"{years}y{rest}d"
     return f"{years}y"
-
-
-def _parse_time(value: object) -> datetime.datetime | None:
-    """An RFC 3339 ``metav1.Time`` / ``MicroTime``; None for absent, empty or unparsable (Go's zero time)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=datetime.UTC)
 
 
 def _aware(now: datetime.datetime) -> datetime.datetime:

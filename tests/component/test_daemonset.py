@@ -12,7 +12,7 @@ from edgek8s.api.inprocess import InProcessClient
 from edgek8s.controllers.daemonset import HASH_LABEL
 from edgek8s.model.resources import by_id, resource_id
 from tests.support.cluster import LocalCluster, eventually
-from tests.support.hollow_agents import HollowAgents
+from tests.support.hollow_agents import HollowAgents, running
 
 PODS = by_id(resource_id("", "pods"))
 NODES = by_id(resource_id("", "nodes"))
@@ -34,14 +34,8 @@ def daemon_set(name: str, image: str = "busybox:1", **pod_spec: Any) -> dict[str
 @pytest.fixture
 async def agents(cluster: LocalCluster) -> AsyncIterator[tuple[InProcessClient, HollowAgents]]:
     client = InProcessClient(cluster.running()[0].store, manager="test")
-    hollow = HollowAgents(client, ["n1", "n2", "n3"])
-    task = asyncio.create_task(hollow.run())
-    try:
+    async with running(HollowAgents(client, ["n1", "n2", "n3"])) as hollow:
         yield client, hollow
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
 
 
 async def daemons(client: InProcessClient, uid: str) -> list[dict[str, Any]]:

@@ -14,8 +14,8 @@ from edgek8s.controllers.endpoints import MANAGED_BY, MANAGED_BY_LABEL, SERVICE_
 from edgek8s.controllers.eventttl import EventTTLController, EventTTLSettings
 from edgek8s.model import errors
 from edgek8s.model.resources import by_id, resource_id
-from tests.support.cluster import LocalCluster, eventually
-from tests.support.hollow_agents import HollowAgents
+from tests.support.cluster import LocalCluster, absent, eventually
+from tests.support.hollow_agents import HollowAgents, running
 
 PODS = by_id(resource_id("", "pods"))
 SERVICES = by_id(resource_id("", "services"))
@@ -30,14 +30,8 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.fixture
 async def client(cluster: LocalCluster) -> AsyncIterator[InProcessClient]:
     client = InProcessClient(cluster.running()[0].store, manager="test")
-    hollow = HollowAgents(client, ["n1", "n2"])
-    task = asyncio.create_task(hollow.run())
-    try:
+    async with running(HollowAgents(client, ["n1", "n2"])):
         yield client
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
 
 
 def replica_set(replicas: int) -> dict[str, Any]:
@@ -118,15 +112,7 @@ async def test_endpoints_follow_pod_readiness(client: InProcessClient) -> None:
     await eventually(shrunk)
     # The Service goes: so do its Endpoints.
     await client.delete(SERVICES, "default", "web")
-
-    async def endpoints_gone() -> bool:
-        try:
-            await client.get(ENDPOINTS, "default", "web")
-        except errors.NotFound:
-            return True
-        return False
-
-    await eventually(endpoints_gone)
+    await eventually(lambda: absent(client, ENDPOINTS, "default", "web"))
 
 
 async def test_selectorless_service_endpoints_are_the_users(client: InProcessClient) -> None:

@@ -19,8 +19,8 @@ from edgek8s.api.inprocess import InProcessClient
 from edgek8s.config import ControllersConfig
 from edgek8s.controllers.nodelifecycle import UNREACHABLE
 from edgek8s.model.resources import by_id, resource_id
-from tests.support.cluster import LocalCluster, eventually
-from tests.support.hollow_agents import HollowAgents
+from tests.support.cluster import eventually, started_cluster
+from tests.support.hollow_agents import HollowAgents, running
 
 PODS = by_id(resource_id("", "pods"))
 NODES = by_id(resource_id("", "nodes"))
@@ -36,21 +36,10 @@ pytestmark = pytest.mark.timeout(120)
 @pytest.fixture
 async def fleet(tmp_path: Path) -> AsyncIterator[tuple[InProcessClient, HollowAgents]]:
     config = ControllersConfig(node_monitor_grace_period=GRACE, default_toleration_seconds=TOLERATION)
-    cluster = LocalCluster.build(tmp_path, controllers=config)
-    await cluster.start()
-    task: asyncio.Task[None] | None = None
-    try:
-        await cluster.wait_ready()
+    async with started_cluster(tmp_path, controllers=config) as cluster:
         client = InProcessClient(cluster.running()[0].store, manager="test")
-        hollow = HollowAgents(client, ["n1", "n2", "n3"], lease_interval=0.1)
-        task = asyncio.create_task(hollow.run())
-        yield client, hollow
-    finally:
-        if task is not None:
-            task.cancel()
-            with pytest.raises(asyncio.CancelledError):
-                await task
-        await cluster.stop()
+        async with running(HollowAgents(client, ["n1", "n2", "n3"], lease_interval=0.1)) as hollow:
+            yield client, hollow
 
 
 def workload(kind: str, name: str, **spec: Any) -> dict[str, Any]:

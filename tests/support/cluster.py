@@ -7,17 +7,20 @@ share one event loop and one Python process, so the tests can stop, restart and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import secrets
 import socket
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from edgek8s.client.interface import ClusterClient
 from edgek8s.client.loops import LeaderLoop
 from edgek8s.config import ApiConfig, ControllersConfig, RaftConfig, ServerConfig, StoreConfig
-from edgek8s.model.resources import resource_id
+from edgek8s.model import errors
+from edgek8s.model.resources import ResourceType, resource_id
 from edgek8s.server.control_plane import Master
 
 NAMESPACES = resource_id("", "namespaces")
@@ -139,7 +142,7 @@ async def wait_for(condition: Callable[[], bool], timeout: float = 10.0, interva
         await asyncio.sleep(interval)
 
 
-async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 20.0, interval: float = 0.1) -> T:
+async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 20.0, interval: float = 0.1) -> T:
     """Await ``check()`` until it returns something truthy (returned); AssertionError after ``timeout``."""
     deadline = time.monotonic() + timeout
     while True:
@@ -149,3 +152,24 @@ async def eventually(check: Callable[[], Awaitable[T]], timeout: float = 20.0, i
         if time.monotonic() > deadline:
             raise AssertionError(f"condition not met in {timeout}s; last: {result!r}")
         await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def started_cluster(base: Path, **build: Any) -> AsyncIterator[LocalCluster]:
+    """A LocalCluster (``build`` as for ``LocalCluster.build``), started and ready; stopped on exit."""
+    cluster = LocalCluster.build(base, **build)
+    await cluster.start()
+    try:
+        await cluster.wait_ready()
+        yield cluster
+    finally:
+        await cluster.stop()
+
+
+async def absent(client: ClusterClient, rtype: ResourceType, namespace: str, name: str) -> bool:
+    """Whether the object is gone (NotFound), for ``eventually``."""
+    try:
+        await client.get(rtype, namespace, name)
+    except errors.NotFound:
+        return True
+    return False

@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from typing import Any
+from collections.abc import AsyncIterator
+from typing import Any, TypeVar
 
 from edgek8s.client.informer import split_key
 from edgek8s.client.interface import ClusterClient, Obj
@@ -166,3 +167,18 @@ def _annotation(pod: Obj, key: str) -> Any:
 
 def _micro_now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1e6) % 1_000_000:06d}Z"
+
+
+H = TypeVar("H", bound=HollowNodes)
+
+
+@contextlib.asynccontextmanager
+async def running(hollow: H) -> AsyncIterator[H]:
+    """Run ``hollow`` (nodes or agents) for the duration of the block."""
+    task = asyncio.create_task(hollow.run())
+    try:
+        yield hollow
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
