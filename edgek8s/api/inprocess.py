@@ -14,7 +14,8 @@ of cached (shared, read-only) objects.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
+from dataclasses import dataclass
 from typing import Any
 
 from edgek8s.api.listing import parse_selection
@@ -24,20 +25,48 @@ from edgek8s.model import errors
 from edgek8s.model.resources import ResourceType
 from edgek8s.registry.patch import clone_json
 from edgek8s.store.raftstore import RaftStore
+from edgek8s.store.state import StoredObject
 
 MERGE_PATCH = "application/merge-patch+json"
 _IDLE_WAIT = 3600.0
 
 
+@dataclass(slots=True)
+class WriteLog:
+    """What a client wrote: for the history checks of fencing (a deposed leader's last write must come
+    before its successor's claim)."""
+
+    writes: int = 0
+    first_index: int = 0
+    last_index: int = 0
+    fenced: int = 0
+
+    def committed(self, index: int) -> None:
+        self.writes += 1
+        self.first_index = self.first_index or index
+        self.last_index = max(self.last_index, index)
+
+
 class InProcessClient:
-    def __init__(self, store: RaftStore, *, manager: str, fence: int | None = None) -> None:
+    def __init__(self, store: RaftStore, *, manager: str, fence: int | None = None,
+                 log: WriteLog | None = None) -> None:
         self._store = store
         self.manager = manager
         self.fence = fence
+        self.log = log or WriteLog()
 
     def fenced(self, epoch: int, *, manager: str | None = None) -> InProcessClient:
-        """The same client for a leader-only writer at ``epoch``."""
+        """The same client for a leader-only writer at ``epoch`` (with its own write log)."""
         return InProcessClient(self._store, manager=manager or self.manager, fence=epoch)
+
+    async def _write(self, write: Awaitable[StoredObject]) -> StoredObject:
+        try:
+            stored = await write
+        except errors.Fenced:
+            self.log.fenced += 1
+            raise
+        self.log.committed(stored.rv)
+        return stored
 
     # --- reads ---------------------------------------------------------------------------------------
 
@@ -83,7 +112,7 @@ class InProcessClient:
         if rtype.namespaced and not namespace:
             raise errors.BadRequest(f"a {rtype.kind} needs metadata.namespace")
         prepared = prepare_created(rtype, body, namespace=namespace, manager=self.manager)
-        stored = await store_created(self._store, rtype, prepared, fence=self.fence)
+        stored = await self._write(store_created(self._store, rtype, prepared, fence=self.fence))
         return stored.decode()
 
     async def _update(self, rtype: ResourceType, obj: Obj, subresource: str | None) -> Obj:
@@ -93,8 +122,8 @@ class InProcessClient:
             self._store, rtype, body, namespace=str(meta.get("namespace") or ""), name=str(meta.get("name") or ""),
             subresource=subresource, manager=self.manager,
         )
-        stored = await self._store.update(rtype, prepared, expect_rv=expect_rv, subresource=subresource,
-                                          fence=self.fence)
+        stored = await self._write(self._store.update(rtype, prepared, expect_rv=expect_rv,
+                                                      subresource=subresource, fence=self.fence))
         return stored.decode()
 
     async def update(self, rtype: ResourceType, obj: Obj) -> Obj:
@@ -106,24 +135,30 @@ class InProcessClient:
     async def patch(self, rtype: ResourceType, namespace: str, name: str, patch: Obj, *,
                     subresource: str | None = None) -> Obj:
         pinned = "resourceVersion" in (patch.get("metadata") or {})
-        stored = await patch_object(
+        stored = await self._write(patch_object(
             self._store, rtype, namespace, name, json.dumps(patch).encode(), MERGE_PATCH, manager=self.manager,
             subresource=subresource, pinned=pinned, fence=self.fence,
-        )
+        ))
         return stored.decode()
 
     async def delete(
         self, rtype: ResourceType, namespace: str, name: str, *, options: DeleteOptions | None = None
     ) -> Obj | None:
         options = options or DeleteOptions()
-        stored = await self._store.delete(
-            rtype, namespace, name, expect_uid=options.uid, expect_rv=options.resource_version,
-            propagation=options.propagation_policy, fence=self.fence,
-        )
+        try:
+            stored = await self._store.delete(
+                rtype, namespace, name, expect_uid=options.uid, expect_rv=options.resource_version,
+                propagation=options.propagation_policy, fence=self.fence,
+            )
+        except errors.Fenced:
+            self.log.fenced += 1
+            raise
+        if stored is not None:
+            self.log.committed(stored.rv)
         if stored is None or not stored.deleting or stored.name != name:
             return None
         result: dict[str, Any] = stored.decode()
         return result
 
     async def bind(self, namespace: str, name: str, *, node: str, uid: str | None = None) -> None:
-        await self._store.bind(namespace, name, node=node, expect_uid=uid, fence=self.fence)
+        await self._write(self._store.bind(namespace, name, node=node, expect_uid=uid, fence=self.fence))

@@ -54,6 +54,11 @@ def resource_version(obj: Obj) -> int:
     return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
 
 
+def metadata_only(obj: Obj) -> Obj:
+    """What a metadata informer keeps (PartialObjectMetadata): apiVersion, kind, metadata."""
+    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": obj.get("metadata") or {}}
+
+
 def index_by_namespace(obj: Obj) -> list[str]:
     return [str((obj.get("metadata") or {}).get("namespace") or "")]
 
@@ -69,6 +74,11 @@ def index_by_controller_uid(obj: Obj) -> list[str]:
         if ref.get("controller") and ref.get("uid"):
             return [str(ref["uid"])]
     return []
+
+
+def index_orphans_by_namespace(obj: Obj) -> list[str]:
+    """Objects without a controlling owner, by namespace (what a controller may adopt)."""
+    return [] if index_by_controller_uid(obj) else index_by_namespace(obj)
 
 
 def index_by_node_name(obj: Obj) -> list[str]:
@@ -96,8 +106,10 @@ class Informer:
         field_selector: str = "",
         resync: float = 300.0,
         backoff: ExponentialBackoff[str] | None = None,
+        transform: Callable[[Obj], Obj] | None = None,
     ) -> None:
         self.rtype = rtype
+        self._transform = transform
         self._client = client
         self._namespace = namespace
         self._label_selector = label_selector
@@ -189,7 +201,8 @@ class Informer:
     async def _list(self) -> None:
         listed = await self._client.list(self.rtype, self._namespace, label_selector=self._label_selector,
                                          field_selector=self._field_selector)
-        fresh = {key_of(obj): obj for obj in listed.items}
+        items = listed.items if self._transform is None else [self._transform(obj) for obj in listed.items]
+        fresh = {key_of(obj): obj for obj in items}
         for key in [k for k in self._cache if k not in fresh]:
             self._remove(key)
         for key, obj in fresh.items():
@@ -213,6 +226,8 @@ class Informer:
         if kind == "BOOKMARK":
             self.resource_version = max(self.resource_version, rv)
             return
+        if self._transform is not None:
+            obj = self._transform(obj)
         key = key_of(obj)
         if kind == "DELETED":
             self._remove(key, obj)
@@ -287,10 +302,14 @@ class InformerFactory:
         self._pending: list[Informer] = []
 
     def informer(self, rtype: ResourceType, *, indexers: dict[str, IndexFunc] | None = None) -> Informer:
-        informer = self._informers.get(rtype.id)
+        return self._get(rtype.id, rtype, None, indexers)
+
+    def _get(self, key: str, rtype: ResourceType, transform: Callable[[Obj], Obj] | None,
+             indexers: dict[str, IndexFunc] | None) -> Informer:
+        informer = self._informers.get(key)
         if informer is None:
-            informer = Informer(self._client, rtype, resync=self._resync)
-            self._informers[rtype.id] = informer
+            informer = Informer(self._client, rtype, resync=self._resync, transform=transform)
+            self._informers[key] = informer
             if self._group is not None:
                 self._group.create_task(informer.run(), name=f"informer-{rtype.plural}")
             else:
@@ -298,6 +317,10 @@ class InformerFactory:
         for name, func in (indexers or {}).items():
             informer.add_indexer(name, func)
         return informer
+
+    def metadata_informer(self, rtype: ResourceType, *, indexers: dict[str, IndexFunc] | None = None) -> Informer:
+        """An informer keeping only metadata (for the garbage collector: every resource, little memory)."""
+        return self._get(f"{rtype.id}#metadata", rtype, metadata_only, indexers)
 
     async def wait_synced(self) -> None:
         await asyncio.gather(*(informer.wait_synced() for informer in self._informers.values()))

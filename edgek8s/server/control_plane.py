@@ -16,6 +16,7 @@ import logging
 from aiohttp import web
 
 from edgek8s.api.app import build_app
+from edgek8s.api.context import CONTROLLER_STATUS
 from edgek8s.client.loops import LeaderLoop
 from edgek8s.config import ServerConfig
 from edgek8s.model import errors
@@ -37,6 +38,7 @@ class Master:
         self.app = build_app(self.store, config)
         self.gate = LeaderGate(self.store, identity=config.name,
                                loops=leader_loops(config) if loops is None else loops)
+        self.app[CONTROLLER_STATUS] = self.gate.status
 
     async def start(self) -> None:
         await self.store.start()

@@ -21,11 +21,12 @@ import asyncio
 import contextlib
 import datetime
 import logging
+from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from edgek8s._util.workqueue import ExponentialBackoff
-from edgek8s.api.inprocess import InProcessClient
+from edgek8s.api.inprocess import InProcessClient, WriteLog
 from edgek8s.client.informer import InformerFactory
 from edgek8s.client.interface import ClusterClient
 from edgek8s.client.loops import LeaderLoop
@@ -68,7 +69,7 @@ class LeaderGate:
         self._check_interval = check_interval
         self._resync = resync
         self.epoch: int | None = None  # the epoch this master's loops run at, None when not leading
-        self.terms_led = 0
+        self.terms: deque[tuple[int, int, WriteLog]] = deque(maxlen=32)  # (epoch, claim index, writes)
 
     async def run(self) -> None:
         """Until cancelled: wait for leadership, claim, run the loops, stop them when it is lost."""
@@ -76,7 +77,7 @@ class LeaderGate:
         while True:
             epoch = await self._wait_for_leadership()
             try:
-                await self._store.claim_leadership(epoch=epoch, holder=self.identity)
+                claim_index = await self._store.claim_leadership(epoch=epoch, holder=self.identity)
             except errors.Fenced as exc:
                 logger.info("leadership claim at epoch %d refused: %s", epoch, exc.message)
                 await self._wait_for_new_term(epoch)
@@ -86,7 +87,7 @@ class LeaderGate:
                 await asyncio.sleep(backoff.when("claim"))
                 continue
             backoff.forget("claim")
-            await self._lead(epoch)
+            await self._lead(epoch, claim_index)
 
     async def _wait_for_leadership(self) -> int:
         raft, state = self._store.raft, self._store.state
@@ -109,10 +110,10 @@ class LeaderGate:
         raft, state = self._store.raft, self._store.state
         return raft.is_leader and raft.term == epoch and state.leader_epoch == epoch
 
-    async def _lead(self, epoch: int) -> None:
+    async def _lead(self, epoch: int, claim_index: int) -> None:
         self.epoch = epoch
-        self.terms_led += 1
         client = InProcessClient(self._store, manager=CONTROLLER_MANAGER, fence=epoch)
+        self.terms.append((epoch, claim_index, client.log))
         informers = InformerFactory(client, resync=self._resync)
         logger.info("master %s leads the controllers at epoch %d", self.identity, epoch)
         try:
@@ -145,6 +146,15 @@ class LeaderGate:
                 delay = backoff.when(loop.name)
                 logger.exception("leader loop %s failed; restarting it in %.1fs", loop.name, delay)
                 await asyncio.sleep(delay)
+
+    def status(self) -> dict[str, Any]:
+        """This master's terms as controller leader and what each wrote (for operators and history checks)."""
+        return {
+            "epoch": self.epoch,
+            "terms": [{"epoch": epoch, "claimIndex": claim, "writes": log.writes, "firstWriteIndex": log.first_index,
+                       "lastWriteIndex": log.last_index, "fencedWrites": log.fenced}
+                      for epoch, claim, log in self.terms],
+        }
 
     # --- the Lease -----------------------------------------------------------------------------------
 

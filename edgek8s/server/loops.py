@@ -13,7 +13,9 @@ from edgek8s.controllers.daemonset import DaemonSetController
 from edgek8s.controllers.deployment import DeploymentController
 from edgek8s.controllers.endpoints import EndpointsController
 from edgek8s.controllers.eventttl import EventTTLController, EventTTLSettings
+from edgek8s.controllers.garbagecollector import GarbageCollector
 from edgek8s.controllers.job import JobController, JobSettings
+from edgek8s.controllers.namespace import NamespaceController
 from edgek8s.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleSettings
 from edgek8s.controllers.replicaset import ReplicaSetController
 from edgek8s.scheduler.loop import Scheduler
@@ -25,6 +27,8 @@ def leader_loops(config: ServerConfig) -> list[LeaderLoop]:
         Scheduler(),
         DeploymentController(),
         ReplicaSetController(),
+        GarbageCollector(),
+        NamespaceController(),
         NodeLifecycleController(settings=NodeLifecycleSettings(
             grace_period=c.node_monitor_grace_period, default_toleration_seconds=c.default_toleration_seconds)),
         DaemonSetController(),

@@ -178,6 +178,7 @@ class ClusterState:
         self.masters: dict[str, dict[str, str]] = {}
         self.leader_epoch = 0
         self.leader_holder = ""
+        self.leader_claim_index = 0  # the index of the claim: every write fenced at an older epoch is before it
         self._on_applied = on_applied
         self._on_reset = on_reset
         self._events: list[WatchEvent] = []
@@ -264,7 +265,7 @@ class ClusterState:
     def _claim_leadership(self, command: dict[str, Any], index: int) -> ApplyResult:
         epoch, holder = int(command["epoch"]), str(command["holder"])
         if epoch > self.leader_epoch:
-            self.leader_epoch, self.leader_holder = epoch, holder
+            self.leader_epoch, self.leader_holder, self.leader_claim_index = epoch, holder, index
             return Committed(index)
         if epoch == self.leader_epoch and holder == self.leader_holder:
             return Committed(index, changed=False)  # a repeated claim of the epoch it already holds
@@ -503,7 +504,7 @@ class ClusterState:
             },
             "dedup": list(self._dedup.items()),
             "masters": dict(self.masters),
-            "leader": [self.leader_epoch, self.leader_holder],
+            "leader": [self.leader_epoch, self.leader_holder, self.leader_claim_index],
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
@@ -526,8 +527,8 @@ class ClusterState:
         self.rv = int(data["rv"])
         self._dedup = OrderedDict((k, tuple(v)) for k, v in data["dedup"])
         self.masters = dict(data["masters"])
-        epoch, holder = data.get("leader") or (0, "")  # snapshots from before fencing have none
-        self.leader_epoch, self.leader_holder = int(epoch), str(holder)
+        epoch, holder, claimed = data.get("leader") or (0, "", 0)  # snapshots from before fencing have none
+        self.leader_epoch, self.leader_holder, self.leader_claim_index = int(epoch), str(holder), int(claimed)
 
     # --- reads (event loop) --------------------------------------------------------------------------
 

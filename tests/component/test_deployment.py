@@ -36,7 +36,7 @@ def deployment(name: str, replicas: int, image: str = "nginx:1", **spec: Any) ->
 async def client(cluster: LocalCluster) -> AsyncIterator[InProcessClient]:
     master = cluster.running()[0]
     client = InProcessClient(master.store, manager="test")
-    hollow = HollowNodes(client, ["n1", "n2", "n3"], bind=True)
+    hollow = HollowNodes(client, ["n1", "n2", "n3"])
     task = asyncio.create_task(hollow.run())
     try:
         yield client

@@ -28,8 +28,9 @@ def configmap(name: str, **data: str) -> dict[str, Any]:
 
 
 def pod(name: str) -> dict[str, Any]:
+    # Another scheduler's pod: the cluster's own scheduler leaves it alone, only the test writes it.
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "default"},
-            "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
+            "spec": {"schedulerName": "test-scheduler", "containers": [{"name": "c", "image": "busybox"}]}}
 
 
 async def lease_holder(cluster: LocalCluster) -> str | None:

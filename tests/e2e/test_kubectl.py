@@ -3,21 +3,23 @@
 Every assertion is what kubectl prints (or what the object looks like) against an upstream kube-apiserver of
 the same minor version: server-side Tables with upstream's columns, upstream defaulting, strict field
 validation, patch semantics and upstream's error Status objects as kubectl renders them. A failing row is a
-compatibility gap, not a flaky test. The cluster runs the scheduler and controllers but no kubelet, so pods
-stay Pending (without an IP) and nodes are only the ones tests register; rows that show controller output
-wait for it (nothing here depends on objects upstream's other controllers add, such as the
-kube-root-ca.crt configmap every upstream namespace has: listings drop it).
+compatibility gap, not a flaky test. The cluster runs the scheduler and the controllers but no kubelet, so
+deployments get their ReplicaSets and pods, daemonsets their pods, and pods stay Pending (without an IP);
+listings expect the objects controllers make (but not the kube-root-ca.crt configmap every upstream
+namespace has: edgek8s has none yet, and listings drop it).
 
 One cluster for the session (tests/e2e/kubectl_support.py); each test works in a namespace of its own.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import datetime
 import json
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
 from pathlib import Path
@@ -26,7 +28,10 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.kubectl_support import AGE, Kubectl, manifest, parse_table, split_cells, unique
+from edgek8s.client.kubeconfig import load_kubeconfig
+from edgek8s.client.rest import RestClient, RestClusterClient
+from tests.e2e.kubectl_support import AGE, Cluster, Kubectl, manifest, parse_table, split_cells, unique
+from tests.support.hollow import HollowNodes
 
 compat = pytest.mark.compat
 
@@ -235,10 +240,11 @@ def showcase(kubectl: Kubectl) -> Iterator[Showcase]:
          "spec": {"holderIdentity": "master-1", "leaseDurationSeconds": 40}},
     ]
     created = kubectl("create", "-n", ns, "-f", "-", input=manifest(*docs), check=False)
-    # Rows showing controller output need it there first.
-    for what, path, value in [("daemonset/web-ds", "updatedNumberScheduled", 1),
-                              ("deployment/web", "updatedReplicas", 2), ("replicaset/web-rs", "replicas", 2)]:
-        kubectl("wait", "-n", ns, what, f"--for=jsonpath={{.status.{path}}}={value}", "--timeout=30s", check=False)
+    # What upstream's controllers would have done by the time anyone looks: ReplicaSet and pods made.
+    kubectl("wait", "-n", ns, "--for=jsonpath={.status.updatedReplicas}=2", "deployment/web", "--timeout=30s")
+    kubectl("wait", "-n", ns, "--for=jsonpath={.status.replicas}=2", "replicaset/web-rs", "--timeout=30s")
+    kubectl("wait", "-n", ns, "--for=jsonpath={.status.updatedNumberScheduled}=1", "daemonset/web-ds",
+            "--timeout=30s")
     yield Showcase(ns, node, created.stdout + created.stderr)
     kubectl("delete", "node", node, "--ignore-not-found", "--wait=false", check=False)
     kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=false", check=False)
@@ -342,6 +348,17 @@ def test_get_yaml(kubectl: Kubectl, showcase: Showcase) -> None:
     assert [(i["apiVersion"], i["kind"], i["metadata"]["name"]) for i in items] == [("v1", "ConfigMap", "web-config")]
 
 
+def _pod_families(names: list[str]) -> dict[str, int]:
+    """How many pods of each kind of name: the showcase's own, web-rs's, web-ds's, web's ReplicaSet's."""
+    families: dict[str, int] = {}
+    for name in names:
+        family = ("web" if name == "web" else "web-rs" if re.fullmatch(r"web-rs-[b-z2-9]{5}", name)
+                  else "web-ds" if re.fullmatch(r"web-ds-[b-z2-9]{5}", name)
+                  else "web-<hash>" if re.fullmatch(r"web-[b-z2-9]+-[b-z2-9]{5}", name) else name)
+        families[family] = families.get(family, 0) + 1
+    return families
+
+
 @compat("kubectl get", "-o json")
 def test_get_json(kubectl: Kubectl, showcase: Showcase) -> None:
     obj = get_json(kubectl, showcase.ns, "deployment", "web")
@@ -350,17 +367,22 @@ def test_get_json(kubectl: Kubectl, showcase: Showcase) -> None:
     assert obj["spec"]["replicas"] == 2 and obj["spec"]["selector"] == {"matchLabels": {"app": "web"}}
     listed = get_json(kubectl, showcase.ns, "pods")
     assert listed["kind"] == "List"
-    mine = [i for i in listed["items"] if not i["metadata"].get("ownerReferences")]  # not the controllers' pods
-    assert [(i["kind"], i["metadata"]["name"], i["status"]["phase"]) for i in mine] == [("Pod", "web", "Pending")]
+    # The showcase pod, and the pods the controllers made: two for web-rs, two for web's ReplicaSet, one for
+    # web-ds (on the showcase node).
+    items = sorted((i["kind"], i["metadata"]["name"], i["status"]["phase"]) for i in listed["items"])
+    assert [(kind, phase) for kind, _name, phase in items] == [("Pod", "Pending")] * 6
+    assert _pod_families([name for _kind, name, _phase in items]) == {"web": 1, "web-rs": 2, "web-ds": 1,
+                                                                        "web-<hash>": 2}, items
 
 
 @compat("kubectl get", "-o name")
 def test_get_name(kubectl: Kubectl, showcase: Showcase) -> None:
     out = kubectl("get", "configmaps,deployments,pods,services,leases", "-n", showcase.ns, "-o", "name").stdout
-    made_by_controllers = re.compile(r"^pod/web-(rs|ds|[0-9a-z]{6,10})-[0-9a-z]{5}$")
-    assert [n for n in names(out) if not made_by_controllers.match(n)] == [
-        "configmap/web-config", "deployment.apps/web", "pod/web", "service/web", "service/web-ext",
-        "lease.coordination.k8s.io/web-lease"]
+    listed = names(out)
+    assert listed[:2] == ["configmap/web-config", "deployment.apps/web"]
+    assert listed[-3:] == ["service/web", "service/web-ext", "lease.coordination.k8s.io/web-lease"]
+    pods = [p.removeprefix("pod/") for p in listed[2:-3]]
+    assert _pod_families(pods) == {"web": 1, "web-rs": 2, "web-ds": 1, "web-<hash>": 2}, pods
 
 
 @compat("kubectl get", "-o jsonpath")
@@ -368,9 +390,9 @@ def test_get_jsonpath(kubectl: Kubectl, showcase: Showcase) -> None:
     assert kubectl("get", "configmap", "web-config", "-n", showcase.ns, "-o", "jsonpath={.data.b}").stdout == "2"
     out = kubectl("get", "deployments,replicasets", "-n", showcase.ns, "-o",
                   'jsonpath={range .items[*]}{.kind}/{.metadata.name}={.spec.replicas}{"\\n"}{end}').stdout
-    deployments_own = re.compile(r"^ReplicaSet/web-[0-9a-z]{6,10}=2$")  # the Deployment controller's
-    assert [line for line in out.splitlines() if not deployments_own.match(line)] == [
-        "Deployment/web=2", "ReplicaSet/web-rs=2"]
+    lines = out.splitlines()
+    assert lines[0] == "Deployment/web=2" and lines[2] == "ReplicaSet/web-rs=2", lines
+    assert re.fullmatch(r"ReplicaSet/web-[b-z2-9]+=2", lines[1]) and len(lines) == 3, lines
     image = kubectl("get", "pod", "web", "-n", showcase.ns, "-o",
                     'jsonpath={.spec.containers[?(@.name=="nginx")].image}').stdout
     assert image == "nginx:1.25"
@@ -581,6 +603,9 @@ def test_apply_client_side_creates_then_configures(kubectl: Kubectl, ns: str) ->
 def test_apply_client_side_unchanged(kubectl: Kubectl, ns: str) -> None:
     doc = manifest(deployment("same"))
     assert kubectl("apply", "-n", ns, "-f", "-", input=doc).stdout == "deployment.apps/same created\n"
+    # Let the controllers settle first (revision annotation, status): then nothing else writes it.
+    kubectl("wait", "-n", ns, "--for=jsonpath={.status.updatedReplicas}=2", "deployment/same", "--timeout=30s")
+    kubectl("wait", "-n", ns, "--for=condition=Progressing", "deployment/same", "--timeout=30s")
     version = get_json(kubectl, ns, "deployment", "same")["metadata"]["resourceVersion"]
     assert kubectl("apply", "-n", ns, "-f", "-", input=doc).stdout == "deployment.apps/same unchanged\n"
     assert get_json(kubectl, ns, "deployment", "same")["metadata"]["resourceVersion"] == version
@@ -1111,3 +1136,137 @@ def test_get_endpoints_and_endpointslices(kubectl: Kubectl, ns: str) -> None:
     assert sliced["metadata"]["labels"]["kubernetes.io/service-name"] == "api"
     assert sliced["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] == "endpointslice-controller.k8s.io"
     assert sliced["metadata"]["ownerReferences"][0]["kind"] == "Service"
+
+
+# --- rollouts, leases and events: with the controllers and the scheduler at work --------------------------
+
+HOLLOW_TAINT = {"key": "edgek8s.io/hollow", "value": "true", "effect": "NoSchedule"}
+
+
+@pytest.fixture(scope="module")
+def hollow_nodes(edgek8s_cluster: Cluster, kubectl: Kubectl) -> Iterator[list[str]]:
+    """Two hollow nodes (tests/support/hollow.py) that mark the pods bound to them Running and Ready, as
+    kubelets would. They are tainted: only pods of the tests below (which tolerate it) land there."""
+    names = [unique("hollow"), unique("hollow")]
+    endpoint = load_kubeconfig(edgek8s_cluster.kubeconfig)
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        async with RestClient(endpoint.server, ssl_context=endpoint.ssl_context, timeout=10.0) as rest:
+            hollow = HollowNodes(RestClusterClient(rest), names, taints=[HOLLOW_TAINT])
+            task = asyncio.create_task(hollow.run())
+            await stop.wait()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), name="hollow-nodes", daemon=True)
+    thread.start()
+    try:
+        yield names
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=10)
+        loop.close()
+        kubectl("delete", "node", *names, "--ignore-not-found", "--wait=false", check=False)
+
+
+def scheduled_deployment(name: str, replicas: int = 2, image: str = "nginx:1.25") -> dict[str, Any]:
+    """A Deployment whose pods tolerate the hollow nodes' taint."""
+    obj = deployment(name, replicas=replicas, image=image)
+    obj["spec"]["template"]["spec"]["tolerations"] = [{"key": HOLLOW_TAINT["key"], "operator": "Exists",
+                                                       "effect": "NoSchedule"}]
+    return obj
+
+
+def rollout_status(kubectl: Kubectl, ns: str, name: str) -> str:
+    return kubectl("rollout", "status", "-n", ns, f"deployment/{name}", "--timeout=60s", timeout=90).stdout
+
+
+def history(kubectl: Kubectl, ns: str, name: str) -> list[tuple[str, str]]:
+    lines = kubectl("rollout", "history", "-n", ns, f"deployment/{name}").stdout.splitlines()
+    assert lines[0].strip() == f"deployment.apps/{name}" and lines[1].split() == ["REVISION", "CHANGE-CAUSE"], lines
+    return [(cells[0], cells[1]) for cells in (split_cells(line) for line in lines[2:] if line.strip())]
+
+
+@compat("kubectl rollout", "status deployment")
+def test_rollout_status(kubectl: Kubectl, ns: str, hollow_nodes: list[str]) -> None:
+    create(kubectl, ns, scheduled_deployment("roll", replicas=3))
+    assert rollout_status(kubectl, ns, "roll").splitlines()[-1] == 'deployment "roll" successfully rolled out'
+    obj = get_json(kubectl, ns, "deployment", "roll")
+    status = obj["status"]
+    assert (status["replicas"], status["updatedReplicas"], status["readyReplicas"], status["availableReplicas"]) == (
+        3, 3, 3, 3)
+    conditions = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+    assert conditions == {"Available": ("True", "MinimumReplicasAvailable"),
+                          "Progressing": ("True", "NewReplicaSetAvailable")}
+    pods = get_json(kubectl, ns, "pods", "-l", "app=roll")["items"]
+    assert len(pods) == 3 and {p["spec"]["nodeName"] for p in pods} <= set(hollow_nodes)
+
+
+@compat("kubectl rollout", "history deployment")
+def test_rollout_history(kubectl: Kubectl, ns: str, hollow_nodes: list[str]) -> None:
+    create(kubectl, ns, scheduled_deployment("hist"))
+    rollout_status(kubectl, ns, "hist")
+    out = kubectl("set", "image", "-n", ns, "deployment/hist", "nginx=nginx:1.26").stdout
+    assert out == "deployment.apps/hist image updated\n"
+    kubectl("annotate", "-n", ns, "deployment/hist", "kubernetes.io/change-cause=image 1.26")
+    rollout_status(kubectl, ns, "hist")
+    assert history(kubectl, ns, "hist") == [("1", "<none>"), ("2", "image 1.26")]
+    detail = kubectl("rollout", "history", "-n", ns, "deployment/hist", "--revision=2").stdout
+    assert detail.splitlines()[0] == "deployment.apps/hist with revision #2"
+    assert re.search(r"^\s+Image:\s+nginx:1.26$", detail, re.MULTILINE), detail
+    assert re.search(r"pod-template-hash=[b-z2-9]+", detail), detail
+
+
+@compat("kubectl rollout", "undo deployment")
+def test_rollout_undo(kubectl: Kubectl, ns: str, hollow_nodes: list[str]) -> None:
+    create(kubectl, ns, scheduled_deployment("undo"))
+    rollout_status(kubectl, ns, "undo")
+    kubectl("set", "image", "-n", ns, "deployment/undo", "nginx=nginx:1.26")
+    rollout_status(kubectl, ns, "undo")
+    assert kubectl("rollout", "undo", "-n", ns, "deployment/undo").stdout == "deployment.apps/undo rolled back\n"
+    rollout_status(kubectl, ns, "undo")
+    obj = get_json(kubectl, ns, "deployment", "undo")
+    assert obj["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.25"
+    assert obj["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
+    assert [rev for rev, _cause in history(kubectl, ns, "undo")] == ["2", "3"]  # revision 1 became 3
+    replicasets = get_json(kubectl, ns, "replicasets", "-l", "app=undo")["items"]
+    assert sorted(rs["spec"]["replicas"] for rs in replicasets) == [0, 2]  # the old ReplicaSet is reused
+    pods = get_json(kubectl, ns, "pods", "-l", "app=undo")["items"]
+    assert [p["spec"]["containers"][0]["image"] for p in pods] == ["nginx:1.25"] * 2
+
+
+@compat("kubectl get lease", "-n kube-system (the controllers' leader)")
+def test_get_controller_lease(kubectl: Kubectl) -> None:
+    header, rows = table_rows(kubectl("get", "lease", "-n", "kube-system").stdout)
+    assert header == ["NAME", "HOLDER", "AGE"]
+    row = next(r for r in rows if r["NAME"] == "edgek8s-controller")
+    assert re.fullmatch(r"master-\d+", row["HOLDER"]), row
+    lease = json.loads(kubectl("get", "lease", "-n", "kube-system", "edgek8s-controller", "-o", "json").stdout)
+    spec = lease["spec"]
+    assert spec["holderIdentity"] == row["HOLDER"] and spec["leaseDurationSeconds"] == 15
+    renewed = datetime.datetime.fromisoformat(spec["renewTime"].replace("Z", "+00:00"))
+    assert (datetime.datetime.now(datetime.UTC) - renewed).total_seconds() < 15  # renewed every 2 s
+
+
+@compat("kubectl describe", "deployment, replicaset, pod (events from controllers and scheduler)")
+def test_describe_shows_events(kubectl: Kubectl, ns: str, hollow_nodes: list[str]) -> None:
+    create(kubectl, ns, scheduled_deployment("told", replicas=2))
+    rollout_status(kubectl, ns, "told")
+    described = kubectl("describe", "-n", ns, "deployment/told").stdout
+    assert re.search(r"^NewReplicaSet:\s+told-[b-z2-9]+ \(2/2 replicas created\)$", described, re.MULTILINE), described
+    assert re.search(r"^\s+Available\s+True\s+MinimumReplicasAvailable$", described, re.MULTILINE), described
+    assert re.search(r"^\s+Progressing\s+True\s+NewReplicaSetAvailable$", described, re.MULTILINE), described
+    assert re.search(r"^\s+Normal\s+ScalingReplicaSet\s+\S+\s+deployment-controller\s+"
+                     r"Scaled up replica set told-[b-z2-9]+ from 0 to 2$", described, re.MULTILINE), described
+    (rs,) = get_json(kubectl, ns, "replicasets", "-l", "app=told")["items"]
+    described = kubectl("describe", "-n", ns, f"replicaset/{rs['metadata']['name']}").stdout
+    created = re.findall(r"^\s+Normal\s+SuccessfulCreate\s+\S+\s+replicaset-controller\s+Created pod: (\S+)$",
+                         described, re.MULTILINE)
+    pods = get_json(kubectl, ns, "pods", "-l", "app=told")["items"]
+    assert sorted(created) == sorted(p["metadata"]["name"] for p in pods), described
+    described = kubectl("describe", "-n", ns, f"pod/{pods[0]['metadata']['name']}").stdout
+    node = pods[0]["spec"]["nodeName"]
+    assert re.search(rf"^\s+Normal\s+Scheduled\s+\S+\s+default-scheduler\s+Successfully assigned "
+                     rf"{ns}/{pods[0]['metadata']['name']} to {node}$", described, re.MULTILINE), described

@@ -98,6 +98,7 @@ def test_snapshots_carry_the_epoch(r: Replica, through_pickle: bool) -> None:
     target = Replica()
     target.state.restore(snapshot)
     assert (target.state.leader_epoch, target.state.leader_holder) == (9, "m2")
+    assert target.state.leader_claim_index == r.index
     target.index = r.index
     assert isinstance(target.fail(fenced(create_cmd(CONFIGMAPS, make_obj(CONFIGMAPS, "x")), 8)), errors.Fenced)
 
