@@ -192,6 +192,14 @@ class Snapshot:
         self._place(pod, node_name)
         self._assumed.add(pod.key)
 
+    def confirm(self, key: str, node_name: str) -> bool:
+        """The informer shows an assumed pod bound where it was assumed: it stays, now for good (no
+        re-parse). False when it is not assumed there (bound elsewhere, or never assumed)."""
+        if key in self._assumed and self._pod_node.get(key) == node_name:
+            self._assumed.discard(key)
+            return True
+        return False
+
     def forget(self, key: str) -> None:
         """The binding of an assumed pod failed: take it off its node (a confirmed pod stays)."""
         if key in self._assumed:

@@ -275,7 +275,25 @@ class ClusterState:
         )
 
     def _bind(self, command: dict[str, Any], index: int) -> ApplyResult:
-        """pods/binding: set spec.nodeName of a pod that has none, atomically (a pod is bound at most once)."""
+        """pods/binding: set spec.nodeName of a pod that has none, atomically (a pod is bound at most once).
+
+        With ``items`` (the scheduler's batches: one Raft entry for many bindings), each item applies or
+        fails on its own exactly as a single bind would; the proposer reads the outcome of each from the
+        state. A malformed batch is rejected whole before anything changes."""
+        items = command.get("items")
+        if items is None:
+            return self._bind_one(command, index)
+        if not isinstance(items, list) or not all(
+            isinstance(item, dict) and all(isinstance(item.get(f), str) for f in ("ns", "name", "node"))
+            for item in items
+        ):
+            return errors.BadRequest("a binding batch needs items with ns, name and node")
+        for item in items:
+            self._bind_one({"op": "bind", "res": command["res"], "now": command["now"], "ns": item["ns"],
+                            "name": item["name"], "node": item["node"], "expect_uid": item.get("expect_uid")}, index)
+        return Committed(index)
+
+    def _bind_one(self, command: dict[str, Any], index: int) -> ApplyResult:
         found = self._existing(command)
         if isinstance(found, errors.StatusError):
             return found

@@ -1049,15 +1049,6 @@ def test_describe_service(kubectl: Kubectl, ns: str) -> None:
 # --- workloads the controllers run: DaemonSets, Jobs, CronJobs, Endpoints and EndpointSlices -----------
 
 
-def _poll(check: Any, timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if result or time.monotonic() > deadline:
-            return result
-        time.sleep(0.2)
-
-
 def job_manifest(name: str, **extra: Any) -> dict[str, Any]:
     return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, **extra},
             "spec": {"template": {"spec": {"restartPolicy": "Never",
@@ -1084,16 +1075,17 @@ def test_job_owned_by_cronjob_runs(kubectl: Kubectl, ns: str) -> None:
     assert job["spec"]["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
     assert job["spec"]["template"]["metadata"]["labels"]["job-name"] == "manual"
     # The Job controller starts its pod (Pending: no kubelet here) and reports it active.
-    started = _poll(lambda: kubectl("get", "pods", "-n", ns, "-l", "job-name=manual", "-o", "name").stdout.split())
+    started = _wait_for(lambda: kubectl("get", "pods", "-n", ns, "-l", "job-name=manual", "-o", "name").stdout.split(),
+                        "the Job's pod")
     assert len(started) == 1 and started[0].startswith("pod/manual-")
-    assert _poll(lambda: json.loads(kubectl("get", "job", "manual", "-n", ns, "-o", "json").stdout)
-                 .get("status", {}).get("active") == 1)
+    _wait_for(lambda: json.loads(kubectl("get", "job", "manual", "-n", ns, "-o", "json").stdout)
+              .get("status", {}).get("active") == 1, "status.active of the Job")
     header, rows = table_rows(kubectl("get", "job", "manual", "-n", ns).stdout)
     assert header == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
     assert (rows[0]["NAME"], rows[0]["STATUS"], rows[0]["COMPLETIONS"]) == ("manual", "Running", "0/1")
     # The CronJob controller lists the run among its active Jobs.
-    active = _poll(lambda: json.loads(kubectl("get", "cronjob", "tick", "-n", ns, "-o", "json").stdout)
-                   .get("status", {}).get("active"))
+    active = _wait_for(lambda: json.loads(kubectl("get", "cronjob", "tick", "-n", ns, "-o", "json").stdout)
+                       .get("status", {}).get("active"), "status.active of the CronJob")
     assert [ref["name"] for ref in active] == ["manual"]
 
 
@@ -1105,7 +1097,8 @@ def test_get_daemonsets_jobs_cronjobs(kubectl: Kubectl, ns: str) -> None:
                                   "template": {"metadata": {"labels": {"app": "agent"}},
                                                "spec": {"nodeSelector": {"edgek8s.io/none": "true"},
                                                         "containers": [container()]}}}})
-    _poll(lambda: json.loads(kubectl("get", "job", "once", "-n", ns, "-o", "json").stdout).get("status"))
+    _wait_for(lambda: json.loads(kubectl("get", "job", "once", "-n", ns, "-o", "json").stdout).get("status"),
+              "the Job's status")
     out = kubectl("get", "ds,job,cronjob", "-n", ns).stdout
     sections = [block.splitlines() for block in out.strip().split("\n\n")]
     assert [s[0].split() for s in sections] == [
@@ -1123,8 +1116,9 @@ def test_get_endpoints_and_endpointslices(kubectl: Kubectl, ns: str) -> None:
     create(kubectl, ns, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"},
                          "spec": {"selector": {"app": "api"}, "ports": [{"port": 80, "targetPort": 8080}]}})
     # The controllers publish both for a Service with a selector (empty here: no pod has an IP).
-    listed = _poll(lambda: len(kubectl("get", "endpoints,endpointslices", "-n", ns, "-o", "name").stdout.split()) == 2
-                   and kubectl("get", "endpoints,endpointslices", "-n", ns, "-o", "name").stdout.split())
+    listed = _wait_for(lambda: len(kubectl("get", "endpoints,endpointslices", "-n", ns, "-o", "name").stdout.split())
+                       == 2 and kubectl("get", "endpoints,endpointslices", "-n", ns, "-o", "name").stdout.split(),
+                       "the Endpoints and the EndpointSlice")
     assert listed[0] == "endpoints/api" and re.match(r"^endpointslice\.discovery\.k8s\.io/api-\w{5}$", listed[1])
     out = kubectl("get", "endpoints,endpointslices", "-n", ns).stdout
     sections = [block.splitlines() for block in out.strip().split("\n\n")]
@@ -1136,6 +1130,77 @@ def test_get_endpoints_and_endpointslices(kubectl: Kubectl, ns: str) -> None:
     assert sliced["metadata"]["labels"]["kubernetes.io/service-name"] == "api"
     assert sliced["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] == "endpointslice-controller.k8s.io"
     assert sliced["metadata"]["ownerReferences"][0]["kind"] == "Service"
+
+
+# --- scheduling (the leader's scheduler binds pods to Node objects) -------------------------------------
+
+
+@pytest.fixture
+def tainted_node(kubectl: Kubectl) -> Iterator[str]:
+    """A Ready node with room, tainted so that only pods tolerating it (this test's) land there."""
+    node = unique("sched-node")
+    doc = {"apiVersion": "v1", "kind": "Node",
+           "metadata": {"name": node, "labels": {"kubernetes.io/hostname": node, "kubernetes.io/arch": "arm64",
+                                                 "kubernetes.io/os": "linux", "e2e-pool": node}},
+           "spec": {"taints": [{"key": "e2e/scheduling", "value": node, "effect": "NoSchedule"}]},
+           "status": {"allocatable": {"cpu": "4", "memory": "4Gi", "pods": "110"},
+                      "capacity": {"cpu": "4", "memory": "4Gi", "pods": "110"},
+                      "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}}
+    kubectl("create", "-f", "-", input=manifest(doc))
+    yield node
+    kubectl("delete", "node", node, "--ignore-not-found", check=False)
+
+
+def _pod_for(name: str, node: str) -> dict[str, Any]:
+    placed = pod(name, container("app", "busybox:1.36", None))
+    placed["spec"]["nodeSelector"] = {"e2e-pool": node}
+    placed["spec"]["tolerations"] = [{"key": "e2e/scheduling", "operator": "Equal", "value": node,
+                                      "effect": "NoSchedule"}]
+    return placed
+
+
+def _wait_for(check: Any, what: str, timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = check()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.2)
+
+
+@compat("kubectl get", "pods -o wide (NODE of a scheduled pod)")
+def test_get_pods_wide_shows_the_scheduled_node(kubectl: Kubectl, ns: str, tainted_node: str) -> None:
+    create(kubectl, ns, _pod_for("placed", tainted_node))
+    _wait_for(lambda: kubectl("get", "pod", "placed", "-n", ns, "-o", "jsonpath={.spec.nodeName}").stdout
+              == tainted_node, "the pod to be bound")
+    header, rows = parse_table(kubectl("get", "pods", "-n", ns, "-o", "wide").stdout)
+    assert "NODE" in header
+    assert [(r["NAME"], r["NODE"], r["STATUS"]) for r in rows] == [("placed", tainted_node, "Pending")]
+    condition = kubectl.json("get", "pod", "placed", "-n", ns)["status"]["conditions"]
+    assert [(c["type"], c["status"]) for c in condition] == [("PodScheduled", "True")]
+
+
+@compat("kubectl describe", "pod (FailedScheduling event)")
+def test_describe_pod_shows_failed_scheduling(kubectl: Kubectl, ns: str, tainted_node: str) -> None:
+    stuck = _pod_for("stuck", tainted_node)
+    stuck["spec"]["containers"][0]["resources"] = {"requests": {"cpu": "64"}}
+    create(kubectl, ns, stuck)
+
+    def described() -> str:
+        output = kubectl("describe", "pod", "stuck", "-n", ns).stdout
+        return output if "FailedScheduling" in output else ""
+
+    output = _wait_for(described, "a FailedScheduling event")
+    event = next(line for line in output.splitlines() if "FailedScheduling" in line)
+    assert re.search(r"Warning\s+FailedScheduling\s+\S+\s+default-scheduler\s+0/\d+ nodes are available: "
+                     r".*1 Insufficient cpu", event), event
+    fields = _describe(kubectl, ns, "pod/stuck")
+    assert fields["Node"] == "<none>" and fields["Status"] == "Pending"
+    conditions = {c["type"]: c for c in kubectl.json("get", "pod", "stuck", "-n", ns)["status"]["conditions"]}
+    assert conditions["PodScheduled"]["status"] == "False"
+    assert conditions["PodScheduled"]["reason"] == "Unschedulable"
 
 
 # --- rollouts, leases and events: with the controllers and the scheduler at work --------------------------
