@@ -17,14 +17,18 @@ steps the runner calls per node:
 3. ``eviction_plan`` - for each NoExecute taint: a pod that does not tolerate it is deleted now; one
    that tolerates it for ``tolerationSeconds`` at ``timeAdded + tolerationSeconds``. A pod without a
    toleration of its own for not-ready/unreachable gets the default (``default_toleration_seconds``),
-   the role of upstream's DefaultTolerationSeconds admission (300 s there). When the node is Ready
-   again the taints go and nothing more is evicted: pods still there are left alone.
+   the role of upstream's DefaultTolerationSeconds admission (300 s there). ``timeAdded`` is a
+   ``metav1.Time`` (whole seconds), so a toleration may run out up to 1 s early, as upstream's. When
+   the node is Ready again the taints go and nothing more is evicted: pods still there are left alone.
 
-Defaults for a LAN of Pis (``NodeLifecycleSettings``): the agent renews its Lease every 5 s; a node is
-declared lost after 20 s (4 missed renewals, still above a Raft failover plus an SD-card stall),
-against upstream's 40 s for 10 s renewals; pods are evicted 60 s after that (a Pi 4 reboots and its
-agent renews within ~45 s, so a reboot does not reshuffle the cluster, while a powered-off board has
-its work elsewhere in ~80 s rather than upstream's ~5.7 min).
+Defaults for a LAN of Pis (``NodeLifecycleSettings``, ``--node-monitor-grace-period``,
+``--default-toleration-seconds``): the agent renews its Lease every 10 s, as upstream's kubelet (each
+renewal is a Raft write fsynced on every master, so renewing faster would double every idle node's
+SD-card writes); a node is declared lost after 30 s, three missed renewals, which still covers a Raft
+leader failover (~1-2 s) plus an SD-card stall on the board, against upstream's 40 s sized for
+cloud networks. Pods are evicted 60 s after that: a Pi 4 reboots and its agent renews again within
+~45 s, so a reboot does not reshuffle the cluster, while a powered-off board has its work elsewhere
+in ~90 s rather than upstream's ~5.7 min (40 s + 300 s).
 
 Disruption guard (upstream's "full disruption" mode): when no node at all is Ready, the fault is far
 likelier on the masters' side of the network than on every board at once, so nothing is evicted.
@@ -56,7 +60,7 @@ _CONDITION_TAINTS = {(NOT_READY, "NoSchedule"), (NOT_READY, "NoExecute"), (UNREA
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class NodeLifecycleSettings:
-    grace_period: float = 20.0  # seconds without a heartbeat before a node is Unknown
+    grace_period: float = 30.0  # seconds without a heartbeat before a node is Unknown
     default_toleration_seconds: int = 60  # pods without their own toleration for not-ready/unreachable
     eviction_burst: int = 50  # pod deletions per node per sync
 
