@@ -30,6 +30,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 from edgek8s._util.clock import Clock, SystemClock
+from edgek8s._util.workqueue import ExponentialBackoff
 from edgek8s.client.informer import Handlers, Informer, InformerFactory
 from edgek8s.client.interface import ClusterClient, Obj
 from edgek8s.controllers import pods as p
@@ -40,6 +41,7 @@ from edgek8s.controllers.runner import CONTROLLER_UID, PlanLoop, controller_inde
 from edgek8s.model.resources import by_id
 
 HASH_LABEL = "controller-revision-hash"
+_FAILURE_MEMORY = 900.0  # seconds after its last retry that a node's failure count is forgotten
 _NO_EXECUTE = ("NoExecute",)
 _NO_SCHEDULE_OR_EXECUTE = ("NoSchedule", "NoExecute")
 _DAEMON_TOLERATIONS: tuple[tuple[str, str], ...] = (
@@ -131,8 +133,12 @@ def sync_daemon_set(
     now: datetime.datetime,
     *,
     burst: int = 100,
+    hold: Mapping[str, float] | None = None,
 ) -> Plan:
+    """``hold``: nodes where a daemon failed lately -> seconds to wait before creating another there
+    (upstream's failedPodsBackoff: a pod the kubelet keeps rejecting is not recreated in a hot loop)."""
     plan = Plan()
+    hold = hold or {}
     if p.is_deleting(ds):
         return plan
     ds_spec = p.spec(ds)
@@ -175,7 +181,10 @@ def sync_daemon_set(
                                              f"on node {node_name}, will try to kill it"))
         alive = p.by_creation(pod for pod in here if p.phase(pod) != "Failed")
         if not alive:
-            creates.append(node_name)
+            if hold.get(node_name, 0.0) > 0:
+                plan.requeue(hold[node_name])
+            else:
+                creates.append(node_name)
             kept[node_name] = None
             continue
         # Keep a pod of the current revision if there is one (a surge), else the oldest.
@@ -288,6 +297,9 @@ class DaemonSetController(PlanLoop):
         super().__init__()
         self._clock = clock or SystemClock()
         self._burst = burst
+        # Per "<ds uid>/<node>": 1 s doubling to 15 min between replacing failed daemons (upstream's).
+        self._failures: ExponentialBackoff[str] = ExponentialBackoff(base=1.0, cap=900.0, jitter=0.0)
+        self._retry_at: dict[str, float] = {}
         self._ds: Informer | None = None
         self._nodes: Informer | None = None
         self._pods: Informer | None = None
@@ -310,7 +322,26 @@ class DaemonSetController(PlanLoop):
         if ds is None:
             return None
         pods = self._pods.by_index(CONTROLLER_UID, p.uid(ds))
-        return sync_daemon_set(ds, self._nodes.list(), pods, self._clock.now(), burst=self._burst), ds
+        return sync_daemon_set(ds, self._nodes.list(), pods, self._clock.now(), burst=self._burst,
+                               hold=self._hold(p.uid(ds), pods)), ds
+
+    def _hold(self, ds_uid: str, pods: list[Obj]) -> dict[str, float]:
+        """Nodes where creating a daemon must wait: a failed one was just seen there."""
+        mono = self._clock.monotonic()
+        hold: dict[str, float] = {}
+        failed_on = {target_node(pod) for pod in pods if p.phase(pod) == "Failed" and not p.is_deleting(pod)}
+        for node_name in failed_on:
+            key = f"{ds_uid}/{node_name}"
+            if self._retry_at.get(key, 0.0) <= mono:
+                self._retry_at[key] = mono + self._failures.when(key)
+        for key, at in list(self._retry_at.items()):
+            uid, _, node_name = key.partition("/")
+            if uid == ds_uid and at > mono:
+                hold[node_name] = at - mono
+            elif at + _FAILURE_MEMORY < mono:  # quiet for long: start the doubling afresh next time
+                del self._retry_at[key]
+                self._failures.forget(key)
+        return hold
 
 
 def _if_changed(callback: Callable[[], None]) -> Callable[[Obj, Obj], None]:

@@ -211,3 +211,11 @@ def test_deleting_daemon_set_does_nothing() -> None:
     ds = daemon_set()
     ds["metadata"]["deletionTimestamp"] = "2026-01-01T11:00:00Z"
     assert sync_daemon_set(ds, NODES, [], NOW).actions == []
+
+
+def test_failed_daemon_is_replaced_after_the_hold() -> None:
+    ds = daemon_set()
+    failed = [daemon("failed", "n1", ds, phase="Failed"), daemon("p2", "n2", ds), daemon("p3", "n3", ds)]
+    held = sync_daemon_set(ds, NODES, failed, NOW, hold={"n1": 4.0})
+    assert deletes(held) == ["failed"] and creates(held) == [] and held.requeue_after == 4.0
+    assert creates(sync_daemon_set(ds, NODES, failed[1:], NOW)) == ["n1"]
