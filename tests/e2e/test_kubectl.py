@@ -1335,3 +1335,35 @@ def test_describe_shows_events(kubectl: Kubectl, ns: str, hollow_nodes: list[str
     node = pods[0]["spec"]["nodeName"]
     assert re.search(rf"^\s+Normal\s+Scheduled\s+\S+\s+default-scheduler\s+Successfully assigned "
                      rf"{ns}/{pods[0]['metadata']['name']} to {node}$", described, re.MULTILINE), described
+
+
+@compat("kubectl describe", "job (pods statuses and the controller's events)")
+def test_describe_job(kubectl: Kubectl, ns: str) -> None:
+    create(kubectl, ns, job_manifest("described"))
+    _wait_for(lambda: json.loads(kubectl("get", "job", "described", "-n", ns, "-o", "json").stdout)
+              .get("status", {}).get("active") == 1, "status.active of the Job")
+    uid = json.loads(kubectl("get", "job", "described", "-n", ns, "-o", "json").stdout)["metadata"]["uid"]
+    fields = _describe(kubectl, ns, "job/described")
+    assert (fields["Name"], fields["Namespace"]) == ("described", ns)
+    assert fields["Selector"] == f"batch.kubernetes.io/controller-uid={uid}"
+    assert (fields["Parallelism"], fields["Completions"]) == ("1", "1")
+    assert fields["Pods Statuses"] == "1 Active (0 Ready) / 0 Succeeded / 0 Failed"
+    def with_event() -> str | None:
+        out = kubectl("describe", "-n", ns, "job/described").stdout
+        return out if "SuccessfulCreate" in out else None
+
+    described = _wait_for(with_event, "the Job's SuccessfulCreate event")
+    assert re.search(r"^\s+Normal\s+SuccessfulCreate\s+\S+\s+kube-controller-manager\s+Created pod: described-\w{5}$",
+                     described, re.MULTILINE), described
+
+
+@compat("kubectl describe", "daemonset")
+def test_describe_daemonset(kubectl: Kubectl, showcase: Showcase) -> None:
+    fields = _describe(kubectl, showcase.ns, "daemonset/web-ds")
+    assert (fields["Name"], fields["Selector"]) == ("web-ds", "app=web-ds")
+    assert fields["Node-Selector"] == f"kubernetes.io/hostname={showcase.node}"
+    assert [fields[f"{what} Number of Nodes Scheduled"] for what in ("Desired", "Current")] == ["1", "1"]
+    assert fields["Number of Nodes Scheduled with Up-to-date Pods"] == "1"
+    assert fields["Number of Nodes Scheduled with Available Pods"] == "0"
+    assert fields["Number of Nodes Misscheduled"] == "0"
+    assert fields["Pods Status"] == "0 Running / 1 Waiting / 0 Succeeded / 0 Failed"
