@@ -12,8 +12,10 @@ steps the runner calls per node:
    (``NodeStatusUnknown``) and its Ready pods ``Ready=False`` (so Endpoints drop them at once).
    Ready ``False`` -> taints ``node.kubernetes.io/not-ready`` NoSchedule + NoExecute; ``Unknown`` ->
    ``node.kubernetes.io/unreachable`` NoSchedule + NoExecute (``timeAdded`` stamped); ``True`` -> no
-   such taints. One write per node per sync (status first; taints on the next pass, a watch event
-   away), so no write is computed from a version the previous one replaced.
+   such taints; a cordoned node (``spec.unschedulable``) gets ``node.kubernetes.io/unschedulable``
+   NoSchedule (upstream's TaintNodesByCondition). One write per node per sync (status first; taints
+   on the next pass, a watch event away), so no write is computed from a version the previous one
+   replaced.
 3. ``eviction_plan`` - for each NoExecute taint: a pod that does not tolerate it is deleted now; one
    that tolerates it for ``tolerationSeconds`` at ``timeAdded + tolerationSeconds``. A pod without a
    toleration of its own for not-ready/unreachable gets the default (``default_toleration_seconds``),
@@ -54,8 +56,9 @@ from edgek8s.model.timestamps import format_time, parse_time
 
 NOT_READY = "node.kubernetes.io/not-ready"
 UNREACHABLE = "node.kubernetes.io/unreachable"
+UNSCHEDULABLE = "node.kubernetes.io/unschedulable"
 _CONDITION_TAINTS = {(NOT_READY, "NoSchedule"), (NOT_READY, "NoExecute"), (UNREACHABLE, "NoSchedule"),
-                     (UNREACHABLE, "NoExecute")}
+                     (UNREACHABLE, "NoExecute"), (UNSCHEDULABLE, "NoSchedule")}
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -93,12 +96,13 @@ def ready_status(node: Mapping[str, Any]) -> str:
     return str((p.condition(node, "Ready") or {}).get("status") or "Unknown")
 
 
-def _wanted_taints(ready: str) -> set[tuple[str, str]]:
+def _wanted_taints(ready: str, unschedulable: bool) -> set[tuple[str, str]]:
+    wanted = {(UNSCHEDULABLE, "NoSchedule")} if unschedulable else set()
     if ready == "False":
-        return {(NOT_READY, "NoSchedule"), (NOT_READY, "NoExecute")}
-    if ready == "Unknown":
-        return {(UNREACHABLE, "NoSchedule"), (UNREACHABLE, "NoExecute")}
-    return set()
+        wanted |= {(NOT_READY, "NoSchedule"), (NOT_READY, "NoExecute")}
+    elif ready == "Unknown":
+        wanted |= {(UNREACHABLE, "NoSchedule"), (UNREACHABLE, "NoExecute")}
+    return wanted
 
 
 def node_plan(
@@ -135,7 +139,7 @@ def node_plan(
         plan.requeue(settings.grace_period - silent_for)
     taints = [dict(t) for t in p.spec(node).get("taints") or ()]
     have = {(t.get("key"), t.get("effect")) for t in taints if (t.get("key"), t.get("effect")) in _CONDITION_TAINTS}
-    want = _wanted_taints(ready_status(node))
+    want = _wanted_taints(ready_status(node), bool(p.spec(node).get("unschedulable")))
     if have != want:
         kept = [t for t in taints if (t.get("key"), t.get("effect")) not in _CONDITION_TAINTS or
                 (t.get("key"), t.get("effect")) in want]

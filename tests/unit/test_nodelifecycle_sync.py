@@ -11,6 +11,7 @@ from edgek8s.controllers.actions import NODES, PODS, Delete, Plan, Update
 from edgek8s.controllers.nodelifecycle import (
     NOT_READY,
     UNREACHABLE,
+    UNSCHEDULABLE,
     Heartbeat,
     NodeLifecycleSettings,
     eviction_plan,
@@ -81,6 +82,15 @@ def test_condition_taints(ready: str, existing: list[dict[str, Any]], expected: 
     beat = Heartbeat(lease_renew="", node_heartbeat="", seen_at=100.0)
     plan = node_plan(node("n1", ready=ready, taints=existing), beat, 101.0, NOW, SETTINGS)
     assert taint_keys(plan) == expected
+
+
+def test_cordon_taint_follows_unschedulable() -> None:
+    beat = Heartbeat(lease_renew="", node_heartbeat="", seen_at=100.0)
+    cordoned = node("n1")
+    cordoned["spec"]["unschedulable"] = True
+    assert taint_keys(node_plan(cordoned, beat, 101.0, NOW, SETTINGS)) == {(UNSCHEDULABLE, "NoSchedule")}
+    uncordoned = node("n1", taints=[{"key": UNSCHEDULABLE, "effect": "NoSchedule"}])
+    assert taint_keys(node_plan(uncordoned, beat, 101.0, NOW, SETTINGS)) == set()
 
 
 def test_ready_node_without_condition_taints_writes_nothing() -> None:
