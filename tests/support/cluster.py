@@ -24,6 +24,7 @@ from edgek8s.model.resources import ResourceType, resource_id
 from edgek8s.server.control_plane import Master
 
 NAMESPACES = resource_id("", "namespaces")
+LoopsSpec = Callable[[ServerConfig], list[LeaderLoop]] | list[LeaderLoop] | None
 T = TypeVar("T")
 
 
@@ -38,9 +39,9 @@ class LocalCluster:
     base: Path
     configs: list[ServerConfig]
     masters: list[Master | None]
-    # Leader-only loops per master (None: the production registry from the config), so a test can
-    # inject a clock or settings into one controller.
-    loops: Callable[[ServerConfig], list[LeaderLoop]] | None = None
+    # Leader-only loops per master: None for the production registry from the config, a list (``[]``: a
+    # master without controllers) or a factory per master, so a test can inject a clock or settings.
+    loops: LoopsSpec = None
 
     @classmethod
     def build(
@@ -52,7 +53,7 @@ class LocalCluster:
         raft: dict[str, Any] | None = None,
         api: dict[str, Any] | None = None,
         controllers: ControllersConfig | None = None,
-        loops: Callable[[ServerConfig], list[LeaderLoop]] | None = None,
+        loops: LoopsSpec = None,
     ) -> LocalCluster:
         secret = secrets.token_bytes(32)
         addresses = [f"127.0.0.1:{free_port()}" for _ in range(size)]
@@ -80,10 +81,15 @@ class LocalCluster:
     def urls(self) -> list[str]:
         return [c.api_url for c in self.configs]
 
+    def _loops_for(self, config: ServerConfig) -> list[LeaderLoop] | None:
+        if self.loops is None or isinstance(self.loops, list):
+            return None if self.loops is None else list(self.loops)
+        return self.loops(config)
+
     async def start(self, index: int | None = None) -> None:
         for i in [index] if index is not None else range(len(self.configs)):
             config = self.configs[i]
-            master = Master(config, loops=self.loops(config) if self.loops is not None else None)
+            master = Master(config, loops=self._loops_for(config))
             await master.start()
             self.masters[i] = master
 
