@@ -523,7 +523,7 @@ def print_report(run: Run, f: dict[str, Any]) -> None:
           f"({f['failover_missed']} missed); target 2 s; upstream default lease 15 s")
 
 
-async def run_all(plan: Plan) -> dict[str, Any]:
+async def run_all(plan: Plan, keep_logs: bool = False) -> dict[str, Any]:
     procs.cancel_on_sigterm()
     run = Run(plan)
     framework_cost(run)
@@ -534,10 +534,10 @@ async def run_all(plan: Plan) -> dict[str, Any]:
         except Exception as exc:  # reported, not hidden; Ctrl-C still propagates
             run.error = f"{type(exc).__name__}: {exc}"
             traceback.print_exc(file=sys.stderr)
-            kept = cluster.stop(keep_logs=True)
-            print(f"  master logs kept in {kept}", flush=True)
         finally:
-            cluster.stop()
+            kept = cluster.stop(keep_logs=keep_logs or run.error is not None)
+            if kept is not None:
+                print(f"  master logs kept in {kept}", flush=True)
     f = figures(run)
     print_report(run, f)
     return f
@@ -549,13 +549,14 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--nodes", type=int, default=None, help="hollow nodes (default 100)")
     parser.add_argument("--pods", type=int, default=None, help="pods (default 3,000, quick 1,000)")
     parser.add_argument("--kills", type=int, default=None, help="leader kills (default 20, quick 5)")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the masters' logs")
     args = parser.parse_args(argv)
     plan = Plan.make(args.quick, args.nodes, args.pods, args.kills)
     if plan.pods < 1 or plan.nodes < 1 or plan.kills < 0:
         parser.error("--pods and --nodes must be >= 1, --kills >= 0")
     procs.install_cleanup()
     try:
-        figs = asyncio.run(run_all(plan))
+        figs = asyncio.run(run_all(plan, args.keep_logs))
     except asyncio.CancelledError:
         raise KeyboardInterrupt("SIGTERM") from None
     finally:

@@ -111,6 +111,11 @@ class Scheduler:
         try:
             await term.run()
         except ExceptionGroup as group:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # Cancelled (leadership lost) while a task failed: the TaskGroup raised the failure in
+                # place of the CancelledError; raising the group would swallow the cancellation.
+                raise asyncio.CancelledError from group
             fenced = group.subgroup(errors.Fenced)
             if fenced is not None:  # the gate ends the term on a bare Fenced; a group would be a crash
                 raise _first(fenced) from group

@@ -143,6 +143,11 @@ class LeaderGate:
             except errors.Fenced:
                 raise
             except Exception:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # The term is ending: a loop's TaskGroup turned our CancelledError into its children's
+                    # errors. Restarting would swallow the cancellation and keep a deposed term alive.
+                    raise
                 delay = backoff.when(loop.name)
                 logger.exception("leader loop %s failed; restarting it in %.1fs", loop.name, delay)
                 await asyncio.sleep(delay)
