@@ -1367,3 +1367,92 @@ def test_describe_daemonset(kubectl: Kubectl, showcase: Showcase) -> None:
     assert fields["Number of Nodes Scheduled with Available Pods"] == "0"
     assert fields["Number of Nodes Misscheduled"] == "0"
     assert fields["Pods Status"] == "0 Running / 1 Waiting / 0 Succeeded / 0 Failed"
+
+
+@compat("kubectl rollout", "pause / resume deployment")
+def test_rollout_pause_resume(kubectl: Kubectl, ns: str, hollow_nodes: list[str]) -> None:
+    create(kubectl, ns, scheduled_deployment("held"))
+    rollout_status(kubectl, ns, "held")
+    assert kubectl("rollout", "pause", "-n", ns, "deployment/held").stdout == "deployment.apps/held paused\n"
+    kubectl("set", "image", "-n", ns, "deployment/held", "nginx=nginx:1.26")
+    time.sleep(1.0)  # a paused Deployment must not start a rollout: give the controller the chance to err
+    assert len(get_json(kubectl, ns, "replicasets", "-l", "app=held")["items"]) == 1
+    assert kubectl("rollout", "resume", "-n", ns, "deployment/held").stdout == "deployment.apps/held resumed\n"
+    rollout_status(kubectl, ns, "held")
+    pods = get_json(kubectl, ns, "pods", "-l", "app=held")["items"]
+    assert [p["spec"]["containers"][0]["image"] for p in pods] == ["nginx:1.26"] * 2
+
+
+@compat("kubectl rollout", "restart deployment")
+def test_rollout_restart(kubectl: Kubectl, ns: str, hollow_nodes: list[str]) -> None:
+    create(kubectl, ns, scheduled_deployment("again"))
+    rollout_status(kubectl, ns, "again")
+    before = {p["metadata"]["name"] for p in get_json(kubectl, ns, "pods", "-l", "app=again")["items"]}
+    assert kubectl("rollout", "restart", "-n", ns, "deployment/again").stdout == "deployment.apps/again restarted\n"
+    rollout_status(kubectl, ns, "again")
+    obj = get_json(kubectl, ns, "deployment", "again")
+    assert "kubectl.kubernetes.io/restartedAt" in obj["spec"]["template"]["metadata"]["annotations"]
+
+    def replaced() -> bool:
+        pods = get_json(kubectl, ns, "pods", "-l", "app=again")["items"]
+        return len(pods) == 2 and not ({p["metadata"]["name"] for p in pods} & before)
+
+    deadline = time.monotonic() + 20
+    while not replaced() and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert replaced()
+
+
+@compat("kubectl scale", "deployment --replicas (pods follow)")
+def test_scale_pods_follow(kubectl: Kubectl, ns: str, hollow_nodes: list[str]) -> None:
+    create(kubectl, ns, scheduled_deployment("sized", replicas=1))
+    rollout_status(kubectl, ns, "sized")
+    for replicas in (4, 2):
+        kubectl("scale", "-n", ns, "deployment/sized", f"--replicas={replicas}")
+        rollout_status(kubectl, ns, "sized")
+        pods = get_json(kubectl, ns, "pods", "-l", "app=sized")["items"]
+        assert len(pods) == replicas and all(p["status"]["phase"] == "Running" for p in pods)
+    assert len(get_json(kubectl, ns, "replicasets", "-l", "app=sized")["items"]) == 1
+
+
+def _wait_count(kubectl: Kubectl, ns: str, what: str, selector: str, count: int, timeout: float = 20) -> int:
+    deadline = time.monotonic() + timeout
+    while True:
+        found = len(get_json(kubectl, ns, what, "-l", selector)["items"])
+        if found == count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+@pytest.mark.parametrize(("cascade", "kept"), [
+    pytest.param("background", False, marks=compat("kubectl delete", "deployment (dependents collected)")),
+    pytest.param("foreground", False, marks=compat("kubectl delete", "--cascade=foreground")),
+    pytest.param("orphan", True, marks=compat("kubectl delete", "--cascade=orphan")),
+])
+def test_delete_cascades(kubectl: Kubectl, ns: str, hollow_nodes: list[str], cascade: str, kept: bool) -> None:
+    create(kubectl, ns, scheduled_deployment("owned"))
+    rollout_status(kubectl, ns, "owned")
+    out = kubectl("delete", "-n", ns, "deployment/owned", f"--cascade={cascade}", timeout=60).stdout
+    assert out == 'deployment.apps "owned" deleted\n'
+    assert kubectl("get", "-n", ns, "deployment", "owned", "--ignore-not-found").stdout == ""
+    if kept:
+        time.sleep(1.0)
+        (rs,) = get_json(kubectl, ns, "replicasets", "-l", "app=owned")["items"]
+        assert not rs["metadata"].get("ownerReferences")
+        assert _wait_count(kubectl, ns, "pods", "app=owned", 2) == 2
+    else:
+        assert _wait_count(kubectl, ns, "replicasets", "app=owned", 0) == 0
+        assert _wait_count(kubectl, ns, "pods", "app=owned", 0) == 0
+
+
+@compat("kubectl delete", "namespace (with its content)")
+def test_delete_namespace_with_content(kubectl: Kubectl, hollow_nodes: list[str]) -> None:
+    doomed = unique("doomed")
+    namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": doomed}}
+    kubectl("create", "-f", "-", input=manifest(namespace))  # (`kubectl create namespace` sends protobuf)
+    create(kubectl, doomed, scheduled_deployment("app"), configmap("cfg"))
+    rollout_status(kubectl, doomed, "app")
+    out = kubectl("delete", "namespace", doomed, "--timeout=60s", timeout=90).stdout
+    assert out == f'namespace "{doomed}" deleted\n'
+    assert kubectl("get", "namespace", doomed, "--ignore-not-found").stdout == ""
+    assert kubectl("get", "pods,replicasets,deployments,configmaps", "-n", doomed, "-o", "name").stdout == ""
