@@ -11,7 +11,7 @@ from edgek8s.api.inprocess import InProcessClient
 from edgek8s.client.interface import DeleteOptions
 from edgek8s.model import errors
 from edgek8s.model.resources import by_id, resource_id
-from tests.support.cluster import eventually
+from tests.support.cluster import absent, eventually
 
 PODS = by_id(resource_id("", "pods"))
 CONFIGMAPS = by_id(resource_id("", "configmaps"))
@@ -47,14 +47,6 @@ async def running(client: InProcessClient, name: str, replicas: int, namespace: 
     await eventually(ready)
 
 
-async def exists(client: InProcessClient, rtype: Any, namespace: str, name: str) -> bool:
-    try:
-        await client.get(rtype, namespace, name)
-    except errors.NotFound:
-        return False
-    return True
-
-
 async def test_background_deletion_collects_replicasets_and_pods(hollow_client: InProcessClient) -> None:
     client = hollow_client
     await client.create(DEPLOYMENTS, deployment("bg", 3))
@@ -74,7 +66,7 @@ async def test_foreground_deletion_waits_for_dependents(hollow_client: InProcess
     assert deleting is not None and deleting["metadata"]["finalizers"] == ["foregroundDeletion"]
 
     async def gone() -> bool:
-        return not await exists(client, DEPLOYMENTS, "default", "fg")
+        return await absent(client, DEPLOYMENTS, "default", "fg")
     await eventually(gone)
     # The owner went last: nothing of it is left.
     assert await count(client, REPLICASETS, "app=fg") == 0 and await count(client, PODS, "app=fg") == 0
@@ -88,7 +80,7 @@ async def test_orphan_deletion_keeps_dependents(hollow_client: InProcessClient) 
     await client.delete(DEPLOYMENTS, "default", "or", options=DeleteOptions(propagation_policy="Orphan"))
 
     async def orphaned() -> bool:
-        if await exists(client, DEPLOYMENTS, "default", "or"):
+        if not await absent(client, DEPLOYMENTS, "default", "or"):
             return False
         current = await client.get(REPLICASETS, "default", rs["metadata"]["name"])
         return not current["metadata"].get("ownerReferences")
@@ -112,12 +104,12 @@ async def test_dependents_of_a_missing_owner_are_collected(hollow_client: InProc
                                                   "ownerReferences": [ref, ghost]}})
 
     async def settled() -> bool:
-        if await exists(client, CONFIGMAPS, "default", "stray"):
+        if not await absent(client, CONFIGMAPS, "default", "stray"):
             return False
         half = await client.get(CONFIGMAPS, "default", "half")
         return half["metadata"]["ownerReferences"] == [ref]
     await eventually(settled)
-    assert await exists(client, CONFIGMAPS, "default", "kept")
+    assert not await absent(client, CONFIGMAPS, "default", "kept")
 
 
 async def test_namespace_deletion_removes_its_content_then_itself(hollow_client: InProcessClient) -> None:
@@ -134,7 +126,7 @@ async def test_namespace_deletion_removes_its_content_then_itself(hollow_client:
                                          "metadata": {"name": "late", "namespace": "team"}})
 
     async def gone() -> bool:
-        return not await exists(client, NAMESPACES, "", "team")
+        return await absent(client, NAMESPACES, "", "team")
     await eventually(gone)
     for rtype in (PODS, REPLICASETS, DEPLOYMENTS, CONFIGMAPS):
         assert (await client.list(rtype, "team")).items == []
