@@ -196,7 +196,10 @@ class Informer:
         while True:
             await asyncio.sleep(self._resync)
             if self.has_synced:
-                self._resync_all()
+                try:
+                    self._resync_all()
+                except Exception:  # a handler's bug: logged, and the next resync tries again
+                    logger.exception("%s informer: a handler failed during resync", self.rtype.plural)
 
     async def _list(self) -> None:
         listed = await self._client.list(self.rtype, self._namespace, label_selector=self._label_selector,
