@@ -52,6 +52,7 @@ COMPONENT = "default-scheduler"
 _FINISHED = ("Succeeded", "Failed")
 _SETTLE, _SETTLE_MAX = 0.1, 0.5  # seconds: parked pods move once a burst of changes is over
 _YIELD_EVERY = 16  # pods scheduled between two yields to the event loop (bindings, watch events)
+_EVENT_REPEAT = 300.0  # seconds between two FailedScheduling events about one pod with the same message
 
 
 def _now() -> str:
@@ -151,6 +152,7 @@ class SchedulerTerm:
         self._bind_batch = bind_batch
         # Bounded: past binders * bind_batch bindings waiting, scheduling waits for the writes.
         self._bindings: asyncio.Queue[_Assumed] = asyncio.Queue(maxsize=binders * bind_batch)
+        self._evented: dict[str, tuple[str, float]] = {}  # pod key -> last FailedScheduling (message, when)
         self._status_writes: dict[str, str] = {}  # pod key -> the Unschedulable message to write
         self._status_queue: asyncio.Queue[str] = asyncio.Queue()  # keys of _status_writes, each once
         self._move_timer: asyncio.TimerHandle | None = None
@@ -229,6 +231,7 @@ class SchedulerTerm:
         spec = obj.get("spec") or {}
         phase = (obj.get("status") or {}).get("phase")
         if spec.get("nodeName"):
+            self._evented.pop(key, None)
             self._pending.pop(key, None)
             self.queue.delete(key)
             if phase in _FINISHED:
@@ -247,6 +250,7 @@ class SchedulerTerm:
 
     def _on_pod_delete(self, obj: Obj) -> None:
         key = key_of(obj)
+        self._evented.pop(key, None)
         self._pending.pop(key, None)
         self.queue.delete(key)
         self._release(key)
@@ -332,16 +336,26 @@ class SchedulerTerm:
             self.queue.retry(key)
 
     def _report_unschedulable(self, obj: Obj, decision: Decision) -> None:
-        """A FailedScheduling event each attempt (the recorder folds repeats into a count), and the
-        PodScheduled=False condition when its message changes, written by the status writers (bounded:
-        thousands of unschedulable pods must not become thousands of concurrent writes)."""
+        """The PodScheduled=False condition when its message changes, written by the status writers
+        (bounded: thousands of unschedulable pods must not become thousands of concurrent writes), and a
+        FailedScheduling event when the message is new or at most every ``_EVENT_REPEAT`` seconds per
+        pod (upstream's event spam filter does the same job). A new term that finds a pod already marked
+        with the same message records nothing: the previous term did, and thousands of pending pods
+        must not cost thousands of writes each time leadership moves."""
         message = decision.message()
-        self.recorder.warning(obj, "FailedScheduling", message)
-        current = _pod_scheduled(obj)
-        if current is not None and current.get("status") == "False" and current.get("reason") == "Unschedulable" \
-                and current.get("message") == message:
-            return
         key = key_of(obj)
+        now = asyncio.get_running_loop().time()
+        current = _pod_scheduled(obj)
+        marked = current is not None and current.get("status") == "False" \
+            and current.get("reason") == "Unschedulable" and current.get("message") == message
+        last = self._evented.get(key)
+        if last is None and marked:
+            self._evented[key] = (message, now)
+        elif last is None or last[0] != message or now - last[1] >= _EVENT_REPEAT:
+            self._evented[key] = (message, now)
+            self.recorder.warning(obj, "FailedScheduling", message)
+        if marked:
+            return
         if key not in self._status_writes:
             self._status_queue.put_nowait(key)
         self._status_writes[key] = message  # the latest message wins while the write waits
