@@ -1,8 +1,14 @@
-"""CRUD, lists and bad input against a real 3-master cluster, through HTTP on every master."""
+"""CRUD, lists and bad input against a real 3-master cluster, through HTTP on every master.
+
+The API alone: the masters run no leader loops here, so no controller writes the objects under test
+(a Deployment is just an object whose generation the store tracks).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -10,9 +16,15 @@ import pytest
 
 from edgek8s.client.rest import RestClient
 from edgek8s.model import errors
-from tests.support.cluster import LocalCluster
+from tests.support.cluster import LocalCluster, running_cluster
 
 CM = "/api/v1/namespaces/default/configmaps"
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
+    async with running_cluster(tmp_path, loops=[]) as local:
+        yield local
 
 
 def configmap(name: str, labels: dict[str, str] | None = None, **data: str) -> dict[str, Any]:

@@ -7,14 +7,16 @@ share one event loop and one Python process, so the tests can stop, restart and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import secrets
 import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+from edgek8s.client.loops import LeaderLoop
 from edgek8s.config import ApiConfig, RaftConfig, ServerConfig, StoreConfig
 from edgek8s.model.resources import resource_id
 from edgek8s.server.control_plane import Master
@@ -33,6 +35,7 @@ class LocalCluster:
     base: Path
     configs: list[ServerConfig]
     masters: list[Master | None]
+    loops: list[LeaderLoop] | None = None  # leader loops of every master (None: the server's own set)
 
     @classmethod
     def build(
@@ -43,6 +46,7 @@ class LocalCluster:
         store: StoreConfig | None = None,
         raft: dict[str, Any] | None = None,
         api: dict[str, Any] | None = None,
+        loops: list[LeaderLoop] | None = None,
     ) -> LocalCluster:
         secret = secrets.token_bytes(32)
         addresses = [f"127.0.0.1:{free_port()}" for _ in range(size)]
@@ -63,7 +67,7 @@ class LocalCluster:
                     api=ApiConfig(host="127.0.0.1", port=free_port(), **(api or {})),
                 )
             )
-        return cls(base=base, configs=configs, masters=[None] * size)
+        return cls(base=base, configs=configs, masters=[None] * size, loops=loops)
 
     @property
     def urls(self) -> list[str]:
@@ -71,7 +75,7 @@ class LocalCluster:
 
     async def start(self, index: int | None = None) -> None:
         for i in [index] if index is not None else range(len(self.configs)):
-            master = Master(self.configs[i])
+            master = Master(self.configs[i], loops=None if self.loops is None else list(self.loops))
             await master.start()
             self.masters[i] = master
 
@@ -120,6 +124,30 @@ class LocalCluster:
         for master in self.running():
             await master.store.ready(timeout)
             await wait_for(lambda m=master: m.store.state.get(NAMESPACES, "", "default")[0] is not None, timeout)
+
+
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0, interval: float = 0.1) -> Any:
+    """Await ``check()`` until it returns something truthy (returned); fail with its last answer."""
+    deadline = time.monotonic() + timeout
+    result = None
+    while time.monotonic() < deadline:
+        result = await check()
+        if result:
+            return result
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met in {timeout}s; last: {result!r}")
+
+
+@contextlib.asynccontextmanager
+async def running_cluster(base: Path, **options: Any) -> AsyncIterator[LocalCluster]:
+    """A started, ready cluster (options as for ``LocalCluster.build``), stopped on exit."""
+    local = LocalCluster.build(base, **options)
+    await local.start()
+    try:
+        await local.wait_ready()
+        yield local
+    finally:
+        await local.stop()
 
 
 async def wait_for(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> None:
