@@ -159,6 +159,7 @@ class SchedulerTerm:
         self._move_first: float | None = None
         self.bound = 0
         self.failed_bindings = 0
+        self._over = False  # informers cannot drop handlers: a term that ended ignores their calls
 
     async def run(self) -> None:
         nodes = self._informers.informer(NODES)
@@ -167,25 +168,28 @@ class SchedulerTerm:
                                     on_delete=self._on_node_delete))
         pods.add_handlers(Handlers(on_add=self._on_pod, on_update=self._on_pod_update,
                                    on_delete=self._on_pod_delete))
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self.recorder.run(), name="scheduler-events")
-            for i in range(self._binders):
-                group.create_task(self._binder(), name=f"scheduler-binder-{i}")
-                group.create_task(self._status_writer(), name=f"scheduler-status-{i}")
-            await nodes.wait_synced()
-            await pods.wait_synced()
-            logger.info("scheduler started: %d nodes, %d pending pods", len(self.snapshot.nodes()),
-                        len(self._pending))
-            group.create_task(self._flush_periodically(), name="scheduler-flush")
-            try:
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.recorder.run(), name="scheduler-events")
+                for i in range(self._binders):
+                    group.create_task(self._binder(), name=f"scheduler-binder-{i}")
+                    group.create_task(self._status_writer(), name=f"scheduler-status-{i}")
+                await nodes.wait_synced()
+                await pods.wait_synced()
+                logger.info("scheduler started: %d nodes, %d pending pods", len(self.snapshot.nodes()),
+                            len(self._pending))
+                group.create_task(self._flush_periodically(), name="scheduler-flush")
                 await self._schedule_forever()
-            finally:
-                if self._move_timer is not None:
-                    self._move_timer.cancel()
+        finally:
+            self._over = True
+            if self._move_timer is not None:
+                self._move_timer.cancel()
 
     # --- informer handlers (cheap: snapshot and queue only) -------------------------------------------
 
     def _on_node(self, obj: Obj) -> None:
+        if self._over:
+            return
         if self.snapshot.upsert_node(obj):
             self._cluster_changed()
 
@@ -208,9 +212,13 @@ class SchedulerTerm:
         self.queue.move_all()
 
     def _on_node_delete(self, obj: Obj) -> None:
+        if self._over:
+            return
         self.snapshot.remove_node(str((obj.get("metadata") or {}).get("name", "")))
 
     def _on_pod_update(self, old: Obj, new: Obj) -> None:
+        if self._over:
+            return
         key = key_of(new)
         if old is new and key in self._pending and key not in self.queue and not self.snapshot.is_assumed(key):
             self._on_pod(new)  # a resync of a pending pod no stage holds: try it again (level-triggered)
@@ -227,6 +235,8 @@ class SchedulerTerm:
         self._on_pod(new)
 
     def _on_pod(self, obj: Obj) -> None:
+        if self._over:
+            return
         key = key_of(obj)
         spec = obj.get("spec") or {}
         phase = (obj.get("status") or {}).get("phase")
@@ -249,6 +259,8 @@ class SchedulerTerm:
         self.queue.add(key, priority if isinstance(priority, int) else 0)
 
     def _on_pod_delete(self, obj: Obj) -> None:
+        if self._over:
+            return
         key = key_of(obj)
         self._evented.pop(key, None)
         self._pending.pop(key, None)
