@@ -111,11 +111,38 @@ class ApiConfig:
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ControllersConfig:
+    """Timing of the leader-only controllers, chosen for Pis on one LAN (upstream's in comments).
+
+    A node is Unknown after ``node_monitor_grace_period`` without a Lease renewal or status heartbeat
+    (upstream 40 s; the agent renews every 10 s as upstream's kubelet, so 30 s is three missed
+    renewals); its pods are evicted ``default_toleration_seconds`` later unless they tolerate longer
+    (upstream 300 s; 60 s lets a rebooting Pi come back without reshuffling, yet moves the work of a
+    dead one in ~90 s instead of ~6 min). See ``controllers/nodelifecycle.py`` for the reasoning.
+    """
+
+    node_monitor_grace_period: float = 30.0
+    default_toleration_seconds: int = 60
+    event_ttl: float = 3600.0  # upstream --event-ttl 1h
+    job_backoff_base: float = 10.0  # upstream: 10 s doubling per failure up to 6 min
+    job_backoff_max: float = 360.0
+
+    def __post_init__(self) -> None:
+        if self.node_monitor_grace_period <= 0:
+            raise ConfigError("--node-monitor-grace-period must be positive")
+        if self.default_toleration_seconds < 0:
+            raise ConfigError("--default-toleration-seconds must not be negative")
+        if self.event_ttl <= 0:
+            raise ConfigError("--event-ttl must be positive")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class ServerConfig:
     name: str
     raft: RaftConfig
     store: StoreConfig = dataclasses.field(default_factory=StoreConfig)
     api: ApiConfig = dataclasses.field(default_factory=ApiConfig)
+    controllers: ControllersConfig = dataclasses.field(default_factory=ControllersConfig)
 
     def __post_init__(self) -> None:
         if not self.name:

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from edgek8s.config import ApiConfig, ConfigError, RaftConfig, ServerConfig, parse_host_port
+from edgek8s.config import ApiConfig, ConfigError, ControllersConfig, RaftConfig, ServerConfig, parse_host_port
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -66,7 +66,19 @@ def build_server_config(args: argparse.Namespace) -> ServerConfig:
         tls_key_file=Path(args.tls_private_key_file) if args.tls_private_key_file else None,
         client_ca_file=Path(args.client_ca_file) if args.client_ca_file else None,
     )
-    return ServerConfig(name=args.name, raft=raft, api=api)
+    controllers = ControllersConfig(
+        node_monitor_grace_period=_number(args.node_monitor_grace_period, "--node-monitor-grace-period"),
+        default_toleration_seconds=int(_number(args.default_toleration_seconds, "--default-toleration-seconds")),
+        event_ttl=_number(args.event_ttl, "--event-ttl"),
+    )
+    return ServerConfig(name=args.name, raft=raft, api=api, controllers=controllers)
+
+
+def _number(value: str, flag: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"{flag}: {value!r} is not a number of seconds") from None
 
 
 def _add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -83,6 +95,15 @@ def _add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     server.add_argument("--tls-cert-file", default=_env("tls_cert_file"), help="serving certificate (PEM)")
     server.add_argument("--tls-private-key-file", default=_env("tls_private_key_file"))
     server.add_argument("--client-ca-file", default=_env("client_ca_file"), help="CA that signs client certificates")
+    defaults = ControllersConfig()
+    server.add_argument("--node-monitor-grace-period", default=_env("node_monitor_grace_period",
+                                                                   str(defaults.node_monitor_grace_period)),
+                        help="seconds without a node heartbeat before the node is NotReady/Unknown")
+    server.add_argument("--default-toleration-seconds", default=_env("default_toleration_seconds",
+                                                                    str(defaults.default_toleration_seconds)),
+                        help="seconds pods stay on a not-ready/unreachable node unless they tolerate longer")
+    server.add_argument("--event-ttl", default=_env("event_ttl", str(defaults.event_ttl)),
+                        help="seconds after which Events are deleted")
     server.add_argument("--log-level", default=_env("log_level", "INFO"))
 
 

@@ -74,6 +74,11 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
                  short_names=("ds",), categories=_ALL),
     ResourceType(group="coordination.k8s.io", version="v1", plural="leases", kind="Lease", namespaced=True,
                  has_status=False),
+    ResourceType(group="batch", version="v1", plural="jobs", kind="Job", namespaced=True, categories=_ALL),
+    ResourceType(group="batch", version="v1", plural="cronjobs", kind="CronJob", namespaced=True,
+                 short_names=("cj",), categories=_ALL),
+    ResourceType(group="discovery.k8s.io", version="v1", plural="endpointslices", kind="EndpointSlice",
+                 namespaced=True, has_status=False),
 )
 
 _BY_ID: dict[ResourceId, ResourceType] = {r.id: r for r in BUILTIN_RESOURCES}

@@ -205,11 +205,12 @@ async def test_leader_kills_during_rollouts(process_cluster: ProcessCluster) -> 
                 killed_at = time.monotonic()
                 cluster.kill(leader)
                 claimed = await wait_new_claim(cluster, session, survivors, epoch)
+                claim_seen = time.monotonic() - killed_at
                 written_at = await first_write_after(driver, claimed["leaderClaimIndex"])
                 failovers.append(written_at - killed_at)
                 print(f"kill {round_:2d}: {cluster.masters[leader].name} (epoch {epoch}) -> "
-                      f"{claimed['leaderHolder']} (epoch {claimed['leaderEpoch']}): first controller write "
-                      f"{failovers[-1]:.3f} s after the kill")
+                      f"{claimed['leaderHolder']} (epoch {claimed['leaderEpoch']}): claim seen after "
+                      f"{claim_seen:.3f} s, first controller write {failovers[-1]:.3f} s after the kill")
                 cluster.start(leader)
                 await cluster.wait_ready(session, [leader], timeout=30.0)
             final = f"web:{KILLS}"

@@ -10,13 +10,13 @@ import pytest
 
 from edgek8s.api.inprocess import InProcessClient
 from edgek8s.client.rest import RestClient
-from tests.support.cluster import LocalCluster, running_cluster
+from tests.support.cluster import LocalCluster, started_cluster
 from tests.support.hollow import HollowNodes
 
 
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    async with running_cluster(tmp_path) as local:
+    async with started_cluster(tmp_path) as local:
         yield local
 
 

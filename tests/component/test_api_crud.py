@@ -16,14 +16,14 @@ import pytest
 
 from edgek8s.client.rest import RestClient
 from edgek8s.model import errors
-from tests.support.cluster import LocalCluster, running_cluster
+from tests.support.cluster import LocalCluster, started_cluster
 
 CM = "/api/v1/namespaces/default/configmaps"
 
 
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    async with running_cluster(tmp_path, loops=[]) as local:
+    async with started_cluster(tmp_path, loops=[]) as local:
         yield local
 
 

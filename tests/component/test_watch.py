@@ -13,7 +13,7 @@ import pytest
 
 from edgek8s.client.rest import RestClient
 from edgek8s.config import StoreConfig
-from tests.support.cluster import LocalCluster, running_cluster
+from tests.support.cluster import LocalCluster, started_cluster
 
 CM = "/api/v1/namespaces/default/configmaps"
 
@@ -153,7 +153,7 @@ async def _expect_bookmark(cluster: LocalCluster, created: dict[str, Any]) -> No
 @pytest.fixture
 async def small_history_cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
     # No leader loops: the only watchers of the hub are the tests' own (informers would add theirs).
-    async with running_cluster(tmp_path, store=StoreConfig(watch_history=20, watcher_queue=50), loops=[]) as local:
+    async with started_cluster(tmp_path, store=StoreConfig(watch_history=20, watcher_queue=50), loops=[]) as local:
         yield local
 
 

@@ -45,7 +45,10 @@ class Cluster:
 
 
 def _edgek8s(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*EDGEK8S, *args], capture_output=True, text=True, timeout=timeout, check=False)
+    # No kubelet renews the Leases of the nodes these tests register: without a long grace the node
+    # lifecycle controller would turn them NotReady (and taint them) halfway through the session.
+    env = {**os.environ, "EDGEK8S_NODE_MONITOR_GRACE_PERIOD": "86400"}
+    return subprocess.run([*EDGEK8S, *args], capture_output=True, text=True, timeout=timeout, check=False, env=env)
 
 
 def _master_logs(state_dir: Path) -> str:

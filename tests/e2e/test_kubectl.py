@@ -4,9 +4,9 @@ Every assertion is what kubectl prints (or what the object looks like) against a
 the same minor version: server-side Tables with upstream's columns, upstream defaulting, strict field
 validation, patch semantics and upstream's error Status objects as kubectl renders them. A failing row is a
 compatibility gap, not a flaky test. The cluster runs the scheduler and the controllers but no kubelet, so
-deployments get their ReplicaSets and pods, and pods stay Pending; listings expect the objects controllers
-make (but not the kube-root-ca.crt configmap every upstream namespace has: edgek8s has none yet, and
-listings drop it).
+deployments get their ReplicaSets and pods, daemonsets their pods, and pods stay Pending (without an IP);
+listings expect the objects controllers make (but not the kube-root-ca.crt configmap every upstream
+namespace has: edgek8s has none yet, and listings drop it).
 
 One cluster for the session (tests/e2e/kubectl_support.py); each test works in a namespace of its own.
 """
@@ -139,6 +139,9 @@ EXPECTED_RESOURCES = [
     ("deployments", "deploy", "apps/v1", "true", "Deployment"),
     ("replicasets", "rs", "apps/v1", "true", "ReplicaSet"),
     ("leases", "", "coordination.k8s.io/v1", "true", "Lease"),
+    ("cronjobs", "cj", "batch/v1", "true", "CronJob"),
+    ("jobs", "", "batch/v1", "true", "Job"),
+    ("endpointslices", "", "discovery.k8s.io/v1", "true", "EndpointSlice"),
 ]
 
 
@@ -213,12 +216,18 @@ def showcase(kubectl: Kubectl) -> Iterator[Showcase]:
         {"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web-rs"},
          "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web-rs"}},
                   "template": {"metadata": {"labels": {"app": "web-rs"}}, "spec": {"containers": [container()]}}}},
+        # Pinned to the showcase node: the DaemonSet controller counts exactly one node.
         {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "web-ds"},
          "spec": {"selector": {"matchLabels": {"app": "web-ds"}},
-                  "template": {"metadata": {"labels": {"app": "web-ds"}}, "spec": {"containers": [container()]}}}},
+                  "template": {"metadata": {"labels": {"app": "web-ds"}},
+                               "spec": {"nodeSelector": {"kubernetes.io/hostname": node},
+                                        "containers": [container()]}}}},
         {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
          "spec": {"selector": {"app": "web"}, "ports": [{"port": 80, "targetPort": 80}]}},
-        {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "web"},
+        # A selectorless Service: its Endpoints are the user's, left alone by the endpoints controller.
+        {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web-ext"},
+         "spec": {"ports": [{"port": 80, "targetPort": 80}]}},
+        {"apiVersion": "v1", "kind": "Endpoints", "metadata": {"name": "web-ext"},
          "subsets": [{"addresses": [{"ip": "10.244.0.9"}], "ports": [{"port": 80}]}]},
         configmap("web-config", {"a": "1", "b": "2"}),
         {"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "web-secret"},
@@ -234,6 +243,8 @@ def showcase(kubectl: Kubectl) -> Iterator[Showcase]:
     # What upstream's controllers would have done by the time anyone looks: ReplicaSet and pods made.
     kubectl("wait", "-n", ns, "--for=jsonpath={.status.updatedReplicas}=2", "deployment/web", "--timeout=30s")
     kubectl("wait", "-n", ns, "--for=jsonpath={.status.replicas}=2", "replicaset/web-rs", "--timeout=30s")
+    kubectl("wait", "-n", ns, "--for=jsonpath={.status.updatedNumberScheduled}=1", "daemonset/web-ds",
+            "--timeout=30s")
     yield Showcase(ns, node, created.stdout + created.stderr)
     kubectl("delete", "node", node, "--ignore-not-found", "--wait=false", check=False)
     kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=false", check=False)
@@ -271,22 +282,26 @@ TABLES: dict[str, Columns] = {
                       ("OS-IMAGE", "Debian GNU/Linux 12 (bookworm)"), ("KERNEL-VERSION", "6.1.0"),
                       ("CONTAINER-RUNTIME", "containerd://1.7.0")]),
     "namespaces": Columns(False, "NAME", [("NAME", NS), ("STATUS", "Active"), ("AGE", AGE)]),
+    # No kubelet: the controllers create the pods (up to date, current), none gets ready.
     "deployments": Columns(True, "NAME", [("NAME", "web"), ("READY", "0/2"), ("UP-TO-DATE", "2"),
                                           ("AVAILABLE", "0"), ("AGE", AGE)],
                            [*CONTAINERS, ("SELECTOR", "app=web")]),
     "replicasets": Columns(True, "NAME", [("NAME", "web-rs"), ("DESIRED", "2"), ("CURRENT", "2"), ("READY", "0"),
                                           ("AGE", AGE)],
                            [*CONTAINERS, ("SELECTOR", "app=web-rs")]),
-    "daemonsets": Columns(True, "NAME", [("NAME", "web-ds"), ("DESIRED", "0"), ("CURRENT", "0"), ("READY", "0"),
-                                         ("UP-TO-DATE", "0"), ("AVAILABLE", "0"), ("NODE SELECTOR", "<none>"),
+    # One matching node with no kubelet: the daemon pod exists (current, up to date) but never gets ready.
+    "daemonsets": Columns(True, "NAME", [("NAME", "web-ds"), ("DESIRED", "1"), ("CURRENT", "1"), ("READY", "0"),
+                                         ("UP-TO-DATE", "1"), ("AVAILABLE", "0"),
+                                         ("NODE SELECTOR", re.compile(r"^kubernetes\.io/hostname=e2e-node-\w+$")),
                                          ("AGE", AGE)],
                           [*CONTAINERS, ("SELECTOR", "app=web-ds")]),
     "services": Columns(True, "NAME", [("NAME", "web"), ("TYPE", "ClusterIP"), ("CLUSTER-IP", IPV4),
                                        ("EXTERNAL-IP", "<none>"), ("PORT(S)", "80/TCP"), ("AGE", AGE)],
                         [("SELECTOR", "app=web")]),
-    "endpoints": Columns(True, "NAME", [("NAME", "web"), ("ENDPOINTS", "10.244.0.9:80"), ("AGE", AGE)]),
+    "endpoints": Columns(True, "NAME", [("NAME", "web-ext"), ("ENDPOINTS", "10.244.0.9:80"), ("AGE", AGE)]),
     "configmaps": Columns(True, "NAME", [("NAME", "web-config"), ("DATA", "2"), ("AGE", AGE)]),
     "secrets": Columns(True, "NAME", [("NAME", "web-secret"), ("TYPE", "Opaque"), ("DATA", "1"), ("AGE", AGE)]),
+    # Keyed by message: the scheduler records its own events about pod/web.
     "events": Columns(True, "MESSAGE", [("LAST SEEN", AGE), ("TYPE", "Normal"), ("REASON", "Tested"),
                                        ("OBJECT", "pod/web"), ("MESSAGE", "made by the e2e tests")],
                       wide=[("LAST SEEN", AGE), ("TYPE", "Normal"), ("REASON", "Tested"), ("OBJECT", "pod/web"),
@@ -333,6 +348,17 @@ def test_get_yaml(kubectl: Kubectl, showcase: Showcase) -> None:
     assert [(i["apiVersion"], i["kind"], i["metadata"]["name"]) for i in items] == [("v1", "ConfigMap", "web-config")]
 
 
+def _pod_families(names: list[str]) -> dict[str, int]:
+    """How many pods of each kind of name: the showcase's own, web-rs's, web-ds's, web's ReplicaSet's."""
+    families: dict[str, int] = {}
+    for name in names:
+        family = ("web" if name == "web" else "web-rs" if re.fullmatch(r"web-rs-[b-z2-9]{5}", name)
+                  else "web-ds" if re.fullmatch(r"web-ds-[b-z2-9]{5}", name)
+                  else "web-<hash>" if re.fullmatch(r"web-[b-z2-9]+-[b-z2-9]{5}", name) else name)
+        families[family] = families.get(family, 0) + 1
+    return families
+
+
 @compat("kubectl get", "-o json")
 def test_get_json(kubectl: Kubectl, showcase: Showcase) -> None:
     obj = get_json(kubectl, showcase.ns, "deployment", "web")
@@ -341,11 +367,12 @@ def test_get_json(kubectl: Kubectl, showcase: Showcase) -> None:
     assert obj["spec"]["replicas"] == 2 and obj["spec"]["selector"] == {"matchLabels": {"app": "web"}}
     listed = get_json(kubectl, showcase.ns, "pods")
     assert listed["kind"] == "List"
-    # The showcase pod, and the pods the ReplicaSet controller made for web-rs and for web's ReplicaSet.
+    # The showcase pod, and the pods the controllers made: two for web-rs, two for web's ReplicaSet, one for
+    # web-ds (on the showcase node).
     items = sorted((i["kind"], i["metadata"]["name"], i["status"]["phase"]) for i in listed["items"])
-    assert [(kind, phase) for kind, _name, phase in items] == [("Pod", "Pending")] * 5
-    assert re.fullmatch(r"web web-[b-z2-9]+-[b-z2-9]{5} web-[b-z2-9]+-[b-z2-9]{5} web-rs-[b-z2-9]{5} "
-                        r"web-rs-[b-z2-9]{5}", " ".join(name for _kind, name, _phase in items)), items
+    assert [(kind, phase) for kind, _name, phase in items] == [("Pod", "Pending")] * 6
+    assert _pod_families([name for _kind, name, _phase in items]) == {"web": 1, "web-rs": 2, "web-ds": 1,
+                                                                        "web-<hash>": 2}, items
 
 
 @compat("kubectl get", "-o name")
@@ -353,9 +380,9 @@ def test_get_name(kubectl: Kubectl, showcase: Showcase) -> None:
     out = kubectl("get", "configmaps,deployments,pods,services,leases", "-n", showcase.ns, "-o", "name").stdout
     listed = names(out)
     assert listed[:2] == ["configmap/web-config", "deployment.apps/web"]
-    assert listed[-2:] == ["service/web", "lease.coordination.k8s.io/web-lease"]
-    pods = listed[2:-2]
-    assert "pod/web" in pods and len(pods) == 5 and all(p.startswith("pod/web") for p in pods), pods
+    assert listed[-3:] == ["service/web", "service/web-ext", "lease.coordination.k8s.io/web-lease"]
+    pods = [p.removeprefix("pod/") for p in listed[2:-3]]
+    assert _pod_families(pods) == {"web": 1, "web-rs": 2, "web-ds": 1, "web-<hash>": 2}, pods
 
 
 @compat("kubectl get", "-o jsonpath")
@@ -1019,6 +1046,92 @@ def test_describe_service(kubectl: Kubectl, ns: str) -> None:
     assert fields["Port"] == "<unset>  80/TCP" and fields["TargetPort"] == "8080/TCP"
 
 
+# --- workloads the controllers run: DaemonSets, Jobs, CronJobs, Endpoints and EndpointSlices -----------
+
+
+def job_manifest(name: str, **extra: Any) -> dict[str, Any]:
+    return {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name, **extra},
+            "spec": {"template": {"spec": {"restartPolicy": "Never",
+                                           "containers": [container("main", "busybox:1.36", None)]}}}}
+
+
+def cron_job_manifest(name: str, schedule: str) -> dict[str, Any]:
+    return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": name},
+            "spec": {"schedule": schedule, "jobTemplate": {"spec": job_manifest("x")["spec"]}}}
+
+
+@compat("kubectl create", "-f Job owned by a CronJob (the job controller runs it)")
+def test_job_owned_by_cronjob_runs(kubectl: Kubectl, ns: str) -> None:
+    # What `kubectl create job --from=cronjob/tick` builds (that command itself sends protobuf, which
+    # edgek8s does not decode): the CronJob's template, owned by it, marked as a manual run.
+    create(kubectl, ns, cron_job_manifest("tick", "*/5 * * * *"))
+    cron = json.loads(kubectl("get", "cronjob", "tick", "-n", ns, "-o", "json").stdout)
+    owner = {"apiVersion": "batch/v1", "kind": "CronJob", "name": "tick", "uid": cron["metadata"]["uid"],
+             "controller": True, "blockOwnerDeletion": True}
+    create(kubectl, ns, job_manifest("manual", annotations={"cronjob.kubernetes.io/instantiate": "manual"},
+                                     ownerReferences=[owner]))
+    job = json.loads(kubectl("get", "job", "manual", "-n", ns, "-o", "json").stdout)
+    uid = job["metadata"]["uid"]
+    assert job["spec"]["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": uid}}
+    assert job["spec"]["template"]["metadata"]["labels"]["job-name"] == "manual"
+    # The Job controller starts its pod (Pending: no kubelet here) and reports it active.
+    started = _wait_for(lambda: kubectl("get", "pods", "-n", ns, "-l", "job-name=manual", "-o", "name").stdout.split(),
+                        "the Job's pod")
+    assert len(started) == 1 and started[0].startswith("pod/manual-")
+    _wait_for(lambda: json.loads(kubectl("get", "job", "manual", "-n", ns, "-o", "json").stdout)
+              .get("status", {}).get("active") == 1, "status.active of the Job")
+    header, rows = table_rows(kubectl("get", "job", "manual", "-n", ns).stdout)
+    assert header == ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"]
+    assert (rows[0]["NAME"], rows[0]["STATUS"], rows[0]["COMPLETIONS"]) == ("manual", "Running", "0/1")
+    # The CronJob controller lists the run among its active Jobs.
+    active = _wait_for(lambda: json.loads(kubectl("get", "cronjob", "tick", "-n", ns, "-o", "json").stdout)
+                       .get("status", {}).get("active"), "status.active of the CronJob")
+    assert [ref["name"] for ref in active] == ["manual"]
+
+
+@compat("kubectl get", "ds,job,cronjob")
+def test_get_daemonsets_jobs_cronjobs(kubectl: Kubectl, ns: str) -> None:
+    create(kubectl, ns, cron_job_manifest("nightly", "@daily"), job_manifest("once"))
+    create(kubectl, ns, {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "agent"},
+                         "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                                  "template": {"metadata": {"labels": {"app": "agent"}},
+                                               "spec": {"nodeSelector": {"edgek8s.io/none": "true"},
+                                                        "containers": [container()]}}}})
+    _wait_for(lambda: json.loads(kubectl("get", "job", "once", "-n", ns, "-o", "json").stdout).get("status"),
+              "the Job's status")
+    out = kubectl("get", "ds,job,cronjob", "-n", ns).stdout
+    sections = [block.splitlines() for block in out.strip().split("\n\n")]
+    assert [s[0].split() for s in sections] == [
+        ["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "NODE", "SELECTOR", "AGE"],
+        ["NAME", "STATUS", "COMPLETIONS", "DURATION", "AGE"],
+        ["NAME", "SCHEDULE", "TIMEZONE", "SUSPEND", "ACTIVE", "LAST", "SCHEDULE", "AGE"],
+    ]
+    assert sections[0][1].split()[:7] == ["daemonset.apps/agent", "0", "0", "0", "0", "0", "edgek8s.io/none=true"]
+    assert sections[1][1].split()[:3] == ["job.batch/once", "Running", "0/1"]
+    assert sections[2][1].split()[:6] == ["cronjob.batch/nightly", "@daily", "<none>", "False", "0", "<none>"]
+
+
+@compat("kubectl get", "endpoints,endpointslices")
+def test_get_endpoints_and_endpointslices(kubectl: Kubectl, ns: str) -> None:
+    create(kubectl, ns, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"},
+                         "spec": {"selector": {"app": "api"}, "ports": [{"port": 80, "targetPort": 8080}]}})
+    # The controllers publish both for a Service with a selector (empty here: no pod has an IP).
+    listed = _wait_for(lambda: len(kubectl("get", "endpoints,endpointslices", "-n", ns, "-o", "name").stdout.split())
+                       == 2 and kubectl("get", "endpoints,endpointslices", "-n", ns, "-o", "name").stdout.split(),
+                       "the Endpoints and the EndpointSlice")
+    assert listed[0] == "endpoints/api" and re.match(r"^endpointslice\.discovery\.k8s\.io/api-\w{5}$", listed[1])
+    out = kubectl("get", "endpoints,endpointslices", "-n", ns).stdout
+    sections = [block.splitlines() for block in out.strip().split("\n\n")]
+    assert sections[0][0].split() == ["NAME", "ENDPOINTS", "AGE"]
+    assert sections[0][1].split()[:2] == ["endpoints/api", "<none>"]
+    assert sections[1][0].split() == ["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"]
+    assert sections[1][1].split()[1:4] == ["IPv4", "<unset>", "<unset>"]
+    sliced = json.loads(kubectl("get", "endpointslices", "-n", ns, "-o", "json").stdout)["items"][0]
+    assert sliced["metadata"]["labels"]["kubernetes.io/service-name"] == "api"
+    assert sliced["metadata"]["labels"]["endpointslice.kubernetes.io/managed-by"] == "endpointslice-controller.k8s.io"
+    assert sliced["metadata"]["ownerReferences"][0]["kind"] == "Service"
+
+
 # --- scheduling (the leader's scheduler binds pods to Node objects) -------------------------------------
 
 
@@ -1222,3 +1335,35 @@ def test_describe_shows_events(kubectl: Kubectl, ns: str, hollow_nodes: list[str
     node = pods[0]["spec"]["nodeName"]
     assert re.search(rf"^\s+Normal\s+Scheduled\s+\S+\s+default-scheduler\s+Successfully assigned "
                      rf"{ns}/{pods[0]['metadata']['name']} to {node}$", described, re.MULTILINE), described
+
+
+@compat("kubectl describe", "job (pods statuses and the controller's events)")
+def test_describe_job(kubectl: Kubectl, ns: str) -> None:
+    create(kubectl, ns, job_manifest("described"))
+    _wait_for(lambda: json.loads(kubectl("get", "job", "described", "-n", ns, "-o", "json").stdout)
+              .get("status", {}).get("active") == 1, "status.active of the Job")
+    uid = json.loads(kubectl("get", "job", "described", "-n", ns, "-o", "json").stdout)["metadata"]["uid"]
+    fields = _describe(kubectl, ns, "job/described")
+    assert (fields["Name"], fields["Namespace"]) == ("described", ns)
+    assert fields["Selector"] == f"batch.kubernetes.io/controller-uid={uid}"
+    assert (fields["Parallelism"], fields["Completions"]) == ("1", "1")
+    assert fields["Pods Statuses"] == "1 Active (0 Ready) / 0 Succeeded / 0 Failed"
+    def with_event() -> str | None:
+        out = kubectl("describe", "-n", ns, "job/described").stdout
+        return out if "SuccessfulCreate" in out else None
+
+    described = _wait_for(with_event, "the Job's SuccessfulCreate event")
+    assert re.search(r"^\s+Normal\s+SuccessfulCreate\s+\S+\s+kube-controller-manager\s+Created pod: described-\w{5}$",
+                     described, re.MULTILINE), described
+
+
+@compat("kubectl describe", "daemonset")
+def test_describe_daemonset(kubectl: Kubectl, showcase: Showcase) -> None:
+    fields = _describe(kubectl, showcase.ns, "daemonset/web-ds")
+    assert (fields["Name"], fields["Selector"]) == ("web-ds", "app=web-ds")
+    assert fields["Node-Selector"] == f"kubernetes.io/hostname={showcase.node}"
+    assert [fields[f"{what} Number of Nodes Scheduled"] for what in ("Desired", "Current")] == ["1", "1"]
+    assert fields["Number of Nodes Scheduled with Up-to-date Pods"] == "1"
+    assert fields["Number of Nodes Scheduled with Available Pods"] == "0"
+    assert fields["Number of Nodes Misscheduled"] == "0"
+    assert fields["Pods Status"] == "0 Running / 1 Waiting / 0 Succeeded / 0 Failed"
