@@ -7,6 +7,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -14,7 +15,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from types import FrameType
 from typing import IO, Any, Self
@@ -180,6 +181,21 @@ def install_cleanup() -> None:
     (short of SIGKILL). Ctrl-C already raises KeyboardInterrupt."""
     atexit.register(cleanup_all)
     install_sigterm()
+
+
+def run_benchmark(main: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    """Run a benchmark's main coroutine with cleanup however it ends (SIGTERM included), and print its
+    figures as the one JSON line that ends every benchmark's output."""
+    install_cleanup()
+    try:
+        figures = asyncio.run(main)
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt("SIGTERM") from None
+    finally:
+        install_sigterm()
+        cleanup_all()
+    print(json.dumps(figures, sort_keys=False), flush=True)
+    return figures
 
 
 def install_sigterm() -> None:

@@ -233,6 +233,21 @@ async def watch_pods(session: aiohttp.ClientSession, url: str, rv: str, seen: di
                 placed_on[name] = node
 
 
+async def wait_bound(watch: asyncio.Task[None], bound: dict[str, float], count: int) -> None:
+    """Until the watch has seen ``count`` pods bound (or a deadline scaled to the count passes)."""
+    deadline = time.monotonic() + max(60.0, count / 20)
+    while len(bound) < count and time.monotonic() < deadline:
+        if watch.done():
+            watch.result()  # a failed watch fails the phase
+        await asyncio.sleep(0.05)
+
+
+async def stop_watch(watch: asyncio.Task[None]) -> None:
+    watch.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watch
+
+
 def cpu_seconds(pid: int | None) -> float | None:
     """utime + stime of a process from /proc (clock ticks -> seconds)."""
     if pid is None:
@@ -261,15 +276,9 @@ async def throughput(session: aiohttp.ClientSession, cluster: EdgeCluster, run: 
     try:
         run.create_failed = await create_pods(session, urls, names)
         run.created_done = time.perf_counter()
-        deadline = time.monotonic() + max(60.0, plan.pods / 20)
-        while len(run.bound) < plan.pods - run.create_failed and time.monotonic() < deadline:
-            if watch.done():
-                watch.result()
-            await asyncio.sleep(0.05)
+        await wait_bound(watch, run.bound, plan.pods - run.create_failed)
     finally:
-        watch.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watch
+        await stop_watch(watch)
     cpu_after = cpu_seconds(leader_pid)
     if cpu_before is not None and cpu_after is not None:
         run.leader_cpu_s = cpu_after - cpu_before
@@ -321,15 +330,9 @@ async def backlog(session: aiohttp.ClientSession, cluster: EdgeCluster, run: Run
         cpu_before = cpu_seconds(leader_pid)
         started = time.perf_counter()
         await patch_nodes(session, cluster, plan, dumps({"spec": {"taints": None}}))
-        deadline = time.monotonic() + max(60.0, plan.pods / 20)
-        while len(bound) < plan.pods and time.monotonic() < deadline:
-            if watch.done():
-                watch.result()
-            await asyncio.sleep(0.05)
+        await wait_bound(watch, bound, plan.pods)
     finally:
-        watch.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watch
+        await stop_watch(watch)
     run.drained = len(bound)
     cpu_after = cpu_seconds(leader_pid)
     if cpu_before is not None and cpu_after is not None:
@@ -554,13 +557,5 @@ def main(argv: list[str]) -> int:
     plan = Plan.make(args.quick, args.nodes, args.pods, args.kills)
     if plan.pods < 1 or plan.nodes < 1 or plan.kills < 0:
         parser.error("--pods and --nodes must be >= 1, --kills >= 0")
-    procs.install_cleanup()
-    try:
-        figs = asyncio.run(run_all(plan, args.keep_logs))
-    except asyncio.CancelledError:
-        raise KeyboardInterrupt("SIGTERM") from None
-    finally:
-        procs.install_sigterm()
-        procs.cleanup_all()
-    print(json.dumps(figs, sort_keys=False), flush=True)
+    figs = procs.run_benchmark(run_all(plan, args.keep_logs))
     return 1 if figs["error"] else 0

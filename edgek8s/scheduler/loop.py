@@ -52,6 +52,7 @@ COMPONENT = "default-scheduler"
 _FINISHED = ("Succeeded", "Failed")
 _SETTLE, _SETTLE_MAX = 0.1, 0.5  # seconds: parked pods move once a burst of changes is over
 _YIELD_EVERY = 16  # pods scheduled between two yields to the event loop (bindings, watch events)
+_EVENT_REPEAT = 300.0  # seconds between two FailedScheduling events about one pod with the same message
 
 
 def _now() -> str:
@@ -151,12 +152,14 @@ class SchedulerTerm:
         self._bind_batch = bind_batch
         # Bounded: past binders * bind_batch bindings waiting, scheduling waits for the writes.
         self._bindings: asyncio.Queue[_Assumed] = asyncio.Queue(maxsize=binders * bind_batch)
+        self._evented: dict[str, tuple[str, float]] = {}  # pod key -> last FailedScheduling (message, when)
         self._status_writes: dict[str, str] = {}  # pod key -> the Unschedulable message to write
         self._status_queue: asyncio.Queue[str] = asyncio.Queue()  # keys of _status_writes, each once
         self._move_timer: asyncio.TimerHandle | None = None
         self._move_first: float | None = None
         self.bound = 0
         self.failed_bindings = 0
+        self._over = False  # informers cannot drop handlers: a term that ended ignores their calls
 
     async def run(self) -> None:
         nodes = self._informers.informer(NODES)
@@ -165,25 +168,28 @@ class SchedulerTerm:
                                     on_delete=self._on_node_delete))
         pods.add_handlers(Handlers(on_add=self._on_pod, on_update=self._on_pod_update,
                                    on_delete=self._on_pod_delete))
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self.recorder.run(), name="scheduler-events")
-            for i in range(self._binders):
-                group.create_task(self._binder(), name=f"scheduler-binder-{i}")
-                group.create_task(self._status_writer(), name=f"scheduler-status-{i}")
-            await nodes.wait_synced()
-            await pods.wait_synced()
-            logger.info("scheduler started: %d nodes, %d pending pods", len(self.snapshot.nodes()),
-                        len(self._pending))
-            group.create_task(self._flush_periodically(), name="scheduler-flush")
-            try:
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.recorder.run(), name="scheduler-events")
+                for i in range(self._binders):
+                    group.create_task(self._binder(), name=f"scheduler-binder-{i}")
+                    group.create_task(self._status_writer(), name=f"scheduler-status-{i}")
+                await nodes.wait_synced()
+                await pods.wait_synced()
+                logger.info("scheduler started: %d nodes, %d pending pods", len(self.snapshot.nodes()),
+                            len(self._pending))
+                group.create_task(self._flush_periodically(), name="scheduler-flush")
                 await self._schedule_forever()
-            finally:
-                if self._move_timer is not None:
-                    self._move_timer.cancel()
+        finally:
+            self._over = True
+            if self._move_timer is not None:
+                self._move_timer.cancel()
 
     # --- informer handlers (cheap: snapshot and queue only) -------------------------------------------
 
     def _on_node(self, obj: Obj) -> None:
+        if self._over:
+            return
         if self.snapshot.upsert_node(obj):
             self._cluster_changed()
 
@@ -206,9 +212,13 @@ class SchedulerTerm:
         self.queue.move_all()
 
     def _on_node_delete(self, obj: Obj) -> None:
+        if self._over:
+            return
         self.snapshot.remove_node(str((obj.get("metadata") or {}).get("name", "")))
 
     def _on_pod_update(self, old: Obj, new: Obj) -> None:
+        if self._over:
+            return
         key = key_of(new)
         if old is new and key in self._pending and key not in self.queue and not self.snapshot.is_assumed(key):
             self._on_pod(new)  # a resync of a pending pod no stage holds: try it again (level-triggered)
@@ -225,10 +235,13 @@ class SchedulerTerm:
         self._on_pod(new)
 
     def _on_pod(self, obj: Obj) -> None:
+        if self._over:
+            return
         key = key_of(obj)
         spec = obj.get("spec") or {}
         phase = (obj.get("status") or {}).get("phase")
         if spec.get("nodeName"):
+            self._evented.pop(key, None)
             self._pending.pop(key, None)
             self.queue.delete(key)
             if phase in _FINISHED:
@@ -246,7 +259,10 @@ class SchedulerTerm:
         self.queue.add(key, priority if isinstance(priority, int) else 0)
 
     def _on_pod_delete(self, obj: Obj) -> None:
+        if self._over:
+            return
         key = key_of(obj)
+        self._evented.pop(key, None)
         self._pending.pop(key, None)
         self.queue.delete(key)
         self._release(key)
@@ -332,16 +348,26 @@ class SchedulerTerm:
             self.queue.retry(key)
 
     def _report_unschedulable(self, obj: Obj, decision: Decision) -> None:
-        """A FailedScheduling event each attempt (the recorder folds repeats into a count), and the
-        PodScheduled=False condition when its message changes, written by the status writers (bounded:
-        thousands of unschedulable pods must not become thousands of concurrent writes)."""
+        """The PodScheduled=False condition when its message changes, written by the status writers
+        (bounded: thousands of unschedulable pods must not become thousands of concurrent writes), and a
+        FailedScheduling event when the message is new or at most every ``_EVENT_REPEAT`` seconds per
+        pod (upstream's event spam filter does the same job). A new term that finds a pod already marked
+        with the same message records nothing: the previous term did, and thousands of pending pods
+        must not cost thousands of writes each time leadership moves."""
         message = decision.message()
-        self.recorder.warning(obj, "FailedScheduling", message)
-        current = _pod_scheduled(obj)
-        if current is not None and current.get("status") == "False" and current.get("reason") == "Unschedulable" \
-                and current.get("message") == message:
-            return
         key = key_of(obj)
+        now = asyncio.get_running_loop().time()
+        current = _pod_scheduled(obj)
+        marked = current is not None and current.get("status") == "False" \
+            and current.get("reason") == "Unschedulable" and current.get("message") == message
+        last = self._evented.get(key)
+        if last is None and marked:
+            self._evented[key] = (message, now)
+        elif last is None or last[0] != message or now - last[1] >= _EVENT_REPEAT:
+            self._evented[key] = (message, now)
+            self.recorder.warning(obj, "FailedScheduling", message)
+        if marked:
+            return
         if key not in self._status_writes:
             self._status_queue.put_nowait(key)
         self._status_writes[key] = message  # the latest message wins while the write waits

@@ -14,7 +14,7 @@ import pytest
 
 from edgek8s.api.inprocess import InProcessClient
 from edgek8s.client.informer import InformerFactory
-from edgek8s.client.rest import RestClient
+from edgek8s.client.rest import RestClient, RestClusterClient
 from edgek8s.model import errors
 from edgek8s.model.resources import resource_id
 from edgek8s.scheduler.loop import Scheduler
@@ -197,3 +197,33 @@ async def test_a_stale_scheduler_is_fenced_and_no_pod_is_bound_twice(
             last[delivery.obj.name] = node
     watcher.close()
     assert bindings == dict.fromkeys(names, 1)
+
+
+async def test_scheduler_out_of_process_over_http(clients: list[RestClient]) -> None:
+    """The same scheduler over the REST client (as it would run outside a master): one binding request
+    per pod, unschedulable status written over HTTP."""
+    client = clients[1]
+    await create_nodes(client, make_node("r1", arch="arm64"), make_node("r2", arch="amd64"))
+    arm_only = {"edgek8s.io/image-platforms": "linux/arm64"}
+    await create_pods(client, *(make_pod(f"remote-{i}", scheduler_name="remote", annotations=arm_only)
+                                for i in range(5)),
+                      make_pod("remote-huge", scheduler_name="remote", requests={"memory": "64Gi"}))
+    remote = RestClusterClient(client)
+    scheduler = Scheduler(scheduler_names={"remote"})
+    informers = InformerFactory(remote)
+    informer_task = asyncio.create_task(informers.run())
+    scheduler_task = asyncio.create_task(scheduler.run(remote, informers))
+    try:
+        def done(pods: dict[str, dict[str, Any]]) -> bool:
+            huge = (pods["remote-huge"].get("status") or {}).get("conditions") or []
+            return all_bound([f"remote-{i}" for i in range(5)])(pods) and any(
+                c["type"] == "PodScheduled" and c["status"] == "False" for c in huge)
+
+        pods = await wait_pods(client, done)
+    finally:
+        for task in (scheduler_task, informer_task):
+            task.cancel()
+        await asyncio.gather(scheduler_task, informer_task, return_exceptions=True)
+    assert {node_of(pods[f"remote-{i}"]) for i in range(5)} == {"r1"}
+    huge = next(c for c in pods["remote-huge"]["status"]["conditions"] if c["type"] == "PodScheduled")
+    assert huge["message"] == "0/2 nodes are available: 2 Insufficient memory."
