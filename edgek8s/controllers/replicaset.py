@@ -35,6 +35,7 @@ from edgek8s.client.informer import (
 from edgek8s.client.interface import ClusterClient, DeleteOptions, Obj
 from edgek8s.controllers.base import (
     Expectations,
+    claim,
     controller_ref,
     is_pod_active,
     is_pod_available,
@@ -237,47 +238,9 @@ class _ReplicaSetSync:
 
     async def _claim_pods(self, rs: Obj, selector: LabelSelector) -> list[Obj]:
         meta = rs["metadata"]
-        uid, namespace = meta["uid"], meta["namespace"]
-        owned: list[Obj] = []
         # Ours (whatever their labels now) and orphans of the namespace: never a scan of all its pods.
-        candidates = [*self.pods.by_index(CONTROLLER_UID, uid), *self.pods.by_index(ORPHANS, namespace)]
-        for pod in candidates:
-            if not is_pod_active(pod):
-                continue
-            pod_meta = pod["metadata"]
-            labels = pod_meta.get("labels") or {}
-            ref = controller_ref(pod)
-            if ref is not None:
-                if ref.get("uid") != uid:
-                    continue
-                if selector.matches(labels) or meta.get("deletionTimestamp"):
-                    owned.append(pod)
-                else:
-                    await self._release(pod, uid)
-            elif selector.matches(labels) and not meta.get("deletionTimestamp") and await self._adopt(rs, pod):
-                owned.append(pod)
-        return owned
-
-    async def _adopt(self, rs: Obj, pod: Obj) -> bool:
-        refs = [*(pod["metadata"].get("ownerReferences") or []), owner_reference(rs)]
-        try:
-            await self.client.patch(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], {"metadata": {
-                "ownerReferences": refs, "resourceVersion": pod["metadata"]["resourceVersion"]}})
-        except (errors.NotFound, errors.Conflict) as exc:
-            if isinstance(exc, errors.Fenced):
-                raise
-            return False  # gone or changed: the next sync sees its new state
-        return True
-
-    async def _release(self, pod: Obj, uid: str) -> None:
-        refs = [r for r in pod["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
-        try:
-            await self.client.patch(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], {"metadata": {
-                "ownerReferences": refs or None, "resourceVersion": pod["metadata"]["resourceVersion"]}})
-        except errors.Fenced:
-            raise
-        except (errors.NotFound, errors.Conflict):
-            pass
+        candidates = [*self.pods.by_index(CONTROLLER_UID, meta["uid"]), *self.pods.by_index(ORPHANS, meta["namespace"])]
+        return await claim(self.client, PODS, rs, [p for p in candidates if is_pod_active(p)], selector)
 
     async def _manage_replicas(self, key: str, rs: Obj, pods: list[Obj]) -> Exception | None:
         wanted = int((rs.get("spec") or {}).get("replicas", 1))

@@ -16,20 +16,15 @@ import pytest
 
 from edgek8s.client.rest import RestClient
 from edgek8s.model import errors
-from tests.support.cluster import LocalCluster
+from tests.support.cluster import LocalCluster, running_cluster
 
 CM = "/api/v1/namespaces/default/configmaps"
 
 
 @pytest.fixture
 async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    local = LocalCluster.build(tmp_path, loops=[])
-    await local.start()
-    try:
-        await local.wait_ready()
+    async with running_cluster(tmp_path, loops=[]) as local:
         yield local
-    finally:
-        await local.stop()
 
 
 def configmap(name: str, labels: dict[str, str] | None = None, **data: str) -> dict[str, Any]:

@@ -85,11 +85,7 @@ async def test_pods_land_only_where_filters_allow(clients: list[RestClient]) -> 
         make_node("down", arch="arm64", ready="False"),
     )
     arm_only = {"edgek8s.io/image-platforms": "linux/arm64"}
-    # A real owner (that no controller reconciles): the garbage collector deletes pods of a missing one.
-    owner = await client.create("/api/v1/namespaces/default/configmaps",
-                                {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "arm-owner"}})
-    pods = [make_pod(f"arm-{i}", annotations=arm_only, owner_uid=owner["metadata"]["uid"],
-                     owner_kind=("v1", "ConfigMap", "arm-owner")) for i in range(6)]
+    pods = [make_pod(f"arm-{i}", annotations=arm_only, owner_uid="rs-arm") for i in range(6)]
     pods += [make_pod("ssd", node_selector={"disk": "ssd"})]
     pods += [make_pod("gpu-job", tolerations=[{"key": "dedicated", "operator": "Equal", "value": "gpu"}],
                       affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {

@@ -1219,7 +1219,7 @@ def hollow_nodes(edgek8s_cluster: Cluster, kubectl: Kubectl) -> Iterator[list[st
 
     async def main() -> None:
         async with RestClient(endpoint.server, ssl_context=endpoint.ssl_context, timeout=10.0) as rest:
-            hollow = HollowNodes(RestClusterClient(rest), names, taints=[HOLLOW_TAINT])
+            hollow = HollowNodes(RestClusterClient(rest), names, taints=[HOLLOW_TAINT], heartbeat=2.0)
             task = asyncio.create_task(hollow.run())
             await stop.wait()
             task.cancel()

@@ -140,6 +140,30 @@ class LocalCluster:
             await wait_for(lambda m=master: m.store.state.get(NAMESPACES, "", "default")[0] is not None, timeout)
 
 
+async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0, interval: float = 0.1) -> Any:
+    """Await ``check()`` until it returns something truthy (returned); fail with its last answer."""
+    deadline = time.monotonic() + timeout
+    result = None
+    while time.monotonic() < deadline:
+        result = await check()
+        if result:
+            return result
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met in {timeout}s; last: {result!r}")
+
+
+@contextlib.asynccontextmanager
+async def running_cluster(base: Path, **options: Any) -> AsyncIterator[LocalCluster]:
+    """A started, ready cluster (options as for ``LocalCluster.build``), stopped on exit."""
+    local = LocalCluster.build(base, **options)
+    await local.start()
+    try:
+        await local.wait_ready()
+        yield local
+    finally:
+        await local.stop()
+
+
 async def wait_for(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> None:
     deadline = time.monotonic() + timeout
     while not condition():

@@ -68,7 +68,6 @@ def make_pod(
     tolerations: list[dict[str, Any]] | None = None,
     host_ports: list[int] | None = None,
     owner_uid: str | None = None,
-    owner_kind: tuple[str, str, str] = ("apps/v1", "ReplicaSet", "rs"),  # apiVersion, kind, name
     priority: int | None = None,
     scheduler_name: str | None = None,
 ) -> dict[str, Any]:
@@ -93,9 +92,10 @@ def make_pod(
     if annotations:
         meta["annotations"] = dict(annotations)
     if owner_uid:
-        api_version, kind, owner_name = owner_kind
-        meta["ownerReferences"] = [{"apiVersion": api_version, "kind": kind, "name": owner_name, "uid": owner_uid,
-                                    "controller": True, "blockOwnerDeletion": True}]
+        # An owner of a kind the cluster does not serve: the garbage collector leaves such pods alone
+        # (a ReplicaSet that does not exist would have them collected).
+        meta["ownerReferences"] = [{"apiVersion": "test.edgek8s.io/v1", "kind": "PodGroup", "name": owner_uid,
+                                    "uid": owner_uid, "controller": True}]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": {"phase": "Pending"}}
 
 
