@@ -140,7 +140,7 @@ class LocalCluster:
             await wait_for(lambda m=master: m.store.state.get(NAMESPACES, "", "default")[0] is not None, timeout)
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0, interval: float = 0.1) -> Any:
+async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 30.0, interval: float = 0.1) -> T:
     """Await ``check()`` until it returns something truthy (returned); fail with its last answer."""
     deadline = time.monotonic() + timeout
     result = None
@@ -169,18 +169,6 @@ async def wait_for(condition: Callable[[], bool], timeout: float = 10.0, interva
     while not condition():
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
-        await asyncio.sleep(interval)
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 20.0, interval: float = 0.1) -> T:
-    """Await ``check()`` until it returns something truthy (returned); AssertionError after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met in {timeout}s; last: {result!r}")
         await asyncio.sleep(interval)
 
 
