@@ -1456,3 +1456,36 @@ def test_delete_namespace_with_content(kubectl: Kubectl, hollow_nodes: list[str]
     assert out == f'namespace "{doomed}" deleted\n'
     assert kubectl("get", "namespace", doomed, "--ignore-not-found").stdout == ""
     assert kubectl("get", "pods,replicasets,deployments,configmaps", "-n", doomed, "-o", "name").stdout == ""
+
+
+@compat("kubectl rollout status", "daemonset (then rollout restart)")
+def test_rollout_status_daemonset(kubectl: Kubectl, ns: str, hollow_nodes: list[str]) -> None:
+    pinned = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+        {"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "In", "values": hollow_nodes}]}]}}
+    create(kubectl, ns, {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "edge-agent"},
+                         "spec": {"selector": {"matchLabels": {"app": "edge-agent"}},
+                                  "template": {"metadata": {"labels": {"app": "edge-agent"}},
+                                               "spec": {"affinity": {"nodeAffinity": pinned},
+                                                        "tolerations": [{"key": HOLLOW_TAINT["key"],
+                                                                         "operator": "Exists"}],
+                                                        "containers": [container()]}}}})
+
+    def rolled_out() -> str:
+        return kubectl("rollout", "status", "-n", ns, "daemonset/edge-agent", "--timeout=60s", timeout=90).stdout
+
+    assert 'daemon set "edge-agent" successfully rolled out' in rolled_out()
+    before = json.loads(kubectl("get", "pods", "-n", ns, "-l", "app=edge-agent", "-o", "json").stdout)["items"]
+    assert sorted(p["spec"]["nodeName"] for p in before) == sorted(hollow_nodes)
+    out = kubectl("rollout", "restart", "-n", ns, "daemonset/edge-agent").stdout
+    assert out.strip() == "daemonset.apps/edge-agent restarted"
+    assert 'daemon set "edge-agent" successfully rolled out' in rolled_out()
+
+    def replaced() -> list[dict[str, Any]] | None:
+        pods = json.loads(kubectl("get", "pods", "-n", ns, "-l", "app=edge-agent", "-o", "json").stdout)["items"]
+        old = {p["metadata"]["uid"] for p in before}
+        fresh = [p for p in pods if p["metadata"]["uid"] not in old and p["status"].get("phase") == "Running"]
+        return fresh if len(pods) == 2 and len(fresh) == 2 else None
+
+    after = _wait_for(replaced, "both daemons replaced")
+    assert sorted(p["spec"]["nodeName"] for p in after) == sorted(hollow_nodes)
+    assert len({p["metadata"]["labels"]["controller-revision-hash"] for p in before + after}) == 2

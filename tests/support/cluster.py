@@ -140,23 +140,23 @@ class LocalCluster:
             await wait_for(lambda m=master: m.store.state.get(NAMESPACES, "", "default")[0] is not None, timeout)
 
 
+async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 30.0, interval: float = 0.1) -> T:
+    """Await ``check()`` until it returns something truthy (returned); fail with its last answer."""
+    deadline = time.monotonic() + timeout
+    result = None
+    while time.monotonic() < deadline:
+        result = await check()
+        if result:
+            return result
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met in {timeout}s; last: {result!r}")
+
+
 async def wait_for(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
-        await asyncio.sleep(interval)
-
-
-async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 20.0, interval: float = 0.1) -> T:
-    """Await ``check()`` until it returns something truthy (returned); AssertionError after ``timeout``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met in {timeout}s; last: {result!r}")
         await asyncio.sleep(interval)
 
 

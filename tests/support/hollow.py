@@ -94,16 +94,24 @@ class HollowNodes:
         controller watches to tell a live node from a lost one)."""
         while True:
             for name in self.names:
-                now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-                lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                         "metadata": {"name": name, "namespace": "kube-node-lease"},
-                         "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": now}}
-                with contextlib.suppress(errors.StatusError):
-                    try:
-                        await self._client.create(LEASES, lease)
-                    except errors.AlreadyExists:
-                        await self._client.patch(LEASES, "kube-node-lease", name, {"spec": {"renewTime": now}})
+                if self.alive(name):
+                    with contextlib.suppress(errors.StatusError):
+                        await self.renew_lease(name)
             await asyncio.sleep(interval)
+
+    def alive(self, name: str) -> bool:
+        """Whether node ``name`` heartbeats (a subclass can power a board off)."""
+        return True
+
+    async def renew_lease(self, name: str) -> None:
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                 "metadata": {"name": name, "namespace": "kube-node-lease"},
+                 "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": now}}
+        try:
+            await self._client.create(LEASES, lease)
+        except errors.AlreadyExists:
+            await self._client.patch(LEASES, "kube-node-lease", name, {"spec": {"renewTime": now}})
 
     async def _sync(self, key: str) -> None:
         namespace, name = split_key(key)

@@ -2,7 +2,8 @@
 
 On top of ``HollowNodes`` (register Ready nodes, mark bound pods Running/Ready with an IP) each agent:
 
-- renews its Lease in ``kube-node-lease`` every ``lease_interval`` seconds, as a kubelet does;
+- renews its Lease in ``kube-node-lease`` every ``lease_interval`` seconds (``HollowNodes``'
+  heartbeat), as a kubelet does, unless silenced;
 - finishes pods that ask for it: annotation ``hollow.edgek8s.io/run-seconds`` (how long the container
   runs) and ``hollow.edgek8s.io/exit-code`` (0: Succeeded, else Failed), with terminated container
   states as a kubelet reports them;
@@ -24,11 +25,8 @@ from typing import Any, TypeVar
 
 from edgek8s.client.informer import split_key
 from edgek8s.client.interface import ClusterClient, Obj
-from edgek8s.model import errors
-from edgek8s.model.resources import by_id, resource_id
 from tests.support.hollow import NODES, PODS, HollowNodes, _now
 
-LEASES = by_id(resource_id("coordination.k8s.io", "leases"))
 RUN_SECONDS = "hollow.edgek8s.io/run-seconds"
 EXIT_CODE = "hollow.edgek8s.io/exit-code"
 
@@ -36,7 +34,7 @@ EXIT_CODE = "hollow.edgek8s.io/exit-code"
 class HollowAgents(HollowNodes):
     def __init__(self, client: ClusterClient, names: list[str], *, bind: bool = False,
                  lease_interval: float = 0.2) -> None:
-        super().__init__(client, names, bind=bind)
+        super().__init__(client, names, bind=bind, heartbeat=lease_interval)
         self.lease_interval = lease_interval
         self.silent: set[str] = set()
         self.local: dict[str, dict[str, str]] = {n: {} for n in names}  # node -> {pod uid: namespace/name}
@@ -47,7 +45,6 @@ class HollowAgents(HollowNodes):
     async def run(self) -> None:
         async with asyncio.TaskGroup() as group:
             group.create_task(super().run())
-            group.create_task(self._renew_leases())
             group.create_task(self._resync_pods())
 
     async def _resync_pods(self) -> None:
@@ -59,25 +56,8 @@ class HollowAgents(HollowNodes):
                     for key in list(self.local[name].values()):
                         self.queue.add(key)
 
-    async def _renew_leases(self) -> None:
-        while True:
-            for name in self.names:
-                if name not in self.silent:
-                    with contextlib.suppress(errors.StatusError):
-                        await self._renew(name)
-            await asyncio.sleep(self.lease_interval)
-
-    async def _renew(self, name: str) -> None:
-        now = _micro_now()
-        try:
-            lease = await self._client.get(LEASES, "kube-node-lease", name)
-        except errors.NotFound:
-            await self._client.create(LEASES, {
-                "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                "metadata": {"name": name, "namespace": "kube-node-lease"},
-                "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": now}})
-            return
-        await self._client.update(LEASES, {**lease, "spec": {**lease["spec"], "renewTime": now}})
+    def alive(self, name: str) -> bool:
+        return name not in self.silent
 
     def silence(self, name: str) -> None:
         self.silent.add(name)
@@ -90,7 +70,7 @@ class HollowAgents(HollowNodes):
                        "lastHeartbeatTime": _now(), "lastTransitionTime": _now()} if c.get("type") == "Ready" else c
                       for c in (node.get("status") or {}).get("conditions") or ()]
         await self._client.update_status(NODES, {**node, "status": {**node["status"], "conditions": conditions}})
-        await self._renew(name)
+        await self.renew_lease(name)
         bound = {p["metadata"]["uid"]: p for p in (await self._client.list(PODS)).items
                  if (p.get("spec") or {}).get("nodeName") == name}
         for uid, key in list(self.local[name].items()):
@@ -163,10 +143,6 @@ class HollowAgents(HollowNodes):
 
 def _annotation(pod: Obj, key: str) -> Any:
     return ((pod.get("metadata") or {}).get("annotations") or {}).get(key)
-
-
-def _micro_now() -> str:
-    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime()) + f".{int(time.time() * 1e6) % 1_000_000:06d}Z"
 
 
 H = TypeVar("H", bound=HollowNodes)
