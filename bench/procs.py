@@ -125,6 +125,27 @@ def rss_bytes(pid: int) -> int | None:
     return None
 
 
+def _stat_cpu_seconds(stat_path: str) -> float | None:
+    """utime + stime from a /proc .../stat file, in seconds; None if it is gone."""
+    try:
+        stat = Path(stat_path).read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces: count fields after its closing paren.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds used so far by `pid` (all its threads, ended ones included)."""
+    return _stat_cpu_seconds(f"/proc/{pid}/stat")
+
+
+def main_thread_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of the main thread of `pid` only (an asyncio server's event loop)."""
+    return _stat_cpu_seconds(f"/proc/{pid}/task/{pid}/stat")
+
+
 def log_tail(path: Path, max_lines: int = 3, max_bytes: int = 4000) -> str:
     """The last lines of a member's log, for an error message (a traceback's
     last line names the exception)."""

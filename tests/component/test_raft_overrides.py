@@ -204,6 +204,37 @@ def test_upstream_sends_one_append_per_command(lonely_syncobj: tuple[EdgeSyncObj
     assert len(appends) == 50
 
 
+def _wake_up_bytes(obj: EdgeSyncObj) -> int:
+    """Bytes waiting in the tick thread's wake-up pipe (each one a write syscall by a proposer); drains it."""
+    pipe = obj._SyncObj__pipeNotifier._PipeNotifier__pipeR
+    count = 0
+    while True:
+        try:
+            chunk = os.read(pipe, 4096)
+        except BlockingIOError:
+            return count
+        count += len(chunk)
+
+
+def test_a_burst_of_proposals_wakes_the_tick_thread_once(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, peer = lonely_syncobj
+    _wake_up_bytes(obj)
+    sent = _as_leader_with_queue(obj, peer, 50)
+    assert _wake_up_bytes(obj) == 1
+    obj._checkCommandsToApply()
+    assert [len(m["entries"]) for m in sent if m["type"] == "append_entries"] == [50]
+    obj._applyCommand(b"\x00" + pickle.dumps("late"), None)  # queued after the drain: must wake it again
+    assert _wake_up_bytes(obj) == 1
+
+
+def test_upstream_wakes_the_tick_thread_per_command(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, _peer = lonely_syncobj
+    _wake_up_bytes(obj)
+    for i in range(50):
+        SyncObj._applyCommand(obj, b"\x00" + pickle.dumps(i), None)
+    assert _wake_up_bytes(obj) == 50
+
+
 def test_follower_acknowledges_only_durable_entries(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
     obj, leader = lonely_syncobj
     _fill_log(obj, 3)
