@@ -141,6 +141,24 @@ def cpu_seconds(pid: int) -> float | None:
     return _stat_cpu_seconds(f"/proc/{pid}/stat")
 
 
+def context_switches(pid: int) -> int | None:
+    """Voluntary + involuntary context switches of all threads of `pid` so far (thread wake-ups)."""
+    total = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            text = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if "ctxt_switches:" in line:
+                total += int(line.split()[1])
+    return total
+
+
 def main_thread_cpu_seconds(pid: int) -> float | None:
     """User + system CPU seconds of the main thread of `pid` only (an asyncio server's event loop)."""
     return _stat_cpu_seconds(f"/proc/{pid}/task/{pid}/stat")

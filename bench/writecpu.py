@@ -40,12 +40,14 @@ WARMUP_OPS = 200
 class Sample:
     total: list[float | None]
     loop: list[float | None]
+    switches: list[int | None]
 
     @staticmethod
     def take(pids: list[int | None]) -> Sample:
         return Sample(
             total=[None if pid is None else procs.cpu_seconds(pid) for pid in pids],
             loop=[None if pid is None else procs.main_thread_cpu_seconds(pid) for pid in pids],
+            switches=[None if pid is None else procs.context_switches(pid) for pid in pids],
         )
 
 
@@ -73,6 +75,9 @@ class PhaseResult:
             "acknowledged": self.load.ok,
             "failed": self.load.failed,
             "cpu_us_per_write_all_masters": round(sum(known), 1) if len(known) == len(totals) else None,
+        "context_switches_per_write_all_masters": round(
+            sum(m["context_switches_per_write"] or 0 for m in self.masters), 2
+        ),
             "cpu_us_per_write_leader": self.masters[self.leader]["cpu_us_per_write"],
             "cpu_us_per_write_follower_mean": (
                 round(sum(f for f in followers if f is not None) / len(followers), 1) if followers else None
@@ -147,12 +152,17 @@ async def _phase(
     for i, m in enumerate(cluster.masters):
         total = _per_write_us(after.total[i], before.total[i], load.ok)
         loop = _per_write_us(after.loop[i], before.loop[i], load.ok)
+        switches_after, switches_before = after.switches[i], before.switches[i]
         result.masters.append({
             "master": m.name,
             "role": "leader" if i == leader else "follower",
             "cpu_us_per_write": total,
             "loop_thread_us": loop,
             "other_threads_us": None if total is None or loop is None else round(total - loop, 1),
+            "context_switches_per_write": (
+                None if switches_after is None or switches_before is None or not load.ok
+                else round((switches_after - switches_before) / load.ok, 2)
+            ),
         })
     return result
 
@@ -167,7 +177,8 @@ def _print_phase(result: PhaseResult) -> None:
     for m in result.masters:
         print(
             f"  {m['master']} {m['role']:<8} {m['cpu_us_per_write']} µs CPU/write"
-            f" (loop thread {m['loop_thread_us']}, other threads {m['other_threads_us']})"
+            f" (loop thread {m['loop_thread_us']}, other threads {m['other_threads_us']}),"
+            f" {m['context_switches_per_write']} context switches/write"
         )
     print(
         f"  all masters: {f['cpu_us_per_write_all_masters']} µs CPU/write;"

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from aiohttp import web
 
 from edgek8s.config import ServerConfig
-from edgek8s.model import errors
+from edgek8s.model import errors, jsoncodec
 from edgek8s.store.raftstore import RaftStore
 
 STORE = web.AppKey("store", RaftStore)
@@ -18,7 +17,7 @@ JSON = "application/json"
 
 
 def json_response(body: Any, *, status: int = 200) -> web.Response:
-    return web.Response(body=json.dumps(body).encode(), status=status, content_type=JSON)
+    return web.Response(body=jsoncodec.dumps(body), status=status, content_type=JSON)
 
 
 def raw_response(raw: bytes, *, status: int = 200) -> web.Response:
@@ -55,7 +54,7 @@ async def read_body(request: web.Request) -> bytes:
 
 def parse_json(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
+        return jsoncodec.loads(raw)
     except ValueError as exc:
         raise errors.BadRequest(f"the request body is not valid JSON: {exc}") from None
 

@@ -70,10 +70,17 @@ class _FramedConnection(TcpConnection):  # type: ignore[misc]
     Frames stay ``length | AEAD(pickle)``; every connection of an edgek8s replica is of this class, so
     replicas of different edgek8s versions with different framing must not be mixed (the journal and
     snapshot formats are unaffected).
+
+    Frames are only buffered here: the transport flushes every connection with frames once per tick
+    step (``_SyncingTransport.flush``), so all messages of a tick to one peer leave in one ``send``
+    syscall instead of one each (a loopback or LAN send costs the sender the receiver's TCP work too).
     """
 
     _TcpConnection__readBuffer: bytes
+    _TcpConnection__writeBuffer: bytes
     recvLastTimestamp: int
+    _edge_outbox: list[_FramedConnection] | None = None  # the transport's connections with frames to flush
+    _edge_queued = False
 
     def send(self, message: Any) -> None:
         if self.sendRandKey:
@@ -82,7 +89,16 @@ class _FramedConnection(TcpConnection):  # type: ignore[misc]
         if self.encryptor:
             data = self.encryptor.encrypt_at_time(data, 0)
         self._TcpConnection__writeBuffer += _FRAME.pack(len(data)) + data
-        self._TcpConnection__trySendBuffer()
+        if self._edge_outbox is None:
+            self._TcpConnection__trySendBuffer()
+        elif not self._edge_queued:
+            self._edge_queued = True
+            self._edge_outbox.append(self)
+
+    def flush(self) -> None:
+        self._edge_queued = False
+        if self._TcpConnection__writeBuffer:
+            self._TcpConnection__trySendBuffer()
 
     def _TcpConnection__processParseMessage(self) -> Any:
         buffer = self._TcpConnection__readBuffer
@@ -118,7 +134,27 @@ class _SyncingTransport(TCPTransport):  # type: ignore[misc]
     a commit). Votes need the term and vote on disk, which ``DurableJournal.setCurrentTerm`` already
     guarantees; a leader's own entries are made durable at the start of the next tick, before it counts
     itself, so its AppendEntries go out without waiting for its fsync (followers sync in parallel).
+
+    Messages are buffered per connection and leave at ``flush`` (see ``_FramedConnection``), which the
+    tick calls before it waits, before the leader's fsync and after the acknowledgements.
     """
+
+    def __init__(self, syncObj: Any, selfNode: Any, otherNodes: Any) -> None:
+        self._edge_outbox: list[_FramedConnection] = []
+        super().__init__(syncObj, selfNode, otherNodes)
+
+    def flush(self) -> None:
+        """Send what every connection has buffered (tick thread)."""
+        if not self._edge_outbox:
+            return
+        outbox = list(self._edge_outbox)
+        self._edge_outbox.clear()
+        for connection in outbox:
+            connection.flush()
+
+    def _adopt(self, connection: Any) -> None:
+        connection.__class__ = _FramedConnection
+        connection._edge_outbox = self._edge_outbox
 
     def send(self, node: Any, message: Any) -> bool:
         if isinstance(message, dict) and message.get("type") == "next_node_idx":
@@ -132,10 +168,10 @@ class _SyncingTransport(TCPTransport):  # type: ignore[misc]
         super().addNode(node)
         connection = self._connections.get(node)
         if connection is not None:
-            connection.__class__ = _FramedConnection
+            self._adopt(connection)
 
     def _onNewIncomingConnection(self, conn: Any) -> None:
-        conn.__class__ = _FramedConnection
+        self._adopt(conn)
         super()._onNewIncomingConnection(conn)
 
 
@@ -203,6 +239,8 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
         conf.appendEntriesUseBatch = False
         super().__init__(self_address, peers, conf, consumers=[consumer], transportClass=_SyncingTransport)
         self._install_journal(DurableJournal(journal_path, snapshot_path=Path(conf.fullDumpFile)))
+        # Upstream runs tick callbacks right before it waits in poll: whatever the tick sent leaves now.
+        self.addOnTickCallback(self._SyncObj__transport.flush)
 
     # --- 1. durable journal --------------------------------------------------------------------------
 
@@ -257,6 +295,7 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
         self._edge_flush_acks()
         self._edge_maybe_pre_vote()
         self._edge_keepalive()
+        self._SyncObj__transport.flush()
         super()._onTick(timeToWait)
         for hook in self._edge_tick_hooks:
             hook()
@@ -315,6 +354,7 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
         if self._edge_send_pending:
             self._edge_send_pending = False
             self._SyncObj__sendAppendEntries()
+            self._SyncObj__transport.flush()
             # Sync while the followers sync the same entries: by the time their acks arrive the leader
             # can count itself, instead of paying its own fsync after theirs.
             if self._edge_journal is not None:
