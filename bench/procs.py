@@ -125,20 +125,22 @@ def rss_bytes(pid: int) -> int | None:
     return None
 
 
-def _stat_cpu_seconds(stat_path: str) -> float | None:
-    """utime + stime from a /proc .../stat file, in seconds; None if it is gone."""
+def _stat_cpu_seconds(stat_path: str, *, system_only: bool = False) -> float | None:
+    """utime + stime (or stime alone) from a /proc .../stat file, in seconds; None if it is gone."""
     try:
         stat = Path(stat_path).read_text()
     except OSError:
         return None
     # The command name (field 2) may contain spaces: count fields after its closing paren.
     fields = stat[stat.rindex(")") + 2 :].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    ticks = int(fields[12]) if system_only else int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU seconds used so far by `pid` (all its threads, ended ones included)."""
-    return _stat_cpu_seconds(f"/proc/{pid}/stat")
+def cpu_seconds(pid: int, *, system_only: bool = False) -> float | None:
+    """User + system (or only system) CPU seconds used so far by `pid` (all its threads, ended ones
+    included)."""
+    return _stat_cpu_seconds(f"/proc/{pid}/stat", system_only=system_only)
 
 
 def context_switches(pid: int) -> int | None:

@@ -40,6 +40,7 @@ WARMUP_OPS = 200
 class Sample:
     total: list[float | None]
     loop: list[float | None]
+    system: list[float | None]
     switches: list[int | None]
 
     @staticmethod
@@ -47,6 +48,7 @@ class Sample:
         return Sample(
             total=[None if pid is None else procs.cpu_seconds(pid) for pid in pids],
             loop=[None if pid is None else procs.main_thread_cpu_seconds(pid) for pid in pids],
+            system=[None if pid is None else procs.cpu_seconds(pid, system_only=True) for pid in pids],
             switches=[None if pid is None else procs.context_switches(pid) for pid in pids],
         )
 
@@ -152,6 +154,7 @@ async def _phase(
     for i, m in enumerate(cluster.masters):
         total = _per_write_us(after.total[i], before.total[i], load.ok)
         loop = _per_write_us(after.loop[i], before.loop[i], load.ok)
+        system = _per_write_us(after.system[i], before.system[i], load.ok)
         switches_after, switches_before = after.switches[i], before.switches[i]
         result.masters.append({
             "master": m.name,
@@ -159,6 +162,7 @@ async def _phase(
             "cpu_us_per_write": total,
             "loop_thread_us": loop,
             "other_threads_us": None if total is None or loop is None else round(total - loop, 1),
+            "kernel_us": system,
             "context_switches_per_write": (
                 None if switches_after is None or switches_before is None or not load.ok
                 else round((switches_after - switches_before) / load.ok, 2)
@@ -177,7 +181,8 @@ def _print_phase(result: PhaseResult) -> None:
     for m in result.masters:
         print(
             f"  {m['master']} {m['role']:<8} {m['cpu_us_per_write']} µs CPU/write"
-            f" (loop thread {m['loop_thread_us']}, other threads {m['other_threads_us']}),"
+            f" (loop thread {m['loop_thread_us']}, other threads {m['other_threads_us']};"
+            f" in the kernel {m['kernel_us']}),"
             f" {m['context_switches_per_write']} context switches/write"
         )
     print(
