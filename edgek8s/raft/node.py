@@ -213,7 +213,8 @@ class RaftNode:
             if remaining <= 0:
                 raise NotCommitted("no raft leader accepted the write in time")
             try:
-                result, error = await asyncio.wait_for(self._submit(payload), remaining)
+                async with asyncio.timeout(remaining):  # one timer; wait_for adds a future and callbacks
+                    result, error = await self._submit(payload)
             except TimeoutError:
                 raise OutcomeUnknown("timed out waiting for the write to commit") from None
             if error == FAIL_REASON.SUCCESS:
