@@ -9,7 +9,8 @@ closes one measured hole and has a test in tests/component/test_raft_overrides.p
    and at the start of every tick, before the leader counts its own log towards a commit; commands
    queued in one tick are appended together and sent in one AppendEntries (``_checkCommandsToApply``),
    instead of PySyncObj's choice between one send per command and one send per heartbeat. Proposals
-   wake the tick thread once per batch (``_applyCommand``), not once per command.
+   wake the tick thread once per batch (``_applyCommand``), not once per command. A leader sends the
+   new commit index before applying (``_SyncObj__applyLogEntries``), so followers apply in parallel.
 3. A leader never moves a follower's nextIndex backwards on a success reply (upstream resends entries
    the follower already has), and a follower never truncates entries that match the leader's (Raft
    §5.3: only a *conflicting* entry and what follows it is deleted); upstream truncated, re-appended and
@@ -230,6 +231,7 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
         self._edge_prevote_term = -1
         self._edge_prevote_votes: set[str] = set()
         self._edge_prevote_won = False
+        self._edge_commit_sent = 0  # the commit index this leader last told its followers
         self._edge_stop = threading.Event()
         self._edge_thread: threading.Thread | None = None
         self._edge_tick_hooks: list[Callable[[], None]] = []
@@ -364,7 +366,23 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
         if self._edge_batching:
             self._edge_send_pending = True
             return
+        self._edge_commit_sent = self._SyncObj__raftCommitIndex
         SyncObj._SyncObj__sendAppendEntries(self)
+
+    def _SyncObj__applyLogEntries(self) -> bool:
+        """A leader tells its followers the new commit index before it applies the entries, not after.
+
+        A write forwarded by a follower is answered once that follower has applied it, which it does on
+        learning the commit index: upstream made it wait for the leader's own apply of the whole batch.
+        Returns whether an AppendEntries is still due (upstream: whenever something was applied).
+        """
+        leader = self._SyncObj__raftState == _RAFT_STATE.LEADER
+        if leader and self._SyncObj__raftCommitIndex != self._edge_commit_sent:
+            self._SyncObj__sendAppendEntries()
+            self._SyncObj__transport.flush()
+            SyncObj._SyncObj__applyLogEntries(self)
+            return False
+        return bool(SyncObj._SyncObj__applyLogEntries(self))
 
     # --- 7. one membership change at a time ---------------------------------------------------------
 

@@ -204,6 +204,26 @@ def test_upstream_sends_one_append_per_command(lonely_syncobj: tuple[EdgeSyncObj
     assert len(appends) == 50
 
 
+def test_leader_sends_the_commit_index_before_applying(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, peer = lonely_syncobj
+    _as_leader_with_queue(obj, peer, 0)
+    consumer = obj._SyncObj__consumers[0]
+    for payload in (b"a", b"b"):
+        consumer.apply_command(payload, callback=None)
+    obj._checkCommandsToApply()  # appended as 4 and 5, sent, made durable
+    events: list[str] = []
+    apply = consumer._edge_apply
+    consumer._edge_apply = lambda payload, index: events.append(f"apply {index}") or apply(payload, index)
+    transport = obj._SyncObj__transport
+    send = transport.send
+    transport.send = lambda node, message: (
+        message.get("type") == "append_entries" and events.append(f"send commit {message['commit_index']}")
+    ) or send(node, message)
+    obj._SyncObj__raftMatchIndex[peer] = 5  # the peer acknowledged both
+    obj._onTick(0.0)
+    assert events == ["send commit 5", "apply 4", "apply 5"]  # and no second AppendEntries after the apply
+
+
 def _wake_up_bytes(obj: EdgeSyncObj) -> int:
     """Bytes waiting in the tick thread's wake-up pipe (each one a write syscall by a proposer); drains it."""
     pipe = obj._SyncObj__pipeNotifier._PipeNotifier__pipeR
@@ -466,6 +486,62 @@ def test_frames_are_pickle_5_without_zlib(lonely_syncobj: tuple[EdgeSyncObj, Any
         assert length == len(raw) - 4
         assert pickle.loads(raw[4:]) == message  # plain pickle: no zlib layer
         assert raw[4:6] == b"\x80\x05"  # protocol 5
+    finally:
+        left.close()
+        right.close()
+
+
+class _CountingSocket:
+    """A socket whose ``send`` calls are counted (each one a syscall)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.sends = 0
+
+    def send(self, data: bytes) -> int:
+        self.sends += 1
+        return self._sock.send(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+def test_messages_of_a_tick_leave_in_one_send(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, _peer = lonely_syncobj
+    left, right = socket.socketpair()
+    try:
+        sender = TcpConnection(obj._poller, socket=left)
+        counting = _CountingSocket(left)
+        sender._TcpConnection__socket = counting
+        obj._SyncObj__transport._adopt(sender)
+        messages = [{"type": "apply_command", "command": b"x" * 100, "request_id": i} for i in range(5)]
+        for message in messages:
+            sender.send(message)
+        assert counting.sends == 0  # buffered until the tick flushes
+        obj._SyncObj__transport.flush()
+        assert counting.sends == 1
+        raw = right.recv(1 << 16)
+        received = []
+        while raw:
+            (length,) = struct.unpack("i", raw[:4])
+            received.append(pickle.loads(raw[4 : 4 + length]))
+            raw = raw[4 + length :]
+        assert received == messages  # in order, all of them
+    finally:
+        left.close()
+        right.close()
+
+
+def test_upstream_sends_each_message_on_its_own(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, _peer = lonely_syncobj
+    left, right = socket.socketpair()
+    try:
+        sender = TcpConnection(obj._poller, socket=left)
+        counting = _CountingSocket(left)
+        sender._TcpConnection__socket = counting
+        for i in range(5):
+            sender.send({"type": "apply_command", "command": b"x" * 100, "request_id": i})
+        assert counting.sends == 5
     finally:
         left.close()
         right.close()
