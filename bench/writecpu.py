@@ -106,7 +106,9 @@ def _py_spy() -> str:
     return str(beside) if beside.exists() else shutil.which("py-spy") or "py-spy"
 
 
-async def _start_profilers(cluster: EdgeCluster, leader: int, out_dir: Path, phase: str) -> list[Process]:
+async def _start_profilers(
+    cluster: EdgeCluster, leader: int, out_dir: Path, phase: str, *, gil_only: bool
+) -> list[Process]:
     """py-spy on every master (collapsed stacks, one file per master); stopped by `_stop_profilers`."""
     profilers = []
     for i, (m, pid) in enumerate(zip(cluster.masters, cluster.pids(), strict=True)):
@@ -115,7 +117,8 @@ async def _start_profilers(cluster: EdgeCluster, leader: int, out_dir: Path, pha
         role = "leader" if i == leader else "follower"
         profilers.append(await asyncio.create_subprocess_exec(
             _py_spy(), "record", "--pid", str(pid), "--format", "raw", "--nonblocking", "--threads",
-            "--rate", "200", "--output", str(out_dir / f"{phase}-{role}-{m.name}.txt"),
+            "--rate", "200", *(["--gil"] if gil_only else []),
+            "--output", str(out_dir / f"{phase}-{role}-{m.name}.txt"),
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
         ))
     await asyncio.sleep(1.0)  # py-spy attaches
@@ -132,11 +135,13 @@ async def _stop_profilers(profilers: list[Process]) -> None:
 
 async def _phase(
     session: Any, cluster: EdgeCluster, *, name: str, clients: int, ops: int, value: str, to_leader: bool,
-    profile_dir: Path | None,
+    profile_dir: Path | None, gil_only: bool = False,
 ) -> PhaseResult:
     leader = await cluster.find_leader(session, 10.0)
     pids = cluster.pids()
-    profilers = [] if profile_dir is None else await _start_profilers(cluster, leader, profile_dir, name)
+    profilers = [] if profile_dir is None else await _start_profilers(
+        cluster, leader, profile_dir, name, gil_only=gil_only
+    )
     before = Sample.take(pids)
     try:
         load = await run_load(
@@ -207,11 +212,11 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             )
             await asyncio.sleep(0.5)  # let the warm-up's trailing heartbeats settle before the first sample
             seq = await _phase(session, cluster, name="sequential", clients=1, ops=args.seq_ops, value=value,
-                               to_leader=to_leader, profile_dir=args.py_spy)
+                               to_leader=to_leader, profile_dir=args.py_spy, gil_only=args.gil)
             _print_phase(seq)
             conc = await _phase(session, cluster, name="concurrent", clients=CONCURRENT_CLIENTS,
                                 ops=args.concurrent_ops, value=value, to_leader=to_leader,
-                                profile_dir=args.py_spy)
+                                profile_dir=args.py_spy, gil_only=args.gil)
             _print_phase(conc)
         except Exception:
             kept = cluster.stop(keep_logs=True)
@@ -238,6 +243,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--py-spy", type=Path, default=None, metavar="DIR",
                         help="record each master with py-spy (pip install py-spy; venv or PATH) into DIR, one "
                              "collapsed-stack file per phase and master (py-spy's own CPU inflates the figures)")
+    parser.add_argument("--gil", action="store_true",
+                        help="with --py-spy: only samples holding the GIL (Python's own CPU, not waits or syscalls)")
     args = parser.parse_args(argv)
     args.seq_ops = args.seq_ops or (300 if args.quick else 1_000)
     args.concurrent_ops = args.concurrent_ops or (2_000 if args.quick else 6_000)

@@ -629,6 +629,9 @@ def _compare(old: Any, new: Any, schema: _Schema) -> _Comparison:
 
     def walk(left: Any, right: Any, path: Path, fpath: FieldPath, item: bool) -> None:
         zero = schema.always_present.get(fpath, _MISSING) if len(path) == len(fpath) else _MISSING
+        if left is _MISSING and zero is _MISSING and path and right is not _MISSING:
+            added(right, path, fpath, item)
+            return
         if zero is not _MISSING:
             left = clone_json(zero) if left is _MISSING else left
             right = clone_json(zero) if right is _MISSING else right
@@ -653,6 +656,23 @@ def _compare(old: Any, new: Any, schema: _Schema) -> _Comparison:
             result.added.add(path)
         elif path and right is _MISSING:
             result.removed.add(path)
+
+    def added(value: Any, path: Path, fpath: FieldPath, item: bool) -> None:
+        """``walk(_MISSING, value, ...)`` with no zero value here: the node and all below it are added.
+        The hot path of a create, without the shape and equality tests that cannot matter."""
+        if isinstance(value, dict):
+            if value and not schema.atomic_map(fpath, item=item):
+                for key, child in value.items():
+                    walk(_MISSING, child, (*path, _field(key)), (*fpath, key), False)
+        elif isinstance(value, list) and value and schema.list_keys(fpath) is not None:
+            grouped = group(value, path, fpath)
+            if grouped is not None:
+                for element, items in grouped.items():
+                    if len(items) == 1:
+                        walk(_MISSING, items[0], (*path, element), fpath, True)
+                    else:
+                        result.added.add((*path, element))
+        result.added.add(path)
 
     def leaf_changed(left: Any, right: Any, path: Path) -> None:
         if left is _MISSING:
