@@ -11,6 +11,7 @@ closes one measured hole and has a test in tests/component/test_raft_overrides.p
    instead of PySyncObj's choice between one send per command and one send per heartbeat. Proposals
    wake the tick thread once per batch (``_applyCommand``), not once per command. A leader sends the
    new commit index before applying (``_SyncObj__applyLogEntries``), so followers apply in parallel.
+   Commands a follower forwards in one tick travel in one message, and so do the leader's answers.
 3. A leader never moves a follower's nextIndex backwards on a success reply (upstream resends entries
    the follower already has), and a follower never truncates entries that match the leader's (Raft
    §5.3: only a *conflicting* entry and what follows it is deleted); upstream truncated, re-appended and
@@ -61,6 +62,8 @@ _FRAME = struct.Struct("i")  # PySyncObj's frame header: native int length
 _PING = "edgek8s_ping"
 _PRE_VOTE = "edgek8s_pre_vote"
 _PRE_VOTE_RESPONSE = "edgek8s_pre_vote_response"
+_BATCH = "edgek8s_batch"  # several messages of one tick to one peer, handled in order as if sent one by one
+_BATCHED = frozenset({"apply_command", "apply_command_response"})  # a forwarded command and its answer
 
 
 class _FramedConnection(TcpConnection):  # type: ignore[misc]
@@ -142,6 +145,7 @@ class _SyncingTransport(TCPTransport):  # type: ignore[misc]
 
     def __init__(self, syncObj: Any, selfNode: Any, otherNodes: Any) -> None:
         self._edge_outbox: list[_FramedConnection] = []
+        self._edge_held: dict[Any, list[dict[str, Any]]] = {}
         super().__init__(syncObj, selfNode, otherNodes)
 
     def flush(self) -> None:
@@ -158,9 +162,21 @@ class _SyncingTransport(TCPTransport):  # type: ignore[misc]
         connection._edge_outbox = self._edge_outbox
 
     def send(self, node: Any, message: Any) -> bool:
-        if isinstance(message, dict) and message.get("type") == "next_node_idx":
-            return bool(self._syncObj._edge_acknowledge(node, message))
+        if isinstance(message, dict):
+            kind = message.get("type")
+            if kind == "next_node_idx":
+                return bool(self._syncObj._edge_acknowledge(node, message))
+            if kind in _BATCHED and self._syncObj._edge_batching:
+                self._edge_held.setdefault(node, []).append(message)
+                return True
         return bool(super().send(node, message))
+
+    def send_held(self) -> None:
+        """Send the forwarded commands (or their answers) held while the tick drained its queue: one
+        message per peer instead of one per command (each costs a pickle, a seal and an open)."""
+        held, self._edge_held = self._edge_held, {}
+        for node, messages in held.items():
+            super().send(node, messages[0] if len(messages) == 1 else {"type": _BATCH, "messages": messages})
 
     def send_now(self, node: Any, message: Any) -> bool:
         return bool(super().send(node, message))
@@ -353,6 +369,8 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
             super()._checkCommandsToApply()
         finally:
             self._edge_batching = False
+        # Before the AppendEntries: a follower must learn a forwarded command's index before its commit.
+        self._SyncObj__transport.send_held()
         if self._edge_send_pending:
             self._edge_send_pending = False
             self._SyncObj__sendAppendEntries()
@@ -404,6 +422,11 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
             return
         if kind == _PRE_VOTE_RESPONSE:
             self._edge_on_pre_vote_response(node, message)
+            return
+        if kind == _BATCH:
+            for part in message["messages"]:
+                if isinstance(part, dict) and part.get("type") in _BATCHED:
+                    SyncObj._SyncObj__onMessageReceived(self, node, part)
             return
         if kind == "append_entries" and message["term"] >= self._SyncObj__raftCurrentTerm:
             self._edge_last_leader_contact = raft_clock()

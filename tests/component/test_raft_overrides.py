@@ -26,6 +26,7 @@ from pysyncobj.monotonic import monotonic as raft_clock
 from pysyncobj.node import TCPNode
 from pysyncobj.syncobj import _RAFT_STATE
 from pysyncobj.tcp_connection import TcpConnection
+from pysyncobj.transport import TCPTransport
 
 from edgek8s.client.rest import RestClient
 from edgek8s.config import RaftConfig
@@ -222,6 +223,48 @@ def test_leader_sends_the_commit_index_before_applying(lonely_syncobj: tuple[Edg
     obj._SyncObj__raftMatchIndex[peer] = 5  # the peer acknowledged both
     obj._onTick(0.0)
     assert events == ["send commit 5", "apply 4", "apply 5"]  # and no second AppendEntries after the apply
+
+
+def _record_wire(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, dict[str, Any]]]:
+    """What leaves through PySyncObj's own TCPTransport.send (after edgek8s's holding and batching)."""
+    wire: list[tuple[Any, dict[str, Any]]] = []
+    monkeypatch.setattr(TCPTransport, "send", lambda self, node, message: wire.append((node, message)) or True)
+    return wire
+
+
+def test_a_follower_forwards_the_commands_of_a_tick_in_one_message(
+    lonely_syncobj: tuple[EdgeSyncObj, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    obj, leader = lonely_syncobj
+    obj._SyncObj__raftLeader = leader
+    wire = _record_wire(monkeypatch)
+    consumer = obj._SyncObj__consumers[0]
+    for payload in (b"a", b"b", b"c"):
+        consumer.apply_command(payload, callback=lambda result, error: None)
+    obj._checkCommandsToApply()
+    assert [m["type"] for _node, m in wire] == ["edgek8s_batch"]
+    parts = wire[0][1]["messages"]
+    assert [p["type"] for p in parts] == ["apply_command"] * 3
+    assert len({p["request_id"] for p in parts}) == 3
+
+
+def test_a_leader_answers_a_batch_in_one_message_before_the_append(
+    lonely_syncobj: tuple[EdgeSyncObj, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    obj, follower = lonely_syncobj
+    _as_leader_with_queue(obj, follower, 0)
+    wire = _record_wire(monkeypatch)
+    command = b"\x00" + pickle.dumps("x")
+    batch = {"type": "edgek8s_batch", "messages": [
+        {"type": "apply_command", "command": command, "request_id": i} for i in (1, 2, 3)
+    ]}
+    obj._SyncObj__onMessageReceived(follower, batch)
+    obj._checkCommandsToApply()
+    kinds = [m["type"] for _node, m in wire]
+    assert kinds == ["edgek8s_batch", "append_entries"]  # the indexes first, then the entries
+    answers = wire[0][1]["messages"]
+    assert [(a["request_id"], a["log_idx"]) for a in answers] == [(1, 4), (2, 5), (3, 6)]
+    assert [e[1] for e in wire[1][1]["entries"]] == [4, 5, 6]
 
 
 def _wake_up_bytes(obj: EdgeSyncObj) -> int:
