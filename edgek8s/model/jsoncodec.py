@@ -6,7 +6,8 @@ decodes its body once and encodes its command once on the proposer, and every re
 command and encodes the stored object, so this is a measurable share of a write's CPU.
 
 Invariants:
-- ``dumps`` is deterministic (equal values, equal bytes, on every replica: the state machine relies on
+- ``dumps`` returns an exact-size ``bytes`` (stored objects keep it for their lifetime); it is
+  deterministic (equal values, equal bytes, on every replica: the state machine relies on
   it), compact, UTF-8 (no ``\\u`` escapes for non-ASCII), and keeps key order. A value orjson cannot
   encode (an integer beyond 64 bits, a non-string key) is encoded by the standard library with the
   same compact separators, so ``dumps`` fails only where ``json.dumps`` would.
@@ -25,7 +26,9 @@ import orjson
 
 def dumps(value: Any) -> bytes:
     try:
-        return orjson.dumps(value)
+        # orjson returns its output buffer shrunk in place: a kept result pins a whole ~8 KiB malloc
+        # chunk (10,000 stored objects: +100 MB RSS per master). An exact-size copy costs ~0.2 µs.
+        return bytes(memoryview(orjson.dumps(value)))
     except TypeError:
         return json.dumps(value, separators=(",", ":"), ensure_ascii=False).encode()
 
