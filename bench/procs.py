@@ -14,12 +14,13 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any, Self
+from typing import IO, Any, Self, TypeVar
 
 LOOPBACK = "127.0.0.1"
+T = TypeVar("T")
 
 # Every process group and temp dir a benchmark creates is registered here so an
 # interpreter exit (including one caused by an uncaught exception) reaps them.
@@ -227,6 +228,19 @@ def install_sigterm() -> None:
     """SIGTERM raises KeyboardInterrupt outside an event loop (asyncio resets
     the handler when a loop that had `cancel_on_sigterm` closes)."""
     signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def run_main(main: Coroutine[Any, Any, T]) -> T:
+    """Run a benchmark's main coroutine with cleanup on every exit path: its process groups and temp
+    dirs go however it ends, and SIGTERM ends it like Ctrl-C (KeyboardInterrupt)."""
+    install_cleanup()
+    try:
+        return asyncio.run(main)
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt("SIGTERM") from None
+    finally:
+        install_sigterm()
+        cleanup_all()
 
 
 class ProcessGroup:

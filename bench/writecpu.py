@@ -250,13 +250,6 @@ def main(argv: list[str]) -> int:
     args.concurrent_ops = args.concurrent_ops or (2_000 if args.quick else 6_000)
     if args.py_spy is not None:
         args.py_spy.mkdir(parents=True, exist_ok=True)
-    procs.install_cleanup()
-    try:
-        figs = asyncio.run(run(args))
-    except asyncio.CancelledError:
-        raise KeyboardInterrupt("SIGTERM") from None
-    finally:
-        procs.install_sigterm()
-        procs.cleanup_all()
+    figs = procs.run_main(run(args))
     print(json.dumps(figs), flush=True)
     return 0

@@ -7,6 +7,7 @@ test also shows the bug it fixes, so the override stays justified.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import os
@@ -549,13 +550,23 @@ class _CountingSocket:
         return getattr(self._sock, name)
 
 
-def test_messages_of_a_tick_leave_in_one_send(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
-    obj, _peer = lonely_syncobj
+@contextlib.contextmanager
+def _counted_connection(obj: EdgeSyncObj) -> Iterator[tuple[Any, _CountingSocket, socket.socket]]:
+    """A PySyncObj connection over a socket pair whose sends are counted, and the far end."""
     left, right = socket.socketpair()
     try:
         sender = TcpConnection(obj._poller, socket=left)
         counting = _CountingSocket(left)
         sender._TcpConnection__socket = counting
+        yield sender, counting, right
+    finally:
+        left.close()
+        right.close()
+
+
+def test_messages_of_a_tick_leave_in_one_send(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, _peer = lonely_syncobj
+    with _counted_connection(obj) as (sender, counting, far_end):
         obj._SyncObj__transport._adopt(sender)
         messages = [{"type": "apply_command", "command": b"x" * 100, "request_id": i} for i in range(5)]
         for message in messages:
@@ -563,31 +574,21 @@ def test_messages_of_a_tick_leave_in_one_send(lonely_syncobj: tuple[EdgeSyncObj,
         assert counting.sends == 0  # buffered until the tick flushes
         obj._SyncObj__transport.flush()
         assert counting.sends == 1
-        raw = right.recv(1 << 16)
+        raw = far_end.recv(1 << 16)
         received = []
         while raw:
             (length,) = struct.unpack("i", raw[:4])
             received.append(pickle.loads(raw[4 : 4 + length]))
             raw = raw[4 + length :]
         assert received == messages  # in order, all of them
-    finally:
-        left.close()
-        right.close()
 
 
 def test_upstream_sends_each_message_on_its_own(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
     obj, _peer = lonely_syncobj
-    left, right = socket.socketpair()
-    try:
-        sender = TcpConnection(obj._poller, socket=left)
-        counting = _CountingSocket(left)
-        sender._TcpConnection__socket = counting
+    with _counted_connection(obj) as (sender, counting, _far_end):
         for i in range(5):
             sender.send({"type": "apply_command", "command": b"x" * 100, "request_id": i})
         assert counting.sends == 5
-    finally:
-        left.close()
-        right.close()
 
 
 async def test_every_raft_connection_uses_the_cheap_frames(cluster: LocalCluster) -> None:
