@@ -217,6 +217,18 @@ class MachineConsumer(SyncObjConsumer):  # type: ignore[misc]
             logger.exception("state machine apply raised at index %d; entry skipped", index)
             return None
 
+    def propose(self, payload: bytes, callback: Callable[[Any, int], None]) -> None:
+        """Queue ``apply_command(payload)`` for replication, as the @replicated wrapper would (any thread).
+
+        The wrapper pickles with protocol 2, where bytes take a latin-1 round trip: ~10 µs for a 1.5 KB
+        command on the event loop, against ~1.5 µs with protocol 5. The entry is otherwise the same, and
+        PySyncObj unpickles either (journals written before stay readable).
+        """
+        sync = self._syncObj
+        consumer = id(self)
+        func_id = sync._methodToID[(consumer, sync._getFuncName((consumer, "apply_command")))]
+        sync._applyCommand(pickle.dumps((func_id, (payload,)), protocol=5), callback, _COMMAND_TYPE.REGULAR)
+
     def _serialize(self) -> Any:
         return self._edge_snapshot()
 

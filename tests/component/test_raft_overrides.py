@@ -268,6 +268,21 @@ def test_a_leader_answers_a_batch_in_one_message_before_the_append(
     assert [e[1] for e in wire[1][1]["entries"]] == [4, 5, 6]
 
 
+def test_proposals_are_pickled_with_protocol_5(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, peer = lonely_syncobj
+    _as_leader_with_queue(obj, peer, 0)
+    consumer = obj._SyncObj__consumers[0]
+    consumer.propose(b"\x00\xff payload", lambda result, error: None)
+    consumer.apply_command(b"upstream", callback=lambda result, error: None)
+    obj._checkCommandsToApply()
+    ours, upstream = obj._SyncObj__raftLog[-2][0], obj._SyncObj__raftLog[-1][0]
+    assert ours[1:3] == b"\x80\x05" and upstream[1:3] == b"\x80\x02"  # upstream: protocol 2
+    obj._SyncObj__raftMatchIndex[peer] = 5
+    obj._onTick(0.0)
+    machine = consumer._edge_apply.__self__
+    assert machine.applied[-2:] == [(b"\x00\xff payload", 4), (b"upstream", 5)]  # both apply alike
+
+
 def _wake_up_bytes(obj: EdgeSyncObj) -> int:
     """Bytes waiting in the tick thread's wake-up pipe (each one a write syscall by a proposer); drains it."""
     pipe = obj._SyncObj__pipeNotifier._PipeNotifier__pipeR
