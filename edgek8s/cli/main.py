@@ -108,10 +108,12 @@ def _add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
 
 def _run_server(args: argparse.Namespace) -> int:
-    from edgek8s._util.memory import limit_malloc_arenas
+    from edgek8s._util.memory import limit_malloc_arenas, settle_garbage_collector
 
     limit_malloc_arenas()  # before any thread starts
     from edgek8s.server.control_plane import run_master
+
+    settle_garbage_collector()  # after the imports: they are what it freezes
 
     config = build_server_config(args)
     logging.basicConfig(
