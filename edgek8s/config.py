@@ -99,11 +99,17 @@ class ApiConfig:
     request_timeout: float = 30.0
     default_watch_timeout: float = 1800.0
     bookmark_interval: float = 60.0
+    # The API servers' client certificate for kubelets (logs, exec, port-forward, metrics); kubelet serving
+    # certificates are verified against client_ca_file (the cluster CA).
+    kubelet_client_cert_file: Path | None = None
+    kubelet_client_key_file: Path | None = None
 
     def __post_init__(self) -> None:
         tls = (self.tls_cert_file, self.tls_key_file, self.client_ca_file)
         if any(tls) and not all(tls):
             raise ConfigError("TLS needs all of --tls-cert-file, --tls-private-key-file and --client-ca-file")
+        if (self.kubelet_client_cert_file is None) != (self.kubelet_client_key_file is None):
+            raise ConfigError("--kubelet-client-certificate and --kubelet-client-key go together")
 
     @property
     def tls(self) -> bool:
@@ -125,3 +131,27 @@ class ServerConfig:
     def api_url(self) -> str:
         scheme = "https" if self.api.tls else "http"
         return f"{scheme}://{self.api.host}:{self.api.port}"
+
+
+KUBELET_CLIENT_NAME = "kube-apiserver-kubelet-client"  # CN of the API servers' certificate for kubelets
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KubeletServerConfig:
+    """The kubelet's HTTPS endpoint (logs, exec, port-forward, stats, image loading). Always mTLS: only
+    clients whose certificate is signed by ``client_ca_file`` and whose CN is in ``allowed_clients`` (the
+    API servers) get in."""
+
+    host: str = "0.0.0.0"
+    port: int = 10250
+    tls_cert_file: Path
+    tls_key_file: Path
+    client_ca_file: Path
+    allowed_clients: tuple[str, ...] = (KUBELET_CLIENT_NAME,)
+    podman_socket: Path = Path("/run/podman/podman.sock")
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port < 65536:
+            raise ConfigError(f"kubelet port: {self.port} is not a TCP port")
+        if not self.allowed_clients:
+            raise ConfigError("the kubelet endpoint needs at least one allowed client name")

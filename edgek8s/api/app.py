@@ -11,9 +11,10 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from edgek8s.api import discovery, system
+from edgek8s.api import discovery, metrics, streams, system
 from edgek8s.api.authn import authenticate
 from edgek8s.api.context import CONFIG, STORE, json_response, status_response
+from edgek8s.api.kubelets import kubelet_client_ctx
 from edgek8s.api.paths import parse_target
 from edgek8s.api.resources import handle_collection, handle_object
 from edgek8s.config import ServerConfig
@@ -62,6 +63,8 @@ async def _resource_request(request: web.Request, group: str, version: str, tail
             raise errors.NotFound("the server could not find the requested resource")
         return json_response(body)
     target = parse_target(group, version, segments)
+    if target.subresource in streams.POD_STREAMS and target.rtype.plural == "pods" and not group:
+        return await streams.handle_pod_stream(request, target)
     if target.name is None:
         return await handle_collection(request, target)
     return await handle_object(request, target)
@@ -73,8 +76,11 @@ def build_app(store: RaftStore, config: ServerConfig) -> web.Application:
     )
     app[STORE] = store
     app[CONFIG] = config
+    app.cleanup_ctx.append(kubelet_client_ctx)
     system.add_routes(app)
     discovery.add_routes(app)
+    streams.add_routes(app)  # before the generic routes below: they would claim these paths
+    metrics.add_routes(app)
     for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
         app.router.add_route(method, "/api/{version}", core_api_root)
         app.router.add_route(method, "/api/{version}/{tail:.*}", core_api)

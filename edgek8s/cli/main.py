@@ -55,8 +55,11 @@ def build_server_config(args: argparse.Namespace) -> ServerConfig:
         data_dir=Path(args.data_dir),
         cluster_secret=read_secret(Path(args.cluster_secret_file)),
     )
-    tls_files = [args.tls_cert_file, args.tls_private_key_file, args.client_ca_file]
-    for flag, value in zip(("--tls-cert-file", "--tls-private-key-file", "--client-ca-file"), tls_files, strict=True):
+    tls_files = [args.tls_cert_file, args.tls_private_key_file, args.client_ca_file, args.kubelet_client_certificate,
+                 args.kubelet_client_key]
+    tls_flags = ("--tls-cert-file", "--tls-private-key-file", "--client-ca-file", "--kubelet-client-certificate",
+                 "--kubelet-client-key")
+    for flag, value in zip(tls_flags, tls_files, strict=True):
         if value and not Path(value).is_file():
             raise ConfigError(f"{flag}: {value} is not a readable file")
     api = ApiConfig(
@@ -65,6 +68,8 @@ def build_server_config(args: argparse.Namespace) -> ServerConfig:
         tls_cert_file=Path(args.tls_cert_file) if args.tls_cert_file else None,
         tls_key_file=Path(args.tls_private_key_file) if args.tls_private_key_file else None,
         client_ca_file=Path(args.client_ca_file) if args.client_ca_file else None,
+        kubelet_client_cert_file=Path(args.kubelet_client_certificate) if args.kubelet_client_certificate else None,
+        kubelet_client_key_file=Path(args.kubelet_client_key) if args.kubelet_client_key else None,
     )
     return ServerConfig(name=args.name, raft=raft, api=api)
 
@@ -83,6 +88,9 @@ def _add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     server.add_argument("--tls-cert-file", default=_env("tls_cert_file"), help="serving certificate (PEM)")
     server.add_argument("--tls-private-key-file", default=_env("tls_private_key_file"))
     server.add_argument("--client-ca-file", default=_env("client_ca_file"), help="CA that signs client certificates")
+    server.add_argument("--kubelet-client-certificate", default=_env("kubelet_client_certificate"),
+                        help="client certificate the API presents to kubelets (logs, exec, port-forward, top)")
+    server.add_argument("--kubelet-client-key", default=_env("kubelet_client_key"))
     server.add_argument("--log-level", default=_env("log_level", "INFO"))
 
 

@@ -148,13 +148,18 @@ def read_pair(cert_path: Path, key_path: Path) -> CertPair:
     return CertPair(cert_path.read_bytes(), key_path.read_bytes())
 
 
-def server_tls_context(cert_file: Path, key_file: Path, client_ca_file: Path) -> ssl.SSLContext:
-    """TLS for the API: client certificates are requested and, when sent, verified against the CA."""
+def server_tls_context(
+    cert_file: Path, key_file: Path, client_ca_file: Path, *, require_client_cert: bool = False
+) -> ssl.SSLContext:
+    """TLS for a server: client certificates are requested and, when sent, verified against the CA.
+
+    The API only requests them (a client without one gets a 401 Status, not a handshake failure);
+    the kubelet's endpoint, which only API servers call, requires them."""
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert_file, key_file)
     context.load_verify_locations(client_ca_file)
-    context.verify_mode = ssl.CERT_OPTIONAL
+    context.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
     return context
 
 

@@ -21,6 +21,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from edgek8s.config import KUBELET_CLIENT_NAME
 from edgek8s.pki.certs import client_tls_context, issue, new_ca, read_pair, write_pair
 from edgek8s.server.kubeconfig import render_kubeconfig, write_kubeconfig
 from edgek8s.server.secrets import generate_secret_file
@@ -75,6 +76,9 @@ def _make_pki(state_dir: Path, names: list[str]) -> None:
         write_pair(serving, pki / f"{name}.crt", pki / f"{name}.key")
     admin = issue(ca, common_name="admin", organizations=["system:masters"], client=True)
     write_pair(admin, pki / "admin.crt", pki / "admin.key")
+    # The masters' identity towards kubelets (logs, exec, port-forward, metrics); kubelets accept only it.
+    kubelet_client = issue(ca, common_name=KUBELET_CLIENT_NAME, organizations=["system:masters"], client=True)
+    write_pair(kubelet_client, pki / "apiserver-kubelet-client.crt", pki / "apiserver-kubelet-client.key")
 
 
 def _step(message: str) -> None:
@@ -115,6 +119,8 @@ def up(state_dir: Path, *, masters: int = 3) -> int:
             *peers, f"--listen=127.0.0.1:{node['api_port']}", f"--cluster-secret-file={secret}",
             f"--tls-cert-file={pki / (str(node['name']) + '.crt')}",
             f"--tls-private-key-file={pki / (str(node['name']) + '.key')}", f"--client-ca-file={pki / 'ca.crt'}",
+            f"--kubelet-client-certificate={pki / 'apiserver-kubelet-client.crt'}",
+            f"--kubelet-client-key={pki / 'apiserver-kubelet-client.key'}",
         ]
         log = open(home / "log", "ab")  # noqa: SIM115 - handed to the child, closed below
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

@@ -1,0 +1,202 @@
+"""``ContainerStreams`` over Podman's REST API (libpod v4), for the kubelet's streaming endpoint.
+
+Containers are found by the labels the agent puts on them: the pod uid and the container name. When
+a container was restarted as a new Podman container, the newest is the current one and the one
+before it is ``previous`` (what ``kubectl logs --previous`` shows).
+
+Exec is Podman's hijacked connection: create an exec instance, start it with ``Upgrade: tcp``, then
+stdin goes to the socket, stdout/stderr come back multiplexed (raw with a TTY), and the exit code is
+read from the instance once its streams close.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import json
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from edgek8s.kubelet.netns import open_connection_in
+from edgek8s.kubelet.podman_http import PodmanHttp, PodmanResponse, demultiplex
+from edgek8s.kubelet.streams import (
+    STDOUT,
+    ContainerRef,
+    ExecOptions,
+    LogOptions,
+    NodeUsage,
+    PodRef,
+)
+from edgek8s.kubelet.usage import ContainerSample, UsageMeter
+from edgek8s.model import errors
+
+POD_UID_LABEL = "io.kubernetes.pod.uid"
+POD_NAME_LABEL = "io.kubernetes.pod.name"
+POD_NAMESPACE_LABEL = "io.kubernetes.pod.namespace"
+CONTAINER_NAME_LABEL = "io.kubernetes.container.name"
+_EXIT_POLL = 0.01
+_EXIT_WAIT = 5.0
+
+
+class PodmanExecSession:
+    def __init__(self, http: PodmanHttp, exec_id: str, response: PodmanResponse, tty: bool) -> None:
+        self._http = http
+        self._id = exec_id
+        self._response = response
+        self._tty = tty
+
+    async def output(self) -> AsyncIterator[tuple[int, bytes]]:
+        if self._tty:
+            async for chunk in self._response.body_chunks():
+                yield STDOUT, chunk
+            return
+        async for frame in demultiplex(self._response.body_chunks()):
+            yield frame
+
+    async def write_stdin(self, data: bytes) -> None:
+        self._response.writer.write(data)
+        await self._response.writer.drain()
+
+    async def close_stdin(self) -> None:
+        if self._response.writer.can_write_eof():
+            self._response.writer.write_eof()
+
+    async def resize(self, width: int, height: int) -> None:
+        if not self._tty:
+            return  # nothing to resize; upstream ignores it too
+        response = await self._http.request("POST", f"/exec/{self._id}/resize",
+                                            params={"h": str(height), "w": str(width)})
+        response.close()
+
+    async def exit_code(self) -> int:
+        deadline = time.monotonic() + _EXIT_WAIT
+        while True:
+            response = await self._http.request("GET", f"/exec/{self._id}/json")
+            await response.raise_for_status("exec inspect")
+            info = await response.json()
+            response.close()
+            if not info.get("Running") or time.monotonic() > deadline:
+                return int(info.get("ExitCode") or 0)
+            await asyncio.sleep(_EXIT_POLL)
+
+    async def close(self) -> None:
+        self._response.close()
+
+
+class PodmanStreams:
+    def __init__(self, socket_path: Path, *, min_usage_window: float = 0.5) -> None:
+        self._http = PodmanHttp(socket_path)
+        self._meter = UsageMeter(self._sample, min_window=min_usage_window)
+
+    async def _containers(self, labels: list[str], *, all_states: bool = True) -> list[dict[str, Any]]:
+        filters = json.dumps({"label": labels})
+        response = await self._http.request(
+            "GET", "/containers/json", params={"all": "true" if all_states else "false", "filters": filters})
+        await response.raise_for_status("list containers")
+        found: list[dict[str, Any]] = await response.json() or []
+        response.close()
+        return sorted(found, key=lambda c: int(c.get("Created") or 0), reverse=True)
+
+    async def _container_id(self, ref: ContainerRef, *, previous: bool = False) -> str:
+        found = await self._containers([f"{POD_UID_LABEL}={ref.pod.uid}", f"{CONTAINER_NAME_LABEL}={ref.container}"])
+        index = 1 if previous else 0
+        if len(found) <= index:
+            what = "previous terminated container" if previous else "container"
+            raise errors.NotFound(f'{what} "{ref.container}" in pod "{ref.pod.name}" not found')
+        return str(found[index]["Id"])
+
+    async def logs(self, ref: ContainerRef, options: LogOptions) -> AsyncIterator[bytes]:
+        container_id = await self._container_id(ref, previous=options.previous)
+        params = {"stdout": "true", "stderr": "true"}
+        if options.follow:
+            params["follow"] = "true"
+        if options.timestamps:
+            params["timestamps"] = "true"
+        if options.tail_lines is not None:
+            params["tail"] = str(options.tail_lines)
+        if options.since_seconds is not None:
+            params["since"] = str(int(time.time()) - options.since_seconds)
+        elif options.since_time:
+            params["since"] = str(int(_parse_rfc3339(options.since_time)))
+        response = await self._http.request("GET", f"/containers/{container_id}/logs", params=params)
+        try:
+            await response.raise_for_status("container logs")
+            budget = options.limit_bytes
+            async for _stream, payload in demultiplex(response.body_chunks()):
+                if budget is not None:
+                    payload = payload[:budget]
+                    budget -= len(payload)
+                yield payload
+                if budget is not None and budget <= 0:
+                    return
+        finally:
+            response.close()
+
+    async def exec(self, ref: ContainerRef, options: ExecOptions) -> PodmanExecSession:
+        container_id = await self._container_id(ref)
+        response = await self._http.request("POST", f"/containers/{container_id}/exec", json_body={
+            "AttachStdin": options.stdin, "AttachStdout": options.stdout, "AttachStderr": options.stderr,
+            "Tty": options.tty, "Cmd": list(options.command)})
+        if response.status == 409:
+            response.close()
+            raise errors.BadRequest(f'container "{ref.container}" is not running; cannot exec into it')
+        await response.raise_for_status("create exec")
+        exec_id = str((await response.json())["Id"])
+        response.close()
+        started = await self._http.request("POST", f"/exec/{exec_id}/start",
+                                           json_body={"Detach": False, "Tty": options.tty}, upgrade=True)
+        await started.raise_for_status("start exec")
+        return PodmanExecSession(self._http, exec_id, started, options.tty)
+
+    async def port_forward(self, pod: PodRef, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+        running = await self._containers([f"{POD_UID_LABEL}={pod.uid}"], all_states=False)
+        if not running:
+            raise errors.BadRequest(f'pod "{pod.name}" has no running container to forward port {port} to')
+        response = await self._http.request("GET", f"/containers/{running[0]['Id']}/json")
+        await response.raise_for_status("inspect container")
+        pid = int((await response.json())["State"]["Pid"])
+        response.close()
+        return await open_connection_in(pid, port)
+
+    async def _sample(self) -> list[ContainerSample]:
+        running = await self._containers([POD_UID_LABEL], all_states=False)
+        if not running:
+            return []
+        params = [("stream", "false"), *(("containers", str(c["Id"])) for c in running)]
+        response = await self._http.request("GET", "/containers/stats?" + "&".join(f"{k}={v}" for k, v in params))
+        await response.raise_for_status("container stats")
+        stats = {s["ContainerID"]: s for s in ((await response.json()) or {}).get("Stats") or []}
+        response.close()
+        samples = []
+        for container in running:
+            labels = container.get("Labels") or {}
+            stat = stats.get(container["Id"])
+            if stat is None:
+                continue
+            pod = PodRef(namespace=labels.get(POD_NAMESPACE_LABEL, ""), name=labels.get(POD_NAME_LABEL, ""),
+                         uid=labels[POD_UID_LABEL])
+            samples.append(ContainerSample(pod=pod, container=labels.get(CONTAINER_NAME_LABEL, ""),
+                                           key=str(container["Id"]), cpu_ns=int(stat.get("CPUNano") or 0),
+                                           memory_bytes=int(stat.get("MemUsage") or 0)))
+        return samples
+
+    async def usage(self) -> NodeUsage:
+        return await self._meter.usage()
+
+    async def load_image(self, archive: AsyncIterator[bytes]) -> list[str]:
+        response = await self._http.request("POST", "/images/load", body=archive, content_type="application/x-tar")
+        try:
+            await response.raise_for_status("load image")
+            loaded = await response.json()
+        finally:
+            response.close()
+        return [str(name) for name in (loaded or {}).get("Names") or []]
+
+
+def _parse_rfc3339(value: str) -> float:
+    with contextlib.suppress(ValueError):
+        return datetime.datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()
+    raise errors.BadRequest(f"sinceTime: invalid RFC 3339 time {value!r}")
