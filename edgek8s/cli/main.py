@@ -16,6 +16,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edgek8s.cli import images
 from edgek8s.config import ApiConfig, ConfigError, RaftConfig, ServerConfig, parse_host_port
 
 
@@ -212,10 +213,13 @@ def main(argv: list[str] | None = None) -> int:
     sub = parser.add_subparsers(dest="command", required=True)
     _add_server_parser(sub)
     _add_admin_parsers(sub)
+    images.add_parser(sub, _add_endpoint_flags)
     args = parser.parse_args(argv)
     try:
         if args.command == "server":
             return _run_server(args)
+        if args.command == "images":
+            return images.run(args, _endpoint)
         return _run_admin(args)
     except ConfigError as exc:
         print(f"edgek8s {args.command}: {exc}", file=sys.stderr)

@@ -98,7 +98,7 @@ class PodmanStreams:
         await response.raise_for_status("list containers")
         found: list[dict[str, Any]] = await response.json() or []
         response.close()
-        return sorted(found, key=lambda c: int(c.get("Created") or 0), reverse=True)
+        return sorted(found, key=_created, reverse=True)
 
     async def _container_id(self, ref: ContainerRef, *, previous: bool = False) -> str:
         found = await self._containers([f"{POD_UID_LABEL}={ref.pod.uid}", f"{CONTAINER_NAME_LABEL}={ref.container}"])
@@ -194,6 +194,13 @@ class PodmanStreams:
         finally:
             response.close()
         return [str(name) for name in (loaded or {}).get("Names") or []]
+
+
+def _created(container: dict[str, Any]) -> tuple[str, str]:
+    """Sort key of libpod's ``Created`` (RFC 3339, UTC, nanoseconds with trailing zeros trimmed)."""
+    created = str(container.get("Created") or "")
+    whole, _, fraction = created.rstrip("Z").partition(".")
+    return whole, fraction.ljust(9, "0")
 
 
 def _parse_rfc3339(value: str) -> float:

@@ -17,7 +17,11 @@ import dataclasses
 import datetime
 import json
 import re
+import subprocess
 import time
+import urllib.error
+import urllib.request
+import uuid
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -25,7 +29,8 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.kubectl_support import AGE, Kubectl, manifest, parse_table, split_cells, unique
+from tests.e2e.kubectl_support import AGE, EDGEK8S, Kubectl, manifest, parse_table, split_cells, unique
+from tests.e2e.streams_support import Worker
 
 compat = pytest.mark.compat
 
@@ -998,3 +1003,192 @@ def test_describe_service(kubectl: Kubectl, ns: str) -> None:
     assert (fields["Type"], fields["Selector"], fields["IP Families"]) == ("ClusterIP", "app=front", "IPv4")
     assert re.fullmatch(r"10\.(9[6-9]|10[0-9]|11[01])\.\d+\.\d+", fields["IP"]), fields["IP"]
     assert fields["Port"] == "<unset>  80/TCP" and fields["TargetPort"] == "8080/TCP"
+
+
+# --- logs, exec, cp, port-forward, top: proxied by the API server to the node's kubelet over mTLS -------
+
+LINES = "for i in 1 2 3 4 5; do echo line $i; done"
+
+
+@compat("kubectl logs", "")
+def test_logs(worker: Worker, ns: str) -> None:
+    worker.run_pod(ns, "talker", {"app": f"{LINES}; echo oops >&2; sleep 3600"})
+    out = _eventually(lambda: worker.kubectl("logs", "talker", "-n", ns).stdout, lambda o: "oops" in o)
+    assert out.splitlines() == [f"line {i}" for i in range(1, 6)] + ["oops"]
+    missing = worker.kubectl("logs", "nope", "-n", ns, check=False)
+    assert missing.returncode == 1
+    assert 'pods "nope" not found' in missing.stderr
+
+
+@compat("kubectl logs", "--tail --timestamps --since --limit-bytes")
+def test_logs_options(worker: Worker, ns: str) -> None:
+    worker.run_pod(ns, "talker", {"app": f"{LINES}; sleep 3600"})
+    _eventually(lambda: worker.kubectl("logs", "talker", "-n", ns).stdout, lambda o: "line 5" in o)
+    assert worker.kubectl("logs", "talker", "-n", ns, "--tail=2").stdout.splitlines() == ["line 4", "line 5"]
+    stamped = worker.kubectl("logs", "talker", "-n", ns, "--timestamps", "--tail=1").stdout.splitlines()
+    assert len(stamped) == 1 and re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z line 5$", stamped[0]), stamped
+    assert worker.kubectl("logs", "talker", "-n", ns, "--since=1h").stdout.splitlines()[0] == "line 1"
+    assert worker.kubectl("logs", "talker", "-n", ns, "--limit-bytes=9").stdout == "line 1\nli"
+
+
+@compat("kubectl logs", "-c (several containers)")
+def test_logs_container(worker: Worker, ns: str) -> None:
+    worker.run_pod(ns, "duo", {"first": "echo from-first; sleep 3600", "second": "echo from-second; sleep 3600"})
+    out = _eventually(lambda: worker.kubectl("logs", "duo", "-n", ns, "-c", "second").stdout, bool)
+    assert out == "from-second\n"
+    default = worker.kubectl("logs", "duo", "-n", ns)
+    assert default.stdout == "from-first\n"
+    assert 'Defaulted container "first" out of: first, second' in default.stderr
+    unknown = worker.kubectl("logs", "duo", "-n", ns, "-c", "third", check=False)
+    assert unknown.returncode == 1 and "third" in unknown.stderr
+
+
+@compat("kubectl logs", "-f")
+def test_logs_follow(worker: Worker, ns: str) -> None:
+    worker.run_pod(ns, "ticker", {"app": "i=0; while true; do i=$((i+1)); echo tick $i; sleep 0.2; done"})
+    with worker.kubectl.popen("logs", "-f", "ticker", "-n", ns) as stream:
+        stream.next_line(lambda line: line == "tick 1", timeout=20)
+        stream.next_line(lambda line: line == "tick 8", timeout=20)  # printed after kubectl started following
+    assert stream.seen[:8] == [f"tick {i}" for i in range(1, 9)]
+
+
+@compat("kubectl logs", "--previous")
+def test_logs_previous(worker: Worker, ns: str) -> None:
+    uid = worker.run_pod(ns, "restarter", {"app": "echo first run; exit 1"})
+    first = _eventually(lambda: worker.kubectl("logs", "restarter", "-n", ns).stdout, bool)
+    assert first == "first run\n"
+    # The agent restarts a crashed container as a new Podman container; the old one holds --previous's logs.
+    worker.start_container(ns, "restarter", uid, "app", "echo second run; sleep 3600")
+    current = _eventually(lambda: worker.kubectl("logs", "restarter", "-n", ns).stdout, bool)
+    assert current == "second run\n"
+    assert worker.kubectl("logs", "restarter", "-n", ns, "--previous").stdout == "first run\n"
+
+
+@compat("kubectl exec", "-- CMD (stdout, stderr, exit code)")
+def test_exec(worker: Worker, ns: str) -> None:
+    worker.run_pod(ns, "shell", {"app": "sleep 3600"})
+    assert worker.kubectl("exec", "shell", "-n", ns, "--", "echo", "hello").stdout == "hello\n"
+    failed = worker.kubectl("exec", "shell", "-n", ns, "--", "sh", "-c", "echo out; echo err >&2; exit 3",
+                            check=False)
+    assert failed.returncode == 3
+    assert failed.stdout == "out\n"
+    assert failed.stderr.splitlines() == ["err", "command terminated with exit code 3"]
+    big = worker.kubectl("exec", "shell", "-n", ns, "--", "sh", "-c", "seq 1 100000").stdout
+    assert big.splitlines() == [str(i) for i in range(1, 100001)]
+
+
+@compat("kubectl exec", "-i (stdin)")
+def test_exec_stdin(worker: Worker, ns: str) -> None:
+    worker.run_pod(ns, "shell", {"app": "sleep 3600"})
+    text = "".join(f"piped line {i}\n" for i in range(2000))
+    assert worker.kubectl("exec", "-i", "shell", "-n", ns, "--", "cat", input=text).stdout == text
+    counted = worker.kubectl("exec", "-i", "shell", "-n", ns, "--", "wc", "-l", input=text).stdout
+    assert counted.strip() == "2000"
+
+
+@compat("kubectl exec", "-it (terminal; resize ignored)")
+def test_exec_tty(worker: Worker, ns: str) -> None:
+    worker.run_pod(ns, "shell", {"app": "sleep 3600"})
+    # Without a terminal on kubectl's side it warns and runs the command all the same.
+    result = worker.kubectl("exec", "-it", "shell", "-n", ns, "--", "sh", "-c", "echo tty-ok; exit 4", check=False)
+    assert result.returncode == 4 and "tty-ok" in result.stdout, result
+
+
+@compat("kubectl exec", "(pod not running, unknown pod)")
+def test_exec_errors(worker: Worker, ns: str) -> None:
+    missing = worker.kubectl("exec", "ghost", "-n", ns, "--", "true", check=False)
+    assert missing.returncode == 1 and 'pods "ghost" not found' in missing.stderr
+    worker.run_pod(ns, "done", {"app": "true"})
+    worker.kubectl("patch", "pod", "done", "-n", ns, "--subresource=status", "--type=merge",
+                   "-p", '{"status":{"phase":"Succeeded"}}')
+    finished = worker.kubectl("exec", "done", "-n", ns, "--", "true", check=False)
+    assert finished.returncode == 1 and "completed pod" in finished.stderr, finished
+
+
+@compat("kubectl cp", "to and from a pod (exec + tar)")
+def test_cp(worker: Worker, ns: str, tmp_path: Path) -> None:
+    worker.run_pod(ns, "box", {"app": "sleep 3600"})
+    source = tmp_path / "payload.txt"
+    source.write_text("".join(f"row {i}\n" for i in range(5000)))
+    worker.kubectl("cp", str(source), f"{ns}/box:/tmp/payload.txt")
+    assert worker.kubectl("exec", "box", "-n", ns, "--", "md5sum", "/tmp/payload.txt").stdout.split()[0] == (
+        __import__("hashlib").md5(source.read_bytes()).hexdigest())
+    back = tmp_path / "back.txt"
+    worker.kubectl("cp", f"{ns}/box:/tmp/payload.txt", str(back))
+    assert back.read_bytes() == source.read_bytes()
+
+
+@compat("kubectl port-forward", "pod/NAME :PORT (SPDY/3.1 in WebSocket)")
+def test_port_forward(worker: Worker, ns: str) -> None:
+    worker.run_pod(ns, "web", {"app": "mkdir -p /www && echo hello-from-pod > /www/index.html && "
+                                      "exec httpd -f -p 8080 -h /www"})
+    with worker.kubectl.popen("port-forward", "-n", ns, "pod/web", ":8080") as stream:
+        line = stream.next_line(lambda text: text.startswith("Forwarding from 127.0.0.1:"), timeout=20)
+        port = int(line.split("127.0.0.1:")[1].split()[0])
+        for _ in range(3):  # one SPDY stream pair per connection, several connections per session
+            body = _eventually(lambda: _http_get(port), lambda b: b is not None, timeout=10)
+            assert body == "hello-from-pod\n"
+
+
+@compat("kubectl top", "node")
+def test_top_node(worker: Worker) -> None:
+    out = _eventually(lambda: worker.kubectl("top", "node", worker.node, check=False).stdout, bool)
+    header, rows = parse_table(out)
+    assert header == ["NAME", "CPU(cores)", "CPU(%)", "MEMORY(bytes)", "MEMORY(%)"]
+    assert rows[0]["NAME"] == worker.node
+    assert re.match(r"^\d+m$", rows[0]["CPU(cores)"]) and re.match(r"^\d+Mi$", rows[0]["MEMORY(bytes)"]), rows
+
+
+@compat("kubectl top", "pod")
+def test_top_pod(worker: Worker, ns: str) -> None:
+    worker.run_pod(ns, "busy", {"app": "while true; do :; done"})
+    worker.run_pod(ns, "idle", {"app": "sleep 3600"})
+    out = _eventually(lambda: worker.kubectl("top", "pod", "-n", ns, check=False).stdout,
+                      lambda o: "busy" in o and "idle" in o)
+    header, rows = parse_table(out)
+    assert header == ["NAME", "CPU(cores)", "MEMORY(bytes)"]
+    usage = {r["NAME"]: int(r["CPU(cores)"].rstrip("m")) for r in rows}
+    assert usage["busy"] > 100 and usage["busy"] > usage["idle"], rows
+    one = worker.kubectl("top", "pod", "busy", "-n", ns, "--containers").stdout
+    assert parse_table(one)[1][0]["NAME"] == "app"
+
+
+@compat("edgek8s images import", "FILE.tar, --all-nodes")
+def test_images_import(worker: Worker, tmp_path: Path) -> None:
+    tag = f"localhost/imported-{uuid.uuid4().hex[:6]}:1"
+    worker.podman.run("tag", worker.image, tag)
+    archive = tmp_path / "image.tar"
+    worker.podman.run("save", "-o", str(archive), tag)
+    worker.podman.run("rmi", tag)
+    result = subprocess.run([*EDGEK8S, "images", "import", str(archive), "--all-nodes",
+                             "--kubeconfig", str(worker.kubectl.cluster.kubeconfig)],
+                            capture_output=True, text=True, timeout=120, check=False)
+    assert result.returncode == 0, result
+    assert f"{worker.node}: loaded {tag}" in result.stdout
+    assert tag in worker.podman.run("images", "--format", "{{.Repository}}:{{.Tag}}").split()
+    worker.podman.run("rmi", tag)
+    local = subprocess.run([*EDGEK8S, "images", "import", str(archive), "--podman-socket", str(worker.podman.socket)],
+                           capture_output=True, text=True, timeout=120, check=False)
+    assert local.returncode == 0 and tag in local.stdout, local
+    assert tag in worker.podman.run("images", "--format", "{{.Repository}}:{{.Tag}}").split()
+    bad = subprocess.run([*EDGEK8S, "images", "import", str(tmp_path / "nope.tar")], capture_output=True, text=True,
+                         timeout=60, check=False)
+    assert bad.returncode == 2 and "no such file" in bad.stderr
+
+
+def _http_get(port: int) -> str | None:
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5) as response:
+            return str(response.read().decode())
+    except (OSError, urllib.error.URLError):
+        return None
+
+
+def _eventually(probe: Any, done: Any, timeout: float = 20.0) -> Any:
+    """probe() until done(result) (containers start asynchronously); the last result otherwise."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = probe()
+        if done(result) or time.monotonic() > deadline:
+            return result
+        time.sleep(0.2)
