@@ -2,8 +2,8 @@
 
 Runtimes and /proc give cumulative CPU time; a rate needs two samples. ``UsageMeter`` keeps the
 previous sample of every container and of the node: a request at least ``min_window`` after the last
-sample gets the rate over that interval; a first request (or one after a long pause) samples twice,
-``min_window`` apart. Concurrent requests share one measurement.
+sample gets the rate over that interval; a first request (or one after a long pause), or one that finds a container
+started since the last sample, samples twice, ``min_window`` apart. Concurrent requests share one measurement.
 """
 
 from __future__ import annotations
@@ -68,15 +68,21 @@ class UsageMeter:
         containers = await self._sample_containers()
         return _Snapshot(time.monotonic(), node_cpu_ns(), {c.key: c for c in containers})
 
+    async def _later(self, previous: _Snapshot) -> _Snapshot:
+        wait = self._min_window - (time.monotonic() - previous.at)
+        if wait > 0:
+            await asyncio.sleep(wait)
+        return await self._snapshot()
+
     async def usage(self) -> NodeUsage:
         async with self._lock:
             previous = self._last
-            if previous is None or time.monotonic() - previous.at > self._max_age:
+            fresh = previous is None or time.monotonic() - previous.at > self._max_age
+            if previous is None or fresh:
                 previous = await self._snapshot()
-            wait = self._min_window - (time.monotonic() - previous.at)
-            if wait > 0:
-                await asyncio.sleep(wait)
-            current = await self._snapshot()
+            current = await self._later(previous)
+            if not fresh and current.containers.keys() - previous.containers.keys():
+                previous, current = current, await self._later(current)  # a new container needs two samples
             self._last = current
         window = current.at - previous.at
         pods: dict[PodRef, list[ContainerUsage]] = {}

@@ -64,7 +64,8 @@ class PrivatePodman:
         context.mkdir(exist_ok=True)
         shutil.copy("/bin/busybox", context / "busybox")
         (context / "Containerfile").write_text(
-            'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\nCMD ["sh"]\n')
+            'FROM scratch\nCOPY busybox /bin/busybox\nRUN ["/bin/busybox", "--install", "-s", "/bin"]\n'
+            'RUN ["/bin/mkdir", "-m", "1777", "/tmp"]\nCMD ["sh"]\n')
         self.run("build", "-q", "-t", BUSYBOX_IMAGE, str(context), timeout=120)
         return BUSYBOX_IMAGE
 
