@@ -21,7 +21,7 @@ VERSION = 3
 SYN_STREAM, SYN_REPLY, RST_STREAM, SETTINGS, PING, GOAWAY, HEADERS, WINDOW_UPDATE = 1, 2, 3, 4, 6, 7, 8, 9
 FLAG_FIN = 0x01
 RST_PROTOCOL_ERROR, RST_REFUSED_STREAM, RST_CANCEL = 1, 3, 5
-MAX_FRAME = 16 * 1024 * 1024
+MAX_FRAME = 1024 * 1024  # kubectl writes 32 KiB at most; bounds what one session buffers
 
 _U32 = struct.Struct(">I")
 _HEAD = struct.Struct(">II")
