@@ -147,10 +147,18 @@ async def _exec(request: web.Request, namespace: str, name: str) -> web.StreamRe
     if protocol is None:
         raise _websocket_only("exec", channels.PROTOCOLS)
     params = [("command", c) for c in command] + [(f, "true") for f in _EXEC_FLAGS if _flag(request.query.get(f))]
-    kubelet = await request.app[KUBELETS].websocket(
-        f"{base}/exec/{_base(pod)}/{container}", protocols=(protocol,), params=params)
+    ws = web.WebSocketResponse(protocols=(protocol,), max_msg_size=_MAX_MESSAGE)
     try:
-        ws = web.WebSocketResponse(protocols=(protocol,), max_msg_size=_MAX_MESSAGE)
+        kubelet = await request.app[KUBELETS].websocket(
+            f"{base}/exec/{_base(pod)}/{container}", protocols=(protocol,), params=params)
+    except errors.StatusError as exc:
+        # Refusing the upgrade would send kubectl to its SPDY fallback, whose error hides this one.
+        await ws.prepare(request)
+        await ws.send_bytes(channels.status_frame(channels.error_status(exc.message, reason=exc.reason,
+                                                                        code=exc.code)))
+        await ws.close()
+        return ws
+    try:
         await ws.prepare(request)
         await _relay(ws, kubelet)
         await ws.close()

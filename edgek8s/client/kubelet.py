@@ -68,7 +68,7 @@ class KubeletClient:
             # The kubelet answered with a Status instead of upgrading: aiohttp drops the body, keep the code.
             cls = {400: errors.BadRequest, 403: errors.Forbidden, 404: errors.NotFound}.get(
                 exc.status, errors.ServiceUnavailable)
-            raise cls(f"the kubelet refused the stream ({exc.status}): {exc.message}") from exc
+            raise cls(str(exc.message)) from exc  # the kubelet puts its message in the reason phrase
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise errors.ServiceUnavailable(f"cannot reach the kubelet at {url}: {exc}") from exc
 

@@ -100,16 +100,16 @@ class PodmanStreams:
         response.close()
         return sorted(found, key=_created, reverse=True)
 
-    async def _container_id(self, ref: ContainerRef, *, previous: bool = False) -> str:
+    async def _container(self, ref: ContainerRef, *, previous: bool = False) -> dict[str, Any]:
         found = await self._containers([f"{POD_UID_LABEL}={ref.pod.uid}", f"{CONTAINER_NAME_LABEL}={ref.container}"])
         index = 1 if previous else 0
         if len(found) <= index:
             what = "previous terminated container" if previous else "container"
             raise errors.NotFound(f'{what} "{ref.container}" in pod "{ref.pod.name}" not found')
-        return str(found[index]["Id"])
+        return found[index]
 
     async def logs(self, ref: ContainerRef, options: LogOptions) -> AsyncIterator[bytes]:
-        container_id = await self._container_id(ref, previous=options.previous)
+        container_id = (await self._container(ref, previous=options.previous))["Id"]
         params = {"stdout": "true", "stderr": "true"}
         if options.follow:
             params["follow"] = "true"
@@ -136,13 +136,13 @@ class PodmanStreams:
             response.close()
 
     async def exec(self, ref: ContainerRef, options: ExecOptions) -> PodmanExecSession:
-        container_id = await self._container_id(ref)
-        response = await self._http.request("POST", f"/containers/{container_id}/exec", json_body={
+        container = await self._container(ref)
+        if container.get("State") != "running":
+            raise errors.BadRequest(f'container "{ref.container}" in pod "{ref.pod.name}" is not running '
+                                    f'(state: {container.get("State")}); cannot exec into it')
+        response = await self._http.request("POST", f"/containers/{container['Id']}/exec", json_body={
             "AttachStdin": options.stdin, "AttachStdout": options.stdout, "AttachStderr": options.stderr,
             "Tty": options.tty, "Cmd": list(options.command)})
-        if response.status == 409:
-            response.close()
-            raise errors.BadRequest(f'container "{ref.container}" is not running; cannot exec into it')
         await response.raise_for_status("create exec")
         exec_id = str((await response.json())["Id"])
         response.close()

@@ -43,7 +43,9 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _status(error: errors.StatusError) -> web.Response:
-    return web.Response(body=json.dumps(error.to_status()).encode(), status=error.code,
+    # The message also goes in the reason phrase: a refused WebSocket handshake only shows the caller that.
+    phrase = "".join(c if " " <= c <= "~" else " " for c in error.message)[:200]
+    return web.Response(body=json.dumps(error.to_status()).encode(), status=error.code, reason=phrase,
                         content_type="application/json")
 
 
@@ -139,7 +141,14 @@ async def exec_command(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(protocols=channels.PROTOCOLS, max_msg_size=_MAX_MESSAGE, autoping=True)
     if not ws.can_prepare(request).ok:
         raise errors.BadRequest("exec needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io)")
-    session = await request.app[STREAMS].exec(_container(request), options)
+    try:
+        session = await request.app[STREAMS].exec(_container(request), options)
+    except errors.StatusError as exc:  # as upstream: upgrade, then the reason on the status channel
+        await ws.prepare(request)
+        await ws.send_bytes(channels.status_frame(channels.error_status(exc.message, reason=exc.reason,
+                                                                        code=exc.code)))
+        await ws.close()
+        return ws
     try:
         await ws.prepare(request)
         reader = asyncio.create_task(_pump_input(ws, session), name="exec-stdin")

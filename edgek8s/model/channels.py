@@ -58,9 +58,10 @@ def exit_status(code: int) -> dict[str, Any]:
     }
 
 
-def error_status(message: str) -> dict[str, Any]:
-    """A channel-3 Status for a failure that is not the command's own (kubectl prints the message)."""
-    return {"metadata": {}, "status": "Failure", "message": message, "reason": "InternalError", "code": 500}
+def error_status(message: str, *, reason: str = "InternalError", code: int = 500) -> dict[str, Any]:
+    """A channel-3 Status for a failure that is not the command's own: kubectl prints
+    ``Error from server (<reason>): <message>`` and exits 1."""
+    return {"metadata": {}, "status": "Failure", "message": message, "reason": reason, "code": code}
 
 
 def status_frame(status: dict[str, Any]) -> bytes:

@@ -1192,3 +1192,13 @@ def _eventually(probe: Any, done: Any, timeout: float = 20.0) -> Any:
         if done(result) or time.monotonic() > deadline:
             return result
         time.sleep(0.2)
+
+
+@compat("kubectl exec", "(container not running)")
+def test_exec_container_not_running(worker: Worker, ns: str) -> None:
+    worker.run_pod(ns, "stopped", {"app": "exit 0"})
+    _eventually(lambda: worker.podman.run("ps", "-q", "--filter", "label=io.kubernetes.pod.name=stopped"),
+                lambda out: not out.strip())
+    result = worker.kubectl("exec", "stopped", "-n", ns, "--", "true", check=False)
+    assert result.returncode == 1
+    assert result.stderr.startswith('error: container "app" in pod "stopped" is not running'), result.stderr
