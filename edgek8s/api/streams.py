@@ -1,4 +1,4 @@
-"""Pod streams proxied to the pod's kubelet: ``log``, ``exec``, ``attach``-less exec, ``portforward``;
+"""Pod streams proxied to the pod's kubelet: ``log``, ``exec``, ``attach``, ``portforward``;
 and ``nodes/{name}/proxy/...`` (admins only) for kubelet endpoints such as image loading.
 
 The API server checks everything it can before it upgrades kubectl's connection (pod, container,
@@ -24,7 +24,7 @@ from edgek8s.api.portforward import PROTOCOL as PORT_FORWARD_PROTOCOL
 from edgek8s.api.portforward import PortForwardSession
 from edgek8s.model import channels, errors
 
-POD_STREAMS = frozenset({"log", "exec", "portforward"})
+POD_STREAMS = frozenset({"log", "exec", "attach", "portforward"})
 _MAX_MESSAGE = 4 * 1024 * 1024
 _LOG_INTS = ("tailLines", "sinceSeconds", "limitBytes")
 _LOG_FLAGS = ("follow", "timestamps", "previous")
@@ -76,8 +76,8 @@ async def handle_pod_stream(request: web.Request, target: Target) -> web.StreamR
         if request.method != "GET":
             raise errors.MethodNotAllowed(f"{request.method} is not supported on pods/log")
         return await _log(request, target.namespace, target.name)
-    if target.subresource == "exec":
-        return await _exec(request, target.namespace, target.name)
+    if target.subresource in ("exec", "attach"):
+        return await _exec(request, target.namespace, target.name, attach=target.subresource == "attach")
     return await _port_forward(request, target.namespace, target.name)
 
 
@@ -133,24 +133,26 @@ async def _relay(client: web.WebSocketResponse, kubelet: aiohttp.ClientWebSocket
             await asyncio.wait_for(task, timeout=2.0)
 
 
-async def _exec(request: web.Request, namespace: str, name: str) -> web.StreamResponse:
-    command = request.query.getall("command", [])
-    if not command:
+async def _exec(request: web.Request, namespace: str, name: str, *, attach: bool) -> web.StreamResponse:
+    command = [] if attach else request.query.getall("command", [])
+    if not command and not attach:
         raise errors.BadRequest("you must specify at least one command for the container")
     pod = await get_pod(request, namespace, name)
     container = _container(pod, request.query.get("container"))
     phase = (pod.get("status") or {}).get("phase")
     if phase in ("Succeeded", "Failed"):
-        raise errors.BadRequest(f"cannot exec into a container in a completed pod; current phase is {phase}")
+        verb = "attach to" if attach else "exec into"
+        raise errors.BadRequest(f"cannot {verb} a container in a completed pod; current phase is {phase}")
     base = await pod_kubelet(request, pod)
     protocol = _negotiate(request, channels.PROTOCOLS)
     if protocol is None:
-        raise _websocket_only("exec", channels.PROTOCOLS)
+        raise _websocket_only("attach" if attach else "exec", channels.PROTOCOLS)
     params = [("command", c) for c in command] + [(f, "true") for f in _EXEC_FLAGS if _flag(request.query.get(f))]
     ws = web.WebSocketResponse(protocols=(protocol,), max_msg_size=_MAX_MESSAGE)
     try:
         kubelet = await request.app[KUBELETS].websocket(
-            f"{base}/exec/{_base(pod)}/{container}", protocols=(protocol,), params=params)
+            f"{base}/{'attach' if attach else 'exec'}/{_base(pod)}/{container}", protocols=(protocol,),
+            params=params)
     except errors.StatusError as exc:
         # Refusing the upgrade would send kubectl to its SPDY fallback, whose error hides this one.
         await ws.prepare(request)

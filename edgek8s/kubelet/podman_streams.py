@@ -41,11 +41,15 @@ _EXIT_POLL = 0.01
 _EXIT_WAIT = 5.0
 
 
-class PodmanExecSession:
-    def __init__(self, http: PodmanHttp, exec_id: str, response: PodmanResponse, tty: bool) -> None:
+class PodmanStreamSession:
+    """An exec or attach session on a hijacked connection. ``kind`` is "exec" or "containers": the
+    paths ``/<kind>/<id>/resize`` and ``/<kind>/<id>/json`` resize it and tell how it ended."""
+
+    def __init__(self, http: PodmanHttp, response: PodmanResponse, *, kind: str, object_id: str, tty: bool) -> None:
         self._http = http
-        self._id = exec_id
         self._response = response
+        self._kind = kind
+        self._id = object_id
         self._tty = tty
 
     async def output(self) -> AsyncIterator[tuple[int, bytes]]:
@@ -67,19 +71,21 @@ class PodmanExecSession:
     async def resize(self, width: int, height: int) -> None:
         if not self._tty:
             return  # nothing to resize; upstream ignores it too
-        response = await self._http.request("POST", f"/exec/{self._id}/resize",
+        response = await self._http.request("POST", f"/{self._kind}/{self._id}/resize",
                                             params={"h": str(height), "w": str(width)})
         response.close()
 
     async def exit_code(self) -> int:
+        """The exit code once the process has ended (its streams close a moment before Podman records it)."""
         deadline = time.monotonic() + _EXIT_WAIT
         while True:
-            response = await self._http.request("GET", f"/exec/{self._id}/json")
-            await response.raise_for_status("exec inspect")
+            response = await self._http.request("GET", f"/{self._kind}/{self._id}/json")
+            await response.raise_for_status(f"inspect {self._kind}")
             info = await response.json()
             response.close()
-            if not info.get("Running") or time.monotonic() > deadline:
-                return int(info.get("ExitCode") or 0)
+            state = info.get("State") if self._kind == "containers" else info
+            if not state.get("Running") or time.monotonic() > deadline:
+                return int(state.get("ExitCode") or 0)
             await asyncio.sleep(_EXIT_POLL)
 
     async def close(self) -> None:
@@ -135,7 +141,7 @@ class PodmanStreams:
         finally:
             response.close()
 
-    async def exec(self, ref: ContainerRef, options: ExecOptions) -> PodmanExecSession:
+    async def exec(self, ref: ContainerRef, options: ExecOptions) -> PodmanStreamSession:
         container = await self._container(ref)
         if container.get("State") != "running":
             raise errors.BadRequest(f'container "{ref.container}" in pod "{ref.pod.name}" is not running '
@@ -149,7 +155,20 @@ class PodmanStreams:
         started = await self._http.request("POST", f"/exec/{exec_id}/start",
                                            json_body={"Detach": False, "Tty": options.tty}, upgrade=True)
         await started.raise_for_status("start exec")
-        return PodmanExecSession(self._http, exec_id, started, options.tty)
+        return PodmanStreamSession(self._http, started, kind="exec", object_id=exec_id, tty=options.tty)
+
+    async def attach(self, ref: ContainerRef, options: ExecOptions) -> PodmanStreamSession:
+        container = await self._container(ref)
+        if container.get("State") != "running":
+            raise errors.BadRequest(f'container "{ref.container}" in pod "{ref.pod.name}" is not running '
+                                    f'(state: {container.get("State")}); cannot attach to it')
+        params = {"stream": "true", "logs": "false", "stdin": str(options.stdin).lower(),
+                  "stdout": str(options.stdout).lower(), "stderr": str(options.stderr).lower()}
+        response = await self._http.request("POST", f"/containers/{container['Id']}/attach", params=params,
+                                            upgrade=True)
+        await response.raise_for_status("attach")
+        return PodmanStreamSession(self._http, response, kind="containers", object_id=str(container["Id"]),
+                                   tty=options.tty)
 
     async def port_forward(self, pod: PodRef, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         running = await self._containers([f"{POD_UID_LABEL}={pod.uid}"], all_states=False)

@@ -6,6 +6,7 @@ Only API servers call it (mTLS with the cluster CA, client CN in ``allowed_clien
   GET  /containerLogs/{ns}/{pod}/{uid}/{container}?follow&tailLines&sinceSeconds&sinceTime&timestamps&previous
        &limitBytes
   GET  /exec/{ns}/{pod}/{uid}/{container}?command=..&stdin&stdout&stderr&tty   WebSocket v5/v4.channel.k8s.io
+  GET  /attach/{ns}/{pod}/{uid}/{container}?stdin&stdout&stderr&tty            (the same, main process)
   GET  /portForward/{ns}/{pod}/{uid}?port=N      WebSocket: binary messages are the bytes; text "eof" = half-close
   GET  /stats/usage                              JSON: node and per-container cpu (nanocores) and memory
   POST /images/load                              body: an image archive (podman/docker save); loads it
@@ -134,15 +135,25 @@ async def exec_command(request: web.Request) -> web.StreamResponse:
     command = tuple(request.query.getall("command", []))
     if not command:
         raise errors.BadRequest("you must specify at least one command for the container")
+    return await _serve_session(request, command, attach=False)
+
+
+async def attach_container(request: web.Request) -> web.StreamResponse:
+    return await _serve_session(request, (), attach=True)
+
+
+async def _serve_session(request: web.Request, command: tuple[str, ...], *, attach: bool) -> web.StreamResponse:
+    tty = _flag(request, "tty")
+    # With a terminal, stderr is merged into stdout (there is only one stream), as upstream does.
     options = ExecOptions(command=command, stdin=_flag(request, "stdin"), stdout=_flag(request, "stdout", True),
-                          stderr=_flag(request, "stderr", True), tty=_flag(request, "tty"))
-    if options.tty and options.stderr:
-        options = ExecOptions(command=command, stdin=options.stdin, stdout=options.stdout, stderr=False, tty=True)
+                          stderr=_flag(request, "stderr", True) and not tty, tty=tty)
     ws = web.WebSocketResponse(protocols=channels.PROTOCOLS, max_msg_size=_MAX_MESSAGE, autoping=True)
     if not ws.can_prepare(request).ok:
-        raise errors.BadRequest("exec needs a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io)")
+        raise errors.BadRequest("streams need a WebSocket upgrade (v5.channel.k8s.io or v4.channel.k8s.io)")
+    streams = request.app[STREAMS]
     try:
-        session = await request.app[STREAMS].exec(_container(request), options)
+        open_session = streams.attach if attach else streams.exec
+        session = await open_session(_container(request), options)
     except errors.StatusError as exc:  # as upstream: upgrade, then the reason on the status channel
         await ws.prepare(request)
         await ws.send_bytes(channels.status_frame(channels.error_status(exc.message, reason=exc.reason,
@@ -151,7 +162,7 @@ async def exec_command(request: web.Request) -> web.StreamResponse:
         return ws
     try:
         await ws.prepare(request)
-        reader = asyncio.create_task(_pump_input(ws, session), name="exec-stdin")
+        reader = asyncio.create_task(_pump_input(ws, session), name="stream-stdin")
         try:
             async for stream, data in session.output():
                 await ws.send_bytes(channels.encode(stream, data))
@@ -230,6 +241,7 @@ def build_kubelet_app(streams: ContainerStreams, allowed_clients: tuple[str, ...
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/containerLogs/{namespace}/{pod}/{uid}/{container}", container_logs)
     app.router.add_get("/exec/{namespace}/{pod}/{uid}/{container}", exec_command)
+    app.router.add_get("/attach/{namespace}/{pod}/{uid}/{container}", attach_container)
     app.router.add_get("/portForward/{namespace}/{pod}/{uid}", port_forward)
     app.router.add_get("/stats/usage", stats_usage)
     app.router.add_post("/images/load", load_image)

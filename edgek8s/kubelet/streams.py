@@ -54,7 +54,9 @@ STDOUT, STDERR = 1, 2
 
 
 class ExecSession(Protocol):
-    """One running command. ``output`` yields (STDOUT|STDERR, bytes) until the command's streams close."""
+    """One running command (exec) or main process (attach).
+
+    ``output`` yields (STDOUT|STDERR, bytes) until the process's streams close."""
 
     def output(self) -> AsyncIterator[tuple[int, bytes]]: ...
 
@@ -95,6 +97,10 @@ class ContainerStreams(Protocol):
     def logs(self, ref: ContainerRef, options: LogOptions) -> AsyncIterator[bytes]: ...
 
     async def exec(self, ref: ContainerRef, options: ExecOptions) -> ExecSession: ...
+
+    async def attach(self, ref: ContainerRef, options: ExecOptions) -> ExecSession:
+        """The container's main process (``options.command`` is ignored); its exit code ends the session."""
+        ...
 
     async def port_forward(self, pod: PodRef, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]: ...
 

@@ -1202,3 +1202,11 @@ def test_exec_container_not_running(worker: Worker, ns: str) -> None:
     result = worker.kubectl("exec", "stopped", "-n", ns, "--", "true", check=False)
     assert result.returncode == 1
     assert result.stderr.startswith('error: container "app" in pod "stopped" is not running'), result.stderr
+
+
+@compat("kubectl attach", "(output of the main process)")
+def test_attach(worker: Worker, ns: str) -> None:
+    worker.run_pod(ns, "chatty", {"app": "i=0; while true; do i=$((i+1)); echo beat $i; sleep 0.2; done"})
+    with worker.kubectl.popen("attach", "chatty", "-n", ns) as stream:
+        first = int(stream.next_line(lambda line: line.startswith("beat "), timeout=20).split()[1])
+        stream.next_line(lambda line: line == f"beat {first + 3}", timeout=20)
