@@ -117,6 +117,93 @@ def _run_server(args: argparse.Namespace) -> int:
     return 0
 
 
+def _add_agent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    agent = sub.add_parser("agent", help="run a worker: the kubelet over Podman")
+    agent.add_argument("--name", default=_env("name", os.uname().nodename), help="node name")
+    agent.add_argument("--data-dir", default=_env("data_dir", "/var/lib/edgek8s/agent"))
+    env_servers = _env("server")
+    agent.add_argument("--server", action="append", default=[env_servers] if env_servers else [],
+                       help="API URL of a master (repeat, or comma-separated, for every master)")
+    agent.add_argument("--ca-file", default=_env("ca_file"), help="cluster CA (PEM)")
+    agent.add_argument("--cert-file", default=_env("cert_file"), help="node client certificate (CN=system:node:NAME)")
+    agent.add_argument("--key-file", default=_env("key_file"))
+    agent.add_argument("--node-ip", default=_env("node_ip", ""), help="address to report (default: detected)")
+    agent.add_argument("--kubelet-port", type=int, default=int(_env("kubelet_port", "10250") or 10250))
+    agent.add_argument("--pod-cidr", default=_env("pod_cidr", "10.88.0.0/16"))
+    agent.add_argument("--podman-socket", default=_env("podman_socket"), help="use this running Podman service")
+    agent.add_argument("--oci-runtime", default=_env("oci_runtime", "auto"), help="auto, runc or crun")
+    agent.add_argument("--cgroup-manager", default=_env("cgroup_manager", "auto"), help="auto, systemd or cgroupfs")
+    agent.add_argument("--ulimit", action="append", default=None,
+                       help="default container ulimit, e.g. nofile=20000:20000 (repeat)")
+    agent.add_argument("--label", action="append", default=[], help="node label KEY=VALUE (repeat)")
+    agent.add_argument("--max-pods", type=int, default=110)
+    agent.add_argument("--reserved-cpu", default="100m", help="CPU kept from pods (quantity)")
+    agent.add_argument("--reserved-memory", default="256Mi", help="memory kept from pods (quantity)")
+    agent.add_argument("--backoff-initial", type=float, default=10.0, help="first CrashLoopBackOff delay (s)")
+    agent.add_argument("--backoff-max", type=float, default=300.0, help="longest CrashLoopBackOff delay (s)")
+    agent.add_argument("--relist-period", type=float, default=2.0, help="seconds between relists of Podman")
+    agent.add_argument("--log-level", default=_env("log_level", "INFO"))
+
+
+def build_agent_config(args: argparse.Namespace) -> Any:
+    from edgek8s.config import AgentConfig, PodmanConfig
+    from edgek8s.model.quantity import cpu_millis, to_bytes
+
+    masters = tuple(s.strip() for entry in args.server for s in entry.split(",") if s.strip())
+    labels = []
+    for label in args.label:
+        key, sep, value = label.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--label: expected KEY=VALUE, got {label!r}")
+        labels.append((key, value))
+    try:
+        reserved_cpu, reserved_memory = cpu_millis(args.reserved_cpu), to_bytes(args.reserved_memory)
+    except ValueError as exc:
+        raise ConfigError(f"--reserved-cpu/--reserved-memory: {exc}") from None
+    podman_kwargs: dict[str, Any] = {}
+    if args.ulimit is not None:
+        podman_kwargs["ulimits"] = tuple(args.ulimit)
+    podman = PodmanConfig(
+        socket=Path(args.podman_socket) if args.podman_socket else None, oci_runtime=args.oci_runtime,
+        cgroup_manager=args.cgroup_manager, pod_cidr=args.pod_cidr, **podman_kwargs,
+    )
+    files = {"--ca-file": args.ca_file, "--cert-file": args.cert_file, "--key-file": args.key_file}
+    for flag, value in files.items():
+        if value and not Path(value).is_file():
+            raise ConfigError(f"{flag}: {value} is not a readable file")
+    return AgentConfig(
+        node_name=args.name, data_dir=Path(args.data_dir), masters=masters,
+        ca_file=Path(args.ca_file) if args.ca_file else None,
+        cert_file=Path(args.cert_file) if args.cert_file else None,
+        key_file=Path(args.key_file) if args.key_file else None, node_ip=args.node_ip, kubelet_port=args.kubelet_port,
+        podman=podman, labels=tuple(labels), max_pods=args.max_pods, reserved_cpu_millis=reserved_cpu,
+        reserved_memory_bytes=reserved_memory, backoff_initial=args.backoff_initial, backoff_max=args.backoff_max,
+        relist_period=args.relist_period,
+    )
+
+
+def _run_agent(args: argparse.Namespace) -> int:
+    from edgek8s._util.memory import limit_malloc_arenas
+
+    limit_malloc_arenas()  # before any thread starts
+    from edgek8s.server.agent import run_agent
+
+    config = build_agent_config(args)
+    logging.basicConfig(
+        level=args.log_level.upper(), format=f"%(asctime)s {config.node_name} %(levelname)s %(name)s: %(message)s"
+    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(sig, stop.set)
+        await run_agent(config, stop)
+
+    asyncio.run(main())
+    return 0
+
+
 def _add_endpoint_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--kubeconfig", default=os.environ.get("KUBECONFIG"), help="admin kubeconfig (TLS)")
     parser.add_argument("--server", default=_env("server"), help="API URL (plain HTTP masters; overrides --kubeconfig)")
@@ -212,6 +299,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="edgek8s", description="Kubernetes for edge hosts")
     sub = parser.add_subparsers(dest="command", required=True)
     _add_server_parser(sub)
+    _add_agent_parser(sub)
     _add_admin_parsers(sub)
     images.add_parser(sub, _add_endpoint_flags)
     args = parser.parse_args(argv)
@@ -220,6 +308,8 @@ def main(argv: list[str] | None = None) -> int:
             return _run_server(args)
         if args.command == "images":
             return images.run(args, _endpoint)
+        if args.command == "agent":
+            return _run_agent(args)
         return _run_admin(args)
     except ConfigError as exc:
         print(f"edgek8s {args.command}: {exc}", file=sys.stderr)

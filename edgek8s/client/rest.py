@@ -75,9 +75,10 @@ class RestClient:
             raise RuntimeError("use RestClient as an async context manager")
         return self._session
 
-    async def request(self, method: str, path: str, *, body: Any = None, params: dict[str, str] | None = None) -> Any:
+    async def request(self, method: str, path: str, *, body: Any = None, params: dict[str, str] | None = None,
+                      content_type: str = "application/json") -> Any:
         data = None if body is None else json.dumps(body).encode()
-        headers = {"Content-Type": "application/json"} if data is not None else {}
+        headers = {"Content-Type": content_type} if data is not None else {}
         try:
             async with self.session.request(
                 method, self.base_url + path, data=data, params=params, headers=headers

@@ -1,0 +1,95 @@
+"""Composition root of one worker: Podman, the kubelet, the API client, and any extra servers.
+
+```
+ Agent.start: PodmanService (start or find `podman system service`) ─► PodmanRuntime ─► FailoverClient
+              ─► Kubelet (node registration, pods, relist, status) ─► extra servers (e.g. the kubelet's
+                 HTTPS endpoint for logs/exec, built from ``Agent.runtime`` and ``Agent.kubelet``)
+ Agent.stop:  the reverse; pods keep running (a restarted agent adopts them).
+```
+Extra servers plug in through ``server_factories``: each is called with the started Agent and returns an
+object with ``start()``/``stop()`` (the ``AgentServer`` Protocol). Nothing here is global: several agents
+can run in one process with different data dirs (the tests do), and a fake runtime can stand in for
+Podman (hollow nodes).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from collections.abc import Callable, Sequence
+from typing import Protocol
+
+from edgek8s.client.failover import FailoverClient
+from edgek8s.config import AgentConfig
+from edgek8s.kubelet.agent import Kubelet
+from edgek8s.kubelet.node_status import detect_node_ip
+from edgek8s.kubelet.podman_host import PodmanService, resolve
+from edgek8s.kubelet.podman_runtime import PodmanRuntime
+from edgek8s.kubelet.runtime import ContainerRuntime
+from edgek8s.pki.certs import client_tls_context
+
+logger = logging.getLogger(__name__)
+
+
+class AgentServer(Protocol):
+    async def start(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+ServerFactory = Callable[["Agent"], AgentServer]
+
+
+class Agent:
+    def __init__(self, config: AgentConfig, *, runtime: ContainerRuntime | None = None,
+                 server_factories: Sequence[ServerFactory] = ()) -> None:
+        self.config = config
+        self.podman_host = None if runtime is not None else resolve(config.podman, config.data_dir)
+        self.service = PodmanService(self.podman_host) if self.podman_host is not None else None
+        self.runtime: ContainerRuntime = runtime or PodmanRuntime(self.podman_host)  # type: ignore[arg-type]
+        self.node_ip = config.node_ip or detect_node_ip(config.masters)
+        self.api = FailoverClient(config.masters, timeout=config.request_timeout, ssl_context=self._tls())
+        self.kubelet = Kubelet(config, self.api, self.runtime, node_ip=self.node_ip)
+        self._factories = list(server_factories)
+        self.servers: list[AgentServer] = []
+
+    def _tls(self) -> ssl.SSLContext | None:
+        c = self.config
+        if c.ca_file and c.cert_file and c.key_file:
+            return client_tls_context(c.ca_file, c.cert_file, c.key_file)
+        return None
+
+    async def start(self) -> None:
+        self.config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        if self.service is not None:
+            await self.service.start()
+        await self.runtime.start()
+        await self.api.__aenter__()
+        await self.kubelet.start()
+        for factory in self._factories:
+            server = factory(self)
+            await server.start()
+            self.servers.append(server)
+        logger.info("agent %s started (node IP %s, masters %s)", self.config.node_name, self.node_ip,
+                    ", ".join(self.config.masters))
+
+    async def stop(self) -> None:
+        for server in reversed(self.servers):
+            await server.stop()
+        self.servers.clear()
+        await self.kubelet.stop()
+        await self.api.__aexit__(None, None, None)
+        await self.runtime.stop()
+        if self.service is not None:
+            await self.service.stop()
+
+
+async def run_agent(config: AgentConfig, stop: asyncio.Event, *,
+                    server_factories: Sequence[ServerFactory] = ()) -> None:
+    agent = Agent(config, server_factories=server_factories)
+    await agent.start()
+    try:
+        await stop.wait()
+    finally:
+        await agent.stop()
