@@ -129,6 +129,10 @@ def _add_agent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     agent.add_argument("--key-file", default=_env("key_file"))
     agent.add_argument("--node-ip", default=_env("node_ip", ""), help="address to report (default: detected)")
     agent.add_argument("--kubelet-port", type=int, default=int(_env("kubelet_port", "10250") or 10250))
+    agent.add_argument("--tls-cert-file", default=_env("tls_cert_file"),
+                       help="serving certificate of the kubelet endpoint (logs, exec, port-forward, top), signed by "
+                            "the cluster CA; without it kubectl logs/exec/top cannot reach this node")
+    agent.add_argument("--tls-private-key-file", default=_env("tls_private_key_file"))
     agent.add_argument("--pod-cidr", default=_env("pod_cidr", "10.88.0.0/16"))
     agent.add_argument("--podman-socket", default=_env("podman_socket"), help="use this running Podman service")
     agent.add_argument("--oci-runtime", default=_env("oci_runtime", "auto"), help="auto, runc or crun")
@@ -182,6 +186,19 @@ def build_agent_config(args: argparse.Namespace) -> Any:
     )
 
 
+def _agent_servers(args: argparse.Namespace) -> list[Any]:
+    if not args.tls_cert_file and not args.tls_private_key_file:
+        logging.getLogger("edgek8s.agent").warning(
+            "no --tls-cert-file: the kubelet endpoint is off, so kubectl logs, exec, port-forward and top "
+            "cannot reach this node")
+        return []
+    if not (args.tls_cert_file and args.tls_private_key_file):
+        raise ConfigError("--tls-cert-file and --tls-private-key-file go together")
+    from edgek8s.server.kubelet_endpoint import kubelet_endpoint
+
+    return [kubelet_endpoint(cert_file=Path(args.tls_cert_file), key_file=Path(args.tls_private_key_file))]
+
+
 def _run_agent(args: argparse.Namespace) -> int:
     from edgek8s._util.memory import limit_malloc_arenas
 
@@ -189,6 +206,7 @@ def _run_agent(args: argparse.Namespace) -> int:
     from edgek8s.server.agent import run_agent
 
     config = build_agent_config(args)
+    servers = _agent_servers(args)
     logging.basicConfig(
         level=args.log_level.upper(), format=f"%(asctime)s {config.node_name} %(levelname)s %(name)s: %(message)s"
     )
@@ -198,7 +216,7 @@ def _run_agent(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_agent(config, stop)
+        await run_agent(config, stop, server_factories=servers)
 
     asyncio.run(main())
     return 0

@@ -1,8 +1,8 @@
 """``ContainerStreams`` over Podman's REST API (libpod v4), for the kubelet's streaming endpoint.
 
-Containers are found by the labels the agent puts on them: the pod uid and the container name. When
-a container was restarted as a new Podman container, the newest is the current one and the one
-before it is ``previous`` (what ``kubectl logs --previous`` shows).
+Containers are found by the labels the agent puts on them (kubelet/runtime.py): the pod uid and the
+container name. A restart is a new Podman container with the next attempt number: the highest attempt
+is the current container, the one before it ``previous`` (what ``kubectl logs --previous`` shows).
 
 Exec is Podman's hijacked connection: create an exec instance, start it with ``Upgrade: tcp``, then
 stdin goes to the socket, stdout/stderr come back multiplexed (raw with a TTY), and the exit code is
@@ -22,6 +22,13 @@ from typing import Any
 
 from edgek8s.kubelet.netns import open_connection_in
 from edgek8s.kubelet.podman_http import PodmanHttp, PodmanResponse, demultiplex
+from edgek8s.kubelet.runtime import (
+    LABEL_ATTEMPT,
+    LABEL_CONTAINER_NAME,
+    LABEL_POD_NAME,
+    LABEL_POD_NAMESPACE,
+    LABEL_POD_UID,
+)
 from edgek8s.kubelet.streams import (
     STDOUT,
     ContainerRef,
@@ -33,10 +40,6 @@ from edgek8s.kubelet.streams import (
 from edgek8s.kubelet.usage import ContainerSample, UsageMeter
 from edgek8s.model import errors
 
-POD_UID_LABEL = "io.kubernetes.pod.uid"
-POD_NAME_LABEL = "io.kubernetes.pod.name"
-POD_NAMESPACE_LABEL = "io.kubernetes.pod.namespace"
-CONTAINER_NAME_LABEL = "io.kubernetes.container.name"
 _EXIT_POLL = 0.01
 _EXIT_WAIT = 5.0
 
@@ -104,10 +107,10 @@ class PodmanStreams:
         await response.raise_for_status("list containers")
         found: list[dict[str, Any]] = await response.json() or []
         response.close()
-        return sorted(found, key=_created, reverse=True)
+        return sorted(found, key=_newest_first, reverse=True)
 
     async def _container(self, ref: ContainerRef, *, previous: bool = False) -> dict[str, Any]:
-        found = await self._containers([f"{POD_UID_LABEL}={ref.pod.uid}", f"{CONTAINER_NAME_LABEL}={ref.container}"])
+        found = await self._containers([f"{LABEL_POD_UID}={ref.pod.uid}", f"{LABEL_CONTAINER_NAME}={ref.container}"])
         index = 1 if previous else 0
         if len(found) <= index:
             what = "previous terminated container" if previous else "container"
@@ -171,7 +174,7 @@ class PodmanStreams:
                                    tty=options.tty)
 
     async def port_forward(self, pod: PodRef, port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
-        running = await self._containers([f"{POD_UID_LABEL}={pod.uid}"], all_states=False)
+        running = await self._containers([f"{LABEL_POD_UID}={pod.uid}"], all_states=False)
         if not running:
             raise errors.BadRequest(f'pod "{pod.name}" has no running container to forward port {port} to')
         response = await self._http.request("GET", f"/containers/{running[0]['Id']}/json")
@@ -181,7 +184,7 @@ class PodmanStreams:
         return await open_connection_in(pid, port)
 
     async def _sample(self) -> list[ContainerSample]:
-        running = await self._containers([POD_UID_LABEL], all_states=False)
+        running = await self._containers([LABEL_POD_UID, LABEL_CONTAINER_NAME], all_states=False)
         if not running:
             return []
         params = [("stream", "false"), *(("containers", str(c["Id"])) for c in running)]
@@ -195,9 +198,9 @@ class PodmanStreams:
             stat = stats.get(container["Id"])
             if stat is None:
                 continue
-            pod = PodRef(namespace=labels.get(POD_NAMESPACE_LABEL, ""), name=labels.get(POD_NAME_LABEL, ""),
-                         uid=labels[POD_UID_LABEL])
-            samples.append(ContainerSample(pod=pod, container=labels.get(CONTAINER_NAME_LABEL, ""),
+            pod = PodRef(namespace=labels.get(LABEL_POD_NAMESPACE, ""), name=labels.get(LABEL_POD_NAME, ""),
+                         uid=labels[LABEL_POD_UID])
+            samples.append(ContainerSample(pod=pod, container=labels.get(LABEL_CONTAINER_NAME, ""),
                                            key=str(container["Id"]), cpu_ns=int(stat.get("CPUNano") or 0),
                                            memory_bytes=int(stat.get("MemUsage") or 0)))
         return samples
@@ -215,11 +218,13 @@ class PodmanStreams:
         return [str(name) for name in (loaded or {}).get("Names") or []]
 
 
-def _created(container: dict[str, Any]) -> tuple[str, str]:
-    """Sort key of libpod's ``Created`` (RFC 3339, UTC, nanoseconds with trailing zeros trimmed)."""
+def _newest_first(container: dict[str, Any]) -> tuple[int, str, str]:
+    """Sort key: the agent's attempt label, then libpod's ``Created`` (RFC 3339, UTC, nanoseconds with
+    trailing zeros trimmed)."""
+    attempt = str((container.get("Labels") or {}).get(LABEL_ATTEMPT, ""))
     created = str(container.get("Created") or "")
     whole, _, fraction = created.rstrip("Z").partition(".")
-    return whole, fraction.ljust(9, "0")
+    return int(attempt) if attempt.isdigit() else -1, whole, fraction.ljust(9, "0")
 
 
 def _parse_rfc3339(value: str) -> float:

@@ -18,12 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from edgek8s.kubelet.podman_streams import (
-    CONTAINER_NAME_LABEL,
-    POD_NAME_LABEL,
-    POD_NAMESPACE_LABEL,
-    POD_UID_LABEL,
-)
+from edgek8s.kubelet.runtime import LABEL_CONTAINER_NAME, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID
 from edgek8s.pki.certs import issue, read_pair, write_pair
 from tests.e2e.kubectl_support import Cluster, Kubectl, manifest, unique
 from tests.support.podman import PrivatePodman
@@ -52,7 +47,7 @@ class Worker:
         return uid
 
     def start_container(self, ns: str, pod: str, uid: str, container: str, script: str) -> str:
-        labels = {POD_UID_LABEL: uid, POD_NAME_LABEL: pod, POD_NAMESPACE_LABEL: ns, CONTAINER_NAME_LABEL: container}
+        labels = {LABEL_POD_UID: uid, LABEL_POD_NAME: pod, LABEL_POD_NAMESPACE: ns, LABEL_CONTAINER_NAME: container}
         flags = [f"--label={key}={value}" for key, value in labels.items()]
         return self.podman.run("run", "-d", "--network=none", *flags, self.image, "sh", "-c", script).strip()
 

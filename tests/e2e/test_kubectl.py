@@ -1197,7 +1197,7 @@ def _eventually(probe: Any, done: Any, timeout: float = 20.0) -> Any:
 @compat("kubectl exec", "(container not running)")
 def test_exec_container_not_running(worker: Worker, ns: str) -> None:
     worker.run_pod(ns, "stopped", {"app": "exit 0"})
-    _eventually(lambda: worker.podman.run("ps", "-q", "--filter", "label=io.kubernetes.pod.name=stopped"),
+    _eventually(lambda: worker.podman.run("ps", "-q", "--filter", "label=io.edgek8s.pod.name=stopped"),
                 lambda out: not out.strip())
     result = worker.kubectl("exec", "stopped", "-n", ns, "--", "true", check=False)
     assert result.returncode == 1
