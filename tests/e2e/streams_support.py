@@ -1,27 +1,33 @@
-"""A worker for the kubectl stream tests: a private Podman, the kubelet's streaming endpoint over it, and
-a registered Node pointing at that endpoint (mTLS with the cluster CA, as a joined agent would have).
+"""A worker for the kubectl stream tests: a real ``edgek8s agent`` (the kubelet over Podman, with its HTTPS
+streaming endpoint) joined to the session's cluster, running pods in a private Podman.
 
-Until the agent runs pods, ``run_pod`` plays the agent's part: it creates the Pod bound to the node,
-starts its containers in Podman with the agent's labels (pod uid, container name), and reports the pod
-Running. Everything else is real: kubectl, the API servers, the kubelet endpoint, Podman, runc.
+The agent gets what a joined node has: a client certificate ``system:node:<name>`` and a kubelet serving
+certificate, both signed by the cluster CA. Pods are bound to it directly (``spec.nodeName``), so no
+scheduler is needed; the agent runs them and reports their status. Everything is real: kubectl, the API
+servers, the agent, its endpoint, Podman, runc.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import random
+import socket
 import subprocess
 import sys
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from edgek8s.kubelet.runtime import LABEL_CONTAINER_NAME, LABEL_POD_NAME, LABEL_POD_NAMESPACE, LABEL_POD_UID
 from edgek8s.pki.certs import issue, read_pair, write_pair
 from tests.e2e.kubectl_support import Cluster, Kubectl, manifest, unique
 from tests.support.podman import PrivatePodman
+
+POD_START_TIMEOUT = 60.0
 
 
 @dataclasses.dataclass
@@ -30,26 +36,40 @@ class Worker:
     podman: PrivatePodman
     image: str
     kubectl: Kubectl
+    log: Path
 
-    def run_pod(self, ns: str, name: str, containers: dict[str, str], *, running: bool = True) -> str:
-        """A pod on this worker whose containers run the given shell scripts; returns its uid."""
+    def run_pod(self, ns: str, name: str, containers: dict[str, str], *, restart: str = "Always",
+                volumes: list[dict[str, Any]] | None = None, phase: str | None = "Running") -> str:
+        """A pod on this worker whose containers run the given shell scripts; waits for ``phase``."""
+        mounts = [{"name": v["name"], "mountPath": f"/{v['name']}"} for v in volumes or []]
         pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"app": name}},
-               "spec": {"nodeName": self.node,
-                        "containers": [{"name": c, "image": self.image} for c in containers]}}
+               "spec": {"nodeName": self.node, "restartPolicy": restart, "terminationGracePeriodSeconds": 1,
+                        "volumes": volumes or [],
+                        "containers": [{"name": c, "image": self.image, "imagePullPolicy": "Never",
+                                        "command": ["sh", "-c", script], "volumeMounts": mounts}
+                                       for c, script in containers.items()]}}
         self.kubectl("create", "-n", ns, "-f", "-", input=manifest(pod))
         uid = str(self.kubectl.json("get", "pod", name, "-n", ns)["metadata"]["uid"])
-        for container, script in containers.items():
-            self.start_container(ns, name, uid, container, script)
-        if running:
-            status = {"status": {"phase": "Running", "conditions": [{"type": "Ready", "status": "True"}]}}
-            self.kubectl("patch", "pod", name, "-n", ns, "--subresource=status", "--type=merge",
-                         "-p", json.dumps(status))
+        if phase is not None:
+            self.wait_for(ns, name, lambda p: (p.get("status") or {}).get("phase") == phase, f"phase {phase}")
         return uid
 
-    def start_container(self, ns: str, pod: str, uid: str, container: str, script: str) -> str:
-        labels = {LABEL_POD_UID: uid, LABEL_POD_NAME: pod, LABEL_POD_NAMESPACE: ns, LABEL_CONTAINER_NAME: container}
-        flags = [f"--label={key}={value}" for key, value in labels.items()]
-        return self.podman.run("run", "-d", "--network=none", *flags, self.image, "sh", "-c", script).strip()
+    def wait_for(self, ns: str, name: str, done: Any, what: str) -> dict[str, Any]:
+        deadline = time.monotonic() + POD_START_TIMEOUT
+        while True:
+            pod: dict[str, Any] = self.kubectl.json("get", "pod", name, "-n", ns)
+            if done(pod):
+                return pod
+            if time.monotonic() > deadline:
+                tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-20:])
+                pytest.fail(f"pod {ns}/{name} did not reach {what}: {pod.get('status')}\nagent log:\n{tail}")
+            time.sleep(0.2)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")
@@ -57,33 +77,42 @@ def worker(edgek8s_cluster: Cluster, kubectl: Kubectl, tmp_path_factory: pytest.
     base = tmp_path_factory.mktemp("worker")
     podman = PrivatePodman(Path("/tmp") / f"edgek8s-podman-{uuid.uuid4().hex[:8]}")  # a short socket path
     podman.start()
-    endpoint: subprocess.Popen[str] | None = None
+    agent: subprocess.Popen[bytes] | None = None
     node = unique("worker")
     try:
         image = podman.build_busybox()
         pki = edgek8s_cluster.state_dir / "pki"
-        serving = issue(read_pair(pki / "ca.crt", pki / "ca.key"), common_name=f"system:node:{node}",
-                        organizations=["system:nodes"], dns_names=["localhost"], ip_addresses=["127.0.0.1"],
-                        server=True)
-        write_pair(serving, base / "kubelet.crt", base / "kubelet.key")
-        endpoint = subprocess.Popen(
-            [sys.executable, "-m", "tests.support.kubelet_endpoint", "--cert", str(base / "kubelet.crt"),
-             "--key", str(base / "kubelet.key"), "--ca", str(pki / "ca.crt"), "--podman-socket", str(podman.socket)],
-            stdout=subprocess.PIPE, stderr=open(base / "kubelet.log", "w"), text=True)  # noqa: SIM115
-        assert endpoint.stdout is not None
-        ready = endpoint.stdout.readline().split()
-        assert ready[:1] == ["ready"], f"the kubelet endpoint did not start: {(base / 'kubelet.log').read_text()}"
-        resources = {"cpu": "2", "memory": "8Gi", "pods": "110"}
-        kubectl("create", "-f", "-", input=manifest({
-            "apiVersion": "v1", "kind": "Node", "metadata": {"name": node, "labels": {"kubernetes.io/hostname": node}},
-            "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
-                       "daemonEndpoints": {"kubeletEndpoint": {"Port": int(ready[1])}},
-                       "capacity": resources, "allocatable": resources,
-                       "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}]}}))
-        yield Worker(node, podman, image, kubectl)
+        ca = read_pair(pki / "ca.crt", pki / "ca.key")
+        write_pair(issue(ca, common_name=f"system:node:{node}", organizations=["system:nodes"], client=True),
+                   base / "node.crt", base / "node.key")
+        write_pair(issue(ca, common_name=f"system:node:{node}", dns_names=["localhost"], ip_addresses=["127.0.0.1"],
+                         server=True), base / "kubelet.crt", base / "kubelet.key")
+        masters = [m["api"] for m in json.loads((edgek8s_cluster.state_dir / "cluster.json").read_text())["masters"]]
+        command = [
+            sys.executable, "-m", "edgek8s", "agent", "--name", node, "--data-dir", str(base / "agent"),
+            *(f"--server={url}" for url in masters), "--ca-file", str(pki / "ca.crt"),
+            "--cert-file", str(base / "node.crt"), "--key-file", str(base / "node.key"), "--node-ip", "127.0.0.1",
+            "--kubelet-port", str(_free_port()), "--podman-socket", str(podman.socket),
+            "--pod-cidr", f"10.233.{random.randrange(256)}.0/24", "--backoff-initial", "0.2", "--backoff-max", "1",
+            "--relist-period", "0.5", "--tls-cert-file", str(base / "kubelet.crt"),
+            "--tls-private-key-file", str(base / "kubelet.key"),
+        ]
+        log = base / "agent.log"
+        with log.open("wb") as sink:
+            agent = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=podman.env)
+        deadline = time.monotonic() + POD_START_TIMEOUT
+        while kubectl("get", "node", node, check=False).returncode != 0:
+            registering = agent.poll() is None and time.monotonic() < deadline
+            assert registering, f"the agent did not register:\n{log.read_text()}"
+            time.sleep(0.2)
+        yield Worker(node, podman, image, kubectl, log)
     finally:
+        if agent is not None:
+            agent.terminate()
+            try:
+                agent.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                agent.kill()
+                agent.wait()
         kubectl("delete", "node", node, "--ignore-not-found", "--wait=false", check=False)
-        if endpoint is not None:
-            endpoint.terminate()
-            endpoint.wait(timeout=10)
         podman.stop()

@@ -7,7 +7,9 @@ compatibility gap, not a flaky test. The cluster has no kubelet or controllers, 
 deployments get no replicasets; nothing here depends on them (nor on objects controllers would add, such
 as the kube-root-ca.crt configmap every upstream namespace has: listings drop it).
 
-One cluster for the session (tests/e2e/kubectl_support.py); each test works in a namespace of its own.
+One cluster for the session (tests/e2e/kubectl_support.py); each test works in a namespace of its own. The
+logs/exec/attach/cp/port-forward/top rows add one real worker (`edgek8s agent` over a private Podman, with its
+kubelet endpoint; tests/e2e/streams_support.py) and bind their pods to it.
 """
 
 from __future__ import annotations
@@ -1054,14 +1056,21 @@ def test_logs_follow(worker: Worker, ns: str) -> None:
 
 @compat("kubectl logs", "--previous")
 def test_logs_previous(worker: Worker, ns: str) -> None:
-    uid = worker.run_pod(ns, "restarter", {"app": "echo first run; exit 1"})
-    first = _eventually(lambda: worker.kubectl("logs", "restarter", "-n", ns).stdout, bool)
-    assert first == "first run\n"
-    # The agent restarts a crashed container as a new Podman container; the old one holds --previous's logs.
-    worker.start_container(ns, "restarter", uid, "app", "echo second run; sleep 3600")
+    # Fails on its first run, stays up on its second; an emptyDir keeps the count across the restart.
+    script = ("n=$(cat /data/n 2>/dev/null || echo 0); n=$((n+1)); echo $n > /data/n; echo run $n; "
+              "if [ $n -lt 2 ]; then exit 1; fi; sleep 3600")
+    worker.run_pod(ns, "restarter", {"app": script}, volumes=[{"name": "data", "emptyDir": {}}], phase=None)
+
+    def restarted(pod: dict[str, Any]) -> bool:
+        statuses = (pod.get("status") or {}).get("containerStatuses") or [{}]
+        return bool(statuses[0].get("restartCount", 0) >= 1 and "running" in (statuses[0].get("state") or {}))
+
+    worker.wait_for(ns, "restarter", restarted, "a restarted, running container")
     current = _eventually(lambda: worker.kubectl("logs", "restarter", "-n", ns).stdout, bool)
-    assert current == "second run\n"
-    assert worker.kubectl("logs", "restarter", "-n", ns, "--previous").stdout == "first run\n"
+    assert current == "run 2\n"
+    assert worker.kubectl("logs", "restarter", "-n", ns, "--previous").stdout == "run 1\n"
+    never = worker.kubectl("logs", "restarter", "-n", ns, "--previous", "--tail=1", "-c", "app").stdout
+    assert never == "run 1\n"
 
 
 @compat("kubectl exec", "-- CMD (stdout, stderr, exit code)")
@@ -1098,9 +1107,7 @@ def test_exec_tty(worker: Worker, ns: str) -> None:
 def test_exec_errors(worker: Worker, ns: str) -> None:
     missing = worker.kubectl("exec", "ghost", "-n", ns, "--", "true", check=False)
     assert missing.returncode == 1 and 'pods "ghost" not found' in missing.stderr
-    worker.run_pod(ns, "done", {"app": "true"})
-    worker.kubectl("patch", "pod", "done", "-n", ns, "--subresource=status", "--type=merge",
-                   "-p", '{"status":{"phase":"Succeeded"}}')
+    worker.run_pod(ns, "done", {"app": "true"}, restart="Never", phase="Succeeded")
     finished = worker.kubectl("exec", "done", "-n", ns, "--", "true", check=False)
     assert finished.returncode == 1 and "completed pod" in finished.stderr, finished
 
@@ -1196,12 +1203,16 @@ def _eventually(probe: Any, done: Any, timeout: float = 20.0) -> Any:
 
 @compat("kubectl exec", "(container not running)")
 def test_exec_container_not_running(worker: Worker, ns: str) -> None:
-    worker.run_pod(ns, "stopped", {"app": "exit 0"})
-    _eventually(lambda: worker.podman.run("ps", "-q", "--filter", "label=io.edgek8s.pod.name=stopped"),
-                lambda out: not out.strip())
-    result = worker.kubectl("exec", "stopped", "-n", ns, "--", "true", check=False)
+    worker.run_pod(ns, "half", {"main": "sleep 3600", "app": "exit 0"}, restart="Never")
+
+    def app_exited(pod: dict[str, Any]) -> bool:
+        statuses = {c["name"]: c for c in (pod.get("status") or {}).get("containerStatuses") or []}
+        return "terminated" in (statuses.get("app", {}).get("state") or {})
+
+    worker.wait_for(ns, "half", app_exited, "container app terminated")
+    result = worker.kubectl("exec", "half", "-c", "app", "-n", ns, "--", "true", check=False)
     assert result.returncode == 1
-    assert result.stderr.startswith('error: container "app" in pod "stopped" is not running'), result.stderr
+    assert result.stderr.startswith('error: container "app" in pod "half" is not running'), result.stderr
 
 
 @compat("kubectl attach", "(output of the main process)")

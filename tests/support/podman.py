@@ -1,5 +1,6 @@
-"""A private Podman for tests: its own storage, run root and API socket, so tests never touch (or see)
-the containers and images of anyone else on the machine, and a busybox image built locally.
+"""A private Podman for tests: its own storage, run root, network configs and API socket, so tests never
+touch (or see) the containers, images and networks of anyone else on the machine; a busybox image built
+locally.
 
 The containers.conf is the one these hosts need (runc, cgroupfs, explicit ulimits; see
 reference/environment.md). ``PrivatePodman.run(*args)`` runs the podman CLI against the same storage.
@@ -20,6 +21,8 @@ default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
 runtime = "runc"
 cgroup_manager = "cgroupfs"
 events_logger = "file"
+[network]
+network_config_dir = "{networks}"
 """
 BUSYBOX_IMAGE = "localhost/edgek8s-test-busybox:1"
 
@@ -47,7 +50,8 @@ class PrivatePodman:
 
     def start(self) -> None:
         self.base.mkdir(parents=True, exist_ok=True)
-        self.conf.write_text(CONTAINERS_CONF)
+        # Networks are machine-wide unless configured apart: keep ours (the agent's pod network) private.
+        self.conf.write_text(CONTAINERS_CONF.format(networks=self.base / "networks"))
         log = open(self.base / "service.log", "wb")  # noqa: SIM115 - handed to the child
         self._service = subprocess.Popen(
             self.command("system", "service", "--time=0", f"unix://{self.socket}"),
