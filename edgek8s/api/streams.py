@@ -156,8 +156,7 @@ async def _exec(request: web.Request, namespace: str, name: str, *, attach: bool
     except errors.StatusError as exc:
         # Refusing the upgrade would send kubectl to its SPDY fallback, whose error hides this one.
         await ws.prepare(request)
-        await ws.send_bytes(channels.status_frame(channels.error_status(exc.message, reason=exc.reason,
-                                                                        code=exc.code)))
+        await ws.send_bytes(channels.failure_frame(exc))
         await ws.close()
         return ws
     try:

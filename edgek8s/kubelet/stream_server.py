@@ -156,8 +156,7 @@ async def _serve_session(request: web.Request, command: tuple[str, ...], *, atta
         session = await open_session(_container(request), options)
     except errors.StatusError as exc:  # as upstream: upgrade, then the reason on the status channel
         await ws.prepare(request)
-        await ws.send_bytes(channels.status_frame(channels.error_status(exc.message, reason=exc.reason,
-                                                                        code=exc.code)))
+        await ws.send_bytes(channels.failure_frame(exc))
         await ws.close()
         return ws
     try:

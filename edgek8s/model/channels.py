@@ -11,6 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from edgek8s.model import errors
+
 V5 = "v5.channel.k8s.io"
 V4 = "v4.channel.k8s.io"
 PROTOCOLS = (V5, V4)
@@ -66,6 +68,11 @@ def error_status(message: str, *, reason: str = "InternalError", code: int = 500
 
 def status_frame(status: dict[str, Any]) -> bytes:
     return encode(ERROR, json.dumps(status).encode())
+
+
+def failure_frame(error: errors.StatusError) -> bytes:
+    """The status frame for an exec/attach that could not start (kubectl prints the error, exits 1)."""
+    return status_frame(error_status(error.message, reason=error.reason, code=error.code))
 
 
 # The API server -> kubelet leg of port-forward (edgek8s's own, one WebSocket per forwarded connection):

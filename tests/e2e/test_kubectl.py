@@ -31,7 +31,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.kubectl_support import AGE, EDGEK8S, Kubectl, manifest, parse_table, split_cells, unique
+from tests.e2e.kubectl_support import AGE, EDGEK8S, KUBECTL, Kubectl, manifest, parse_table, split_cells, unique
 from tests.e2e.streams_support import Worker
 
 compat = pytest.mark.compat
@@ -1221,3 +1221,16 @@ def test_attach(worker: Worker, ns: str) -> None:
     with worker.kubectl.popen("attach", "chatty", "-n", ns) as stream:
         first = int(stream.next_line(lambda line: line.startswith("beat "), timeout=20).split()[1])
         stream.next_line(lambda line: line == f"beat {first + 3}", timeout=20)
+
+
+@compat("kubectl exec", "-it in a terminal (tty, resize)")
+def test_exec_terminal(worker: Worker, ns: str) -> None:
+    worker.run_pod(ns, "shell", {"app": "sleep 3600"})
+    # `script` gives kubectl a real terminal of 100x30; kubectl sends that size on the resize channel.
+    inner = f"stty cols 100 rows 30; {KUBECTL} exec -it shell -n {ns} -- sh -c 'tty; stty size; exit 6'"
+    result = subprocess.run(["script", "-qec", inner, "/dev/null"], capture_output=True, text=True, timeout=60,
+                            env=worker.kubectl.environment(), cwd=worker.kubectl.home, check=False)
+    lines = [line.strip() for line in result.stdout.splitlines()]
+    assert result.returncode == 6, result
+    assert any("/dev/pts/" in line for line in lines), lines  # (script may echo a control char first)
+    assert "30 100" in lines, lines
