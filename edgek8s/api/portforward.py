@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 import aiohttp
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from edgek8s.api import spdy
 from edgek8s.model import channels, errors
@@ -138,9 +138,16 @@ class PortForwardSession:
             for data, fin in connection.pending:
                 await self._forward(connection.relay, data, fin)
             connection.pending.clear()
-            async for reply in connection.relay:
+            while True:
+                reply = await connection.relay.receive()
                 if reply.type == WSMsgType.BINARY:
                     await self._send(spdy.data_frame(data_stream, reply.data))
+                elif reply.type == WSMsgType.CLOSE:
+                    if reply.data != WSCloseCode.OK:  # the kubelet could not reach the pod's port
+                        message = str(reply.extra or "the kubelet closed the connection")
+                    break
+                elif reply.type in (WSMsgType.CLOSED, WSMsgType.CLOSING, WSMsgType.ERROR):
+                    break
         except errors.StatusError as exc:
             message = exc.message
         except (ConnectionError, aiohttp.ClientError) as exc:

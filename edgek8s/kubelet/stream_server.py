@@ -7,7 +7,8 @@ Only API servers call it (mTLS with the cluster CA, client CN in ``allowed_clien
        &limitBytes
   GET  /exec/{ns}/{pod}/{uid}/{container}?command=..&stdin&stdout&stderr&tty   WebSocket v5/v4.channel.k8s.io
   GET  /attach/{ns}/{pod}/{uid}/{container}?stdin&stdout&stderr&tty            (the same, main process)
-  GET  /portForward/{ns}/{pod}/{uid}?port=N      WebSocket: binary messages are the bytes; text "eof" = half-close
+  GET  /portForward/{ns}/{pod}/{uid}?port=N      WebSocket: binary messages are the bytes; text "eof" = half-close;
+                                                 a failed dial closes it with code 1011 and the reason
   GET  /stats/usage                              JSON: node and per-container cpu (nanocores) and memory
   POST /images/load                              body: an image archive (podman/docker save); loads it
 
@@ -25,7 +26,7 @@ from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import asdict
 from typing import cast
 
-from aiohttp import WSMsgType, web
+from aiohttp import WSCloseCode, WSMsgType, web
 
 from edgek8s.config import KubeletServerConfig
 from edgek8s.kubelet.streams import ContainerRef, ContainerStreams, ExecOptions, ExecSession, LogOptions, PodRef
@@ -44,9 +45,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def _status(error: errors.StatusError) -> web.Response:
-    # The message also goes in the reason phrase: a refused WebSocket handshake only shows the caller that.
-    phrase = "".join(c if " " <= c <= "~" else " " for c in error.message)[:200]
-    return web.Response(body=json.dumps(error.to_status()).encode(), status=error.code, reason=phrase,
+    return web.Response(body=json.dumps(error.to_status()).encode(), status=error.code,
                         content_type="application/json")
 
 
@@ -183,6 +182,7 @@ async def _serve_session(request: web.Request, command: tuple[str, ...], *, atta
 async def _copy_to_ws(reader: asyncio.StreamReader, ws: web.WebSocketResponse) -> None:
     while data := await reader.read(65536):
         await ws.send_bytes(data)
+    await ws.close()  # the pod closed its side: the API server passes that on as FIN
 
 
 async def port_forward(request: web.Request) -> web.StreamResponse:
@@ -192,9 +192,13 @@ async def port_forward(request: web.Request) -> web.StreamResponse:
     ws = web.WebSocketResponse(protocols=(channels.PORT_FORWARD_RELAY,), max_msg_size=_MAX_MESSAGE)
     if not ws.can_prepare(request).ok:
         raise errors.BadRequest(f"port-forward needs a WebSocket upgrade ({channels.PORT_FORWARD_RELAY})")
-    reader, writer = await request.app[STREAMS].port_forward(_pod(request), port)
+    await ws.prepare(request)
     try:
-        await ws.prepare(request)
+        reader, writer = await request.app[STREAMS].port_forward(_pod(request), port)
+    except errors.StatusError as exc:  # in-band: a refused upgrade would lose the message
+        await ws.close(code=WSCloseCode.INTERNAL_ERROR, message=exc.message.encode()[:120])
+        return ws
+    try:
         outbound = asyncio.create_task(_copy_to_ws(reader, ws), name="port-forward-out")
         try:
             async for message in ws:

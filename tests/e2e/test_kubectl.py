@@ -19,6 +19,7 @@ import dataclasses
 import datetime
 import json
 import re
+import socket
 import subprocess
 import time
 import urllib.error
@@ -1125,16 +1126,27 @@ def test_cp(worker: Worker, ns: str, tmp_path: Path) -> None:
     assert back.read_bytes() == source.read_bytes()
 
 
-@compat("kubectl port-forward", "pod/NAME :PORT (SPDY/3.1 in WebSocket)")
+@compat("kubectl port-forward", "pod/NAME :PORT :PORT (SPDY/3.1 in WebSocket)")
 def test_port_forward(worker: Worker, ns: str) -> None:
-    worker.run_pod(ns, "web", {"app": "mkdir -p /www && echo hello-from-pod > /www/index.html && "
-                                      "exec httpd -f -p 8080 -h /www"})
-    with worker.kubectl.popen("port-forward", "-n", ns, "pod/web", ":8080") as stream:
-        line = stream.next_line(lambda text: text.startswith("Forwarding from 127.0.0.1:"), timeout=20)
-        port = int(line.split("127.0.0.1:")[1].split()[0])
+    worker.run_pod(ns, "web", {
+        "app": "mkdir -p /www && echo hello-from-pod > /www/index.html && exec httpd -f -p 8080 -h /www",
+        # Answers, then closes: the end of the pod's side must reach the local client as an EOF.
+        "talker": "while true; do echo closing-after-this | nc -l -p 9090; done",
+    })
+    with worker.kubectl.popen("port-forward", "-n", ns, "pod/web", ":8080", ":9090") as stream:
+        ports = {}
+        for _ in range(2):
+            line = stream.next_line(lambda text: text.startswith("Forwarding from 127.0.0.1:"), timeout=20)
+            local, remote = re.match(r"Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)", line).groups()  # type: ignore[union-attr]
+            ports[int(remote)] = int(local)
         for _ in range(3):  # one SPDY stream pair per connection, several connections per session
-            body = _eventually(lambda: _http_get(port), lambda b: b is not None, timeout=10)
+            body = _eventually(lambda: _http_get(ports[8080]), lambda b: b is not None, timeout=10)
             assert body == "hello-from-pod\n"
+        with socket.create_connection(("127.0.0.1", ports[9090]), timeout=10) as conn:
+            received = b""
+            while chunk := conn.recv(4096):
+                received += chunk
+        assert received == b"closing-after-this\n"
 
 
 @compat("kubectl top", "node")
@@ -1240,3 +1252,14 @@ def test_exec_terminal(worker: Worker, ns: str) -> None:
     lines = [line.strip() for line in output.splitlines()]
     assert returncode == 6, (returncode, lines)
     assert lines[:2] == ["/dev/pts/0", "tty-ok"], lines
+
+
+@compat("kubectl port-forward", "(nothing listening on the pod's port)")
+def test_port_forward_refused(worker: Worker, ns: str) -> None:
+    worker.run_pod(ns, "quiet", {"app": "sleep 3600"})
+    with worker.kubectl.popen("port-forward", "-n", ns, "pod/quiet", ":8081") as stream:
+        line = stream.next_line(lambda text: text.startswith("Forwarding from 127.0.0.1:"), timeout=20)
+        port = int(line.split("127.0.0.1:")[1].split()[0])
+        assert _http_get(port) is None
+        stderr = _eventually(lambda: " ".join(x for x in stream._stderr if x), lambda e: "8081" in e, timeout=10)
+        assert "error forwarding port 8081 to pod" in stderr, stderr
