@@ -1137,8 +1137,9 @@ def test_port_forward(worker: Worker, ns: str) -> None:
         ports = {}
         for _ in range(2):
             line = stream.next_line(lambda text: text.startswith("Forwarding from 127.0.0.1:"), timeout=20)
-            local, remote = re.match(r"Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)", line).groups()  # type: ignore[union-attr]
-            ports[int(remote)] = int(local)
+            forwarding = re.match(r"Forwarding from 127\.0\.0\.1:(\d+) -> (\d+)", line)
+            assert forwarding is not None, line
+            ports[int(forwarding[2])] = int(forwarding[1])
         for _ in range(3):  # one SPDY stream pair per connection, several connections per session
             body = _eventually(lambda: _http_get(ports[8080]), lambda b: b is not None, timeout=10)
             assert body == "hello-from-pod\n"
