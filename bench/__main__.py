@@ -15,7 +15,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "store": ("bench.store", "replicated object store writes, failover and RSS vs a 3-node etcd 3.4"),
     "raftcrypto": ("bench.raftcrypto", "per-message cost of Raft transport protection: Fernet, TLS, edgek8s AEAD"),
     "api": ("bench.api", "GET/LIST latency and kubectl get pods -A with 3,000 pods under writes, vs the API SLOs"),
-    # "scheduler": ("bench.scheduler", ...),
+    "scheduler": ("bench.scheduler", "pods bound/s and p99 scheduling latency on 100 hollow nodes; leader failover"),
     # "podstartup": ("bench.podstartup", ...),
 }
 

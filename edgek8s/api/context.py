@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 from aiohttp import web
@@ -13,6 +14,9 @@ from edgek8s.store.raftstore import RaftStore
 
 STORE = web.AppKey("store", RaftStore)
 CONFIG = web.AppKey("config", ServerConfig)
+# The leader gate's view (terms led, writes per term), set by the composition root when it has one.
+ControllerStatus = Callable[[], dict[str, Any]]
+CONTROLLER_STATUS: web.AppKey[ControllerStatus] = web.AppKey("controller_status")
 
 JSON = "application/json"
 

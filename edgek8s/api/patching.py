@@ -12,7 +12,6 @@ PUT (identity checks, defaulting, validation) and the same field validation.
 
 from __future__ import annotations
 
-import datetime
 import json
 from typing import Any
 
@@ -22,31 +21,18 @@ from aiohttp import web
 from edgek8s.api.context import STORE, json_response, raw_response, read_body
 from edgek8s.api.negotiation import add_warnings, check_object_fields, field_manager
 from edgek8s.api.paths import Target
+from edgek8s.api.writes import PATCH_RETRIES, patch_error, patch_object
 from edgek8s.model import errors
 from edgek8s.model.resources import ResourceType
 from edgek8s.model.selectors import LabelSelector
 from edgek8s.registry import fieldmanager
 from edgek8s.registry.patch import PatchError, apply_patch
 from edgek8s.registry.strategy import parse_resource_version, prepare_create, prepare_update
-from edgek8s.store.raftstore import RaftStore
+from edgek8s.store.raftstore import RaftStore, now_rfc3339
 from edgek8s.store.state import StoredObject
 
 APPLY_PATCH = "application/apply-patch+yaml"
-_RETRIES = 5
 SCALABLE = frozenset({"deployments", "replicasets"})
-
-
-def _now() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def _patch_error(exc: PatchError) -> errors.StatusError:
-    code = getattr(exc, "code", 400)
-    if code == 415:
-        return errors.UnsupportedMediaType(str(exc))
-    if code == 422:
-        return errors.Invalid(str(exc))
-    return errors.BadRequest(str(exc))
 
 
 async def handle_patch(request: web.Request, target: Target) -> web.StreamResponse:
@@ -58,32 +44,13 @@ async def handle_patch(request: web.Request, target: Target) -> web.StreamRespon
         return await _server_side_apply(request, store, target, raw)
     if target.subresource == "scale":
         return await _patch_scale(request, store, target, raw, content_type)
-    for _attempt in range(_RETRIES):
-        current = await store.get(target.rtype, target.namespace or "", target.name, consistent=True)
-        try:
-            patched = apply_patch(current.decode(), raw, content_type, kind=target.rtype.kind,
-                                  api_version=target.rtype.api_version)
-        except PatchError as exc:
-            raise _patch_error(exc) from None
-        check_object_fields(request, target.rtype, patched)
-        pinned = _patch_sets_resource_version(raw, content_type)
-        if not pinned:
-            patched.setdefault("metadata", {})["resourceVersion"] = str(current.rv)
-        patched = fieldmanager.record_update(
-            current.decode(), patched, manager=field_manager(request, "kubectl-patch"), kind=target.rtype.kind,
-            api_version=target.rtype.api_version, now=_now(), subresource=target.subresource or "",
-        )
-        obj, expect_rv = prepare_update(target.rtype, patched, namespace=target.namespace or "",
-                                        name=target.name, subresource=target.subresource)
-        try:
-            stored = await store.update(target.rtype, obj, expect_rv=expect_rv, subresource=target.subresource)
-        except errors.Conflict:
-            if pinned:
-                raise
-            continue
-        return add_warnings(request, raw_response(stored.raw))
-    raise errors.Conflict(f'Operation cannot be fulfilled on {target.rtype.plural} "{target.name}": '
-                          "the object kept changing while the patch was applied; try again")
+    stored = await patch_object(
+        store, target.rtype, target.namespace or "", target.name, raw, content_type,
+        manager=field_manager(request, "kubectl-patch"), subresource=target.subresource,
+        pinned=_patch_sets_resource_version(raw, content_type),
+        check=lambda patched: check_object_fields(request, target.rtype, patched),
+    )
+    return add_warnings(request, raw_response(stored.raw))
 
 
 def _patch_sets_resource_version(raw: bytes, content_type: str) -> bool:
@@ -110,7 +77,7 @@ async def _server_side_apply(request: web.Request, store: RaftStore, target: Tar
     if not isinstance(config, dict):
         raise errors.BadRequest("the apply configuration must be an object")
     check_object_fields(request, target.rtype, config)
-    for _attempt in range(_RETRIES):
+    for _attempt in range(PATCH_RETRIES):
         try:
             current: StoredObject | None = await store.get(
                 target.rtype, target.namespace or "", target.name, consistent=True
@@ -120,7 +87,7 @@ async def _server_side_apply(request: web.Request, store: RaftStore, target: Tar
         try:
             applied = fieldmanager.server_side_apply(
                 None if current is None else current.decode(), config, manager=manager, force=force,
-                kind=target.rtype.kind, api_version=target.rtype.api_version, now=_now(),
+                kind=target.rtype.kind, api_version=target.rtype.api_version, now=now_rfc3339(),
             )
         except fieldmanager.ApplyConflict as exc:
             raise _conflict(exc, target.rtype) from None
@@ -206,7 +173,7 @@ async def _patch_scale(
                               api_version="autoscaling/v1")
         replicas = int(patched["spec"]["replicas"])
     except PatchError as exc:
-        raise _patch_error(exc) from None
+        raise patch_error(exc) from None
     except (KeyError, TypeError, ValueError):
         raise errors.BadRequest("the patched Scale has no valid spec.replicas") from None
     return await _write_replicas(store, target, replicas, current.rv)

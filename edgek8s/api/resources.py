@@ -9,9 +9,6 @@ N = not older than N (waits until this replica has applied N).
 
 from __future__ import annotations
 
-import copy
-import ipaddress
-import secrets
 from typing import Any
 
 from aiohttp import web
@@ -29,11 +26,11 @@ from edgek8s.api.negotiation import (
 from edgek8s.api.patching import SCALABLE, get_scale, handle_patch, put_scale
 from edgek8s.api.paths import Target
 from edgek8s.api.watching import serve_watch
+from edgek8s.api.writes import check_propagation_policy, prepare_created, prepare_updated, store_created
 from edgek8s.model import errors
-from edgek8s.registry import fieldmanager
-from edgek8s.registry.strategy import parse_resource_version, prepare_create, prepare_update
-from edgek8s.store.raftstore import RaftStore, now_rfc3339
-from edgek8s.store.state import StoredObject, encode_object
+from edgek8s.registry.strategy import parse_resource_version
+from edgek8s.store.raftstore import RaftStore
+from edgek8s.store.state import encode_object
 
 
 def _is_true(value: str | None) -> bool:
@@ -88,6 +85,10 @@ async def handle_object(request: web.Request, target: Target) -> web.StreamRespo
         if request.method == "PATCH":
             return await handle_patch(request, target)
         raise errors.MethodNotAllowed(f"{request.method} is not supported on scale")
+    if target.subresource == "binding" and target.rtype.plural == "pods":
+        if request.method != "POST":
+            raise errors.MethodNotAllowed(f"{request.method} is not supported on binding")
+        return await _bind(request, store, target)
     if target.subresource not in (None, "status"):
         raise errors.NotFound(f"the server could not find the requested resource ({target.subresource})")
     if target.subresource == "status" and not target.rtype.has_status:
@@ -144,36 +145,11 @@ async def _create(request: web.Request, store: RaftStore, target: Target) -> web
     raw = await read_body(request)
     body = parse_json(raw)
     check_fields(request, target.rtype, raw, body)
-    obj = prepare_create(target.rtype, body, namespace=namespace)
-    obj = fieldmanager.record_update(None, obj, manager=field_manager(request, "unknown"), kind=target.rtype.kind,
-                                     api_version=target.rtype.api_version, now=now_rfc3339())
+    obj = prepare_created(target.rtype, body, namespace=namespace, manager=field_manager(request, "unknown"))
     if dry_run:
         return add_warnings(request, raw_response(encode_object(obj), status=201))
-    if target.rtype.plural == "services":
-        stored = await _create_service(store, target, obj)
-    else:
-        stored = await store.create(target.rtype, obj)
+    stored = await store_created(store, target.rtype, obj)
     return add_warnings(request, raw_response(stored.raw, status=201))
-
-
-async def _create_service(store: RaftStore, target: Target, obj: dict[str, Any]) -> StoredObject:
-    """Allocate a cluster IP unless one is given (or the Service is headless / ExternalName)."""
-    spec = obj.setdefault("spec", {})
-    if spec.get("type") == "ExternalName" or spec.get("clusterIP"):
-        if spec.get("clusterIP") and spec["clusterIP"] != "None":
-            spec.setdefault("clusterIPs", [spec["clusterIP"]])
-        return await store.create(target.rtype, obj)
-    spec.setdefault("ipFamilies", ["IPv4"])
-    spec.setdefault("ipFamilyPolicy", "SingleStack")
-    for _attempt in range(8):
-        candidate = allocate_cluster_ip()
-        spec["clusterIP"], spec["clusterIPs"] = candidate, [candidate]
-        try:
-            return await store.create(target.rtype, copy.deepcopy(obj))
-        except errors.Invalid as exc:
-            if "already allocated" not in exc.message:
-                raise
-    raise errors.ServiceUnavailable("could not allocate a cluster IP; try again", retry_after=1)
 
 
 async def _update(request: web.Request, store: RaftStore, target: Target) -> web.Response:
@@ -182,23 +158,27 @@ async def _update(request: web.Request, store: RaftStore, target: Target) -> web
     raw = await read_body(request)
     body = parse_json(raw)
     check_fields(request, target.rtype, raw, body)
-    obj, expect_rv = prepare_update(
-        target.rtype,
-        body,
-        namespace=target.namespace or "",
-        name=target.name,
-        subresource=target.subresource,
-    )
-    current, _rv = store.state.get(target.rtype.id, target.namespace or "", target.name)
-    obj = fieldmanager.record_update(
-        None if current is None else current.decode(), obj, manager=field_manager(request, "unknown"),
-        kind=target.rtype.kind, api_version=target.rtype.api_version, now=now_rfc3339(),
-        subresource=target.subresource or "",
+    obj, expect_rv = prepare_updated(
+        store, target.rtype, body, namespace=target.namespace or "", name=target.name,
+        subresource=target.subresource, manager=field_manager(request, "unknown"),
     )
     if dry_run:
         return add_warnings(request, raw_response(encode_object(obj)))
     stored = await store.update(target.rtype, obj, expect_rv=expect_rv, subresource=target.subresource)
     return add_warnings(request, raw_response(stored.raw))
+
+
+async def _bind(request: web.Request, store: RaftStore, target: Target) -> web.Response:
+    """pods/binding: a Binding names the node; 409 when the pod is already assigned."""
+    assert target.name is not None
+    binding = await read_json(request)
+    node = (binding.get("target") or {}).get("name") if isinstance(binding, dict) else None
+    if not isinstance(node, str) or not node:
+        raise errors.Invalid(f'Binding "{target.name}" is invalid: target.name: Required value')
+    uid = (binding.get("metadata") or {}).get("uid") or None
+    await store.bind(target.namespace or "", target.name, node=node, expect_uid=uid)
+    return json_response({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201},
+                         status=201)
 
 
 async def _delete_options(request: web.Request) -> dict[str, Any]:
@@ -218,6 +198,9 @@ async def _delete(request: web.Request, store: RaftStore, target: Target) -> web
     if not isinstance(preconditions, dict):
         raise errors.BadRequest("preconditions must be a JSON object")
     expect_rv = parse_resource_version(preconditions.get("resourceVersion"), field="preconditions.resourceVersion")
+    propagation = check_propagation_policy(options.get("propagationPolicy") or request.query.get("propagationPolicy"))
+    if propagation is None and (options.get("orphanDependents") or request.query.get("orphanDependents") == "true"):
+        propagation = "Orphan"  # the deprecated form kubectl no longer sends, but clients may
     if dry_run:
         obj = await store.get(target.rtype, target.namespace or "", target.name, consistent=True)
         return raw_response(obj.raw)
@@ -227,6 +210,7 @@ async def _delete(request: web.Request, store: RaftStore, target: Target) -> web
         target.name,
         expect_uid=preconditions.get("uid"),
         expect_rv=expect_rv,
+        propagation=propagation,
     )
     if stored is not None and stored.deleting and stored.name == target.name:
         return raw_response(stored.raw)  # still there (finalizers, a terminating namespace): the object
@@ -257,12 +241,3 @@ async def _delete_collection(request: web.Request, store: RaftStore, target: Tar
         except (errors.NotFound, errors.Conflict):
             continue  # deleted or replaced concurrently: not ours to delete any more
     return raw_response(list_body(target.rtype, deleted, rv=rv, cont="", remaining=None))
-
-
-SERVICE_CIDR = ipaddress.ip_network("10.96.0.0/12")  # upstream's default service range
-
-
-def allocate_cluster_ip() -> str:
-    # .0 is the network, .1 the API server's own `kubernetes` Service (upstream reserves both).
-    offset = secrets.randbelow(SERVICE_CIDR.num_addresses - 3) + 2
-    return str(SERVICE_CIDR.network_address + offset)

@@ -12,7 +12,7 @@ import platform
 
 from aiohttp import web
 
-from edgek8s.api.context import CONFIG, STORE, json_response, read_json
+from edgek8s.api.context import CONFIG, CONTROLLER_STATUS, STORE, json_response, read_json
 from edgek8s.model import errors
 from edgek8s.store.state import EXPORT_FORMAT
 
@@ -67,6 +67,10 @@ async def cluster_status(request: web.Request) -> web.Response:
             "objects": store.state.count(),
             "watchers": store.hub.watcher_count(),
             "masters": masters,
+            "leaderEpoch": store.state.leader_epoch,
+            "leaderHolder": store.state.leader_holder,
+            "leaderClaimIndex": store.state.leader_claim_index,
+            "controllers": request.app[CONTROLLER_STATUS]() if CONTROLLER_STATUS in request.app else None,
         }
     )
 

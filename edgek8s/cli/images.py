@@ -1,4 +1,4 @@
-"""``edgek8s images import FILE.tar [--all-nodes]``: flags only; the work is in server/images.py."""
+"""``edgek8s images import FILE.tar [--all-nodes]``: flags only; the work is in server/image_import.py."""
 
 from __future__ import annotations
 
@@ -29,7 +29,7 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
 
 
 def run(args: argparse.Namespace, endpoint: Callable[[argparse.Namespace], tuple[str, Any]]) -> int:
-    from edgek8s.server.images import import_all_nodes, import_local
+    from edgek8s.server.image_import import import_all_nodes, import_local
 
     path = Path(args.file)
     if not path.is_file():

@@ -151,7 +151,8 @@ def _add_agent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
 
 def build_agent_config(args: argparse.Namespace) -> Any:
     from edgek8s.config import AgentConfig, PodmanConfig
-    from edgek8s.model.quantity import cpu_millis, to_bytes
+    from edgek8s.model.quantity import milli_value
+    from edgek8s.model.quantity import value as quantity_value
 
     masters = tuple(s.strip() for entry in args.server for s in entry.split(",") if s.strip())
     labels = []
@@ -161,7 +162,7 @@ def build_agent_config(args: argparse.Namespace) -> Any:
             raise ConfigError(f"--label: expected KEY=VALUE, got {label!r}")
         labels.append((key, value))
     try:
-        reserved_cpu, reserved_memory = cpu_millis(args.reserved_cpu), to_bytes(args.reserved_memory)
+        reserved_cpu, reserved_memory = milli_value(args.reserved_cpu), quantity_value(args.reserved_memory)
     except ValueError as exc:
         raise ConfigError(f"--reserved-cpu/--reserved-memory: {exc}") from None
     podman_kwargs: dict[str, Any] = {}

@@ -14,10 +14,15 @@ import ssl
 from collections.abc import AsyncIterator
 from types import TracebackType
 from typing import Any
+from urllib.parse import quote
 
 import aiohttp
 
+from edgek8s.client.interface import DeleteOptions, Obj, ObjectEvent, ObjectList
 from edgek8s.model import errors
+from edgek8s.model.resources import ResourceType, by_id, resource_id
+
+PODS = by_id(resource_id("", "pods"))
 
 _BY_CODE: dict[int, type[errors.StatusError]] = {
     400: errors.BadRequest, 401: errors.Unauthorized, 403: errors.Forbidden, 404: errors.NotFound,
@@ -40,6 +45,8 @@ def error_from_status(code: int, body: bytes) -> errors.StatusError:
     cls = _BY_CODE.get(code, errors.InternalError)
     if code == 409 and reason == "AlreadyExists":
         cls = errors.AlreadyExists
+    elif code == 409 and message.startswith("fenced:"):
+        cls = errors.Fenced
     return cls(message)
 
 
@@ -75,8 +82,10 @@ class RestClient:
             raise RuntimeError("use RestClient as an async context manager")
         return self._session
 
-    async def request(self, method: str, path: str, *, body: Any = None, params: dict[str, str] | None = None,
-                      content_type: str = "application/json") -> Any:
+    async def request(
+        self, method: str, path: str, *, body: Any = None, params: dict[str, str] | None = None,
+        content_type: str = "application/json",
+    ) -> Any:
         data = None if body is None else json.dumps(body).encode()
         headers = {"Content-Type": content_type} if data is not None else {}
         try:
@@ -136,3 +145,99 @@ class RestClient:
                 return json.loads(raw) if raw else None
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TransportError(f"POST {path}: {type(exc).__name__}: {exc}") from exc
+
+def resource_path(rtype: ResourceType, namespace: str | None, name: str | None = None,
+                  subresource: str | None = None) -> str:
+    """The REST path of a collection, an object, or one of its subresources."""
+    base = f"/apis/{rtype.group}/{rtype.version}" if rtype.group else f"/api/{rtype.version}"
+    if rtype.namespaced and namespace:
+        base += f"/namespaces/{quote(namespace, safe='')}"
+    path = f"{base}/{rtype.plural}"
+    if name is not None:
+        path += f"/{quote(name, safe='')}"
+        if subresource:
+            path += f"/{subresource}"
+    return path
+
+
+def _meta(obj: Obj) -> dict[str, Any]:
+    meta: dict[str, Any] = obj.get("metadata") or {}
+    return meta
+
+
+class RestClusterClient:
+    """``ClusterClient`` over HTTP (kubelet, tools, out-of-process controllers), on an open ``RestClient``.
+
+    Writes are sent once; a transport failure raises ``TransportError`` (outcome unknown)."""
+
+    def __init__(self, rest: RestClient) -> None:
+        self._rest = rest
+
+    async def get(self, rtype: ResourceType, namespace: str, name: str) -> Obj:
+        result: Obj = await self._rest.get(resource_path(rtype, namespace, name))
+        return result
+
+    async def list(
+        self, rtype: ResourceType, namespace: str | None = None, *, label_selector: str = "",
+        field_selector: str = "",
+    ) -> ObjectList:
+        params = {k: v for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v}
+        body = await self._rest.get(resource_path(rtype, namespace), **params)
+        return ObjectList(list(body.get("items") or []), int(_meta(body).get("resourceVersion") or 0))
+
+    async def watch(
+        self, rtype: ResourceType, namespace: str | None = None, *, resource_version: int,
+        label_selector: str = "", field_selector: str = "",
+    ) -> AsyncIterator[ObjectEvent]:
+        params = {"resourceVersion": str(resource_version), "allowWatchBookmarks": "true"}
+        params.update({k: v for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v})
+        async for event in self._rest.watch(resource_path(rtype, namespace), **params):
+            if event.get("type") == "ERROR":
+                status = event.get("object") or {}
+                raise error_from_status(int(status.get("code") or 500), json.dumps(status).encode())
+            yield ObjectEvent(str(event.get("type")), event.get("object") or {})
+
+    async def create(self, rtype: ResourceType, obj: Obj) -> Obj:
+        result: Obj = await self._rest.create(resource_path(rtype, _meta(obj).get("namespace")), obj)
+        return result
+
+    async def update(self, rtype: ResourceType, obj: Obj) -> Obj:
+        meta = _meta(obj)
+        result: Obj = await self._rest.replace(resource_path(rtype, meta.get("namespace"), meta["name"]), obj)
+        return result
+
+    async def update_status(self, rtype: ResourceType, obj: Obj) -> Obj:
+        meta = _meta(obj)
+        result: Obj = await self._rest.replace(
+            resource_path(rtype, meta.get("namespace"), meta["name"], "status"), obj)
+        return result
+
+    async def patch(self, rtype: ResourceType, namespace: str, name: str, patch: Obj, *,
+                    subresource: str | None = None) -> Obj:
+        result: Obj = await self._rest.request(
+            "PATCH", resource_path(rtype, namespace, name, subresource), body=patch,
+            content_type="application/merge-patch+json")
+        return result
+
+    async def delete(
+        self, rtype: ResourceType, namespace: str, name: str, *, options: DeleteOptions | None = None
+    ) -> Obj | None:
+        body: dict[str, Any] = {"kind": "DeleteOptions", "apiVersion": "v1"}
+        if options is not None:
+            preconditions = {k: v for k, v in (("uid", options.uid), ("resourceVersion", options.resource_version))
+                             if v is not None}
+            if preconditions:
+                body["preconditions"] = {k: str(v) for k, v in preconditions.items()}
+            if options.propagation_policy:
+                body["propagationPolicy"] = options.propagation_policy
+        result = await self._rest.delete(resource_path(rtype, namespace, name), body)
+        if isinstance(result, dict) and result.get("kind") != "Status":
+            return result
+        return None
+
+    async def bind(self, namespace: str, name: str, *, node: str, uid: str | None = None) -> None:
+        binding: Obj = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": name, "namespace": namespace},
+                        "target": {"apiVersion": "v1", "kind": "Node", "name": node}}
+        if uid:
+            binding["metadata"]["uid"] = uid
+        await self._rest.create(resource_path(PODS, namespace, name, "binding"), binding)

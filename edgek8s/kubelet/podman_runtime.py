@@ -162,7 +162,8 @@ class PodmanRuntime:
         labels = raw.get("Labels") or {}
         state = {"running": ContainerState.RUNNING, "created": ContainerState.CREATED,
                  "configured": ContainerState.CREATED, "exited": ContainerState.EXITED,
-                 "stopped": ContainerState.EXITED}.get(str(raw.get("State")), ContainerState.UNKNOWN)
+                 "stopped": ContainerState.EXITED, "stopping": ContainerState.RUNNING,
+                 "paused": ContainerState.RUNNING}.get(str(raw.get("State")), ContainerState.UNKNOWN)
         reason, finished, exit_code = "", "", None
         if state == ContainerState.EXITED:
             if raw["Id"] not in self._exited:
@@ -302,6 +303,6 @@ class PodmanRuntime:
 
     async def exec_probe(self, container_id: str, command: list[str], *, timeout: float) -> ExecResult:
         container = await self._call(self.client.containers.get, container_id)
-        code, output = await asyncio.wait_for(self._call(container.exec_run, command), timeout)
-        data = output if isinstance(output, bytes) else b""
+        code, output = await asyncio.wait_for(self._call(container.exec_run, command, demux=True), timeout)
+        data = b"".join(part or b"" for part in output) if isinstance(output, tuple) else b""
         return ExecResult(exit_code=int(code if code is not None else -1), output=data)

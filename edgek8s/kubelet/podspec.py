@@ -16,7 +16,8 @@ from typing import Any
 
 from edgek8s.kubelet.runtime import ContainerConfig, Mount, PortMapping, SandboxConfig
 from edgek8s.kubelet.sources import ObjectSource
-from edgek8s.model.quantity import cpu_millis, format_millis, to_bytes
+from edgek8s.model.quantity import milli_value
+from edgek8s.model.quantity import value as quantity_value
 
 Obj = dict[str, Any]
 _VAR = re.compile(r"\$\(([A-Za-z_][A-Za-z0-9_.-]*)\)|\$\$")
@@ -76,13 +77,13 @@ def field_ref(pod: Obj, path: str, *, host_ip: str, pod_ip: str) -> str:
 def _resource_ref(container: Obj, ref: Obj) -> str:
     resource = str(ref.get("resource", ""))
     section, _, name = resource.partition(".")
-    value = ((container.get("resources") or {}).get(section) or {}).get(name)
-    if value is None:
+    amount = ((container.get("resources") or {}).get(section) or {}).get(name)
+    if amount is None:
         return "0"
     divisor = ref.get("divisor") or "1"
     if name == "cpu":
-        return str(max(1, -(-cpu_millis(value) // cpu_millis(divisor))))
-    return str(-(-to_bytes(value) // max(1, to_bytes(divisor))))
+        return str(max(1, -(-milli_value(amount) // milli_value(divisor))))
+    return str(-(-quantity_value(amount) // max(1, quantity_value(divisor))))
 
 
 def _decode(kind: str, obj: Obj) -> dict[str, str]:
@@ -152,9 +153,9 @@ def _resources(container: Obj) -> tuple[int | None, int | None, int | None]:
     resources = container.get("resources") or {}
     limits, requests = resources.get("limits") or {}, resources.get("requests") or {}
     try:
-        cpu_limit = cpu_millis(limits["cpu"]) if "cpu" in limits else None
-        cpu_request = cpu_millis(requests["cpu"]) if "cpu" in requests else cpu_limit
-        memory_limit = to_bytes(limits["memory"]) if "memory" in limits else None
+        cpu_limit = milli_value(limits["cpu"]) if "cpu" in limits else None
+        cpu_request = milli_value(requests["cpu"]) if "cpu" in requests else cpu_limit
+        memory_limit = quantity_value(limits["memory"]) if "memory" in limits else None
     except ValueError as exc:
         raise PodConfigError(str(exc)) from None
     return cpu_request, cpu_limit, memory_limit
@@ -182,20 +183,3 @@ def container_config(
         read_only_root=bool(security.get("readOnlyRootFilesystem")), privileged=bool(security.get("privileged")),
         tty=bool(container.get("tty")), stdin=bool(container.get("stdin")),
     )
-
-
-def pod_requests(pod: Obj) -> tuple[int, int]:
-    """(cpu millis, memory bytes) the pod requests, as the scheduler counts them (for node status)."""
-    cpu = memory = 0
-    for container in (pod.get("spec") or {}).get("containers") or []:
-        requests = (container.get("resources") or {}).get("requests") or {}
-        try:
-            cpu += cpu_millis(requests.get("cpu", 0))
-            memory += to_bytes(requests.get("memory", 0))
-        except ValueError:
-            continue
-    return cpu, memory
-
-
-__all__ = ["PodConfigError", "container_config", "container_env", "expand", "format_millis", "pod_requests",
-           "sandbox_config", "spec_hash"]

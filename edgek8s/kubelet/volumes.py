@@ -2,7 +2,7 @@
 
 Each pod has ``<pods dir>/<uid>/volumes/<name>``; files of configMap, secret and downwardAPI volumes are
 (re)written on every sync, only where their content changed, so updates reach running pods and an
-idle pod costs no writes. Secret volumes are 0700 directories. ``teardown`` removes a pod's directory
+idle pod costs no writes. ``teardown`` removes a pod's directory
 once its containers are gone. hostPath is used as given (the ``type`` checks are done).
 """
 
@@ -115,7 +115,6 @@ class VolumeManager:
                 data: dict[str, bytes]
                 if kind == "secrets":
                     data = {k: base64.b64decode(v) for k, v in (obj.get("data") or {}).items()}
-                    dir_mode = 0o700
                 else:
                     data = {k: str(v).encode() for k, v in (obj.get("data") or {}).items()}
                     data.update({k: base64.b64decode(v) for k, v in (obj.get("binaryData") or {}).items()})

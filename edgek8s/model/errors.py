@@ -111,6 +111,10 @@ class Conflict(StatusError):
     reason = "Conflict"
 
 
+class Fenced(Conflict):
+    """A leader-only write carried a leader epoch older than the current one: its sender no longer leads."""
+
+
 class Gone(StatusError):
     code = 410
     reason = "Expired"

@@ -1,47 +1,63 @@
-"""Kubernetes resource quantities ("100m", "128Mi", "1.5", "2e3") as numbers.
+"""Kubernetes resource quantities (``100m``, ``1.5``, ``128Mi``, ``1e3``) as exact numbers.
 
-``parse_quantity`` returns a Decimal; ``cpu_millis`` and ``to_bytes`` round up as the kubelet does
-when turning requests and limits into cgroup settings. Bad input raises ValueError naming the value.
+Mirrors k8s.io/apimachinery pkg/api/resource/quantity.go for parsing: a signed decimal number, then a
+binary suffix (Ki..Ei), a decimal suffix (n, u, m, "", k, M, G, T, P, E) or an exponent (e3, E-2).
+Values are kept as ``Fraction`` so nothing is lost; ``milli_value`` (CPU) and ``value`` (bytes, pods)
+round up, as upstream's ``MilliValue``/``Value`` do, so a request is never under-counted.
+
+Pure, stdlib only. Errors are ``QuantityError`` (a ``ValueError``) with upstream's wording.
 """
 
 from __future__ import annotations
 
 import math
 import re
-from decimal import Decimal, InvalidOperation
+from fractions import Fraction
+from functools import lru_cache
 
-_SUFFIXES = {
-    "": Decimal(1), "n": Decimal("1e-9"), "u": Decimal("1e-6"), "m": Decimal("1e-3"),
-    "k": Decimal(10**3), "M": Decimal(10**6), "G": Decimal(10**9), "T": Decimal(10**12), "P": Decimal(10**15),
-    "E": Decimal(10**18), "Ki": Decimal(2**10), "Mi": Decimal(2**20), "Gi": Decimal(2**30), "Ti": Decimal(2**40),
-    "Pi": Decimal(2**50), "Ei": Decimal(2**60),
+__all__ = ["QuantityError", "milli_value", "parse_quantity", "value"]
+
+_BINARY = {"Ki": 2**10, "Mi": 2**20, "Gi": 2**30, "Ti": 2**40, "Pi": 2**50, "Ei": 2**60}
+_DECIMAL = {
+    "n": Fraction(1, 10**9), "u": Fraction(1, 10**6), "m": Fraction(1, 1000), "": Fraction(1),
+    "k": Fraction(10**3), "M": Fraction(10**6), "G": Fraction(10**9), "T": Fraction(10**12),
+    "P": Fraction(10**15), "E": Fraction(10**18),
 }
-_QUANTITY = re.compile(r"^([+-]?(?:\d+\.?\d*|\.\d+))(?:([eE][+-]?\d+)|(Ki|Mi|Gi|Ti|Pi|Ei|n|u|m|k|M|G|T|P|E)?)$")
+_PATTERN = re.compile(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))((?:[eE][+-]?[0-9]+)|[KMGTPE]i|[numkMGTPE]?)$")
 
 
-def parse_quantity(value: str | int | float) -> Decimal:
-    if isinstance(value, int | float):
-        return Decimal(str(value))
-    match = _QUANTITY.match(value.strip())
-    if not match:
-        raise ValueError(f"invalid quantity {value!r}: expected a number with an optional suffix (m, Ki, Mi, G...)")
-    number, exponent, suffix = match.groups()
-    try:
-        result = Decimal(number)
-    except InvalidOperation:
-        raise ValueError(f"invalid quantity {value!r}") from None
-    if exponent:
-        return result * Decimal(10) ** int(exponent[1:])
-    return result * _SUFFIXES[suffix or ""]
+class QuantityError(ValueError):
+    """Not a quantity; the message is upstream's."""
 
 
-def cpu_millis(value: str | int | float) -> int:
-    return math.ceil(parse_quantity(value) * 1000)
+@lru_cache(maxsize=1024)
+def parse_quantity(text: str) -> Fraction:
+    """The exact value of a quantity string (cached: a cluster uses few distinct quantities)."""
+    match = _PATTERN.match(text.strip()) if isinstance(text, str) else None
+    if match is None:
+        raise QuantityError("quantities must match the regular expression "
+                            "'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'")
+    number, suffix = Fraction(match.group(1)), match.group(2)
+    if suffix in _BINARY:
+        return number * _BINARY[suffix]
+    if suffix in _DECIMAL:
+        return number * _DECIMAL[suffix]
+    return number * Fraction(10) ** int(suffix[1:])
 
 
-def to_bytes(value: str | int | float) -> int:
-    return math.ceil(parse_quantity(value))
+def milli_value(quantity: str | int | float) -> int:
+    """Thousandths, rounded up (CPU: ``100m`` -> 100, ``1`` -> 1000)."""
+    return math.ceil(_as_fraction(quantity) * 1000)
 
 
-def format_millis(millis: int) -> str:
-    return str(millis // 1000) if millis % 1000 == 0 else f"{millis}m"
+def value(quantity: str | int | float) -> int:
+    """Units, rounded up (memory in bytes, pod counts)."""
+    return math.ceil(_as_fraction(quantity))
+
+
+def _as_fraction(quantity: str | int | float) -> Fraction:
+    if isinstance(quantity, bool):
+        raise QuantityError(f"not a quantity: {quantity!r}")
+    if isinstance(quantity, int | float):
+        return Fraction(quantity)
+    return parse_quantity(quantity)

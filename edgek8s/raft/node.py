@@ -286,6 +286,10 @@ class RaftNode:
         return self._obj is not None and self._obj.is_leader()
 
     @property
+    def term(self) -> int:
+        return 0 if self._obj is None else self._obj.term()
+
+    @property
     def leader(self) -> str | None:
         return None if self._obj is None else self._obj.leader_address()
 

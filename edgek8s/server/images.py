@@ -1,65 +1,64 @@
-"""``edgek8s images import``: load an image archive (``podman save`` / ``docker save``) without a registry.
+"""Images built on this machine, without a registry, from the Containerfiles under ``images/``.
 
-Locally, into this node's Podman. With ``all_nodes``, from an admin machine: the archive is streamed to
-every node's kubelet through the API server's node proxy (``POST nodes/{name}/proxy/images/load``, admins
-only), all nodes at once, each reading the file on its own; one failing node does not stop the others,
-and the result lists every node's outcome.
+Every image starts FROM scratch with Debian's statically linked busybox (package ``busybox-static``),
+copied into a temporary build context next to the image's own files. ``build_image`` runs ``podman
+build`` with the environment of the Podman that should hold the image (an agent's storage);
+``save_image`` writes an archive that any agent can load (``ContainerRuntime.import_image``).
 """
 
 from __future__ import annotations
 
-import asyncio
-import ssl
-from collections.abc import AsyncIterator
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Mapping
 from pathlib import Path
 
-from edgek8s.client.rest import RestClient
-from edgek8s.kubelet.podman_streams import PodmanStreams
-from edgek8s.model import errors
+from edgek8s.config import ConfigError
 
-_CHUNK = 1024 * 1024
-ARCHIVE_TYPE = "application/x-tar"
+IMAGES_DIR = Path(__file__).resolve().parents[2] / "images"
+BUSYBOX = Path("/bin/busybox")
+TEST_IMAGE = "localhost/edgek8s/busybox:1"
+SAMPLE_APP_IMAGE = "localhost/edgek8s/sample-app:1"
+IMAGES = {TEST_IMAGE: "busybox", SAMPLE_APP_IMAGE: "sample-app"}
 
 
-async def read_chunks(path: Path) -> AsyncIterator[bytes]:
-    handle = await asyncio.to_thread(path.open, "rb")
+def _check_busybox() -> None:
     try:
-        while chunk := await asyncio.to_thread(handle.read, _CHUNK):
-            yield chunk
-    finally:
-        handle.close()
+        with BUSYBOX.open("rb") as handle:
+            head = handle.read(65536)
+    except OSError:
+        head = b""
+    # A dynamically linked ELF names its loader (PT_INTERP) near the start; the static build has none.
+    if not head.startswith(b"\x7fELF") or b"/ld-linux" in head:
+        raise ConfigError("images need Debian's static busybox: `apt-get install busybox-static`")
 
 
-async def import_local(path: Path, podman_socket: Path) -> int:
-    try:
-        names = await PodmanStreams(podman_socket).load_image(read_chunks(path))
-    except errors.StatusError as exc:
-        print(f"import of {path} failed: {exc.message}")
-        return 1
-    print(f"loaded {', '.join(names) or 'an unnamed image'} from {path}")
-    return 0
+def build_image(tag: str, *, env: Mapping[str, str] | None = None, podman: str = "podman") -> None:
+    """``podman build`` of ``images/<name>`` as ``tag`` (one of ``IMAGES``), into the storage ``env`` names."""
+    source = IMAGES_DIR / IMAGES[tag]
+    if not (source / "Containerfile").is_file():
+        raise ConfigError(f"no Containerfile in {source}: run edgek8s from its source checkout")
+    if shutil.which(podman) is None:
+        raise ConfigError("podman not found: `apt-get install podman runc catatonit` (or scripts/install.sh)")
+    _check_busybox()
+    with tempfile.TemporaryDirectory(prefix="edgek8s-image-") as context:
+        shutil.copytree(source, context, dirs_exist_ok=True)
+        shutil.copy2(BUSYBOX, Path(context) / "busybox")
+        result = subprocess.run(
+            [podman, "build", "--quiet", "--tag", tag, "--file", str(Path(context) / "Containerfile"), context],
+            env=dict(env) if env is not None else dict(os.environ), capture_output=True, text=True, check=False,
+        )
+    if result.returncode != 0:
+        raise ConfigError(f"podman build {tag} failed: {result.stderr.strip()[-2000:]}")
 
 
-async def import_all_nodes(path: Path, server: str, tls: ssl.SSLContext | None) -> int:
-    async with RestClient(server, ssl_context=tls) as client:
-        nodes = [n["metadata"]["name"] for n in (await client.get("/api/v1/nodes"))["items"]]
-        if not nodes:
-            print("no nodes in the cluster: nothing to import into")
-            return 1
-
-        async def one(node: str) -> str | None:
-            try:
-                result = await client.upload(f"/api/v1/nodes/{node}/proxy/images/load", read_chunks(path),
-                                             content_type=ARCHIVE_TYPE)
-            except errors.StatusError as exc:
-                print(f"{node}: failed: {exc.message}")
-                return None
-            return ", ".join(result.get("images") or []) or "an unnamed image"
-
-        results = await asyncio.gather(*(one(node) for node in nodes))
-    for node, loaded in zip(nodes, results, strict=True):
-        if loaded is not None:
-            print(f"{node}: loaded {loaded}")
-    failed = sum(r is None for r in results)
-    print(f"imported {path} into {len(nodes) - failed} of {len(nodes)} nodes")
-    return 1 if failed else 0
+def save_image(tag: str, archive: Path, *, env: Mapping[str, str] | None = None, podman: str = "podman") -> None:
+    archive.unlink(missing_ok=True)
+    result = subprocess.run(
+        [podman, "save", "--quiet", "--format", "oci-archive", "--output", str(archive), tag],
+        env=dict(env) if env is not None else dict(os.environ), capture_output=True, text=True, check=False,
+    )
+    if result.returncode != 0:
+        raise ConfigError(f"podman save {tag} failed: {result.stderr.strip()[-2000:]}")

@@ -93,7 +93,9 @@ class RaftStore:
 
     # --- writes --------------------------------------------------------------------------------------
 
-    async def _propose(self, command: dict[str, Any]) -> Committed:
+    async def _propose(self, command: dict[str, Any], fence: int | None = None) -> Committed:
+        if fence is not None:
+            command["fence"] = fence
         command["rid"] = f"{self._rid_prefix}-{next(self._rid_counter)}"
         payload = encode_command(command)
         deadline = time.monotonic() + self._config.raft.propose_timeout
@@ -118,13 +120,14 @@ class RaftStore:
                 raise errors.InternalError(f"unexpected apply result {result!r}")
             return result
 
-    async def create(self, rtype: ResourceType, obj: dict[str, Any]) -> StoredObject:
+    async def create(self, rtype: ResourceType, obj: dict[str, Any], *, fence: int | None = None) -> StoredObject:
         meta = obj["metadata"]
         meta.setdefault("uid", str(uuid.UUID(int=self._random.getrandbits(128), version=4)))
         meta.setdefault("creationTimestamp", now_rfc3339())
         meta.pop("resourceVersion", None)
         committed = await self._propose(
-            {"op": "create", "res": rtype.id, "ns": meta.get("namespace", ""), "name": meta["name"], "obj": obj}
+            {"op": "create", "res": rtype.id, "ns": meta.get("namespace", ""), "name": meta["name"], "obj": obj},
+            fence,
         )
         assert committed.obj is not None
         return committed.obj
@@ -136,6 +139,7 @@ class RaftStore:
         *,
         expect_rv: int | None,
         subresource: str | None = None,
+        fence: int | None = None,
     ) -> StoredObject:
         meta = obj["metadata"]
         committed = await self._propose(
@@ -147,7 +151,8 @@ class RaftStore:
                 "obj": obj,
                 "expect_rv": expect_rv,
                 "sub": subresource,
-            }
+            },
+            fence,
         )
         assert committed.obj is not None
         return committed.obj
@@ -160,8 +165,12 @@ class RaftStore:
         *,
         expect_uid: str | None = None,
         expect_rv: int | None = None,
+        propagation: str | None = None,
+        fence: int | None = None,
     ) -> StoredObject | None:
-        """The deleted (or now deleting) object; None when a retried delete had already applied."""
+        """The deleted (or now deleting) object; None when a retried delete had already applied.
+
+        ``propagation`` Foreground or Orphan adds the finalizer the garbage collector acts on."""
         committed = await self._propose(
             {
                 "op": "delete",
@@ -170,10 +179,32 @@ class RaftStore:
                 "name": name,
                 "expect_uid": expect_uid,
                 "expect_rv": expect_rv,
+                "propagation": propagation,
                 "now": now_rfc3339(),
-            }
+            },
+            fence,
         )
         return committed.obj
+
+    async def bind(
+        self, namespace: str, name: str, *, node: str, expect_uid: str | None = None, fence: int | None = None
+    ) -> StoredObject:
+        """pods/binding: assign a pod to a node; Conflict when it is already assigned (someone else won)."""
+        committed = await self._propose(
+            {"op": "bind", "res": "/pods", "ns": namespace, "name": name, "node": node, "expect_uid": expect_uid,
+             "now": now_rfc3339()},
+            fence,
+        )
+        assert committed.obj is not None
+        return committed.obj
+
+    async def claim_leadership(self, *, epoch: int, holder: str) -> int:
+        """Record ``holder`` as the controllers' leader at ``epoch``; returns the index it committed at.
+
+        Raises ``Fenced`` when an equal or newer epoch is held by someone else. Committing it is also a
+        barrier: everything committed before is applied on this replica when it returns."""
+        committed = await self._propose({"op": "claim-leadership", "epoch": epoch, "holder": holder})
+        return committed.index
 
     async def register_master(self, *, name: str, raft_address: str, api_url: str) -> None:
         await self._propose({"op": "master", "name": name, "raft": raft_address, "api": api_url})

@@ -15,9 +15,15 @@ take ``lock``; readers only copy references under it (``StoredObject`` is immuta
 filtering and encoding after releasing it.
 
 Commands are small versioned JSON dicts (see ``encode_command``):
-``{"v": 1, "op": "create"|"update"|"delete"|"master", "rid": <request id>, ...}``.
+``{"v": 1, "op": "create"|"update"|"delete"|"bind"|"claim-leadership"|"master", "rid": <request id>, ...}``.
 A request id seen within the last ``dedup_window`` commands is not applied again: the proposer may
 retry a write whose outcome it could not learn.
+
+Fencing: ``claim-leadership`` records ``leader_epoch`` (the Raft term of the master that claims to run
+the controllers; a claim not greater than the current epoch changes nothing) and its holder. Any command
+may carry ``"fence": <epoch>``; one whose epoch is below ``leader_epoch`` is rejected with ``Fenced``
+and changes nothing, so a deposed leader that still believes it leads cannot write once its successor
+has claimed. Snapshots carry the epoch.
 """
 
 from __future__ import annotations
@@ -46,6 +52,8 @@ SERVICES = resource_id("", "services")
 _GENERATION_TRACKED = frozenset(
     {resource_id("apps", "deployments"), resource_id("apps", "replicasets"), resource_id("apps", "daemonsets")}
 )
+# deleteOptions.propagationPolicy -> the finalizer that makes the garbage collector finish the deletion
+_POLICY_FINALIZERS = {"Foreground": "foregroundDeletion", "Orphan": "orphan"}
 _CONFLICT_DETAIL = "the object has been modified; please apply your changes to the latest version and try again"
 
 
@@ -168,6 +176,9 @@ class ClusterState:
         self._dedup: OrderedDict[str, tuple[str, ...]] = OrderedDict()
         self._dedup_window = dedup_window
         self.masters: dict[str, dict[str, str]] = {}
+        self.leader_epoch = 0
+        self.leader_holder = ""
+        self.leader_claim_index = 0  # the index of the claim: every write fenced at an older epoch is before it
         self._on_applied = on_applied
         self._on_reset = on_reset
         self._events: list[WatchEvent] = []
@@ -196,7 +207,14 @@ class ClusterState:
         if request_id and request_id in self._dedup:
             return self._replay(self._dedup[request_id], index)
         try:
-            result = self._dispatch(command, index)
+            fence = command.get("fence")
+            if fence is not None and int(fence) < self.leader_epoch:
+                result: ApplyResult = errors.Fenced(
+                    f"fenced: stale leader epoch {int(fence)} (the controllers' leader epoch is now "
+                    f"{self.leader_epoch}, held by {self.leader_holder})"
+                )
+            else:
+                result = self._dispatch(command, index)
         except Exception as exc:  # a bug here must not halt the replica; every replica fails alike
             logger.exception("apply of %s at index %d failed", command.get("op"), index)
             self._events.clear()
@@ -232,6 +250,10 @@ class ClusterState:
             return self._update(command, index)
         if op == "delete":
             return self._delete(command, index)
+        if op == "bind":
+            return self._bind(command, index)
+        if op == "claim-leadership":
+            return self._claim_leadership(command, index)
         if op == "master":
             self.masters[str(command["name"])] = {"raft": str(command["raft"]), "api": str(command["api"])}
             return Committed(index)
@@ -239,6 +261,41 @@ class ClusterState:
             self.masters.pop(str(command["name"]), None)
             return Committed(index)
         return errors.BadRequest(f"unknown command {op!r}")
+
+    def _claim_leadership(self, command: dict[str, Any], index: int) -> ApplyResult:
+        epoch, holder = int(command["epoch"]), str(command["holder"])
+        if epoch > self.leader_epoch:
+            self.leader_epoch, self.leader_holder, self.leader_claim_index = epoch, holder, index
+            return Committed(index)
+        if epoch == self.leader_epoch and holder == self.leader_holder:
+            return Committed(index, changed=False)  # a repeated claim of the epoch it already holds
+        return errors.Fenced(
+            f"fenced: leadership claim for epoch {epoch} by {holder} is stale (epoch {self.leader_epoch} is "
+            f"held by {self.leader_holder})"
+        )
+
+    def _bind(self, command: dict[str, Any], index: int) -> ApplyResult:
+        """pods/binding: set spec.nodeName of a pod that has none, atomically (a pod is bound at most once)."""
+        found = self._existing(command)
+        if isinstance(found, errors.StatusError):
+            return found
+        rid, namespace, name, rtype, existing = found
+        obj = existing.decode()
+        spec = obj.setdefault("spec", {})
+        node = str(command["node"])
+        if spec.get("nodeName"):
+            return errors.conflict(rtype.plural, rtype.group, name,
+                                   f'pod {name} is already assigned to node "{spec["nodeName"]}"')
+        if existing.deleting:
+            return errors.conflict(rtype.plural, rtype.group, name, f"pod {name} is being deleted, cannot be assigned")
+        spec["nodeName"] = node
+        status = obj.setdefault("status", {})
+        conditions = [c for c in status.get("conditions") or () if c.get("type") != "PodScheduled"]
+        conditions.append({"type": "PodScheduled", "status": "True", "lastProbeTime": None,
+                           "lastTransitionTime": command["now"]})
+        status["conditions"] = conditions
+        obj["metadata"]["resourceVersion"] = str(index)
+        return Committed(index, self._put(rid, namespace, name, obj, EventType.MODIFIED))
 
     def _bucket(self, rid: ResourceId, namespace: str) -> dict[str, StoredObject]:
         return self._objects.setdefault(rid, {}).setdefault(namespace, {})
@@ -405,7 +462,12 @@ class ClusterState:
             meta["resourceVersion"] = str(index)
             current.setdefault("status", {})["phase"] = "Terminating"
             return Committed(index, self._put(rid, namespace, name, current, EventType.MODIFIED))
-        if existing.finalizers:
+        finalizers = list(existing.finalizers)
+        policy_finalizer = _POLICY_FINALIZERS.get(command.get("propagation") or "")
+        if policy_finalizer and not existing.deleting and policy_finalizer not in finalizers:
+            finalizers.append(policy_finalizer)
+            meta["finalizers"] = finalizers
+        if finalizers:
             if existing.deleting:
                 return Committed(index, existing, changed=False)
             meta["deletionTimestamp"] = command["now"]
@@ -442,6 +504,7 @@ class ClusterState:
             },
             "dedup": list(self._dedup.items()),
             "masters": dict(self.masters),
+            "leader": [self.leader_epoch, self.leader_holder, self.leader_claim_index],
         }
 
     def restore(self, data: Mapping[str, Any]) -> None:
@@ -464,6 +527,8 @@ class ClusterState:
         self.rv = int(data["rv"])
         self._dedup = OrderedDict((k, tuple(v)) for k, v in data["dedup"])
         self.masters = dict(data["masters"])
+        epoch, holder, claimed = data.get("leader") or (0, "", 0)  # snapshots from before fencing have none
+        self.leader_epoch, self.leader_holder, self.leader_claim_index = int(epoch), str(holder), int(claimed)
 
     # --- reads (event loop) --------------------------------------------------------------------------
 

@@ -1,5 +1,5 @@
 """A worker for the kubectl stream tests: a real ``edgek8s agent`` (the kubelet over Podman, with its HTTPS
-streaming endpoint) joined to the session's cluster, running pods in a private Podman.
+streaming endpoint) joined to the session's cluster, running pods in the Podman it starts in its data dir.
 
 The agent gets what a joined node has: a client certificate ``system:node:<name>`` and a kubelet serving
 certificate, both signed by the cluster CA. Pods are bound to it directly (``spec.nodeName``), so no
@@ -9,23 +9,24 @@ servers, the agent, its endpoint, Podman, runc.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
-import random
 import socket
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
+from edgek8s.config import PodmanConfig
+from edgek8s.kubelet.podman_host import PodmanHost, remove_everything, resolve
 from edgek8s.pki.certs import issue, read_pair, write_pair
 from tests.e2e.kubectl_support import Cluster, Kubectl, manifest, unique
-from tests.support.podman import PrivatePodman
+from tests.support.agent import IMAGE, build_test_archive, random_pod_cidr
 
 POD_START_TIMEOUT = 60.0
 
@@ -33,10 +34,18 @@ POD_START_TIMEOUT = 60.0
 @dataclasses.dataclass
 class Worker:
     node: str
-    podman: PrivatePodman
+    host: PodmanHost  # the agent's Podman (socket, storage)
     image: str
     kubectl: Kubectl
     log: Path
+    archive: Path  # the test image, saved
+
+    def podman(self, *args: str) -> str:
+        """The podman CLI on the agent's storage."""
+        result = subprocess.run(["podman", *args], capture_output=True, text=True, env=self.host.env(), timeout=120,
+                                check=False)
+        assert result.returncode == 0, f"podman {' '.join(args)}: {result.stderr}"
+        return result.stdout
 
     def run_pod(self, ns: str, name: str, containers: dict[str, str], *, restart: str = "Always",
                 volumes: list[dict[str, Any]] | None = None, phase: str | None = "Running") -> str:
@@ -75,12 +84,12 @@ def _free_port() -> int:
 @pytest.fixture(scope="session")
 def worker(edgek8s_cluster: Cluster, kubectl: Kubectl, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Worker]:
     base = tmp_path_factory.mktemp("worker")
-    podman = PrivatePodman(Path("/tmp") / f"edgek8s-podman-{uuid.uuid4().hex[:8]}")  # a short socket path
-    podman.start()
+    archive = build_test_archive(base)
+    pod_cidr = random_pod_cidr()
+    host = resolve(PodmanConfig(pod_cidr=pod_cidr), base / "agent")  # what the agent resolves from its flags
     agent: subprocess.Popen[bytes] | None = None
     node = unique("worker")
     try:
-        image = podman.build_busybox()
         pki = edgek8s_cluster.state_dir / "pki"
         ca = read_pair(pki / "ca.crt", pki / "ca.key")
         write_pair(issue(ca, common_name=f"system:node:{node}", organizations=["system:nodes"], client=True),
@@ -92,20 +101,21 @@ def worker(edgek8s_cluster: Cluster, kubectl: Kubectl, tmp_path_factory: pytest.
             sys.executable, "-m", "edgek8s", "agent", "--name", node, "--data-dir", str(base / "agent"),
             *(f"--server={url}" for url in masters), "--ca-file", str(pki / "ca.crt"),
             "--cert-file", str(base / "node.crt"), "--key-file", str(base / "node.key"), "--node-ip", "127.0.0.1",
-            "--kubelet-port", str(_free_port()), "--podman-socket", str(podman.socket),
-            "--pod-cidr", f"10.233.{random.randrange(256)}.0/24", "--backoff-initial", "0.2", "--backoff-max", "1",
-            "--relist-period", "0.5", "--tls-cert-file", str(base / "kubelet.crt"),
+            "--kubelet-port", str(_free_port()), "--pod-cidr", pod_cidr, "--backoff-initial", "0.2",
+            "--backoff-max", "1", "--relist-period", "0.5", "--tls-cert-file", str(base / "kubelet.crt"),
             "--tls-private-key-file", str(base / "kubelet.key"),
         ]
         log = base / "agent.log"
         with log.open("wb") as sink:
-            agent = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=podman.env)
+            agent = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + POD_START_TIMEOUT
         while kubectl("get", "node", node, check=False).returncode != 0:
             registering = agent.poll() is None and time.monotonic() < deadline
             assert registering, f"the agent did not register:\n{log.read_text()}"
             time.sleep(0.2)
-        yield Worker(node, podman, image, kubectl, log)
+        worker = Worker(node, host, IMAGE, kubectl, log, archive)
+        worker.podman("load", "--quiet", "--input", str(archive))
+        yield worker
     finally:
         if agent is not None:
             agent.terminate()
@@ -115,4 +125,4 @@ def worker(edgek8s_cluster: Cluster, kubectl: Kubectl, tmp_path_factory: pytest.
                 agent.kill()
                 agent.wait()
         kubectl("delete", "node", node, "--ignore-not-found", "--wait=false", check=False)
-        podman.stop()
+        asyncio.run(remove_everything(host))

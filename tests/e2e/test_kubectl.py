@@ -1176,24 +1176,33 @@ def test_top_pod(worker: Worker, ns: str) -> None:
 @compat("edgek8s images import", "FILE.tar, --all-nodes")
 def test_images_import(worker: Worker, tmp_path: Path) -> None:
     tag = f"localhost/imported-{uuid.uuid4().hex[:6]}:1"
-    worker.podman.run("tag", worker.image, tag)
+    worker.podman("tag", worker.image, tag)
     archive = tmp_path / "image.tar"
-    worker.podman.run("save", "-o", str(archive), tag)
-    worker.podman.run("rmi", tag)
+    worker.podman("save", "--quiet", "--output", str(archive), tag)
+    worker.podman("rmi", tag)
+
+    def images() -> list[str]:
+        return worker.podman("images", "--format", "{{.Repository}}:{{.Tag}}").split()
+
     result = subprocess.run([*EDGEK8S, "images", "import", str(archive), "--all-nodes",
                              "--kubeconfig", str(worker.kubectl.cluster.kubeconfig)],
                             capture_output=True, text=True, timeout=120, check=False)
     assert result.returncode == 0, result
     assert f"{worker.node}: loaded {tag}" in result.stdout
-    assert tag in worker.podman.run("images", "--format", "{{.Repository}}:{{.Tag}}").split()
-    worker.podman.run("rmi", tag)
-    local = subprocess.run([*EDGEK8S, "images", "import", str(archive), "--podman-socket", str(worker.podman.socket)],
+    assert tag in images()
+    worker.podman("rmi", tag)
+    local = subprocess.run([*EDGEK8S, "images", "import", str(archive), "--podman-socket", str(worker.host.socket)],
                            capture_output=True, text=True, timeout=120, check=False)
     assert local.returncode == 0 and tag in local.stdout, local
-    assert tag in worker.podman.run("images", "--format", "{{.Repository}}:{{.Tag}}").split()
+    assert tag in images()
     bad = subprocess.run([*EDGEK8S, "images", "import", str(tmp_path / "nope.tar")], capture_output=True, text=True,
                          timeout=60, check=False)
     assert bad.returncode == 2 and "no such file" in bad.stderr
+    (tmp_path / "junk.tar").write_bytes(b"not an image archive")
+    junk = subprocess.run([*EDGEK8S, "images", "import", str(tmp_path / "junk.tar"), "--all-nodes",
+                           "--kubeconfig", str(worker.kubectl.cluster.kubeconfig)],
+                          capture_output=True, text=True, timeout=120, check=False)
+    assert junk.returncode == 1 and f"{worker.node}: failed" in junk.stdout, junk
 
 
 def _http_get(port: int) -> str | None:

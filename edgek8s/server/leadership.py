@@ -1,0 +1,194 @@
+"""LeaderGate: run the leader-only loops (controllers, scheduler) on the Raft leader only, fenced.
+
+    follower ──(raft leader, term T >= leader_epoch)──> claim(T) committed ──> term T running
+       ^                                                                         │
+       └──── not leader / term changed / leader_epoch > T / Fenced write ────────┘ (cancel all at once)
+
+- Claiming commits ``claim-leadership(epoch=T)`` through Raft: when it returns, every entry of earlier
+  terms is applied here (it is the barrier), and from then on ``apply`` rejects every write fenced with
+  an older epoch. PySyncObj's ``_isLeader()`` can be true on two masters for a while (a leader cut off
+  from the majority believes it leads for ``leader_fallback_timeout``): the fence, not the belief, is
+  what stops a deposed leader's writes.
+- A term runs every loop in one TaskGroup with an ``InProcessClient`` fenced at T and one shared
+  ``InformerFactory``; informers list after the claim, so their caches start at least as new as it.
+- The Lease ``kube-system/edgek8s-controller`` shows the holder to ``kubectl get lease``; it is renewed
+  every ``renew_interval`` by the same fenced client. It is informational: Raft decides who leads.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import logging
+from collections import deque
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from edgek8s._util.workqueue import ExponentialBackoff
+from edgek8s.api.inprocess import InProcessClient, WriteLog
+from edgek8s.client.informer import InformerFactory
+from edgek8s.client.interface import ClusterClient
+from edgek8s.client.loops import LeaderLoop
+from edgek8s.model import errors
+from edgek8s.model.resources import by_id, resource_id
+from edgek8s.store.raftstore import RaftStore
+
+logger = logging.getLogger(__name__)
+
+LEASES = by_id(resource_id("coordination.k8s.io", "leases"))
+LEASE_NAMESPACE, LEASE_NAME = "kube-system", "edgek8s-controller"
+CONTROLLER_MANAGER = "kube-controller-manager"
+
+
+class LostLeadership(Exception):
+    """This master no longer leads at the epoch its loops were started for."""
+
+
+def micro_time() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class LeaderGate:
+    def __init__(
+        self,
+        store: RaftStore,
+        *,
+        identity: str,
+        loops: Sequence[LeaderLoop],
+        lease_duration: int = 15,
+        renew_interval: float = 2.0,
+        check_interval: float = 0.05,
+        resync: float = 300.0,
+    ) -> None:
+        self._store = store
+        self.identity = identity
+        self._loops = list(loops)
+        self._lease_duration = lease_duration
+        self._renew_interval = renew_interval
+        self._check_interval = check_interval
+        self._resync = resync
+        self.epoch: int | None = None  # the epoch this master's loops run at, None when not leading
+        self.terms: deque[tuple[int, int, WriteLog]] = deque(maxlen=32)  # (epoch, claim index, writes)
+
+    async def run(self) -> None:
+        """Until cancelled: wait for leadership, claim, run the loops, stop them when it is lost."""
+        backoff: ExponentialBackoff[str] = ExponentialBackoff(base=0.05, cap=2.0, jitter=0.2)
+        while True:
+            epoch = await self._wait_for_leadership()
+            try:
+                claim_index = await self._store.claim_leadership(epoch=epoch, holder=self.identity)
+            except errors.Fenced as exc:
+                logger.info("leadership claim at epoch %d refused: %s", epoch, exc.message)
+                await self._wait_for_new_term(epoch)
+                continue
+            except errors.StatusError as exc:
+                logger.info("leadership claim at epoch %d failed: %s", epoch, exc.message)
+                await asyncio.sleep(backoff.when("claim"))
+                continue
+            backoff.forget("claim")
+            await self._lead(epoch, claim_index)
+
+    async def _wait_for_leadership(self) -> int:
+        raft, state = self._store.raft, self._store.state
+        await self._wait_until(lambda: raft.is_leader and raft.term >= state.leader_epoch)
+        return raft.term
+
+    async def _wait_for_new_term(self, epoch: int) -> None:
+        await self._wait_until(lambda: self._store.raft.term != epoch)
+
+    async def _wait_until(self, condition: Callable[[], bool]) -> None:
+        """Wake on every Raft role change, and every ``check_interval`` (terms and epochs change silently)."""
+        raft = self._store.raft
+        while not condition():
+            raft.leadership_changed.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(self._check_interval):
+                    await raft.leadership_changed.wait()
+
+    def _leads(self, epoch: int) -> bool:
+        raft, state = self._store.raft, self._store.state
+        return raft.is_leader and raft.term == epoch and state.leader_epoch == epoch
+
+    async def _lead(self, epoch: int, claim_index: int) -> None:
+        self.epoch = epoch
+        client = InProcessClient(self._store, manager=CONTROLLER_MANAGER, fence=epoch)
+        self.terms.append((epoch, claim_index, client.log))
+        informers = InformerFactory(client, resync=self._resync)
+        logger.info("master %s leads the controllers at epoch %d", self.identity, epoch)
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._watch_leadership(epoch), name="leadership-watch")
+                group.create_task(informers.run(), name="informers")
+                group.create_task(self._maintain_lease(client), name="controller-lease")
+                for loop in self._loops:
+                    group.create_task(self._supervise(loop, client, informers), name=f"loop-{loop.name}")
+        except* LostLeadership:
+            logger.info("master %s lost the controllers' leadership (epoch %d)", self.identity, epoch)
+        except* errors.Fenced as group:
+            logger.warning("master %s was fenced at epoch %d: %s", self.identity, epoch, group.exceptions[0])
+        finally:
+            self.epoch = None
+
+    async def _watch_leadership(self, epoch: int) -> None:
+        await self._wait_until(lambda: not self._leads(epoch))
+        raise LostLeadership(epoch)
+
+    async def _supervise(self, loop: LeaderLoop, client: ClusterClient, informers: InformerFactory) -> None:
+        backoff: ExponentialBackoff[str] = ExponentialBackoff(base=0.2, cap=10.0, jitter=0.2)
+        while True:
+            try:
+                await loop.run(client, informers)
+                return
+            except errors.Fenced:
+                raise
+            except Exception:
+                delay = backoff.when(loop.name)
+                logger.exception("leader loop %s failed; restarting it in %.1fs", loop.name, delay)
+                await asyncio.sleep(delay)
+
+    def status(self) -> dict[str, Any]:
+        """This master's terms as controller leader and what each wrote (for operators and history checks)."""
+        return {
+            "epoch": self.epoch,
+            "terms": [{"epoch": epoch, "claimIndex": claim, "writes": log.writes, "firstWriteIndex": log.first_index,
+                       "lastWriteIndex": log.last_index, "fencedWrites": log.fenced}
+                      for epoch, claim, log in self.terms],
+        }
+
+    # --- the Lease -----------------------------------------------------------------------------------
+
+    async def _maintain_lease(self, client: ClusterClient) -> None:
+        lease: dict[str, Any] | None = None
+        while True:
+            try:
+                lease = await self._renew(client, lease)
+            except errors.Fenced:
+                raise
+            except errors.StatusError as exc:
+                logger.info("renewing the controller lease failed: %s", exc.message)
+                lease = None
+                await asyncio.sleep(min(self._renew_interval, 0.5))
+                continue
+            await asyncio.sleep(self._renew_interval)
+
+    async def _renew(self, client: ClusterClient, lease: dict[str, Any] | None) -> dict[str, Any]:
+        now = micro_time()
+        if lease is None:
+            try:
+                lease = await client.get(LEASES, LEASE_NAMESPACE, LEASE_NAME)
+            except errors.NotFound:
+                return await client.create(LEASES, {
+                    "apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                    "metadata": {"name": LEASE_NAME, "namespace": LEASE_NAMESPACE},
+                    "spec": {"holderIdentity": self.identity, "leaseDurationSeconds": self._lease_duration,
+                             "acquireTime": now, "renewTime": now, "leaseTransitions": 0},
+                })
+        spec = dict(lease.get("spec") or {})
+        if spec.get("holderIdentity") != self.identity:
+            spec["holderIdentity"] = self.identity
+            spec["acquireTime"] = now
+            spec["leaseTransitions"] = int(spec.get("leaseTransitions") or 0) + 1
+        spec["leaseDurationSeconds"] = self._lease_duration
+        spec["renewTime"] = now
+        return await client.update(LEASES, {**lease, "spec": spec})

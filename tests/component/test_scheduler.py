@@ -1,0 +1,199 @@
+"""The scheduler on a real 3-master cluster: hollow Node objects, pods created over HTTP, the leader's
+scheduler binding them through Raft; and two schedulers racing with different fences."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+
+from edgek8s.api.inprocess import InProcessClient
+from edgek8s.client.informer import InformerFactory
+from edgek8s.client.rest import RestClient
+from edgek8s.model import errors
+from edgek8s.model.resources import resource_id
+from edgek8s.scheduler.loop import Scheduler
+from tests.support.cluster import LocalCluster
+from tests.support.objects import make_node, make_pod, node_taint
+
+PODS = "/api/v1/namespaces/default/pods"
+PODS_RID = resource_id("", "pods")
+
+
+async def create_nodes(client: RestClient, *nodes: dict[str, Any]) -> None:
+    for node in nodes:
+        await client.create("/api/v1/nodes", node)
+
+
+async def create_pods(client: RestClient, *pods: dict[str, Any]) -> None:
+    await asyncio.gather(*(client.create(PODS, pod) for pod in pods))
+
+
+async def pods_by_name(client: RestClient) -> dict[str, dict[str, Any]]:
+    listed = await client.get(PODS)
+    return {p["metadata"]["name"]: p for p in listed["items"]}
+
+
+async def wait_pods(client: RestClient, condition: Callable[[dict[str, dict[str, Any]]], bool],
+                    timeout: float = 20.0) -> dict[str, dict[str, Any]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        pods = await pods_by_name(client)
+        if condition(pods):
+            return pods
+        if time.monotonic() > deadline:
+            summary = {n: (node_of(p), (p.get("status") or {}).get("conditions")) for n, p in pods.items()}
+            raise AssertionError(f"pods did not reach the expected state: {summary}")
+        await asyncio.sleep(0.1)
+
+
+def node_of(pod: dict[str, Any]) -> str | None:
+    return pod["spec"].get("nodeName")
+
+
+def all_bound(names: list[str]) -> Callable[[dict[str, dict[str, Any]]], bool]:
+    return lambda pods: all(n in pods and node_of(pods[n]) for n in names)
+
+
+async def test_pods_land_only_where_filters_allow(clients: list[RestClient]) -> None:
+    client = clients[0]
+    await create_nodes(
+        client,
+        make_node("pi-1", arch="arm64", labels={"disk": "ssd"}),
+        make_node("pi-2", arch="arm64"),
+        make_node("x86-1", arch="amd64"),
+        make_node("cordoned", arch="arm64", unschedulable=True),
+        make_node("gpu", arch="amd64", taints=[node_taint("dedicated", value="gpu")]),
+        make_node("down", arch="arm64", ready="False"),
+    )
+    arm_only = {"edgek8s.io/image-platforms": "linux/arm64"}
+    pods = [make_pod(f"arm-{i}", annotations=arm_only, owner_uid="rs-arm") for i in range(6)]
+    pods += [make_pod("ssd", node_selector={"disk": "ssd"})]
+    pods += [make_pod("gpu-job", tolerations=[{"key": "dedicated", "operator": "Equal", "value": "gpu"}],
+                      affinity={"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {
+                          "nodeSelectorTerms": [{"matchFields": [
+                              {"key": "metadata.name", "operator": "In", "values": ["gpu"]}]}]}}})]
+    pods += [make_pod(f"web-{i}", labels={"app": "web"}, host_ports=[8080]) for i in range(3)]
+    pods += [make_pod(f"any-{i}", requests={"cpu": "500m", "memory": "256Mi"}) for i in range(10)]
+    await create_pods(client, *pods)
+    names = [p["metadata"]["name"] for p in pods]
+    bound = await wait_pods(client, all_bound(names))
+
+    arm_nodes = Counter(node_of(bound[f"arm-{i}"]) for i in range(6))
+    assert set(arm_nodes) <= {"pi-1", "pi-2"}
+    assert arm_nodes == {"pi-1": 3, "pi-2": 3}  # spread over the owner's eligible nodes
+    assert node_of(bound["ssd"]) == "pi-1"
+    assert node_of(bound["gpu-job"]) == "gpu"
+    assert len({node_of(bound[f"web-{i}"]) for i in range(3)}) == 3  # one host port 8080 per node
+    for name in names:
+        assert node_of(bound[name]) not in ("cordoned", "down")
+        if name != "gpu-job":
+            assert node_of(bound[name]) != "gpu"
+        condition = {c["type"]: c for c in bound[name]["status"]["conditions"]}["PodScheduled"]
+        assert condition["status"] == "True"
+
+
+async def test_unschedulable_pod_gets_condition_and_event_then_lands_on_a_new_node(clients: list[RestClient]) -> None:
+    client = clients[1]
+    await create_nodes(client, make_node("small", allocatable={"cpu": "1", "memory": "1Gi", "pods": "10"}))
+    await create_pods(client, make_pod("big", requests={"cpu": "3", "memory": "2Gi"}))
+
+    def unschedulable(pods: dict[str, dict[str, Any]]) -> bool:
+        conditions = (pods["big"].get("status") or {}).get("conditions") or []
+        return any(c["type"] == "PodScheduled" and c["status"] == "False" for c in conditions)
+
+    pods = await wait_pods(client, unschedulable)
+    condition = next(c for c in pods["big"]["status"]["conditions"] if c["type"] == "PodScheduled")
+    assert condition["reason"] == "Unschedulable"
+    assert condition["message"] == "0/1 nodes are available: 1 Insufficient cpu."
+    deadline = time.monotonic() + 10
+    while True:
+        events = (await client.get("/api/v1/namespaces/default/events"))["items"]
+        failed = [e for e in events if e["reason"] == "FailedScheduling" and e["involvedObject"]["name"] == "big"]
+        if failed or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert failed and failed[0]["type"] == "Warning"
+    assert failed[0]["message"] == "0/1 nodes are available: 1 Insufficient cpu."
+
+    await create_nodes(client, make_node("large", allocatable={"cpu": "4", "memory": "8Gi", "pods": "110"}))
+    pods = await wait_pods(client, all_bound(["big"]), timeout=15.0)  # retried on the node event, not the flush
+    assert node_of(pods["big"]) == "large"
+    deadline = time.monotonic() + 10
+    while True:
+        events = (await client.get("/api/v1/namespaces/default/events"))["items"]
+        scheduled = [e for e in events if e["reason"] == "Scheduled" and e["involvedObject"]["name"] == "big"]
+        if scheduled or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.1)
+    assert scheduled and scheduled[0]["message"] == "Successfully assigned default/big to large"
+
+
+async def test_binding_subresource_binds_once(clients: list[RestClient]) -> None:
+    client = clients[2]
+    await create_pods(client, make_pod("manual", scheduler_name="nobody"))
+    binding = {"apiVersion": "v1", "kind": "Binding", "metadata": {"name": "manual"},
+               "target": {"apiVersion": "v1", "kind": "Node", "name": "n1"}}
+    await client.create(f"{PODS}/manual/binding", binding)
+    with pytest.raises(errors.Conflict):
+        await client.create(f"{PODS}/manual/binding", {**binding, "target": {"kind": "Node", "name": "n2"}})
+    assert node_of(await client.get(f"{PODS}/manual")) == "n1"
+
+
+async def _run_scheduler(scheduler: Scheduler, client: InProcessClient) -> None:
+    informers = InformerFactory(client)
+    async with asyncio.TaskGroup() as group:
+        informer_task = group.create_task(informers.run())
+        try:
+            await scheduler.run(client, informers)
+        finally:
+            informer_task.cancel()
+
+
+async def test_a_stale_scheduler_is_fenced_and_no_pod_is_bound_twice(
+    cluster: LocalCluster, clients: list[RestClient]
+) -> None:
+    client = clients[0]
+    leader = cluster.masters[await cluster.wait_stable_leader()]
+    assert leader is not None
+    store = leader.store
+    await create_nodes(client, *(make_node(f"n{i}") for i in range(5)))
+    old_epoch = store.state.leader_epoch
+    # A newer leader claims; the old one does not know yet and keeps scheduling with its old fence.
+    await store.claim_leadership(epoch=old_epoch + 1, holder="newer")
+    stale = Scheduler(scheduler_names={"racer"})
+    fresh = Scheduler(scheduler_names={"racer"})
+    start_rv = store.state.rv
+    await create_pods(client, *(make_pod(f"race-{i}", scheduler_name="racer") for i in range(40)))
+
+    stale_task = asyncio.create_task(_run_scheduler(stale, InProcessClient(store, manager="s", fence=old_epoch)))
+    fresh_task = asyncio.create_task(_run_scheduler(fresh, InProcessClient(store, manager="s", fence=old_epoch + 1)))
+    try:
+        names = [f"race-{i}" for i in range(40)]
+        await wait_pods(client, all_bound(names))
+        with pytest.raises(ExceptionGroup) as stale_end:
+            await asyncio.wait_for(stale_task, 10.0)
+        assert stale_end.group_contains(errors.Fenced)
+    finally:
+        for task in (stale_task, fresh_task):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # Every bind that applied, from the store's own history: each pod went from unbound to bound once.
+    watcher = store.hub.watch(PODS_RID, "default", start_rv, lambda _obj: True)
+    last: dict[str, str] = {}
+    bindings: Counter[str] = Counter()
+    with contextlib.suppress(TimeoutError):
+        while (delivery := await watcher.next(0.5)) is not None:
+            node = (delivery.obj.extra_fields or {}).get("spec.nodeName", "")
+            if node and not last.get(delivery.obj.name):
+                bindings[delivery.obj.name] += 1
+            last[delivery.obj.name] = node
+    watcher.close()
+    assert bindings == dict.fromkeys(names, 1)

@@ -1,0 +1,114 @@
+"""HollowNodes: a stateful fake for kubelets (as kubemark's hollow nodes), for controller tests.
+
+It registers Ready Node objects and, for every pod bound to one of them, writes what a kubelet would:
+phase Running, Ready/ContainersReady/Initialized conditions, container statuses, pod IP. With
+``bind=True`` it also binds pending pods round-robin (a stand-in where no scheduler runs). Pods whose
+image contains ``hollow/never-ready`` stay Pending (a container that never starts). It goes
+through a ``ClusterClient`` (in-process or HTTP) like any other component, so everything it does is a
+real write through the API path. Nothing is faked below it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import itertools
+from typing import Any
+
+from edgek8s._util.workqueue import WorkQueue
+from edgek8s.client.informer import Handlers, InformerFactory, key_of, split_key
+from edgek8s.client.interface import ClusterClient, Obj
+from edgek8s.controllers.base import run_workers
+from edgek8s.model import errors
+from edgek8s.model.resources import by_id, resource_id
+
+PODS = by_id(resource_id("", "pods"))
+NODES = by_id(resource_id("", "nodes"))
+UNREADY_IMAGE = "hollow/never-ready"
+
+
+def _now() -> str:
+    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def node_object(name: str, index: int) -> Obj:
+    capacity = {"cpu": "8", "memory": "16Gi", "pods": "250"}
+    return {
+        "apiVersion": "v1", "kind": "Node",
+        "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/arch": "amd64",
+                                              "kubernetes.io/os": "linux"}},
+        "spec": {},
+        "status": {
+            "capacity": capacity, "allocatable": capacity,
+            "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
+                            "message": "hollow node is ready", "lastHeartbeatTime": _now(),
+                            "lastTransitionTime": _now()}],
+            "addresses": [{"type": "InternalIP", "address": f"10.254.0.{index + 1}"},
+                          {"type": "Hostname", "address": name}],
+            "nodeInfo": {"architecture": "amd64", "operatingSystem": "linux", "kubeletVersion": "v1.32.0-hollow",
+                         "containerRuntimeVersion": "hollow://1", "osImage": "hollow", "kernelVersion": "",
+                         "machineID": "", "systemUUID": "", "bootID": "", "kubeProxyVersion": ""},
+        },
+    }
+
+
+class HollowNodes:
+    def __init__(self, client: ClusterClient, names: list[str], *, bind: bool = False) -> None:
+        self._client = client
+        self.names = names
+        self._bind = bind
+        self._round_robin = itertools.cycle(names)
+        self._ips = itertools.count(2)
+        self.queue: WorkQueue[str] = WorkQueue(name="hollow")
+        self.started: set[str] = set()  # uids marked running
+
+    async def register(self) -> None:
+        for i, name in enumerate(self.names):
+            with contextlib.suppress(errors.AlreadyExists):
+                await self._client.create(NODES, node_object(name, i))
+
+    async def run(self) -> None:
+        await self.register()
+        informers = InformerFactory(self._client)
+        pods = informers.informer(PODS)
+        pods.add_handlers(Handlers(on_add=lambda p: self.queue.add(key_of(p)),
+                                   on_update=lambda _o, p: self.queue.add(key_of(p))))
+        self._pods = pods
+
+        async def sync(key: str) -> None:
+            await self._sync(key)
+
+        async with asyncio.TaskGroup() as group:
+            group.create_task(informers.run())
+            group.create_task(run_workers(self.queue, sync, workers=4, name="hollow"))
+
+    async def _sync(self, key: str) -> None:
+        namespace, name = split_key(key)
+        pod = self._pods.get(namespace, name)
+        if pod is None or pod["metadata"].get("deletionTimestamp"):
+            return
+        node = (pod.get("spec") or {}).get("nodeName")
+        if not node:
+            if self._bind:
+                with contextlib.suppress(errors.Conflict, errors.NotFound):
+                    await self._client.bind(namespace, name, node=next(self._round_robin), uid=pod["metadata"]["uid"])
+            return
+        if node not in self.names or (pod.get("status") or {}).get("phase") == "Running":
+            return
+        if any(UNREADY_IMAGE in c.get("image", "") for c in pod["spec"].get("containers") or ()):
+            return  # a pod that never starts, for progress-deadline tests
+        await self._client.update_status(PODS, {**pod, "status": self._running_status(pod, node)})
+        self.started.add(pod["metadata"]["uid"])
+
+    def _running_status(self, pod: Obj, node: str) -> dict[str, Any]:
+        now = _now()
+        conditions = [{"type": t, "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
+                      for t in ("PodScheduled", "Initialized", "ContainersReady", "Ready")]
+        containers = [{"name": c["name"], "image": c.get("image", ""), "imageID": "", "ready": True,
+                       "restartCount": 0, "started": True, "containerID": f"hollow://{pod['metadata']['uid']}",
+                       "state": {"running": {"startedAt": now}}} for c in pod["spec"].get("containers") or ()]
+        n = next(self._ips)
+        return {"phase": "Running", "conditions": conditions, "hostIP": "10.254.0.1",
+                "podIP": f"10.244.{n // 250}.{n % 250 + 1}", "startTime": now, "containerStatuses": containers,
+                "qosClass": (pod.get("status") or {}).get("qosClass", "BestEffort")}
