@@ -31,7 +31,8 @@ async def kubelet_client_ctx(app: web.Application) -> AsyncIterator[None]:
     tls = None
     if api.client_ca_file is not None:
         tls = client_tls_context(api.client_ca_file, api.kubelet_client_cert_file, api.kubelet_client_key_file)
-    async with KubeletClient(tls) as client:
+    client = KubeletClient(tls)
+    async with client:
         app[KUBELETS] = client
         yield
 

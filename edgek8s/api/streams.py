@@ -198,8 +198,8 @@ async def node_proxy(request: web.Request) -> web.StreamResponse:
     url = f"{kubelet_url(await get_node(request, request.match_info['name']))}/{request.match_info['path']}"
     kubelets = request.app[KUBELETS]
     if request.method == "POST":
-        result = await kubelets.post_stream(url, request.content.iter_chunked(256 * 1024),
-                                            content_type=request.content_type)
+        result = await kubelets.upload(url, request.content.iter_chunked(256 * 1024),
+                                       content_type=request.content_type)
         return web.json_response(result)
     if request.method != "GET":
         raise errors.MethodNotAllowed(f"{request.method} is not supported on the node proxy")

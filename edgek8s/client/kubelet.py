@@ -9,40 +9,22 @@ an unreachable kubelet is a 502-like ServiceUnavailable naming the node.
 from __future__ import annotations
 
 import ssl
-from collections.abc import AsyncIterator
-from types import TracebackType
 from typing import Any
 
 import aiohttp
 
-from edgek8s.client.rest import error_from_status
+from edgek8s.client.rest import RestClient, error_from_status
 from edgek8s.model import errors
 
 _CONNECT_TIMEOUT = 10.0
 
 
-class KubeletClient:
+class KubeletClient(RestClient):
+    """A ``RestClient`` without a base URL (each kubelet has its own) whose streams have no total timeout."""
+
     def __init__(self, ssl_context: ssl.SSLContext | None) -> None:
-        self._ssl = ssl_context
-        self._session: aiohttp.ClientSession | None = None
-
-    async def __aenter__(self) -> KubeletClient:
-        self._session = aiohttp.ClientSession(
-            timeout=aiohttp.ClientTimeout(total=None, sock_connect=_CONNECT_TIMEOUT),
-            connector=aiohttp.TCPConnector(ssl=self._ssl if self._ssl is not None else False, limit=0),
-            auto_decompress=False,
-        )
-        return self
-
-    async def __aexit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
-        if self._session is not None:
-            await self._session.close()
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        if self._session is None:
-            raise RuntimeError("use KubeletClient as an async context manager")
-        return self._session
+        super().__init__("", connections=0, ssl_context=ssl_context)
+        self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=_CONNECT_TIMEOUT)
 
     async def _check(self, response: aiohttp.ClientResponse) -> None:
         if response.status >= 400:
@@ -78,11 +60,3 @@ class KubeletClient:
             return await response.json()
         finally:
             response.release()
-
-    async def post_stream(self, url: str, body: AsyncIterator[bytes], *, content_type: str) -> Any:
-        try:
-            async with self.session.post(url, data=body, headers={"Content-Type": content_type}) as response:
-                await self._check(response)
-                return await response.json()
-        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
-            raise errors.ServiceUnavailable(f"cannot reach the kubelet at {url}: {exc}") from exc
