@@ -50,6 +50,16 @@ def _container(pod: dict[str, Any], requested: str | None) -> str:
     return requested
 
 
+def _check_started(pod: dict[str, Any], container: str) -> None:
+    """Upstream's answer for a container that has not run yet (kubectl prints it as is)."""
+    status = pod.get("status") or {}
+    for entry in (status.get("containerStatuses") or []) + (status.get("initContainerStatuses") or []):
+        waiting = (entry.get("state") or {}).get("waiting")
+        if entry.get("name") == container and waiting is not None and not entry.get("lastState"):
+            raise errors.BadRequest(f'container "{container}" in pod "{pod["metadata"]["name"]}" is waiting to '
+                                    f'start: {waiting.get("reason") or "ContainerCreating"}')
+
+
 def _base(pod: dict[str, Any]) -> str:
     meta = pod["metadata"]
     return f"{meta['namespace']}/{meta['name']}/{meta['uid']}"
@@ -95,6 +105,8 @@ async def _log(request: web.Request, namespace: str, name: str) -> web.StreamRes
         params.append(("sinceTime", query["sinceTime"]))
     pod = await get_pod(request, namespace, name)
     container = _container(pod, query.get("container"))
+    if not _flag(query.get("previous")):
+        _check_started(pod, container)
     url = f"{await pod_kubelet(request, pod)}/containerLogs/{_base(pod)}/{container}"
     upstream = await request.app[KUBELETS].open_stream(url, params=params)
     try:

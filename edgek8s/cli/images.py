@@ -23,6 +23,8 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
     load.add_argument("file")
     load.add_argument("--all-nodes", action="store_true", help="send it to every node's kubelet (needs an admin "
                                                                 "kubeconfig)")
+    load.add_argument("-l", "--selector", default="", help="with --all-nodes: only the nodes with these labels "
+                                                            "(e.g. kubernetes.io/arch=arm64)")
     load.add_argument("--podman-socket", default=os.environ.get("EDGEK8S_PODMAN_SOCKET", DEFAULT_PODMAN_SOCKET),
                       help="this node's Podman API socket")
     add_endpoint_flags(load)
@@ -36,5 +38,7 @@ def run(args: argparse.Namespace, endpoint: Callable[[argparse.Namespace], tuple
         raise ConfigError(f"{args.file}: no such file")
     if args.all_nodes:
         server, tls = endpoint(args)
-        return asyncio.run(import_all_nodes(path, server, tls))
+        return asyncio.run(import_all_nodes(path, server, tls, selector=args.selector))
+    if args.selector:
+        raise ConfigError("--selector picks nodes for --all-nodes")
     return asyncio.run(import_local(path, Path(args.podman_socket)))

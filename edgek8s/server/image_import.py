@@ -40,11 +40,12 @@ async def import_local(path: Path, podman_socket: Path) -> int:
     return 0
 
 
-async def import_all_nodes(path: Path, server: str, tls: ssl.SSLContext | None) -> int:
+async def import_all_nodes(path: Path, server: str, tls: ssl.SSLContext | None, *, selector: str = "") -> int:
     async with RestClient(server, ssl_context=tls) as client:
-        nodes = [n["metadata"]["name"] for n in (await client.get("/api/v1/nodes"))["items"]]
+        params = {"labelSelector": selector} if selector else {}
+        nodes = [n["metadata"]["name"] for n in (await client.get("/api/v1/nodes", **params))["items"]]
         if not nodes:
-            print("no nodes in the cluster: nothing to import into")
+            print(f"no nodes{' match ' + selector if selector else ' in the cluster'}: nothing to import into")
             return 1
 
         async def one(node: str) -> str | None:

@@ -96,20 +96,27 @@ def worker(edgek8s_cluster: Cluster, kubectl: Kubectl, tmp_path_factory: pytest.
                    base / "node.crt", base / "node.key")
         write_pair(issue(ca, common_name=f"system:node:{node}", dns_names=["localhost"], ip_addresses=["127.0.0.1"],
                          server=True), base / "kubelet.crt", base / "kubelet.key")
+        kubelet_port = _free_port()
         masters = [m["api"] for m in json.loads((edgek8s_cluster.state_dir / "cluster.json").read_text())["masters"]]
         command = [
             sys.executable, "-m", "edgek8s", "agent", "--name", node, "--data-dir", str(base / "agent"),
             *(f"--server={url}" for url in masters), "--ca-file", str(pki / "ca.crt"),
             "--cert-file", str(base / "node.crt"), "--key-file", str(base / "node.key"), "--node-ip", "127.0.0.1",
-            "--kubelet-port", str(_free_port()), "--pod-cidr", pod_cidr, "--backoff-initial", "0.2",
+            "--kubelet-port", str(kubelet_port), "--pod-cidr", pod_cidr, "--backoff-initial", "0.2",
             "--backoff-max", "1", "--relist-period", "0.5", "--tls-cert-file", str(base / "kubelet.crt"),
             "--tls-private-key-file", str(base / "kubelet.key"),
         ]
+        # Tainted before the agent adopts it: the scheduler must not place other tests' pods here (their images
+        # would be pulled from a registry); this worker's pods are bound by name and do not need to tolerate it.
+        kubectl("create", "-f", "-", input=manifest({
+            "apiVersion": "v1", "kind": "Node", "metadata": {"name": node},
+            "spec": {"taints": [{"key": "edgek8s.io/e2e-streams-only", "effect": "NoSchedule"}]}}))
         log = base / "agent.log"
         with log.open("wb") as sink:
             agent = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT)
         deadline = time.monotonic() + POD_START_TIMEOUT
-        while kubectl("get", "node", node, check=False).returncode != 0:
+        port_path = "jsonpath={.status.daemonEndpoints.kubeletEndpoint.Port}"
+        while kubectl("get", "node", node, "-o", port_path).stdout != str(kubelet_port):  # adopted, status written
             registering = agent.poll() is None and time.monotonic() < deadline
             assert registering, f"the agent did not register:\n{log.read_text()}"
             time.sleep(0.2)

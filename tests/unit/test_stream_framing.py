@@ -5,10 +5,12 @@ from __future__ import annotations
 import json
 import struct
 import zlib
+from collections.abc import AsyncIterator
 
 import pytest
 
 from edgek8s.api import spdy
+from edgek8s.kubelet.podman_http import demultiplex
 from edgek8s.model import channels
 
 
@@ -108,3 +110,15 @@ def test_spdy_rst_and_ping_frames() -> None:
     assert struct.unpack(">II", rst.data) == (7, spdy.RST_CANCEL)
     (ping,) = spdy.FrameReader().feed(spdy.control_frame(spdy.PING, struct.pack(">I", 1)))
     assert isinstance(ping, spdy.ControlFrame) and ping.type == spdy.PING and ping.data == struct.pack(">I", 1)
+
+
+async def test_podman_multiplexed_stream_across_any_chunking() -> None:
+    # Docker/Podman frames: [stream, 0, 0, 0, big-endian length] + payload; chunks split them anywhere.
+    frames = [(1, b"line 1\n"), (2, b"oops\n"), (1, b""), (1, bytes(70000))]
+    wire = b"".join(struct.pack(">BxxxI", stream, len(data)) + data for stream, data in frames)
+    for size in (1, 7, 8, 9, 4096, len(wire)):
+        async def chunks(size: int = size) -> AsyncIterator[bytes]:
+            for i in range(0, len(wire), size):
+                yield wire[i:i + size]
+
+        assert [frame async for frame in demultiplex(chunks())] == frames
