@@ -76,6 +76,11 @@ def index_by_controller_uid(obj: Obj) -> list[str]:
     return []
 
 
+def index_orphans_by_namespace(obj: Obj) -> list[str]:
+    """Objects without a controlling owner, by namespace (what a controller may adopt)."""
+    return [] if index_by_controller_uid(obj) else index_by_namespace(obj)
+
+
 def index_by_node_name(obj: Obj) -> list[str]:
     """Pods by ``spec.nodeName`` (unscheduled pods under "")."""
     return [str((obj.get("spec") or {}).get("nodeName") or "")]

@@ -265,8 +265,7 @@ class _DeploymentSync:
         updated = clone_json(rs)
         before = ro.replicas(rs)
         updated["spec"]["replicas"] = count
-        updated["metadata"]["annotations"] = ro.replica_set_annotations(
-            deployment, ro.annotations_of(rs), ro.revision(rs))
+        updated["metadata"]["annotations"] = ro.replicas_annotations(deployment, ro.annotations_of(rs))
         result: Obj = await self.client.update(REPLICASETS, updated)
         if before != count:
             direction = "up" if count > before else "down"

@@ -23,7 +23,15 @@ from typing import Any
 
 from edgek8s._util.workqueue import WorkQueue
 from edgek8s.client.events import EventRecorder, rfc3339
-from edgek8s.client.informer import Handlers, Informer, InformerFactory, index_by_controller_uid, key_of, split_key
+from edgek8s.client.informer import (
+    Handlers,
+    Informer,
+    InformerFactory,
+    index_by_controller_uid,
+    index_orphans_by_namespace,
+    key_of,
+    split_key,
+)
 from edgek8s.client.interface import ClusterClient, DeleteOptions, Obj
 from edgek8s.controllers.base import (
     Expectations,
@@ -46,6 +54,7 @@ logger = logging.getLogger(__name__)
 PODS = by_id(resource_id("", "pods"))
 REPLICASETS = by_id(resource_id("apps", "replicasets"))
 CONTROLLER_UID = "controller-uid"
+ORPHANS = "orphans"
 _PHASE_RANK = {"": 0, "Pending": 0, "Unknown": 1, "Running": 2}
 
 
@@ -137,7 +146,8 @@ class _ReplicaSetSync:
         self.expectations = Expectations()
         self.recorder = EventRecorder(client, component="replicaset-controller")
         self.rs: Informer = informers.informer(REPLICASETS)
-        self.pods: Informer = informers.informer(PODS, indexers={CONTROLLER_UID: index_by_controller_uid})
+        self.pods: Informer = informers.informer(PODS, indexers={CONTROLLER_UID: index_by_controller_uid,
+                                                                 ORPHANS: index_orphans_by_namespace})
         self.rs.add_handlers(Handlers(on_add=self._enqueue, on_update=self._rs_updated, on_delete=self._rs_deleted))
         self.pods.add_handlers(Handlers(on_add=self._pod_added, on_update=self._pod_updated,
                                         on_delete=self._pod_deleted))
@@ -229,7 +239,9 @@ class _ReplicaSetSync:
         meta = rs["metadata"]
         uid, namespace = meta["uid"], meta["namespace"]
         owned: list[Obj] = []
-        for pod in self.pods.list(namespace):
+        # Ours (whatever their labels now) and orphans of the namespace: never a scan of all its pods.
+        candidates = [*self.pods.by_index(CONTROLLER_UID, uid), *self.pods.by_index(ORPHANS, namespace)]
+        for pod in candidates:
             if not is_pod_active(pod):
                 continue
             pod_meta = pod["metadata"]

@@ -106,10 +106,8 @@ async def test_orphans_are_adopted_and_mislabeled_pods_released(client: InProces
 
     await eventually(adopted)
     # Relabel one pod: it is released (ownerReference removed) and replaced.
-    stray = await client.get(PODS, "default", "stray")
+    stray = await client.patch(PODS, "default", "stray", {"metadata": {"labels": {"app": "other"}}})
     assert stray["metadata"]["uid"] == orphan["metadata"]["uid"]
-    stray["metadata"]["labels"] = {"app": "other"}
-    await client.update(PODS, stray)
 
     async def released() -> bool:
         freed = await client.get(PODS, "default", "stray")

@@ -3,17 +3,19 @@
 Every assertion is what kubectl prints (or what the object looks like) against an upstream kube-apiserver of
 the same minor version: server-side Tables with upstream's columns, upstream defaulting, strict field
 validation, patch semantics and upstream's error Status objects as kubectl renders them. A failing row is a
-compatibility gap, not a flaky test. The cluster has no kubelet or controllers, so pods stay Pending and
-deployments get no replicasets; nothing here depends on them (nor on objects controllers would add, such
-as the kube-root-ca.crt configmap every upstream namespace has: listings drop it).
+compatibility gap, not a flaky test. The cluster runs the scheduler and the controllers; deployments get their
+ReplicaSets and pods, and pods stay Pending (the only kubelet is tainted, see below); listings expect the objects
+controllers make (but not the kube-root-ca.crt configmap every upstream namespace has: edgek8s has none yet, and
+listings drop it).
 
 One cluster for the session (tests/e2e/kubectl_support.py); each test works in a namespace of its own. The
-logs/exec/attach/cp/port-forward/top rows add one real worker (`edgek8s agent` over a private Podman, with its
-kubelet endpoint; tests/e2e/streams_support.py) and bind their pods to it.
+logs/exec/attach/cp/port-forward/top rows add one real worker (`edgek8s agent` with its own Podman and its
+kubelet endpoint; tests/e2e/streams_support.py), tainted so that only pods bound to it by name run there.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import dataclasses
 import datetime
@@ -21,6 +23,7 @@ import json
 import re
 import socket
 import subprocess
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -32,8 +35,21 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.e2e.kubectl_support import AGE, EDGEK8S, KUBECTL, Kubectl, manifest, parse_table, split_cells, unique
+from edgek8s.client.kubeconfig import load_kubeconfig
+from edgek8s.client.rest import RestClient, RestClusterClient
+from tests.e2e.kubectl_support import (
+    AGE,
+    EDGEK8S,
+    KUBECTL,
+    Cluster,
+    Kubectl,
+    manifest,
+    parse_table,
+    split_cells,
+    unique,
+)
 from tests.e2e.streams_support import Worker
+from tests.support.hollow import HollowNodes
 
 compat = pytest.mark.compat
 
@@ -233,6 +249,9 @@ def showcase(kubectl: Kubectl) -> Iterator[Showcase]:
          "spec": {"holderIdentity": "master-1", "leaseDurationSeconds": 40}},
     ]
     created = kubectl("create", "-n", ns, "-f", "-", input=manifest(*docs), check=False)
+    # What upstream's controllers would have done by the time anyone looks: ReplicaSet and pods made.
+    kubectl("wait", "-n", ns, "--for=jsonpath={.status.updatedReplicas}=2", "deployment/web", "--timeout=30s")
+    kubectl("wait", "-n", ns, "--for=jsonpath={.status.replicas}=2", "replicaset/web-rs", "--timeout=30s")
     yield Showcase(ns, node, created.stdout + created.stderr)
     kubectl("delete", "node", node, "--ignore-not-found", "--wait=false", check=False)
     kubectl("delete", "namespace", ns, "--ignore-not-found", "--wait=false", check=False)
@@ -270,10 +289,10 @@ TABLES: dict[str, Columns] = {
                       ("OS-IMAGE", "Debian GNU/Linux 12 (bookworm)"), ("KERNEL-VERSION", "6.1.0"),
                       ("CONTAINER-RUNTIME", "containerd://1.7.0")]),
     "namespaces": Columns(False, "NAME", [("NAME", NS), ("STATUS", "Active"), ("AGE", AGE)]),
-    "deployments": Columns(True, "NAME", [("NAME", "web"), ("READY", "0/2"), ("UP-TO-DATE", "0"),
+    "deployments": Columns(True, "NAME", [("NAME", "web"), ("READY", "0/2"), ("UP-TO-DATE", "2"),
                                           ("AVAILABLE", "0"), ("AGE", AGE)],
                            [*CONTAINERS, ("SELECTOR", "app=web")]),
-    "replicasets": Columns(True, "NAME", [("NAME", "web-rs"), ("DESIRED", "2"), ("CURRENT", "0"), ("READY", "0"),
+    "replicasets": Columns(True, "NAME", [("NAME", "web-rs"), ("DESIRED", "2"), ("CURRENT", "2"), ("READY", "0"),
                                           ("AGE", AGE)],
                            [*CONTAINERS, ("SELECTOR", "app=web-rs")]),
     "daemonsets": Columns(True, "NAME", [("NAME", "web-ds"), ("DESIRED", "0"), ("CURRENT", "0"), ("READY", "0"),
@@ -286,7 +305,7 @@ TABLES: dict[str, Columns] = {
     "endpoints": Columns(True, "NAME", [("NAME", "web"), ("ENDPOINTS", "10.244.0.9:80"), ("AGE", AGE)]),
     "configmaps": Columns(True, "NAME", [("NAME", "web-config"), ("DATA", "2"), ("AGE", AGE)]),
     "secrets": Columns(True, "NAME", [("NAME", "web-secret"), ("TYPE", "Opaque"), ("DATA", "1"), ("AGE", AGE)]),
-    "events": Columns(True, "OBJECT", [("LAST SEEN", AGE), ("TYPE", "Normal"), ("REASON", "Tested"),
+    "events": Columns(True, "MESSAGE", [("LAST SEEN", AGE), ("TYPE", "Normal"), ("REASON", "Tested"),
                                        ("OBJECT", "pod/web"), ("MESSAGE", "made by the e2e tests")],
                       wide=[("LAST SEEN", AGE), ("TYPE", "Normal"), ("REASON", "Tested"), ("OBJECT", "pod/web"),
                             ("SUBOBJECT", ""), ("SOURCE", "e2e"), ("MESSAGE", "made by the e2e tests"),
@@ -340,16 +359,21 @@ def test_get_json(kubectl: Kubectl, showcase: Showcase) -> None:
     assert obj["spec"]["replicas"] == 2 and obj["spec"]["selector"] == {"matchLabels": {"app": "web"}}
     listed = get_json(kubectl, showcase.ns, "pods")
     assert listed["kind"] == "List"
-    assert [(i["kind"], i["metadata"]["name"], i["status"]["phase"]) for i in listed["items"]] == [
-        ("Pod", "web", "Pending")
-    ]
+    # The showcase pod, and the pods the ReplicaSet controller made for web-rs and for web's ReplicaSet.
+    items = sorted((i["kind"], i["metadata"]["name"], i["status"]["phase"]) for i in listed["items"])
+    assert [(kind, phase) for kind, _name, phase in items] == [("Pod", "Pending")] * 5
+    assert re.fullmatch(r"web web-[b-z2-9]+-[b-z2-9]{5} web-[b-z2-9]+-[b-z2-9]{5} web-rs-[b-z2-9]{5} "
+                        r"web-rs-[b-z2-9]{5}", " ".join(name for _kind, name, _phase in items)), items
 
 
 @compat("kubectl get", "-o name")
 def test_get_name(kubectl: Kubectl, showcase: Showcase) -> None:
     out = kubectl("get", "configmaps,deployments,pods,services,leases", "-n", showcase.ns, "-o", "name").stdout
-    assert names(out) == ["configmap/web-config", "deployment.apps/web", "pod/web", "service/web",
-                          "lease.coordination.k8s.io/web-lease"]
+    listed = names(out)
+    assert listed[:2] == ["configmap/web-config", "deployment.apps/web"]
+    assert listed[-2:] == ["service/web", "lease.coordination.k8s.io/web-lease"]
+    pods = listed[2:-2]
+    assert "pod/web" in pods and len(pods) == 5 and all(p.startswith("pod/web") for p in pods), pods
 
 
 @compat("kubectl get", "-o jsonpath")
@@ -357,7 +381,9 @@ def test_get_jsonpath(kubectl: Kubectl, showcase: Showcase) -> None:
     assert kubectl("get", "configmap", "web-config", "-n", showcase.ns, "-o", "jsonpath={.data.b}").stdout == "2"
     out = kubectl("get", "deployments,replicasets", "-n", showcase.ns, "-o",
                   'jsonpath={range .items[*]}{.kind}/{.metadata.name}={.spec.replicas}{"\\n"}{end}').stdout
-    assert out.splitlines() == ["Deployment/web=2", "ReplicaSet/web-rs=2"]
+    lines = out.splitlines()
+    assert lines[0] == "Deployment/web=2" and lines[2] == "ReplicaSet/web-rs=2", lines
+    assert re.fullmatch(r"ReplicaSet/web-[b-z2-9]+=2", lines[1]) and len(lines) == 3, lines
     image = kubectl("get", "pod", "web", "-n", showcase.ns, "-o",
                     'jsonpath={.spec.containers[?(@.name=="nginx")].image}').stdout
     assert image == "nginx:1.25"
@@ -568,6 +594,9 @@ def test_apply_client_side_creates_then_configures(kubectl: Kubectl, ns: str) ->
 def test_apply_client_side_unchanged(kubectl: Kubectl, ns: str) -> None:
     doc = manifest(deployment("same"))
     assert kubectl("apply", "-n", ns, "-f", "-", input=doc).stdout == "deployment.apps/same created\n"
+    # Let the controllers settle first (revision annotation, status): then nothing else writes it.
+    kubectl("wait", "-n", ns, "--for=jsonpath={.status.updatedReplicas}=2", "deployment/same", "--timeout=30s")
+    kubectl("wait", "-n", ns, "--for=condition=Progressing", "deployment/same", "--timeout=30s")
     version = get_json(kubectl, ns, "deployment", "same")["metadata"]["resourceVersion"]
     assert kubectl("apply", "-n", ns, "-f", "-", input=doc).stdout == "deployment.apps/same unchanged\n"
     assert get_json(kubectl, ns, "deployment", "same")["metadata"]["resourceVersion"] == version
@@ -1300,3 +1329,137 @@ def test_port_forward_refused(worker: Worker, ns: str) -> None:
         assert _http_get(port) is None
         stderr = _eventually(lambda: " ".join(x for x in stream._stderr if x), lambda e: "8081" in e, timeout=10)
         assert "error forwarding port 8081 to pod" in stderr, stderr
+
+
+# --- rollouts, leases and events: with the controllers and the scheduler at work --------------------------
+
+HOLLOW_TAINT = {"key": "edgek8s.io/hollow", "value": "true", "effect": "NoSchedule"}
+
+
+@pytest.fixture(scope="module")
+def hollow_nodes(edgek8s_cluster: Cluster, kubectl: Kubectl) -> Iterator[list[str]]:
+    """Two hollow nodes (tests/support/hollow.py) that mark the pods bound to them Running and Ready, as
+    kubelets would. They are tainted: only pods of the tests below (which tolerate it) land there."""
+    names = [unique("hollow"), unique("hollow")]
+    endpoint = load_kubeconfig(edgek8s_cluster.kubeconfig)
+    loop = asyncio.new_event_loop()
+    stop = asyncio.Event()
+
+    async def main() -> None:
+        async with RestClient(endpoint.server, ssl_context=endpoint.ssl_context, timeout=10.0) as rest:
+            hollow = HollowNodes(RestClusterClient(rest), names, taints=[HOLLOW_TAINT])
+            task = asyncio.create_task(hollow.run())
+            await stop.wait()
+            task.cancel()
+            await asyncio.gather(task, return_exceptions=True)
+
+    thread = threading.Thread(target=loop.run_until_complete, args=(main(),), name="hollow-nodes", daemon=True)
+    thread.start()
+    try:
+        yield names
+    finally:
+        loop.call_soon_threadsafe(stop.set)
+        thread.join(timeout=10)
+        loop.close()
+        kubectl("delete", "node", *names, "--ignore-not-found", "--wait=false", check=False)
+
+
+def scheduled_deployment(name: str, replicas: int = 2, image: str = "nginx:1.25") -> dict[str, Any]:
+    """A Deployment whose pods tolerate the hollow nodes' taint."""
+    obj = deployment(name, replicas=replicas, image=image)
+    obj["spec"]["template"]["spec"]["tolerations"] = [{"key": HOLLOW_TAINT["key"], "operator": "Exists",
+                                                       "effect": "NoSchedule"}]
+    return obj
+
+
+def rollout_status(kubectl: Kubectl, ns: str, name: str) -> str:
+    return kubectl("rollout", "status", "-n", ns, f"deployment/{name}", "--timeout=60s", timeout=90).stdout
+
+
+def history(kubectl: Kubectl, ns: str, name: str) -> list[tuple[str, str]]:
+    lines = kubectl("rollout", "history", "-n", ns, f"deployment/{name}").stdout.splitlines()
+    assert lines[0].strip() == f"deployment.apps/{name}" and lines[1].split() == ["REVISION", "CHANGE-CAUSE"], lines
+    return [(cells[0], cells[1]) for cells in (split_cells(line) for line in lines[2:] if line.strip())]
+
+
+@compat("kubectl rollout", "status deployment")
+def test_rollout_status(kubectl: Kubectl, ns: str, hollow_nodes: list[str]) -> None:
+    create(kubectl, ns, scheduled_deployment("roll", replicas=3))
+    assert rollout_status(kubectl, ns, "roll").splitlines()[-1] == 'deployment "roll" successfully rolled out'
+    obj = get_json(kubectl, ns, "deployment", "roll")
+    status = obj["status"]
+    assert (status["replicas"], status["updatedReplicas"], status["readyReplicas"], status["availableReplicas"]) == (
+        3, 3, 3, 3)
+    conditions = {c["type"]: (c["status"], c["reason"]) for c in status["conditions"]}
+    assert conditions == {"Available": ("True", "MinimumReplicasAvailable"),
+                          "Progressing": ("True", "NewReplicaSetAvailable")}
+    pods = get_json(kubectl, ns, "pods", "-l", "app=roll")["items"]
+    assert len(pods) == 3 and {p["spec"]["nodeName"] for p in pods} <= set(hollow_nodes)
+
+
+@compat("kubectl rollout", "history deployment")
+def test_rollout_history(kubectl: Kubectl, ns: str, hollow_nodes: list[str]) -> None:
+    create(kubectl, ns, scheduled_deployment("hist"))
+    rollout_status(kubectl, ns, "hist")
+    out = kubectl("set", "image", "-n", ns, "deployment/hist", "nginx=nginx:1.26").stdout
+    assert out == "deployment.apps/hist image updated\n"
+    kubectl("annotate", "-n", ns, "deployment/hist", "kubernetes.io/change-cause=image 1.26")
+    rollout_status(kubectl, ns, "hist")
+    assert history(kubectl, ns, "hist") == [("1", "<none>"), ("2", "image 1.26")]
+    detail = kubectl("rollout", "history", "-n", ns, "deployment/hist", "--revision=2").stdout
+    assert detail.splitlines()[0] == "deployment.apps/hist with revision #2"
+    assert re.search(r"^\s+Image:\s+nginx:1.26$", detail, re.MULTILINE), detail
+    assert re.search(r"pod-template-hash=[b-z2-9]+", detail), detail
+
+
+@compat("kubectl rollout", "undo deployment")
+def test_rollout_undo(kubectl: Kubectl, ns: str, hollow_nodes: list[str]) -> None:
+    create(kubectl, ns, scheduled_deployment("undo"))
+    rollout_status(kubectl, ns, "undo")
+    kubectl("set", "image", "-n", ns, "deployment/undo", "nginx=nginx:1.26")
+    rollout_status(kubectl, ns, "undo")
+    assert kubectl("rollout", "undo", "-n", ns, "deployment/undo").stdout == "deployment.apps/undo rolled back\n"
+    rollout_status(kubectl, ns, "undo")
+    obj = get_json(kubectl, ns, "deployment", "undo")
+    assert obj["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.25"
+    assert obj["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "3"
+    assert [rev for rev, _cause in history(kubectl, ns, "undo")] == ["2", "3"]  # revision 1 became 3
+    replicasets = get_json(kubectl, ns, "replicasets", "-l", "app=undo")["items"]
+    assert sorted(rs["spec"]["replicas"] for rs in replicasets) == [0, 2]  # the old ReplicaSet is reused
+    pods = get_json(kubectl, ns, "pods", "-l", "app=undo")["items"]
+    assert [p["spec"]["containers"][0]["image"] for p in pods] == ["nginx:1.25"] * 2
+
+
+@compat("kubectl get lease", "-n kube-system (the controllers' leader)")
+def test_get_controller_lease(kubectl: Kubectl) -> None:
+    header, rows = table_rows(kubectl("get", "lease", "-n", "kube-system").stdout)
+    assert header == ["NAME", "HOLDER", "AGE"]
+    row = next(r for r in rows if r["NAME"] == "edgek8s-controller")
+    assert re.fullmatch(r"master-\d+", row["HOLDER"]), row
+    lease = json.loads(kubectl("get", "lease", "-n", "kube-system", "edgek8s-controller", "-o", "json").stdout)
+    spec = lease["spec"]
+    assert spec["holderIdentity"] == row["HOLDER"] and spec["leaseDurationSeconds"] == 15
+    renewed = datetime.datetime.fromisoformat(spec["renewTime"].replace("Z", "+00:00"))
+    assert (datetime.datetime.now(datetime.UTC) - renewed).total_seconds() < 15  # renewed every 2 s
+
+
+@compat("kubectl describe", "deployment, replicaset, pod (events from controllers and scheduler)")
+def test_describe_shows_events(kubectl: Kubectl, ns: str, hollow_nodes: list[str]) -> None:
+    create(kubectl, ns, scheduled_deployment("told", replicas=2))
+    rollout_status(kubectl, ns, "told")
+    described = kubectl("describe", "-n", ns, "deployment/told").stdout
+    assert re.search(r"^NewReplicaSet:\s+told-[b-z2-9]+ \(2/2 replicas created\)$", described, re.MULTILINE), described
+    assert re.search(r"^\s+Available\s+True\s+MinimumReplicasAvailable$", described, re.MULTILINE), described
+    assert re.search(r"^\s+Progressing\s+True\s+NewReplicaSetAvailable$", described, re.MULTILINE), described
+    assert re.search(r"^\s+Normal\s+ScalingReplicaSet\s+\S+\s+deployment-controller\s+"
+                     r"Scaled up replica set told-[b-z2-9]+ from 0 to 2$", described, re.MULTILINE), described
+    (rs,) = get_json(kubectl, ns, "replicasets", "-l", "app=told")["items"]
+    described = kubectl("describe", "-n", ns, f"replicaset/{rs['metadata']['name']}").stdout
+    created = re.findall(r"^\s+Normal\s+SuccessfulCreate\s+\S+\s+replicaset-controller\s+Created pod: (\S+)$",
+                         described, re.MULTILINE)
+    pods = get_json(kubectl, ns, "pods", "-l", "app=told")["items"]
+    assert sorted(created) == sorted(p["metadata"]["name"] for p in pods), described
+    described = kubectl("describe", "-n", ns, f"pod/{pods[0]['metadata']['name']}").stdout
+    node = pods[0]["spec"]["nodeName"]
+    assert re.search(rf"^\s+Normal\s+Scheduled\s+\S+\s+default-scheduler\s+Successfully assigned "
+                     rf"{ns}/{pods[0]['metadata']['name']} to {node}$", described, re.MULTILINE), described

@@ -32,13 +32,13 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def node_object(name: str, index: int) -> Obj:
+def node_object(name: str, index: int, taints: list[Obj] | None = None) -> Obj:
     capacity = {"cpu": "8", "memory": "16Gi", "pods": "250"}
     return {
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/arch": "amd64",
                                               "kubernetes.io/os": "linux"}},
-        "spec": {},
+        "spec": {"taints": taints} if taints else {},
         "status": {
             "capacity": capacity, "allocatable": capacity,
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
@@ -54,9 +54,11 @@ def node_object(name: str, index: int) -> Obj:
 
 
 class HollowNodes:
-    def __init__(self, client: ClusterClient, names: list[str], *, bind: bool = False) -> None:
+    def __init__(self, client: ClusterClient, names: list[str], *, bind: bool = False,
+                 taints: list[Obj] | None = None) -> None:
         self._client = client
         self.names = names
+        self._taints = taints
         self._bind = bind
         self._round_robin = itertools.cycle(names)
         self._ips = itertools.count(2)
@@ -66,7 +68,7 @@ class HollowNodes:
     async def register(self) -> None:
         for i, name in enumerate(self.names):
             with contextlib.suppress(errors.AlreadyExists):
-                await self._client.create(NODES, node_object(name, i))
+                await self._client.create(NODES, node_object(name, i, self._taints))
 
     async def run(self) -> None:
         await self.register()
