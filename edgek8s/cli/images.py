@@ -11,7 +11,7 @@ from typing import Any
 
 from edgek8s.config import ConfigError
 
-DEFAULT_PODMAN_SOCKET = "/run/podman/podman.sock"
+DEFAULT_AGENT_DATA_DIR = "/var/lib/edgek8s/agent"  # the agent's own default
 
 
 def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
@@ -25,13 +25,15 @@ def add_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser],
                                                                 "kubeconfig)")
     load.add_argument("-l", "--selector", default="", help="with --all-nodes: only the nodes with these labels "
                                                             "(e.g. kubernetes.io/arch=arm64)")
-    load.add_argument("--podman-socket", default=os.environ.get("EDGEK8S_PODMAN_SOCKET", DEFAULT_PODMAN_SOCKET),
-                      help="this node's Podman API socket")
+    load.add_argument("--podman-socket", default=os.environ.get("EDGEK8S_PODMAN_SOCKET"),
+                      help="this node's Podman API socket (default: the one the agent with --data-dir runs)")
+    load.add_argument("--data-dir", default=os.environ.get("EDGEK8S_DATA_DIR", DEFAULT_AGENT_DATA_DIR),
+                      help="the local agent's data dir, to find its Podman")
     add_endpoint_flags(load)
 
 
 def run(args: argparse.Namespace, endpoint: Callable[[argparse.Namespace], tuple[str, Any]]) -> int:
-    from edgek8s.server.image_import import import_all_nodes, import_local
+    from edgek8s.server.image_import import agent_podman_socket, import_all_nodes, import_local
 
     path = Path(args.file)
     if not path.is_file():
@@ -41,4 +43,5 @@ def run(args: argparse.Namespace, endpoint: Callable[[argparse.Namespace], tuple
         return asyncio.run(import_all_nodes(path, server, tls, selector=args.selector))
     if args.selector:
         raise ConfigError("--selector picks nodes for --all-nodes")
-    return asyncio.run(import_local(path, Path(args.podman_socket)))
+    socket = Path(args.podman_socket) if args.podman_socket else agent_podman_socket(Path(args.data_dir))
+    return asyncio.run(import_local(path, socket))

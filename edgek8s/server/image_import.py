@@ -14,6 +14,8 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 from edgek8s.client.rest import RestClient
+from edgek8s.config import PodmanConfig
+from edgek8s.kubelet.podman_host import resolve
 from edgek8s.kubelet.podman_streams import PodmanStreams
 from edgek8s.model import errors
 
@@ -30,11 +32,17 @@ async def read_chunks(path: Path) -> AsyncIterator[bytes]:
         handle.close()
 
 
+def agent_podman_socket(data_dir: Path) -> Path:
+    """The socket of the Podman service an agent with default Podman settings runs for ``data_dir``."""
+    return resolve(PodmanConfig(), data_dir).socket
+
+
 async def import_local(path: Path, podman_socket: Path) -> int:
     try:
         names = await PodmanStreams(podman_socket).load_image(read_chunks(path))
     except errors.StatusError as exc:
-        print(f"import of {path} failed: {exc.message}")
+        print(f"import of {path} failed: {exc.message} (is the agent running? --data-dir or --podman-socket "
+              "name its Podman)")
         return 1
     print(f"loaded {', '.join(names) or 'an unnamed image'} from {path}")
     return 0

@@ -1247,7 +1247,8 @@ def test_images_import(worker: Worker, tmp_path: Path) -> None:
     assert selected.returncode == 0 and selected.stdout.endswith("into 1 of 1 nodes\n"), selected
     assert tag in images()
     worker.podman("rmi", tag)
-    local = subprocess.run([*EDGEK8S, "images", "import", str(archive), "--podman-socket", str(worker.host.socket)],
+    # On the node itself: the agent's data dir leads to its Podman.
+    local = subprocess.run([*EDGEK8S, "images", "import", str(archive), "--data-dir", str(worker.host.conf_dir.parent)],
                            capture_output=True, text=True, timeout=120, check=False)
     assert local.returncode == 0 and tag in local.stdout, local
     assert tag in images()
