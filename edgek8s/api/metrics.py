@@ -1,7 +1,8 @@
 """``metrics.k8s.io/v1beta1`` (what ``kubectl top`` reads), served from the kubelets' usage endpoints.
 
-Like metrics-server, but on demand: each request asks every node's kubelet (concurrently, with a short
-timeout) for its current usage; an unreachable kubelet leaves its node and pods out rather than failing
+Like metrics-server, but on demand: each request asks the kubelets concerned (every node for node
+metrics, the nodes of the selected pods for pod metrics; concurrently, with a short timeout) for their
+current usage; an unreachable kubelet leaves its node and pods out rather than failing
 the request. Pod metrics are joined with the stored pods, so label selectors work and pods that no
 longer exist are not reported. CPU is in nanocores, memory in KiB, as metrics-server writes them.
 """
@@ -89,7 +90,8 @@ async def pod_metrics(request: web.Request) -> web.Response:
     stored = {(p.namespace, p.name): p for p in pods if (name is None or p.name == name) and selection.matches(p)}
     stamp = _now()
     items = []
-    for _node, report in await _node_usages(request):
+    nodes = {p.fields.get("spec.nodeName", "") for p in stored.values()} - {""}  # ask only where they run
+    for _node, report in await _node_usages(request, nodes) if nodes else []:
         for pod in report["pods"]:
             ref = pod["pod"]
             obj = stored.get((ref["namespace"], ref["name"]))

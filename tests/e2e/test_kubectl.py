@@ -1081,13 +1081,15 @@ def test_logs_waiting(worker: Worker, ns: str) -> None:
         'Error from server (BadRequest): container "app" in pod "unpulled" is waiting to start: '), result.stderr
 
 
-@compat("kubectl logs", "-c (several containers)")
+@compat("kubectl logs", "-c, --all-containers --prefix (several containers)")
 def test_logs_container(worker: Worker, ns: str) -> None:
     worker.run_pod(ns, "duo", {"first": "echo from-first; sleep 3600", "second": "echo from-second; sleep 3600"})
     out = _eventually(lambda: worker.kubectl("logs", "duo", "-n", ns, "-c", "second").stdout, bool)
     assert out == "from-second\n"
     default = worker.kubectl("logs", "duo", "-n", ns)
     assert default.stdout == "from-first\n"
+    every = worker.kubectl("logs", "duo", "-n", ns, "--all-containers", "--prefix").stdout.splitlines()
+    assert every == ["[pod/duo/first] from-first", "[pod/duo/second] from-second"]
     assert 'Defaulted container "first" out of: first, second' in default.stderr
     unknown = worker.kubectl("logs", "duo", "-n", ns, "-c", "third", check=False)
     assert unknown.returncode == 1 and "third" in unknown.stderr
