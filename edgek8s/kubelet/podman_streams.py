@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from edgek8s.kubelet.netns import open_connection_in
-from edgek8s.kubelet.podman_http import PodmanHttp, PodmanResponse, demultiplex
+from edgek8s.kubelet.podman_http import PodmanHttp, PodmanResponse, demultiplex, demultiplex_joined
 from edgek8s.kubelet.runtime import (
     LABEL_ATTEMPT,
     LABEL_CONTAINER_NAME,
@@ -134,7 +134,7 @@ class PodmanStreams:
         try:
             await response.raise_for_status("container logs")
             budget = options.limit_bytes
-            async for _stream, payload in demultiplex(response.body_chunks()):
+            async for payload in demultiplex_joined(response.body_chunks()):
                 if budget is not None:
                     payload = payload[:budget]
                     budget -= len(payload)

@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import pytest
 
 from edgek8s.api import spdy
-from edgek8s.kubelet.podman_http import demultiplex
+from edgek8s.kubelet.podman_http import dechunk, demultiplex, demultiplex_joined
 from edgek8s.model import channels
 
 
@@ -122,3 +122,24 @@ async def test_podman_multiplexed_stream_across_any_chunking() -> None:
                 yield wire[i:i + size]
 
         assert [frame async for frame in demultiplex(chunks())] == frames
+
+
+async def test_log_payloads_join_across_http_chunks_and_reads() -> None:
+    # A log as Podman sends it: one HTTP chunk per frame, one frame per line, reads split anywhere.
+    lines = [f"line {i}\n".encode() for i in range(500)]
+    body = b"".join(struct.pack(">BxxxI", 1 + i % 2, len(line)) + line for i, line in enumerate(lines))
+    http = b"".join(b"%x\r\n%s\r\n" % (len(body[i:i + 15]), body[i:i + 15]) for i in range(0, len(body), 15))
+    http += b"0\r\n\r\n"
+    for size in (1, 5, 4096, len(http)):
+        buffer, decoded, done = bytearray(), bytearray(), False
+        for i in range(0, len(http), size):
+            buffer += http[i:i + size]
+            data, done = dechunk(buffer)
+            decoded += data
+        assert done and bytes(decoded) == body
+
+        async def reads(size: int = size) -> AsyncIterator[bytes]:
+            for i in range(0, len(body), size):
+                yield body[i:i + size]
+
+        assert b"".join([chunk async for chunk in demultiplex_joined(reads())]) == b"".join(lines)
