@@ -42,6 +42,7 @@ from edgek8s.model import errors
 
 _EXIT_POLL = 0.01
 _EXIT_WAIT = 5.0
+_DRAIN = 0.5
 
 
 class PodmanStreamSession:
@@ -131,16 +132,30 @@ class PodmanStreams:
         elif options.since_time:
             params["since"] = str(int(_parse_rfc3339(options.since_time)))
         response = await self._http.request("GET", f"/containers/{container_id}/logs", params=params)
+        exited = asyncio.create_task(self._wait_exited(container_id)) if options.follow else None
         try:
             await response.raise_for_status("container logs")
             budget = options.limit_bytes
-            async for payload in demultiplex_joined(response.body_chunks()):
+            async for payload in _until_exit(demultiplex_joined(response.body_chunks()), exited):
                 if budget is not None:
                     payload = payload[:budget]
                     budget -= len(payload)
                 yield payload
                 if budget is not None and budget <= 0:
                     return
+        finally:
+            response.close()
+            if exited is not None:
+                exited.cancel()
+                with contextlib.suppress(asyncio.CancelledError, errors.StatusError):
+                    await exited
+
+    async def _wait_exited(self, container_id: str) -> None:
+        """Returns once the container has stopped (at once if it has)."""
+        response = await self._http.request(
+            "POST", f"/containers/{container_id}/wait?condition=stopped&condition=exited")
+        try:
+            await response.read()
         finally:
             response.close()
 
@@ -216,6 +231,31 @@ class PodmanStreams:
         finally:
             response.close()
         return [str(name) for name in (loaded or {}).get("Names") or []]
+
+
+async def _until_exit(chunks: AsyncIterator[bytes], exited: asyncio.Task[None] | None) -> AsyncIterator[bytes]:
+    """``chunks`` until it ends, or, once ``exited`` is done, until it has been quiet for ``_DRAIN``:
+    Podman's follow goes on after the container exits; upstream's ends, and kubectl logs -f with it."""
+    if exited is None:
+        async for data in chunks:
+            yield data
+        return
+    iterator = aiter(chunks)
+    chunk: bytes | None
+    while True:
+        following: asyncio.Future[bytes | None] = asyncio.ensure_future(anext(iterator, None))
+        if not exited.done():
+            await asyncio.wait((following, exited), return_when=asyncio.FIRST_COMPLETED)
+        if following.done():
+            chunk = following.result()
+        else:
+            try:
+                chunk = await asyncio.wait_for(following, _DRAIN)
+            except TimeoutError:
+                return
+        if chunk is None:
+            return
+        yield chunk
 
 
 def _newest_first(container: dict[str, Any]) -> tuple[int, str, str]:

@@ -1102,6 +1102,10 @@ def test_logs_follow(worker: Worker, ns: str) -> None:
         stream.next_line(lambda line: line == "tick 1", timeout=20)
         stream.next_line(lambda line: line == "tick 8", timeout=20)  # printed after kubectl started following
     assert stream.seen[:8] == [f"tick {i}" for i in range(1, 9)]
+    # -f ends (exit 0) when the container does, as upstream's does.
+    worker.run_pod(ns, "brief", {"app": "for i in 1 2 3; do echo beat $i; sleep 0.5; done"}, restart="Never")
+    done = worker.kubectl("logs", "-f", "brief", "-n", ns, timeout=30)
+    assert done.stdout.splitlines() == ["beat 1", "beat 2", "beat 3"]
 
 
 @compat("kubectl logs", "--previous")
