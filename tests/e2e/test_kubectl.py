@@ -1470,3 +1470,33 @@ def test_describe_shows_events(kubectl: Kubectl, ns: str, hollow_nodes: list[str
     node = pods[0]["spec"]["nodeName"]
     assert re.search(rf"^\s+Normal\s+Scheduled\s+\S+\s+default-scheduler\s+Successfully assigned "
                      rf"{ns}/{pods[0]['metadata']['name']} to {node}$", described, re.MULTILINE), described
+
+
+@compat("kubectl logs, exec, top", "(the node's kubelet is unreachable)")
+def test_kubelet_unreachable(worker: Worker, ns: str) -> None:
+    with socket.socket() as closed:  # a loopback port nobody listens on
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    node = unique("gone")
+    worker.kubectl("create", "-f", "-", input=manifest({
+        "apiVersion": "v1", "kind": "Node", "metadata": {"name": node},
+        "spec": {"taints": [{"key": "edgek8s.io/e2e-unreachable", "effect": "NoSchedule"}]},
+        "status": {"addresses": [{"type": "InternalIP", "address": "127.0.0.1"}],
+                   "daemonEndpoints": {"kubeletEndpoint": {"Port": port}}}}))
+    try:
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "stranded"},
+               "spec": {"nodeName": node, "containers": [{"name": "app", "image": worker.image}]}}
+        worker.kubectl("create", "-n", ns, "-f", "-", input=manifest(pod))
+        logs = worker.kubectl("logs", "stranded", "-n", ns, check=False)
+        assert logs.returncode == 1
+        assert logs.stderr.startswith("Error from server (ServiceUnavailable): cannot reach the kubelet at "
+                                      f"https://127.0.0.1:{port}"), logs.stderr
+        exec_ = worker.kubectl("exec", "stranded", "-n", ns, "--", "true", check=False)
+        assert exec_.returncode == 1 and f"cannot reach the kubelet at https://127.0.0.1:{port}" in exec_.stderr
+        # The metrics API leaves the unreachable node out; kubectl shows it as <unknown>, the others as usual.
+        _header, rows = parse_table(worker.kubectl("top", "node").stdout)
+        by_name = {r["NAME"]: r for r in rows}
+        assert by_name[node]["CPU(cores)"] == "<unknown>", rows
+        assert re.match(r"^\d+m$", by_name[worker.node]["CPU(cores)"]), rows
+    finally:
+        worker.kubectl("delete", "node", node, "--wait=false", check=False)
