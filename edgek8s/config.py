@@ -96,6 +96,8 @@ class ApiConfig:
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     client_ca_file: Path | None = None
+    ca_key_file: Path | None = None  # set on masters that sign join and renewal requests
+    node_cert_lifetime: float = 365 * 86400.0  # seconds; clients renew at two thirds of it
     max_body_bytes: int = 3 * 1024 * 1024
     request_timeout: float = 30.0
     default_watch_timeout: float = 1800.0

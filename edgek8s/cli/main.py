@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from edgek8s.cli import images
+from edgek8s.cli.joining import add_join_parsers as _add_join_parsers
 from edgek8s.config import ApiConfig, ConfigError, RaftConfig, ServerConfig, parse_host_port
 
 
@@ -38,7 +39,38 @@ def read_secret(path: Path) -> bytes:
     return secret
 
 
+def _apply_config_dir(args: argparse.Namespace) -> None:
+    """Fill unset ``server`` flags from the layout in ``--config-dir`` (written by --cluster-init or join)."""
+    from edgek8s.pki.layout import Layout
+
+    layout = Layout(Path(args.config_dir))
+    if args.cluster_init:
+        from edgek8s.server.cluster_init import cluster_init, host_addresses
+
+        addresses = args.advertise_address or host_addresses()
+        pin = cluster_init(layout, name=args.name, raft_address=args.raft_address or "127.0.0.1:7946",
+                           listen=args.listen, addresses=addresses, hostnames=args.hostname)
+        print(f"initialised a new cluster in {layout.root}; CA hash {pin}", flush=True)
+    settings = layout.read_json(layout.server_json) if layout.server_json.exists() else {}
+    args.name = settings.get("name", args.name) if args.name_default else args.name
+    args.raft_address = args.raft_address or settings.get("raftAddress")
+    args.peer = args.peer or list(settings.get("peers", []))
+    args.listen = settings.get("listen", args.listen) if args.listen_default else args.listen
+    args.data_dir = args.data_dir or str(layout.root / "data")
+    args.cluster_secret_file = args.cluster_secret_file or str(layout.cluster_secret)
+    args.tls_cert_file = args.tls_cert_file or str(layout.serving_cert)
+    args.tls_private_key_file = args.tls_private_key_file or str(layout.serving_key)
+    args.client_ca_file = args.client_ca_file or str(layout.ca_cert)
+    args.ca_key_file = args.ca_key_file or (str(layout.ca_key) if layout.ca_key.exists() else None)
+    if layout.kubelet_client_cert.exists() and not args.kubelet_client_certificate:
+        args.kubelet_client_certificate = str(layout.kubelet_client_cert)
+        args.kubelet_client_key = args.kubelet_client_key or str(layout.kubelet_client_key)
+    args.join_servers = list(settings.get("joinServers", []))
+
+
 def build_server_config(args: argparse.Namespace) -> ServerConfig:
+    if getattr(args, "config_dir", None):
+        _apply_config_dir(args)
     host, port = parse_host_port(args.listen, what="--listen")
     peers = tuple(p for entry in args.peer for p in entry.split(",") if p)
     if not args.data_dir:
@@ -71,20 +103,21 @@ def build_server_config(args: argparse.Namespace) -> ServerConfig:
         client_ca_file=Path(args.client_ca_file) if args.client_ca_file else None,
         kubelet_client_cert_file=Path(args.kubelet_client_certificate) if args.kubelet_client_certificate else None,
         kubelet_client_key_file=Path(args.kubelet_client_key) if args.kubelet_client_key else None,
+        ca_key_file=Path(args.ca_key_file) if getattr(args, "ca_key_file", None) else None,
     )
     return ServerConfig(name=args.name, raft=raft, api=api)
 
 
 def _add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
     server = sub.add_parser("server", help="run one master (replicated store + API)")
-    server.add_argument("--name", default=_env("name", os.uname().nodename))
+    server.add_argument("--name", default=None)
     server.add_argument("--data-dir", default=_env("data_dir"))
     server.add_argument("--raft-address", default=_env("raft_address"), help="HOST:PORT this master's Raft binds")
     env_peers = _env("peer")
     server.add_argument(
         "--peer", action="append", default=[env_peers] if env_peers else [], help="HOST:PORT of another master"
     )
-    server.add_argument("--listen", default=_env("listen", "127.0.0.1:6443"), help="HOST:PORT of the API")
+    server.add_argument("--listen", default=None, help="HOST:PORT of the API (default 127.0.0.1:6443)")
     server.add_argument("--cluster-secret-file", default=_env("cluster_secret_file"))
     server.add_argument("--tls-cert-file", default=_env("tls_cert_file"), help="serving certificate (PEM)")
     server.add_argument("--tls-private-key-file", default=_env("tls_private_key_file"))
@@ -92,6 +125,17 @@ def _add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     server.add_argument("--kubelet-client-certificate", default=_env("kubelet_client_certificate"),
                         help="client certificate the API presents to kubelets (logs, exec, port-forward, top)")
     server.add_argument("--kubelet-client-key", default=_env("kubelet_client_key"))
+    server.add_argument("--ca-key-file", default=_env("ca_key_file"), help="CA key: this master signs join requests")
+    server.add_argument("--config-dir", default=_env("config_dir"),
+                        help="read unset flags from this layout (see docs/joining.md), e.g. /etc/edgek8s")
+    server.add_argument("--cluster-init", action="store_true",
+                        help="create a new cluster's CA, certificates and secret in --config-dir first")
+    server.add_argument("--advertise-address", action="append", default=[],
+                        help="address this master is reachable at (serving certificate SAN, mDNS); repeatable")
+    server.add_argument("--hostname", action="append", default=[], help="extra serving certificate DNS name")
+    server.add_argument("--mdns", default=_env("mdns", "on"), choices=("on", "off"),
+                        help="advertise this master on mDNS (with --config-dir)")
+    server.add_argument("--mdns-interface", action="append", default=[], help="interface address for mDNS")
     server.add_argument("--log-level", default=_env("log_level", "INFO"))
 
 
@@ -99,19 +143,37 @@ def _run_server(args: argparse.Namespace) -> int:
     from edgek8s._util.memory import limit_malloc_arenas
 
     limit_malloc_arenas()  # before any thread starts
-    from edgek8s.server.control_plane import run_master
+    from edgek8s.server.control_plane import JoinSettings, MdnsSettings, run_master
 
+    if args.cluster_init and not args.config_dir:
+        args.config_dir = "/etc/edgek8s"
     config = build_server_config(args)
     logging.basicConfig(
         level=args.log_level.upper(), format=f"%(asctime)s {config.name} %(levelname)s %(name)s: %(message)s"
     )
+    mdns = None
+    if args.config_dir and args.mdns == "on":
+        addresses = args.advertise_address or ([config.api.host] if config.api.host not in ("0.0.0.0", "") else [])
+        if not addresses:
+            from edgek8s.server.cluster_init import host_addresses
+
+            addresses = host_addresses()
+        mdns = MdnsSettings(addresses=tuple(addresses), interfaces=tuple(args.mdns_interface))
+    join = None
+    if getattr(args, "join_servers", None):
+        from edgek8s.pki.certs import client_tls_context
+        from edgek8s.pki.layout import Layout
+
+        layout = Layout(Path(args.config_dir))
+        join = JoinSettings(servers=tuple(args.join_servers),
+                            tls=client_tls_context(layout.ca_cert, layout.admin_cert, layout.admin_key))
 
     async def main() -> None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_master(config, stop)
+        await run_master(config, stop, mdns=mdns, join=join)
 
     asyncio.run(main())
     return 0
@@ -263,11 +325,14 @@ def _add_admin_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     restore.add_argument("--raft-address", required=True)
     restore.add_argument("--peer", action="append", default=[])
 
-    up = sub.add_parser("up", help="start a local 3-master cluster on this machine")
+    up = sub.add_parser("up", help="start a local cluster on this machine: 3 masters, a Podman worker, a sample app")
     up.add_argument("--state-dir", default=_env("state_dir", str(Path.home() / ".edgek8s" / "local")))
     up.add_argument("--masters", type=int, default=3)
+    up.add_argument("--workers", type=int, default=1, help="worker agents running pods through Podman (0: none)")
     kubeconfig = sub.add_parser("kubeconfig", help="print the admin kubeconfig of the local cluster")
     kubeconfig.add_argument("--state-dir", default=_env("state_dir", str(Path.home() / ".edgek8s" / "local")))
+    kubeconfig.add_argument("--config-dir", default=None, help="print this master's admin kubeconfig instead")
+    _add_join_parsers(sub)
     down = sub.add_parser("down", help="stop the local cluster and remove everything it made")
     down.add_argument("--state-dir", default=_env("state_dir", str(Path.home() / ".edgek8s" / "local")))
 
@@ -298,11 +363,19 @@ def _run_admin(args: argparse.Namespace) -> int:
     if args.command == "up":
         from edgek8s.server.local_cluster import up
 
-        return up(Path(args.state_dir), masters=args.masters)
+        return up(Path(args.state_dir), masters=args.masters, workers=args.workers)
+    if args.command in ("token", "join", "certs"):
+        from edgek8s.cli.joining import run_join_command
+
+        return run_join_command(args)
     if args.command == "kubeconfig":
         from edgek8s.server.local_cluster import kubeconfig_path
 
         path = kubeconfig_path(Path(args.state_dir))
+        if args.config_dir:
+            from edgek8s.pki.layout import Layout
+
+            path = Layout(Path(args.config_dir)).admin_kubeconfig
         if not path.exists():
             raise ConfigError(f"no local cluster in {args.state_dir}; run `edgek8s up` first")
         print(path.read_text(), end="")
@@ -322,6 +395,10 @@ def main(argv: list[str] | None = None) -> int:
     _add_admin_parsers(sub)
     images.add_parser(sub, _add_endpoint_flags)
     args = parser.parse_args(argv)
+    if args.command == "server":
+        args.name_default, args.listen_default = args.name is None, args.listen is None
+        args.name = args.name or _env("name", os.uname().nodename)
+        args.listen = args.listen or _env("listen", "127.0.0.1:6443")
     try:
         if args.command == "server":
             return _run_server(args)

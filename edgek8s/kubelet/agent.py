@@ -19,19 +19,22 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, Protocol
+import time
+from typing import Any
 
 from edgek8s._util.backoff import Backoff
+from edgek8s.client.events import EventRecorder
+from edgek8s.client.informer import Handlers, Informer
+from edgek8s.client.interface import ClusterClient, DeleteOptions
 from edgek8s.config import AgentConfig
-from edgek8s.kubelet.events import EventRecorder
 from edgek8s.kubelet.local_state import LocalState
 from edgek8s.kubelet.node_status import NodeStatusManager
-from edgek8s.kubelet.pod_sync import PodSyncer
+from edgek8s.kubelet.pod_sync import PodSyncer, RuntimeCache
 from edgek8s.kubelet.pod_workers import PodWorkers
 from edgek8s.kubelet.probes import ProbeManager
 from edgek8s.kubelet.runtime import ContainerRuntime, ContainerState, RuntimeFailure, RuntimePod
 from edgek8s.kubelet.sources import ObjectSource
-from edgek8s.kubelet.status import StatusWriter
+from edgek8s.kubelet.status import PODS, StatusWriter
 from edgek8s.kubelet.volumes import VolumeManager
 from edgek8s.model import errors
 
@@ -39,37 +42,26 @@ logger = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
 
-class KubeletApi(Protocol):
-    async def get(self, path: str, **params: str) -> Any: ...
-
-    async def create(self, path: str, body: Any) -> Any: ...
-
-    async def replace(self, path: str, body: Any) -> Any: ...
-
-    async def delete(self, path: str, body: Any = None) -> Any: ...
-
-    def watch(self, path: str, **params: str) -> Any: ...
-
-
 def _uid(pod: Obj) -> str:
     return str(pod["metadata"]["uid"])
 
 
 class Kubelet:
-    def __init__(self, config: AgentConfig, api: KubeletApi, runtime: ContainerRuntime, *, node_ip: str) -> None:
+    def __init__(self, config: AgentConfig, api: ClusterClient, runtime: ContainerRuntime, *, node_ip: str) -> None:
         self.config = config
         self.api = api
         self.runtime = runtime
         self.node_ip = node_ip
         self.local = LocalState(config.data_dir / "state")
+        self.cache = RuntimeCache()
         self.source = ObjectSource(api, self.local)
-        self.events = EventRecorder(api, node_name=config.node_name, host=config.node_name)
+        self.events = EventRecorder(api, component="kubelet", host=config.node_name)
         self.status = StatusWriter(api)
         self.probes = ProbeManager(runtime, self._probe_changed)
         self.volumes = VolumeManager(config.data_dir / "pods", self.source)
         self.syncer = PodSyncer(runtime=runtime, volumes=self.volumes, source=self.source, probes=self.probes,
                                 backoff=Backoff(config.backoff_initial, config.backoff_max), events=self.events,
-                                status=self.status, host_ip=lambda: self.node_ip)
+                                status=self.status, host_ip=lambda: self.node_ip, cache=self.cache)
         self.workers = PodWorkers(sync=self._sync, kill=self._kill, resync_period=config.resync_period)
         self.node = NodeStatusManager(config, api, node_ip=node_ip, runtime_version=runtime.version,
                                       images=self._node_images, on_disk_pressure=self.collect_garbage)
@@ -77,21 +69,35 @@ class Kubelet:
         self.runtime_pods: dict[str, RuntimePod] = {}
         self._snapshot: dict[str, tuple[tuple[str, str, int | None], ...]] = {}
         self._tasks: list[asyncio.Task[None]] = []
-        self.synced = asyncio.Event()  # the first list from the API (or the local state) is in
+        self.pods_seen = asyncio.Event()
+        # Only this node's pods; informer handlers only queue (they run inside the informer's task).
+        self.pods = Informer(api, PODS, field_selector=f"spec.nodeName={config.node_name}",
+                             resync=config.resync_period)
+        self._changes: asyncio.Queue[tuple[str, Obj]] = asyncio.Queue()
+        self.pods.add_handlers(Handlers(on_add=lambda pod: self._changes.put_nowait(("set", pod)),
+                                        on_update=lambda _old, pod: self._changes.put_nowait(("set", pod)),
+                                        on_delete=lambda pod: self._changes.put_nowait(("delete", pod))))
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
     async def start(self) -> None:
+        with contextlib.suppress(RuntimeFailure):
+            # Before any worker: what already runs is adopted, never duplicated.
+            await self.relist(reconcile=False)
         for pod in await self.local.load_all("pods"):
             self.desired[_uid(pod)] = pod
             self.status.seed(_uid(pod), pod.get("status") or {})
             self.workers.update(pod)
         if self.desired:
             logger.info("restored %d pods from local state", len(self.desired))
-        for name, coro in (("kubelet-pods", self._watch_pods()), ("kubelet-relist", self._relist_loop()),
-                           ("kubelet-status", self.status.run()), ("kubelet-events", self.events.run()),
-                           ("kubelet-register", self.node.register()), ("kubelet-node-status", self.node.status_loop()),
-                           ("kubelet-lease", self.node.lease_loop())):
+        loops = {
+            "kubelet-informer": self.pods.run(), "kubelet-pods": self._apply_changes(),
+            "kubelet-first-sync": self._first_sync(),
+            "kubelet-relist": self._relist_loop(), "kubelet-status": self.status.run(),
+            "kubelet-events": self.events.run(), "kubelet-register": self.node.register(),
+            "kubelet-node-status": self.node.status_loop(), "kubelet-lease": self.node.lease_loop(),
+        }
+        for name, coro in loops.items():
             self._tasks.append(asyncio.create_task(coro, name=name))
 
     async def stop(self) -> None:
@@ -124,41 +130,33 @@ class Kubelet:
         self.desired.pop(uid, None)
         self.workers.kill(uid, pod)
 
-    async def _watch_pods(self) -> None:
-        selector = f"spec.nodeName={self.config.node_name}"
-        path = "/api/v1/pods"
-        delay = 0.2
+    async def _first_sync(self) -> None:
+        """Once the API has answered a list: pods restored from local state that it no longer has were
+        deleted while this agent was down or cut off (the informer never had them, so never says so)."""
+        await self.pods.wait_synced()
+        self._changes.put_nowait(("synced", {}))
+
+    async def _apply_changes(self) -> None:
+        """Informer changes, in order: saved locally first, then handed to the pod's worker."""
         while True:
-            try:
-                listing = await self.api.get(path, fieldSelector=selector)
-                items = listing.get("items") or []
-                seen = {_uid(p) for p in items}
-                for uid in [u for u in self.desired if u not in seen]:
-                    logger.info("pod %s is gone from the API; stopping it", uid)
-                    await self._forget(uid, self.desired.get(uid))
-                for pod in items:
-                    pod.setdefault("apiVersion", "v1")
-                    pod.setdefault("kind", "Pod")
-                    await self._set_desired(pod)
-                self.synced.set()
-                delay = 0.2
-                rv = listing["metadata"]["resourceVersion"]
-                async for event in self.api.watch(path, fieldSelector=selector, resourceVersion=rv,
-                                                  allowWatchBookmarks="true", timeoutSeconds="300"):
-                    kind, obj = event.get("type"), event.get("object") or {}
-                    if kind == "ERROR":
-                        break
-                    if kind == "BOOKMARK":
-                        continue
-                    if kind == "DELETED":
-                        await self._forget(_uid(obj), obj)
-                        await self.local.delete("pods", obj["metadata"].get("namespace", ""), obj["metadata"]["name"])
-                    else:
-                        await self._set_desired(obj)
-            except errors.StatusError as exc:
-                logger.info("pod list/watch interrupted: %s; retrying", exc.message)
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, 5.0)
+            kind, pod = await self._changes.get()
+            if kind == "synced":
+                known = {_uid(p) for p in self.pods.list()}
+                for uid in [u for u in self.desired if u not in known]:
+                    gone = self.desired[uid]
+                    logger.info("pod %s/%s is gone from the API; stopping it", gone["metadata"].get("namespace"),
+                                gone["metadata"]["name"])
+                    await self._forget(uid, gone)
+                    await self.local.delete("pods", gone["metadata"].get("namespace", ""), gone["metadata"]["name"])
+                continue
+            if kind == "delete":
+                meta = pod["metadata"]
+                await self._forget(_uid(pod), pod)
+                await self.local.delete("pods", meta.get("namespace", ""), meta["name"])
+                continue
+            pod = {"apiVersion": "v1", "kind": "Pod", **pod}  # the cache's object is never mutated
+            await self._set_desired(pod)
+            self.pods_seen.set()
 
     # -- workers -----------------------------------------------------------------------------------
 
@@ -177,8 +175,8 @@ class Kubelet:
             await self.local.delete("pods", meta.get("namespace", ""), meta["name"])
             if meta.get("deletionTimestamp"):  # graceful deletion: the kubelet has the last word
                 with contextlib.suppress(errors.StatusError):
-                    await self.api.delete(f"/api/v1/namespaces/{meta.get('namespace')}/pods/{meta['name']}",
-                                          {"gracePeriodSeconds": 0, "preconditions": {"uid": uid}})
+                    await self.api.delete(PODS, str(meta.get("namespace")), meta["name"],
+                                          options=DeleteOptions(uid=uid))
 
     def _probe_changed(self, uid: str) -> None:
         pod = self.desired.get(uid)
@@ -187,9 +185,16 @@ class Kubelet:
 
     # -- relist (PLEG) -----------------------------------------------------------------------------
 
-    async def relist(self) -> None:
+    async def relist(self, *, reconcile: bool = True) -> None:
+        """One list of the runtime: the cache syncs read, wake-ups for pods whose containers changed, and
+        (``reconcile``) kills of runtime pods no desired pod owns."""
+        started = time.monotonic()
         pods = await self.runtime.list_pods()
         current = {rp.uid: rp for rp in pods}
+        self.cache.pods = dict(current)
+        self.cache.listed_at = started
+        if not reconcile:
+            return
         self.node.runtime_ok = True
         for uid, rp in current.items():
             snapshot = tuple(sorted((c.id, c.state.value, c.exit_code) for c in rp.containers))

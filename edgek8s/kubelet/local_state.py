@@ -15,20 +15,14 @@ import os
 from pathlib import Path
 from typing import Any
 
+from edgek8s.pki.layout import write_private
+
 KINDS = ("pods", "configmaps", "secrets")
 
 
 def _write_atomically(path: Path, data: bytes) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    tmp = path.with_name(f".{path.name}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dir_fd = os.open(path.parent, os.O_RDONLY)
+    write_private(path, data)  # temp file, fsync, rename; 0600 in a 0700 directory
+    dir_fd = os.open(path.parent, os.O_RDONLY)  # and the rename itself survives a power cut
     try:
         os.fsync(dir_fd)
     finally:

@@ -22,15 +22,19 @@ import socket
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 from urllib.parse import urlsplit
 
+from edgek8s.client.interface import ClusterClient
 from edgek8s.config import AgentConfig
 from edgek8s.kubelet.status import now_rfc3339
 from edgek8s.model import errors
+from edgek8s.model.resources import by_id, resource_id
 
 logger = logging.getLogger(__name__)
 Obj = dict[str, Any]
+NODES = by_id(resource_id("", "nodes"))
+LEASES = by_id(resource_id("coordination.k8s.io", "leases"))
 KUBELET_VERSION = "v1.32.0-edgek8s"
 ARCH = {"x86_64": "amd64", "amd64": "amd64", "aarch64": "arm64", "arm64": "arm64", "armv7l": "arm",
         "armv6l": "arm", "armhf": "arm"}
@@ -88,20 +92,12 @@ def detect_node_ip(masters: tuple[str, ...]) -> str:
             return "127.0.0.1"
 
 
-class NodeApi(Protocol):
-    async def get(self, path: str, **params: str) -> Any: ...
-
-    async def create(self, path: str, body: Any) -> Any: ...
-
-    async def replace(self, path: str, body: Any) -> Any: ...
-
-
 def _quantity_bytes(value: int) -> str:
     return f"{value // 1024}Ki"
 
 
 class NodeStatusManager:
-    def __init__(self, config: AgentConfig, api: NodeApi, *, node_ip: str,
+    def __init__(self, config: AgentConfig, api: ClusterClient, *, node_ip: str,
                  runtime_version: Callable[[], Awaitable[str]],
                  images: Callable[[], Awaitable[list[Obj]]], on_disk_pressure: Callable[[], Awaitable[None]]) -> None:
         self.config = config
@@ -148,13 +144,17 @@ class NodeStatusManager:
             "pods": str(c.max_pods),
             "ephemeral-storage": _quantity_bytes(max(0, m.disk_total - c.reserved_storage_bytes)),
         }
+        # Messages are fixed texts (as upstream's): a measured number in them would change the status,
+        # and so cost a Raft write on every master, at every check.
         conditions = [
             self._condition("MemoryPressure", memory_pressure, "KubeletHasInsufficientMemory",
-                            "KubeletHasSufficientMemory", f"{m.memory_available // 2**20} MiB available"),
+                            "KubeletHasSufficientMemory", "kubelet has insufficient memory available"
+                            if memory_pressure else "kubelet has sufficient memory available"),
             self._condition("DiskPressure", disk_pressure, "KubeletHasDiskPressure", "KubeletHasNoDiskPressure",
-                            f"{100.0 * m.disk_free / max(1, m.disk_total):.0f}% of the data dir's disk free"),
+                            "kubelet has disk pressure" if disk_pressure else "kubelet has no disk pressure"),
             self._condition("PIDPressure", pid_pressure, "KubeletHasInsufficientPID", "KubeletHasSufficientPID",
-                            f"{m.pid_max - m.pids} PIDs free"),
+                            "kubelet has insufficient PID available" if pid_pressure
+                            else "kubelet has sufficient PID available"),
             self._condition("Ready", not self.runtime_ok, "KubeletNotReady", "KubeletReady",
                             "kubelet is posting ready status" if self.runtime_ok else "container runtime is down"),
         ]
@@ -173,9 +173,6 @@ class NodeStatusManager:
             "images": await self._images(),
         }
 
-    def _node_path(self) -> str:
-        return f"/api/v1/nodes/{self.config.node_name}"
-
     async def register(self) -> None:
         """Create the Node, or adopt it (labels merged) if it exists; retries until the API answers."""
         delay = 0.5
@@ -183,14 +180,14 @@ class NodeStatusManager:
             try:
                 status = await self.build_status()
                 try:
-                    node = await self._api.get(self._node_path())
+                    node = await self._api.get(NODES, "", self.config.node_name)
                     node["metadata"].setdefault("labels", {}).update(self._labels())
-                    node = await self._api.replace(self._node_path(), node)
+                    node = await self._api.update(NODES, node)
                 except errors.NotFound:
                     body = {"apiVersion": "v1", "kind": "Node",
                             "metadata": {"name": self.config.node_name, "labels": self._labels()},
                             "spec": {"podCIDR": self.config.podman.pod_cidr, "podCIDRs": [self.config.podman.pod_cidr]}}
-                    node = await self._api.create("/api/v1/nodes", body)
+                    node = await self._api.create(NODES, body)
                 await self._write_status(node, status)
                 self.registered.set()
                 logger.info("registered node %s (%s)", self.config.node_name, self.node_ip)
@@ -203,7 +200,7 @@ class NodeStatusManager:
     async def _write_status(self, node: Obj, status: Obj) -> None:
         body = {"apiVersion": "v1", "kind": "Node", "metadata": {"name": self.config.node_name},
                 "spec": node.get("spec") or {}, "status": status}
-        await self._api.replace(self._node_path() + "/status", body)
+        await self._api.update_status(NODES, body)
         self._written = status
         self._written_at = asyncio.get_running_loop().time()
 
@@ -217,7 +214,7 @@ class NodeStatusManager:
                     await self._on_disk_pressure()
                 stale = asyncio.get_running_loop().time() - self._written_at > self.config.node_status_report_interval
                 if status != self._written or stale:
-                    node = await self._api.get(self._node_path())
+                    node = await self._api.get(NODES, "", self.config.node_name)
                     await self._write_status(node, status)
             except errors.NotFound:
                 logger.warning("node %s was deleted; registering again", self.config.node_name)
@@ -228,24 +225,23 @@ class NodeStatusManager:
 
     async def lease_loop(self) -> None:
         await self.registered.wait()
-        path = f"/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/{self.config.node_name}"
         while True:
             try:
-                await self.renew_lease(path)
+                await self.renew_lease()
             except errors.StatusError as exc:
                 logger.debug("lease not renewed: %s", exc.message)
             await asyncio.sleep(self.config.lease_renew_interval)
 
-    async def renew_lease(self, path: str) -> None:
+    async def renew_lease(self) -> None:
         now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
         spec = {"holderIdentity": self.config.node_name, "leaseDurationSeconds": self.config.lease_duration_seconds,
                 "renewTime": now}
         body = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                 "metadata": {"name": self.config.node_name, "namespace": "kube-node-lease"}, "spec": spec}
         try:
-            await self._api.replace(path, body)
+            await self._api.update(LEASES, body)
         except errors.NotFound:
-            await self._api.create(path.rsplit("/", 1)[0], body)
+            await self._api.create(LEASES, body)
 
 
 def _read(path: str) -> str:

@@ -17,8 +17,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from edgek8s._util.backoff import Backoff
@@ -45,6 +46,14 @@ class EventSink(Protocol):
     def event(self, pod: Obj, kind: str, reason: str, message: str) -> None: ...
 
 
+@dataclass(slots=True)
+class RuntimeCache:
+    """The last relist (the PLEG's view): a sync reuses it unless it acted on the pod since the list began."""
+
+    pods: dict[str, RuntimePod] = field(default_factory=dict)
+    listed_at: float = 0.0  # monotonic time the last full relist *started*; 0: never
+
+
 @dataclass(frozen=True, slots=True)
 class SyncResult:
     requeue_after: float | None  # None: only on the next change or resync
@@ -53,7 +62,7 @@ class SyncResult:
 class PodSyncer:
     def __init__(self, *, runtime: ContainerRuntime, volumes: VolumeManager, source: ObjectSource,
                  probes: ProbeManager, backoff: Backoff, events: EventSink, status: StatusWriter,
-                 host_ip: Callable[[], str]) -> None:
+                 host_ip: Callable[[], str], cache: RuntimeCache | None = None) -> None:
         self.runtime = runtime
         self.volumes = volumes
         self.source = source
@@ -63,7 +72,18 @@ class PodSyncer:
         self.status = status
         self._host_ip = host_ip
         self.last_status: dict[str, Obj] = {}
-        self._killed_for_probe: set[str] = set()
+        self.cache = cache or RuntimeCache()
+        self._acted: dict[str, float] = {}  # uid -> when this syncer last changed its runtime state
+
+    def _touch(self, uid: str) -> None:
+        self._acted[uid] = time.monotonic()
+
+    async def _known_pod(self, uid: str) -> RuntimePod:
+        """The relist's view when nothing was done to the pod since that list began, else a fresh list."""
+        acted = self._acted.get(uid)
+        if self.cache.listed_at and (acted is None or acted < self.cache.listed_at):
+            return self.cache.pods.get(uid) or RuntimePod(uid=uid)
+        return await self._runtime_pod(uid)
 
     async def _runtime_pod(self, uid: str) -> RuntimePod:
         for rp in await self.runtime.list_pods(uid=uid):
@@ -93,12 +113,14 @@ class PodSyncer:
 
     async def sync_pod(self, pod: Obj) -> SyncResult:
         uid = pod["metadata"]["uid"]
-        rp = await self._runtime_pod(uid)
+        rp = await self._known_pod(uid)
+        before = self._acted.get(uid)
         outcome = SyncOutcome()
         try:
             requeue = await self._converge(pod, rp, outcome)
         finally:
-            rp = await self._runtime_pod(uid)
+            if self._acted.get(uid) != before:
+                rp = await self._runtime_pod(uid)
             self._report(pod, rp, outcome)
         return SyncResult(requeue)
 
@@ -112,10 +134,12 @@ class PodSyncer:
         if self._terminal(uid):
             for c in rp.containers:
                 if c.state == ContainerState.RUNNING:
+                    self._touch(uid)
                     await self.runtime.stop_container(c.id, timeout=grace)
             return None
         sandbox = rp.sandbox
         if sandbox is None or not sandbox.ready:
+            self._touch(uid)
             if sandbox is not None:
                 self.events.event(pod, "Normal", "SandboxChanged",
                                   "Pod sandbox changed, it will be killed and re-created.")
@@ -168,11 +192,13 @@ class PodSyncer:
                 return None
             self.events.event(pod, "Normal", "Killing", f"Container {container['name']} {reason}, will be restarted")
             await self.probes.stop(container_ids={latest.id})
+            self._touch(uid)
             await self.runtime.stop_container(latest.id, timeout=grace)
             if latest.spec_hash != spec_hash(container):
                 return await self._start(pod, container, rp, sandbox_id, paths, outcome, init=False)
             return 0.0  # resync at once: the exited container follows the restart policy
         if latest.state == ContainerState.CREATED:
+            self._touch(uid)
             await self.runtime.start_container(latest.id)
             return None
         await self.probes.stop(container_ids={latest.id})
@@ -232,6 +258,7 @@ class PodSyncer:
             return 10.0
         sandbox = rp.sandbox
         assert sandbox is not None or sandbox_id
+        self._touch(pod["metadata"]["uid"])
         try:
             container_id = await self.runtime.create_container(sandbox_id, sandbox_config(pod), config)
             await self.runtime.start_container(container_id)
@@ -269,6 +296,7 @@ class PodSyncer:
             instances.sort(key=lambda c: c.attempt, reverse=True)
             for old in instances[KEEP_EXITED + 1:]:
                 if old.state == ContainerState.EXITED:
+                    self._touch(rp.uid)
                     await self.runtime.remove_container(old.id)
 
     async def kill_pod(self, uid: str, pod: Obj | None, *, grace: float | None = None) -> None:
@@ -289,3 +317,5 @@ class PodSyncer:
         await self.volumes.teardown(uid)
         self.backoff.forget_prefix(f"{uid}/")
         self.last_status.pop(uid, None)
+        self._acted.pop(uid, None)
+        self.cache.pods.pop(uid, None)

@@ -8,20 +8,18 @@ seconds: a pod's sync reads each object it uses once, not once per container.
 from __future__ import annotations
 
 import time
-from typing import Any, Protocol
+from typing import Any
 
+from edgek8s.client.interface import ClusterClient
 from edgek8s.kubelet.local_state import LocalState
 from edgek8s.model import errors
+from edgek8s.model.resources import by_id, resource_id
 
-PATHS = {"configmaps": "/api/v1/namespaces/{ns}/configmaps/{name}", "secrets": "/api/v1/namespaces/{ns}/secrets/{name}"}
-
-
-class ApiReader(Protocol):
-    async def get(self, path: str, **params: str) -> Any: ...
+TYPES = {kind: by_id(resource_id("", kind)) for kind in ("configmaps", "secrets")}
 
 
 class ObjectSource:
-    def __init__(self, api: ApiReader, state: LocalState, *, ttl: float = 5.0) -> None:
+    def __init__(self, api: ClusterClient, state: LocalState, *, ttl: float = 5.0) -> None:
         self._api = api
         self._state = state
         self._ttl = ttl
@@ -35,7 +33,7 @@ class ObjectSource:
             return cached[1]
         obj: dict[str, Any] | None
         try:
-            obj = await self._api.get(PATHS[kind].format(ns=namespace, name=name))
+            obj = await self._api.get(TYPES[kind], namespace, name)
         except errors.NotFound:
             obj = None
             await self._state.delete(kind, namespace, name)

@@ -12,13 +12,16 @@ import asyncio
 import datetime
 import logging
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
+from edgek8s.client.interface import ClusterClient
 from edgek8s.kubelet.runtime import ContainerState, ContainerStatus, RuntimePod
 from edgek8s.model import errors
+from edgek8s.model.resources import by_id, resource_id
 
 logger = logging.getLogger(__name__)
 Obj = dict[str, Any]
+PODS = by_id(resource_id("", "pods"))
 
 
 def now_rfc3339() -> str:
@@ -161,7 +164,7 @@ def pod_status(pod: Obj, rp: RuntimePod, outcome: SyncOutcome, *, host_ip: str, 
     status: Obj = {
         "phase": phase, "conditions": conditions, "hostIP": host_ip, "hostIPs": [{"ip": host_ip}],
         "startTime": old.get("startTime") or now_rfc3339(), "containerStatuses": statuses,
-        "qosClass": old.get("qosClass") or qos_class(pod),
+        "qosClass": qos_class(pod),
     }
     if init_statuses:
         status["initContainerStatuses"] = init_statuses
@@ -190,20 +193,17 @@ def qos_class(pod: Obj) -> str:
     return "Guaranteed" if guaranteed else "Burstable"
 
 
-class StatusApi(Protocol):
-    async def replace(self, path: str, body: Any) -> Any: ...
-
-
 class StatusWriter:
     """Latest status per pod uid, written by one task; unchanged statuses are never written."""
 
-    def __init__(self, api: StatusApi, *, retry: float = 2.0) -> None:
+    def __init__(self, api: ClusterClient, *, retry: float = 2.0) -> None:
         self._api = api
         self._retry = retry
         self._written: dict[str, Obj] = {}  # uid -> the status the API has (as far as we know)
         self._pending: dict[str, tuple[Obj, Obj]] = {}  # uid -> (pod, status)
         self._wake = asyncio.Event()
         self.writes = 0
+        self.parallel = 8  # writes in flight: a burst of new pods is not serialised behind Raft round trips
 
     def seed(self, uid: str, status: Obj) -> None:
         """What the API already has for ``uid`` (from a list or watch), so an equal status is not rewritten."""
@@ -225,30 +225,33 @@ class StatusWriter:
     def written(self, uid: str) -> Obj | None:
         return self._written.get(uid)
 
+    async def _write(self, uid: str, pod: Obj, status: Obj) -> bool:
+        meta = pod["metadata"]
+        body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": meta["name"],
+                "namespace": meta.get("namespace", "default"), "uid": uid}, "spec": pod.get("spec"),
+                "status": status}
+        try:
+            await self._api.update_status(PODS, body)
+        except errors.NotFound:
+            return True  # the pod is gone; its worker will be told
+        except errors.StatusError as exc:
+            if uid not in self._pending:  # a newer status supersedes this one
+                self._pending[uid] = (pod, status)
+            logger.debug("status of %s/%s not written: %s", meta.get("namespace"), meta["name"], exc.message)
+            return False
+        self._written[uid] = status
+        self.writes += 1
+        return True
+
     async def run(self) -> None:
         while True:
             await self._wake.wait()
             self._wake.clear()
-            failed = False
-            for uid in list(self._pending):
-                pod, status = self._pending.pop(uid)
-                meta = pod["metadata"]
-                body = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": meta["name"],
-                        "namespace": meta.get("namespace", "default"), "uid": uid}, "spec": pod.get("spec"),
-                        "status": status}
-                path = f"/api/v1/namespaces/{meta.get('namespace', 'default')}/pods/{meta['name']}/status"
-                try:
-                    await self._api.replace(path, body)
-                except errors.NotFound:
-                    continue  # the pod is gone; its worker will be told
-                except errors.StatusError as exc:
-                    if uid not in self._pending:
-                        self._pending[uid] = (pod, status)
-                    failed = True
-                    logger.debug("status of %s/%s not written: %s", meta.get("namespace"), meta["name"], exc.message)
-                    continue
-                self._written[uid] = status
-                self.writes += 1
-            if failed:
-                await asyncio.sleep(self._retry)
+            batch = list(self._pending.items())[:self.parallel]
+            for uid, _ in batch:
+                del self._pending[uid]
+            results = await asyncio.gather(*(self._write(uid, pod, status) for uid, (pod, status) in batch))
+            if self._pending:
                 self._wake.set()
+            if not all(results):
+                await asyncio.sleep(self._retry)

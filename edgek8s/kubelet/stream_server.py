@@ -31,12 +31,13 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from edgek8s.config import KubeletServerConfig
 from edgek8s.kubelet.streams import ContainerRef, ContainerStreams, ExecOptions, ExecSession, LogOptions, PodRef
 from edgek8s.model import channels, errors
-from edgek8s.pki.certs import identity_from_peercert, server_tls_context
+from edgek8s.pki.certs import ClientVerifier, mutual_tls_server_context
 
 logger = logging.getLogger(__name__)
 
 STREAMS = web.AppKey("container_streams", ContainerStreams)
 ALLOWED = web.AppKey("allowed_clients", frozenset)
+VERIFIER = web.AppKey("client_verifier", ClientVerifier)
 
 
 _MAX_MESSAGE = 4 * 1024 * 1024
@@ -51,13 +52,16 @@ def _status(error: errors.StatusError) -> web.Response:
 
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
+    # The handshake required a certificate of the cluster CA already; this also checks its validity period
+    # per request (a kept-alive connection outlives a certificate) and reads who it names.
     transport = request.transport
-    identity = identity_from_peercert(transport.get_extra_info("peercert") if transport is not None else None)
+    ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
+    identity = request.app[VERIFIER].identity(ssl_object.getpeercert(binary_form=True) if ssl_object else None)
     try:
         if identity is None:
             raise errors.Unauthorized("Unauthorized")
-        if identity[0] not in request.app[ALLOWED]:
-            raise errors.Forbidden(f'user "{identity[0]}" may not use the kubelet API')
+        if identity.user not in request.app[ALLOWED]:
+            raise errors.Forbidden(f'user "{identity.user}" may not use the kubelet API')
         return await handler(request)
     except errors.StatusError as exc:
         return _status(exc)
@@ -237,10 +241,12 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
-def build_kubelet_app(streams: ContainerStreams, allowed_clients: tuple[str, ...]) -> web.Application:
+def build_kubelet_app(streams: ContainerStreams, allowed_clients: tuple[str, ...],
+                      verifier: ClientVerifier) -> web.Application:
     app = web.Application(middlewares=[guard], client_max_size=_MAX_MESSAGE)
     app[STREAMS] = streams
     app[ALLOWED] = frozenset(allowed_clients)
+    app[VERIFIER] = verifier
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/containerLogs/{namespace}/{pod}/{uid}/{container}", container_logs)
     app.router.add_get("/exec/{namespace}/{pod}/{uid}/{container}", exec_command)
@@ -256,14 +262,14 @@ class KubeletServer:
 
     def __init__(self, config: KubeletServerConfig, streams: ContainerStreams) -> None:
         self.config = config
-        self.app = build_kubelet_app(streams, config.allowed_clients)
+        self.app = build_kubelet_app(streams, config.allowed_clients,
+                                     ClientVerifier(config.client_ca_file.read_bytes()))
         self._runner: web.AppRunner | None = None
         self.port = config.port
 
     async def start(self) -> None:
         config = self.config
-        tls = server_tls_context(config.tls_cert_file, config.tls_key_file, config.client_ca_file,
-                                 require_client_cert=True)
+        tls = mutual_tls_server_context(config.tls_cert_file, config.tls_key_file, config.client_ca_file)
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0,
                                      handler_cancellation=True)
         await self._runner.setup()

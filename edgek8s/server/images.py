@@ -62,3 +62,20 @@ def save_image(tag: str, archive: Path, *, env: Mapping[str, str] | None = None,
     )
     if result.returncode != 0:
         raise ConfigError(f"podman save {tag} failed: {result.stderr.strip()[-2000:]}")
+
+
+def build_archive(tag: str, archive: Path) -> Path:
+    """Build ``tag`` in a scratch Podman storage beside ``archive`` and save it there (for ``import_image``)."""
+    import asyncio
+
+    from edgek8s.config import PodmanConfig
+    from edgek8s.kubelet.podman_host import remove_everything, resolve, write_config
+
+    host = resolve(PodmanConfig(), archive.parent / f".build-{archive.stem}")
+    write_config(host)
+    try:
+        build_image(tag, env=host.env())
+        save_image(tag, archive, env=host.env())
+    finally:
+        asyncio.run(remove_everything(host))
+    return archive

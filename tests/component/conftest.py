@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from edgek8s.client.rest import RestClient
+from tests.support.agent import busybox_archive, kubelet_client, kubelet_master  # noqa: F401  (kubelet tests' fixtures)
 from tests.support.cluster import LocalCluster
 
 

@@ -25,6 +25,7 @@ import pytest
 from edgek8s.config import PodmanConfig
 from edgek8s.kubelet.podman_host import PodmanHost, remove_everything, resolve
 from edgek8s.pki.certs import issue, read_pair, write_pair
+from edgek8s.pki.layout import Layout
 from tests.e2e.kubectl_support import Cluster, Kubectl, manifest, unique
 from tests.support.agent import IMAGE, build_test_archive, random_pod_cidr
 
@@ -90,8 +91,8 @@ def worker(edgek8s_cluster: Cluster, kubectl: Kubectl, tmp_path_factory: pytest.
     agent: subprocess.Popen[bytes] | None = None
     node = unique("worker")
     try:
-        pki = edgek8s_cluster.state_dir / "pki"
-        ca = read_pair(pki / "ca.crt", pki / "ca.key")
+        first = Layout(edgek8s_cluster.state_dir / "master-1")  # `edgek8s up`'s first master holds the CA
+        ca = read_pair(first.ca_cert, first.ca_key)
         write_pair(issue(ca, common_name=f"system:node:{node}", organizations=["system:nodes"], client=True),
                    base / "node.crt", base / "node.key")
         write_pair(issue(ca, common_name=f"system:node:{node}", dns_names=["localhost"], ip_addresses=["127.0.0.1"],
@@ -100,7 +101,7 @@ def worker(edgek8s_cluster: Cluster, kubectl: Kubectl, tmp_path_factory: pytest.
         masters = [m["api"] for m in json.loads((edgek8s_cluster.state_dir / "cluster.json").read_text())["masters"]]
         command = [
             sys.executable, "-m", "edgek8s", "agent", "--name", node, "--data-dir", str(base / "agent"),
-            *(f"--server={url}" for url in masters), "--ca-file", str(pki / "ca.crt"),
+            *(f"--server={url}" for url in masters), "--ca-file", str(first.ca_cert),
             "--cert-file", str(base / "node.crt"), "--key-file", str(base / "node.key"), "--node-ip", "127.0.0.1",
             "--kubelet-port", str(kubelet_port), "--pod-cidr", pod_cidr, "--backoff-initial", "0.2",
             "--backoff-max", "1", "--relist-period", "0.5", "--tls-cert-file", str(base / "kubelet.crt"),

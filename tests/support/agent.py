@@ -11,15 +11,18 @@ import asyncio
 import random
 import shutil
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from edgek8s.client.rest import RestClient
 from edgek8s.config import AgentConfig, PodmanConfig
-from edgek8s.kubelet.podman_host import PodmanHost, remove_everything, resolve, write_config
+from edgek8s.kubelet.podman_host import PodmanHost, remove_everything
 from edgek8s.server.agent import Agent
-from edgek8s.server.images import TEST_IMAGE, build_image, save_image
+from edgek8s.server.images import TEST_IMAGE, build_archive
+from tests.support.cluster import LocalCluster
 
 IMAGE = TEST_IMAGE
 
@@ -30,15 +33,31 @@ def random_pod_cidr() -> str:
 
 def build_test_archive(directory: Path) -> Path:
     """Build the busybox test image in a scratch storage and save it to ``directory/busybox.tar``."""
-    host = resolve(PodmanConfig(), directory / "builder")
-    write_config(host)
+    return build_archive(IMAGE, directory / "busybox.tar")
+
+
+@pytest.fixture(scope="session")
+def busybox_archive(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The busybox test image, built once per session, as an archive every agent imports."""
+    return build_test_archive(tmp_path_factory.mktemp("images"))
+
+
+@pytest.fixture
+async def kubelet_master(tmp_path: Path) -> AsyncIterator[LocalCluster]:
+    """One in-process master (an agent test needs the API, not a quorum)."""
+    local = LocalCluster.build(tmp_path / "masters", 1)
+    await local.start()
     try:
-        build_image(IMAGE, env=host.env())
-        archive = directory / "busybox.tar"
-        save_image(IMAGE, archive, env=host.env())
+        await local.wait_ready()
+        yield local
     finally:
-        asyncio.run(remove_everything(host))
-    return archive
+        await local.stop()
+
+
+@pytest.fixture
+async def kubelet_client(kubelet_master: LocalCluster) -> AsyncIterator[RestClient]:
+    async with RestClient(kubelet_master.urls[0], timeout=20.0) as rest:
+        yield rest
 
 
 def agent_config(data_dir: Path, urls: list[str], name: str = "worker-1", **overrides: Any) -> AgentConfig:
