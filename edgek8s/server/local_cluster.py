@@ -362,6 +362,8 @@ def _print_next_steps(manifest: dict[str, Any]) -> None:
             print(f"  curl {manifest['sample_app']}")
         print(f"  kubectl scale deployment {SAMPLE_APP} --replicas=2    (the second pod stays Pending: hostPort taken)")
         print(f"  kubectl describe pod -l app={SAMPLE_APP}        (events from the scheduler and the kubelet)")
+        print(f"  kubectl logs -f deployment/{SAMPLE_APP}     kubectl exec -it deployment/{SAMPLE_APP} -- sh")
+        print(f"  kubectl port-forward deployment/{SAMPLE_APP} 8080:8080     kubectl top pod")
     print("  kubectl get configmaps --watch        (in another terminal; then: kubectl create configmap hi)")
     print(f"  {edgek8s} status --kubeconfig {kubeconfig}")
     print(f"  {edgek8s} down --state-dir {state_dir}")
