@@ -168,6 +168,7 @@ async def _exec(request: web.Request, namespace: str, name: str, *, attach: bool
     except errors.StatusError as exc:
         # Refusing the upgrade would send kubectl to its SPDY fallback, whose error hides this one.
         await ws.prepare(request)
+        await asyncio.sleep(channels.FAILURE_GRACE)
         await ws.send_bytes(channels.failure_frame(exc))
         await ws.close()
         return ws

@@ -159,6 +159,7 @@ async def _serve_session(request: web.Request, command: tuple[str, ...], *, atta
         session = await open_session(_container(request), options)
     except errors.StatusError as exc:  # as upstream: upgrade, then the reason on the status channel
         await ws.prepare(request)
+        await asyncio.sleep(channels.FAILURE_GRACE)
         await ws.send_bytes(channels.failure_frame(exc))
         await ws.close()
         return ws

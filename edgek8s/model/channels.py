@@ -70,6 +70,12 @@ def status_frame(status: dict[str, Any]) -> bytes:
     return encode(ERROR, json.dumps(status).encode())
 
 
+# kubectl 1.32 registers its streams only after the upgrade completes and drops frames for a stream it has not
+# registered yet ("Unknown stream id 3, discarding message", then exit 1 without the reason): a status sent
+# the moment the connection opens must wait this long. Only failures that happen before anything ran do.
+FAILURE_GRACE = 0.25
+
+
 def failure_frame(error: errors.StatusError) -> bytes:
     """The status frame for an exec/attach that could not start (kubectl prints the error, exits 1)."""
     return status_frame(error_status(error.message, reason=error.reason, code=error.code))
