@@ -1052,7 +1052,7 @@ def test_logs(worker: Worker, ns: str) -> None:
     assert 'pods "nope" not found' in missing.stderr
 
 
-@compat("kubectl logs", "--tail --timestamps --since --limit-bytes")
+@compat("kubectl logs", "--tail --timestamps --since --since-time --limit-bytes")
 def test_logs_options(worker: Worker, ns: str) -> None:
     worker.run_pod(ns, "talker", {"app": f"{LINES}; sleep 3600"})
     _eventually(lambda: worker.kubectl("logs", "talker", "-n", ns).stdout, lambda o: "line 5" in o)
@@ -1060,6 +1060,8 @@ def test_logs_options(worker: Worker, ns: str) -> None:
     stamped = worker.kubectl("logs", "talker", "-n", ns, "--timestamps", "--tail=1").stdout.splitlines()
     assert len(stamped) == 1 and re.match(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z line 5$", stamped[0]), stamped
     assert worker.kubectl("logs", "talker", "-n", ns, "--since=1h").stdout.splitlines()[0] == "line 1"
+    later = (datetime.datetime.now(datetime.UTC) + datetime.timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    assert worker.kubectl("logs", "talker", "-n", ns, f"--since-time={later}").stdout == ""
     assert worker.kubectl("logs", "talker", "-n", ns, "--limit-bytes=9").stdout == "line 1\nli"
 
 

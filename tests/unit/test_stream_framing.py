@@ -1,4 +1,5 @@
-"""Framing of kubectl's stream protocols: the exec/attach WebSocket channels and SPDY/3 (port-forward)."""
+"""Framing of kubectl's stream protocols (exec/attach WebSocket channels, SPDY/3 for port-forward), of Podman's
+streams, and the usage rates behind kubectl top."""
 
 from __future__ import annotations
 
@@ -11,6 +12,8 @@ import pytest
 
 from edgek8s.api import spdy
 from edgek8s.kubelet.podman_http import dechunk, demultiplex, demultiplex_joined
+from edgek8s.kubelet.streams import PodRef
+from edgek8s.kubelet.usage import ContainerSample, UsageMeter
 from edgek8s.model import channels
 
 
@@ -143,3 +146,25 @@ async def test_log_payloads_join_across_http_chunks_and_reads() -> None:
                 yield body[i:i + size]
 
         assert b"".join([chunk async for chunk in demultiplex_joined(reads())]) == b"".join(lines)
+
+
+async def test_usage_rates_from_cumulative_cpu() -> None:
+    pod = PodRef(namespace="ns", name="p", uid="u")
+    cpu = {"a": 0}
+    containers = ["a"]
+
+    async def sample() -> list[ContainerSample]:
+        cpu["a"] += 50_000_000  # 50 ms of CPU per sample
+        cpu.setdefault("b", 0)
+        cpu["b"] += 10_000_000
+        return [ContainerSample(pod=pod, container=c, key=c, cpu_ns=cpu[c], memory_bytes=1024) for c in containers]
+
+    meter = UsageMeter(sample, min_window=0.05)
+    first = await meter.usage()  # sampled twice, 50 ms apart: 50 ms of CPU in >= 50 ms
+    (usage,) = first.pods[0].containers
+    assert usage.name == "a" and 0 < usage.cpu_nanocores <= 1_000_000_000 and usage.memory_bytes == 1024
+    assert first.window_seconds >= 0.05 and first.cpu_nanocores >= 0 and first.memory_bytes > 0
+    containers.append("b")  # a container new since the last sample is measured over a window of its own
+    second = await meter.usage()
+    rates = {c.name: c.cpu_nanocores for c in second.pods[0].containers}
+    assert set(rates) == {"a", "b"} and rates["b"] > 0
