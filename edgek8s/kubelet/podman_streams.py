@@ -242,20 +242,27 @@ async def _until_exit(chunks: AsyncIterator[bytes], exited: asyncio.Task[None] |
         return
     iterator = aiter(chunks)
     chunk: bytes | None
-    while True:
-        following: asyncio.Future[bytes | None] = asyncio.ensure_future(anext(iterator, None))
-        if not exited.done():
-            await asyncio.wait((following, exited), return_when=asyncio.FIRST_COMPLETED)
-        if following.done():
-            chunk = following.result()
-        else:
-            try:
-                chunk = await asyncio.wait_for(following, _DRAIN)
-            except TimeoutError:
+    following: asyncio.Future[bytes | None] | None = None
+    try:
+        while True:
+            following = asyncio.ensure_future(anext(iterator, None))
+            if not exited.done():
+                await asyncio.wait((following, exited), return_when=asyncio.FIRST_COMPLETED)
+            if following.done():
+                chunk = following.result()
+            else:
+                try:
+                    chunk = await asyncio.wait_for(following, _DRAIN)
+                except TimeoutError:
+                    return
+            if chunk is None:
                 return
-        if chunk is None:
-            return
-        yield chunk
+            yield chunk
+    finally:
+        if following is not None and not following.done():  # the reader went away mid-read
+            following.cancel()
+            with contextlib.suppress(asyncio.CancelledError, errors.StatusError, OSError):
+                await following
 
 
 def _newest_first(container: dict[str, Any]) -> tuple[int, str, str]:
