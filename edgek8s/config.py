@@ -190,7 +190,7 @@ class AgentConfig:
     lease_renew_interval: float = 10.0
     node_status_interval: float = 10.0  # measure conditions this often
     node_status_report_interval: float = 300.0  # write an unchanged Node status this often
-    relist_period: float = 2.0
+    relist_period: float = 10.0  # a safety net: container starts and deaths are seen at once (runtime events)
     resync_period: float = 60.0
     backoff_initial: float = 10.0
     backoff_max: float = 300.0

@@ -207,7 +207,8 @@ def _add_agent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     agent.add_argument("--reserved-memory", default="256Mi", help="memory kept from pods (quantity)")
     agent.add_argument("--backoff-initial", type=float, default=10.0, help="first CrashLoopBackOff delay (s)")
     agent.add_argument("--backoff-max", type=float, default=300.0, help="longest CrashLoopBackOff delay (s)")
-    agent.add_argument("--relist-period", type=float, default=2.0, help="seconds between relists of Podman")
+    agent.add_argument("--relist-period", type=float, default=10.0,
+                       help="seconds between full relists of Podman (container deaths are seen at once)")
     agent.add_argument("--log-level", default=_env("log_level", "INFO"))
 
 

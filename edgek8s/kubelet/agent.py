@@ -214,13 +214,25 @@ class Kubelet:
         self.runtime_pods = current
 
     async def _relist_loop(self) -> None:
+        """A full relist every ``relist_period``; between them, container starts and deaths the runtime
+        reports wake their pod's worker at once (with a fresh read of that pod)."""
         while True:
             try:
                 await self.relist()
             except RuntimeFailure as exc:
                 self.node.runtime_ok = False
                 logger.warning("relist failed: %s", exc)
-            await asyncio.sleep(self.config.relist_period)
+            deadline = time.monotonic() + self.config.relist_period
+            while (left := deadline - time.monotonic()) > 0:
+                try:
+                    changed = await self.runtime.wait_changes(left)
+                except RuntimeFailure:
+                    changed = set()
+                    await asyncio.sleep(left)
+                for uid in changed:
+                    if uid in self.desired:
+                        self.syncer.invalidate(uid)
+                        self.workers.update(self.desired[uid])
 
     # -- images and garbage ------------------------------------------------------------------------
 

@@ -8,6 +8,7 @@ behaviour for its image (``behaviours[image]``). Images are present when listed 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import itertools
 from dataclasses import dataclass
@@ -44,6 +45,8 @@ class FakeRuntime:
         self._ids = itertools.count(1)
         self._prefix = pod_cidr_prefix
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._changed: set[str] = set()
+        self._wake = asyncio.Event()
 
     async def start(self) -> None:
         return None
@@ -128,6 +131,16 @@ class FakeRuntime:
         if container_id in self.containers and self.containers[container_id][1].state == ContainerState.RUNNING:
             self._set(container_id, state=ContainerState.EXITED, exit_code=code,
                       reason="Completed" if code == 0 else "Error", finished_at=now_rfc3339())
+            self._changed.add(self._uid_of(self.containers[container_id][0]))
+            self._wake.set()
+
+    async def wait_changes(self, timeout: float) -> set[str]:
+        if not self._changed:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout)
+        self._wake.clear()
+        changed, self._changed = self._changed, set()
+        return changed
 
     async def stop_container(self, container_id: str, *, timeout: float) -> None:
         if container_id in self.containers:

@@ -78,6 +78,10 @@ class PodSyncer:
     def _touch(self, uid: str) -> None:
         self._acted[uid] = time.monotonic()
 
+    def invalidate(self, uid: str) -> None:
+        """The runtime reported a change to this pod: its next sync reads it afresh, not from the relist."""
+        self._touch(uid)
+
     async def _known_pod(self, uid: str) -> RuntimePod:
         """The relist's view when nothing was done to the pod since that list began, else a fresh list."""
         acted = self._acted.get(uid)
@@ -166,9 +170,18 @@ class PodSyncer:
                 continue
             if latest is not None and latest.state == ContainerState.RUNNING:
                 return None  # the relist tells us when it exits
-            if latest is not None and latest.state == ContainerState.EXITED and policy == "Never":
-                outcome.failed_message = f"init container {container['name']} failed"
-                return None
+            if latest is not None and latest.state == ContainerState.EXITED:
+                if policy == "Never":
+                    outcome.failed_message = f"init container {container['name']} failed"
+                    return None
+                key = f"{uid}/init/{container['name']}"
+                remaining = self.backoff.remaining(key)
+                if remaining > 0:  # a failing init container backs off like any other
+                    outcome.waiting[container["name"]] = Waiting(
+                        reason="CrashLoopBackOff", message=f"back-off restarting failed init container "
+                        f"{container['name']}")
+                    return remaining
+                self.backoff.record_restart(key)
             return await self._start(pod, container, rp, sandbox.id, paths, outcome, init=True)
         requeue: list[float] = []
         for container in spec.get("containers") or []:

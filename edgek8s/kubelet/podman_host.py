@@ -51,6 +51,10 @@ class PodmanHost:
         return self.conf_dir / "storage.conf"
 
     @property
+    def events_log(self) -> Path:
+        return self.run_dir / "events.log"
+
+    @property
     def socket(self) -> Path:
         return self.config.socket or self.run_dir / SOCKET_NAME
 
@@ -108,8 +112,11 @@ def write_config(host: PodmanHost) -> None:
         "[engine]",
         f'runtime = "{host.oci_runtime}"',
         f'cgroup_manager = "{host.cgroup_manager}"',
-        # Podman's event log is a file write per container event and exec (probe): SD-card wear for nothing.
-        'events_logger = "none"',
+        # Podman's event log, on tmpfs (never the SD card), bounded: the agent tails it to see a container
+        # die the moment it does, so the full relist can be rare (each one makes Podman write its state DB).
+        'events_logger = "file"',
+        f'events_logfile_path = "{host.events_log}"',
+        'events_logfile_max_size = "1m"',
         f'tmp_dir = "{host.run_dir / "libpod"}"',
         "[network]",
         f'network_config_dir = "{host.conf_dir / "networks"}"',

@@ -9,6 +9,7 @@ so each is inspected once and cached.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import functools
 import ipaddress
@@ -72,6 +73,7 @@ class PodmanRuntime:
         self._ips: dict[str, str] = {}  # sandbox id -> IP
         self._exited: dict[str, tuple[str, str, int]] = {}  # container id -> (reason, finishedAt, exit code)
         self._version = ""
+        self._events_offset = 0
         self._images: dict[str, tuple[float, str | None]] = {}  # image -> (when looked up, id)
 
     @property
@@ -90,6 +92,8 @@ class PodmanRuntime:
 
     async def start(self) -> None:
         self._client = podman.PodmanClient(base_url=f"unix://{self.host.socket}", timeout=120)
+        with contextlib.suppress(FileNotFoundError):  # only what happens from now on is news
+            self._events_offset = self.host.events_log.stat().st_size
         await self._ensure_network()
 
     async def stop(self) -> None:
@@ -328,6 +332,41 @@ class PodmanRuntime:
         if response.status_code >= 400 and response.status_code != 404:
             raise RuntimeFailure(f"podman rm: {response.text.strip()}")
         self._exited.pop(container_id, None)
+
+    async def wait_changes(self, timeout: float) -> set[str]:
+        """Tail Podman's event log (tmpfs) for container starts and deaths, polling its size every 0.2 s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            changed = await asyncio.to_thread(self._read_events)
+            if changed or time.monotonic() >= deadline:
+                return changed
+            await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+    def _read_events(self) -> set[str]:
+        path = self.host.events_log
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return set()
+        if size < self._events_offset:  # Podman rotated the log (events_logfile_max_size)
+            self._events_offset = 0
+        if size == self._events_offset:
+            return set()
+        with path.open("rb") as handle:
+            handle.seek(self._events_offset)
+            data = handle.read(size - self._events_offset)
+        complete = data.rfind(b"\n") + 1
+        self._events_offset += complete
+        changed = set()
+        for line in data[:complete].splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            uid = (event.get("Attributes") or {}).get(LABEL_POD_UID)
+            if uid and event.get("Type") == "container" and event.get("Status") in ("died", "start", "remove"):
+                changed.add(str(uid))
+        return changed
 
     async def exec_probe(self, container_id: str, command: list[str], *, timeout: float) -> ExecResult:
         container = await self._call(self.client.containers.get, container_id)

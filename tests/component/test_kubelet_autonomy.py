@@ -2,7 +2,7 @@
 
 - An agent restarted over running pods adopts them: same container ids, no restarts, and a pod deleted
   while the agent was down is removed.
-- With every kubelet_master stopped for 60 s, pods keep running, a crashing container keeps restarting per its
+- With every master stopped for 60 s, pods keep running, a crashing container keeps restarting per its
   policy, an agent restarted during the outage restores its pods from local state, and when the
   masters return the statuses catch up without restarting healthy containers.
 """

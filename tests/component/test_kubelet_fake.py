@@ -1,5 +1,5 @@
 """The kubelet over the FakeRuntime (what hollow nodes run): the same pod workers, status and relist code
-as on Podman, against a real in-process kubelet_master. Also the fake runtime's own contract."""
+as on Podman, against a real in-process master. Also the fake runtime's own contract."""
 
 from __future__ import annotations
 
@@ -139,3 +139,80 @@ async def test_fake_runtime_contract() -> None:
     await runtime.remove_sandbox(sandbox.id, timeout=1)
     assert await runtime.list_pods() == []
     await runtime.stop()
+
+
+async def test_fails_over_when_its_master_dies(tmp_path: Path) -> None:
+    cluster = LocalCluster.build(tmp_path / "three", 3)
+    await cluster.start()
+    runtime = FakeRuntime(images=(IMAGE,))
+    agent = None
+    try:
+        await cluster.wait_ready()
+        config = AgentConfig(
+            node_name=NODE,
+            data_dir=tmp_path / "agent",
+            masters=tuple(cluster.urls),
+            relist_period=0.5,
+            node_status_interval=1.0,
+            lease_renew_interval=1.0,
+        )
+        agent = Agent(config, runtime=runtime)
+        await agent.start()
+        async with RestClient(cluster.urls[1], timeout=20.0) as rest:
+            await rest.create(PODS, _pod("before"))
+            await wait_pod(rest, "before", is_ready)
+            assert agent.transport.current_url == cluster.urls[0]
+            await cluster.stop(0)  # the master the agent talks to
+            await rest.create(PODS, _pod("after"))
+            await wait_pod(rest, "after", is_ready, timeout=30)
+            assert agent.transport.current_url != cluster.urls[0]
+            lease = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/" + NODE
+            renewed = (await rest.get(lease))["spec"]["renewTime"]
+            for _ in range(50):
+                if (await rest.get(lease))["spec"]["renewTime"] != renewed:
+                    break
+                await asyncio.sleep(0.1)
+            assert (await rest.get(lease))["spec"]["renewTime"] != renewed, "the heartbeat stopped"
+    finally:
+        if agent is not None:
+            await agent.stop()
+        await cluster.stop()
+
+
+async def test_image_garbage_collection_keeps_what_pods_use(
+    hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient
+) -> None:
+    agent, runtime = hollow
+    runtime.images["localhost/unused:1"] = "sha256:unused"
+    await kubelet_client.create(PODS, _pod("user"))
+    await wait_pod(kubelet_client, "user", is_ready)
+    await agent.kubelet.relist()
+    await agent.kubelet.collect_garbage()
+    assert "localhost/unused:1" not in runtime.images
+    assert IMAGE in runtime.images
+
+
+async def test_failing_init_container_backs_off(hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient) -> None:
+    _, runtime = hollow
+    runtime.images["localhost/crash:1"] = "sha256:crash"
+    runtime.behaviours["localhost/crash:1"] = Behaviour(run_seconds=0.05, exit_code=1)
+    body = pod_body(
+        "init", NODE, [{"name": "c", "image": IMAGE}], initContainers=[{"name": "i", "image": "localhost/crash:1"}]
+    )
+
+    def init_status(pod: dict[str, object]) -> dict[str, object]:
+        statuses = (pod.get("status") or {}).get("initContainerStatuses") or [{}]  # type: ignore[attr-defined]
+        return dict(statuses[0])
+
+    await kubelet_client.create(PODS, body)
+    pod = await wait_pod(
+        kubelet_client,
+        "init",
+        lambda p: "waiting" in init_status(p).get("state", {}),
+        timeout=30,  # type: ignore[operator]
+    )
+    assert init_status(pod)["state"]["waiting"]["reason"] == "CrashLoopBackOff"  # type: ignore[index]
+    assert pod["status"]["phase"] == "Pending"
+    await asyncio.sleep(1.0)
+    attempts = [c.attempt for _, c in runtime.containers.values() if c.name == "i"]
+    assert max(attempts) < 6, f"the init container restarted without back-off: {attempts}"

@@ -1,6 +1,6 @@
 """The kubelet over real Podman, driven through a real (in-process) API: pods from create to delete.
 
-Each test gets one kubelet_master and one agent with its own Podman storage, pod network and data dir; the
+Each test gets one master and one agent with its own Podman storage, pod network and data dir; the
 busybox test image is built once per session and loaded into each agent's storage.
 """
 
@@ -288,5 +288,13 @@ async def test_host_port_and_init_containers(kubelet_client: RestClient, agent: 
     body = await reader.read()
     writer.close()
     assert b"prepared" in body
+    # The memory limit reached the container's cgroup (v2: memory.max; v1: memory.limit_in_bytes).
+    web_id = container_status(pod, "web")["containerID"].removeprefix("podman://")
+    limit = await agent.runtime.exec_probe(
+        web_id,
+        ["sh", "-c", "cat /sys/fs/cgroup/memory.max 2>/dev/null || cat /sys/fs/cgroup/memory/memory.limit_in_bytes"],
+        timeout=20,
+    )
+    assert limit.output.strip() == str(32 * 2**20).encode()
     with pytest.raises(errors.NotFound):
         await kubelet_client.get(f"{PODS}/absent")
