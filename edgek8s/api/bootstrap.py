@@ -171,6 +171,15 @@ async def join(request: web.Request) -> web.Response:
             clusterSecret=request.app[CONFIG].raft.cluster_secret.hex(),
             raftMembers=sorted({store.raft.address, *store.raft.status().members} - {raft_address}),
         )
+    if "kubeletCsr" in body:  # the kubelet endpoint's serving certificate (logs, exec, port-forward, top)
+        kubelet = _parse(_field(body, "kubeletCsr"))
+        if node_name_from_csr(kubelet) != name:
+            raise errors.BadRequest("the kubelet's serving request must name the same node")
+        _dns, ips = _serving_sans(body)
+        hostnames = [h for h in _dns if h not in ("localhost", "kubernetes.default.svc")]
+        answer["kubeletCertificate"] = (await asyncio.to_thread(
+            sign_request, ca, kubelet, client=False, server=True, dns_names=sorted({name, *hostnames}),
+            ip_addresses=ips, lifetime=lifetime)).decode()
     answer["certificate"] = (await asyncio.to_thread(sign_request, ca, csr, lifetime=lifetime)).decode()
     logger.info("%s joined %s as a %s", user.name, name, role)
     return json_response(answer, status=201)

@@ -33,8 +33,7 @@ from typing import Any
 from edgek8s.client.kubeconfig import load_kubeconfig
 from edgek8s.config import ConfigError, PodmanConfig
 from edgek8s.kubelet.podman_host import remove_everything, resolve
-from edgek8s.pki.certs import client_tls_context, issue, read_pair, write_pair
-from edgek8s.pki.layout import Layout
+from edgek8s.pki.certs import client_tls_context
 from edgek8s.server.images import SAMPLE_APP_IMAGE, build_image
 
 READY_TIMEOUT = 60.0
@@ -230,18 +229,6 @@ def up(state_dir: Path, *, masters: int = 3, workers: int = 1) -> int:
     return 0
 
 
-def _kubelet_serving_pair(ca_layout: Layout, worker_dir: Path, name: str) -> tuple[Path, Path]:
-    """A serving certificate for a local worker's kubelet endpoint (logs, exec, port-forward, top), signed
-    by the cluster CA, which the masters verify it against. (A Pi's agent gets one the same way from an
-    admin until joining issues it.)"""
-    pair = issue(read_pair(ca_layout.ca_cert, ca_layout.ca_key), common_name=f"system:node:{name}",
-                 organizations=["system:nodes"], dns_names=["localhost", name], ip_addresses=["127.0.0.1"],
-                 server=True)
-    cert, key = worker_dir / "kubelet-serving" / "kubelet.crt", worker_dir / "kubelet-serving" / "kubelet.key"
-    write_pair(pair, cert, key)
-    return cert, key
-
-
 def _up(state_dir: Path, *, masters: int, workers: int) -> dict[str, Any]:
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     manifest: dict[str, Any] = {"state_dir": str(state_dir), "masters": [], "workers": []}
@@ -290,12 +277,10 @@ def _up(state_dir: Path, *, masters: int, workers: int) -> dict[str, Any]:
             name = f"worker-{i}"
             cidr = _pod_cidr(i)
             _step(f"joining {name} with a worker token; its agent runs pods through Podman (pod network {cidr})")
-            kubelet_cert, kubelet_key = _kubelet_serving_pair(Layout(first_dir), state_dir / name, name)
             entry = launcher.spawn("workers", name, _edgek8s(
                 "join", "--token", token, "--name", name, "--config-dir", str(state_dir / name),
                 "--data-dir", str(state_dir / name / "data"), *[f"--server={u}" for u in urls], "--foreground"),
-                env={"EDGEK8S_POD_CIDR": cidr, "EDGEK8S_KUBELET_PORT": str(_free_port()),
-                     "EDGEK8S_TLS_CERT_FILE": str(kubelet_cert), "EDGEK8S_TLS_PRIVATE_KEY_FILE": str(kubelet_key)})
+                env={"EDGEK8S_POD_CIDR": cidr, "EDGEK8S_KUBELET_PORT": str(_free_port())})
             entry["pod_cidr"] = cidr
             _write_manifest(state_dir, manifest)
 

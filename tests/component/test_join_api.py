@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from cryptography import x509
 
 from edgek8s.client.certificates import CertificateKeeper, renew_certificate
 from edgek8s.client.rest import RestClient
@@ -34,7 +35,7 @@ from edgek8s.pki.certs import (
     write_pair,
 )
 from edgek8s.pki.layout import Layout
-from edgek8s.server.join import JoinRequest, join
+from edgek8s.server.join import JoinRequest, join, service_argv
 from tests.support.cluster import LocalCluster
 
 POD = {"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
@@ -117,6 +118,14 @@ async def test_workers_join_and_node_a_cannot_touch_node_b(env: Env, tmp_path: P
     token = await make_token(env)
     a, b = await join_worker(env, token, "pi-a", tmp_path), await join_worker(env, token, "pi-b", tmp_path)
     assert oct(a.node_key.stat().st_mode & 0o777) == "0o600" and oct(a.root.stat().st_mode & 0o777) == "0o700"
+    # Each node also gets its kubelet endpoint's serving certificate (server auth, its name as a SAN).
+    serving = x509.load_pem_x509_certificate(a.kubelet_serving_cert.read_bytes())
+    assert oct(a.kubelet_serving_key.stat().st_mode & 0o777) == "0o600"
+    assert "--tls-cert-file=" + str(a.kubelet_serving_cert) in service_argv(a, tmp_path / "data")
+    assert "pi-a" in serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName)
+    assert x509.oid.ExtendedKeyUsageOID.SERVER_AUTH in serving.extensions.get_extension_for_class(
+        x509.ExtendedKeyUsage).value
     async with RestClient(env.url, ssl_context=node_tls(a)) as node_a, \
             RestClient(env.url, ssl_context=node_tls(b)) as node_b, \
             RestClient(env.url, ssl_context=env.admin) as admin:
