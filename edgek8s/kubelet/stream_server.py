@@ -12,8 +12,9 @@ Only API servers call it (mTLS with the cluster CA, client CN in ``allowed_clien
   GET  /stats/usage                              JSON: node and per-container cpu (nanocores) and memory
   POST /images/load                              body: an image archive (podman/docker save); loads it
 
-Errors before a WebSocket upgrade are Status objects with their HTTP code, so the API server can pass
-them on before it upgrades kubectl's connection.
+Bad requests (a bad query, no upgrade) get a Status with its HTTP code. Failing to start an exec or
+attach, or to dial the pod's port, is reported after the upgrade, in-band (a channel-3 Status; a close
+with code 1011 and the reason): the body of a refused upgrade never reaches kubectl through the API.
 """
 
 from __future__ import annotations
