@@ -23,6 +23,7 @@ import time
 from typing import Any
 
 from edgek8s._util.backoff import Backoff
+from edgek8s._util.memory import release_free_memory
 from edgek8s.client.events import EventRecorder
 from edgek8s.client.informer import Handlers, Informer
 from edgek8s.client.interface import ClusterClient, DeleteOptions
@@ -57,7 +58,7 @@ class Kubelet:
         self.source = ObjectSource(api, self.local)
         self.events = EventRecorder(api, component="kubelet", host=config.node_name)
         self.status = StatusWriter(api)
-        self.probes = ProbeManager(runtime, self._probe_changed)
+        self.probes = ProbeManager(runtime, self._probe_changed, self._probe_failed)
         self.volumes = VolumeManager(config.data_dir / "pods", self.source)
         self.syncer = PodSyncer(runtime=runtime, volumes=self.volumes, source=self.source, probes=self.probes,
                                 backoff=Backoff(config.backoff_initial, config.backoff_max), events=self.events,
@@ -178,6 +179,12 @@ class Kubelet:
                     await self.api.delete(PODS, str(meta.get("namespace")), meta["name"],
                                           options=DeleteOptions(uid=uid))
 
+    def _probe_failed(self, uid: str, kind: str, message: str) -> None:
+        pod = self.desired.get(uid)
+        if pod is not None:  # repeats aggregate into one Event's count
+            what = {"livenessProbe": "Liveness", "readinessProbe": "Readiness", "startupProbe": "Startup"}[kind]
+            self.events.event(pod, "Warning", "Unhealthy", f"{what} probe failed: {message.strip()[:200]}")
+
     def _probe_changed(self, uid: str) -> None:
         pod = self.desired.get(uid)
         if pod is not None:
@@ -222,6 +229,7 @@ class Kubelet:
             except RuntimeFailure as exc:
                 self.node.runtime_ok = False
                 logger.warning("relist failed: %s", exc)
+            release_free_memory()
             deadline = time.monotonic() + self.config.relist_period
             while (left := deadline - time.monotonic()) > 0:
                 try:

@@ -109,6 +109,8 @@ def write_config(host: PodmanHost) -> None:
         "[containers]",
         f"default_ulimits = {_toml_list(host.config.ulimits)}",
         'log_driver = "k8s-file"',
+        # A chatty container must not fill a Pi's SD card (upstream's kubelet rotates at 10 MiB too).
+        "log_size_max = 10485760",
         "[engine]",
         f'runtime = "{host.oci_runtime}"',
         f'cgroup_manager = "{host.cgroup_manager}"',

@@ -72,9 +72,11 @@ async def http_get(
 
 
 class ProbeManager:
-    def __init__(self, runtime: ContainerRuntime, on_change: Callable[[str], None]) -> None:
+    def __init__(self, runtime: ContainerRuntime, on_change: Callable[[str], None],
+                 on_failure: Callable[[str, str, str], None] | None = None) -> None:
         self._runtime = runtime
         self._on_change = on_change
+        self._on_failure = on_failure  # (pod uid, probe kind, message): the Unhealthy event
         self._tasks: dict[tuple[str, str], asyncio.Task[None]] = {}  # (container id, kind)
         self.states: dict[tuple[str, str], ProbeState] = {}
 
@@ -156,6 +158,8 @@ class ProbeManager:
             else:
                 state.failures, state.successes = state.failures + 1, 0
                 state.message = message
+                if self._on_failure is not None:
+                    self._on_failure(uid, kind, message)
                 if state.failures >= failure_threshold:
                     state.result = False
             if state.result != before:

@@ -150,7 +150,7 @@ async def test_liveness_and_startup_probes(kubelet_client: RestClient, agent: Ag
     assert container_status(pod, "tcp")["restartCount"] == 0
     events = await kubelet_client.get("/api/v1/namespaces/default/events")
     reasons = [e["reason"] for e in events["items"] if e["involvedObject"]["name"] == "probed"]
-    assert "Killing" in reasons
+    assert "Killing" in reasons and "Unhealthy" in reasons
 
 
 async def test_volumes_and_env(kubelet_client: RestClient, agent: Agent, tmp_path: Path) -> None:
