@@ -33,7 +33,7 @@ from typing import Any
 from edgek8s.client.kubeconfig import load_kubeconfig
 from edgek8s.config import ConfigError, PodmanConfig
 from edgek8s.kubelet.podman_host import remove_everything, resolve
-from edgek8s.pki.certs import client_tls_context, issue, read_pair, write_pair
+from edgek8s.pki.certs import client_tls_context
 from edgek8s.server.images import SAMPLE_APP_IMAGE, build_image
 
 READY_TIMEOUT = 60.0
@@ -194,18 +194,6 @@ def _wait_for(check: Any, what: str, timeout: float, alive: list[dict[str, Any]]
     raise UpError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def _kubelet_serving_cert(first_dir: Path, home: Path, name: str) -> dict[str, str]:
-    """A serving certificate for the worker's kubelet endpoint (logs, exec), signed by the cluster CA, handed
-    to the agent through its environment. Token join gives a node its client identity only."""
-    pair = issue(read_pair(first_dir / "ca.crt", first_dir / "pki" / "ca.key"), common_name=f"system:node:{name}",
-                 organizations=["system:nodes"], dns_names=[name, "localhost"], ip_addresses=["127.0.0.1"],
-                 server=True)
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    cert, key = home / "kubelet-serving.crt", home / "kubelet-serving.key"
-    write_pair(pair, cert, key)
-    return {"EDGEK8S_TLS_CERT_FILE": str(cert), "EDGEK8S_TLS_PRIVATE_KEY_FILE": str(key)}
-
-
 def _sample_app(host_port: int) -> dict[str, Any]:
     labels = {"app": SAMPLE_APP}
     container = {"name": "web", "image": SAMPLE_APP_IMAGE, "imagePullPolicy": "Never",
@@ -288,12 +276,11 @@ def _up(state_dir: Path, *, masters: int, workers: int) -> dict[str, Any]:
         for i in range(1, workers + 1):
             name = f"worker-{i}"
             cidr = _pod_cidr(i)
-            serving = _kubelet_serving_cert(first_dir, state_dir / name, name)
             _step(f"joining {name} with a worker token; its agent runs pods through Podman (pod network {cidr})")
             entry = launcher.spawn("workers", name, _edgek8s(
                 "join", "--token", token, "--name", name, "--config-dir", str(state_dir / name),
                 "--data-dir", str(state_dir / name / "data"), *[f"--server={u}" for u in urls], "--foreground"),
-                env={"EDGEK8S_POD_CIDR": cidr, "EDGEK8S_KUBELET_PORT": str(_free_port()), **serving})
+                env={"EDGEK8S_POD_CIDR": cidr, "EDGEK8S_KUBELET_PORT": str(_free_port())})
             entry["pod_cidr"] = cidr
             _write_manifest(state_dir, manifest)
 
