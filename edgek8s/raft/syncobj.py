@@ -85,6 +85,20 @@ class _FramedConnection(TcpConnection):  # type: ignore[misc]
     recvLastTimestamp: int
     _edge_outbox: list[_FramedConnection] | None = None  # the transport's connections with frames to flush
     _edge_queued = False
+    _last_refusal_log = 0.0  # class-wide: a flood of bad connections logs once per 10 s
+
+    def _log_refused(self, exc: Exception) -> None:
+        now = time.monotonic()
+        if now - _FramedConnection._last_refusal_log < 10.0:
+            return
+        _FramedConnection._last_refusal_log = now
+        try:
+            peer = self._TcpConnection__socket.getpeername()
+        except (AttributeError, OSError):
+            peer = "?"
+        # The frame's content is never logged: it may be an attack payload or someone's secret.
+        logger.warning("refused a Raft connection from %s: a frame failed authentication or decoding (%s)",
+                       peer, type(exc).__name__)
 
     def send(self, message: Any) -> None:
         if self.sendRandKey:
@@ -124,7 +138,8 @@ class _FramedConnection(TcpConnection):  # type: ignore[misc]
                 key, message = message
                 if key != self.recvRandKey:
                     raise ValueError("frame for another connection")
-        except Exception:  # an unauthenticated or malformed frame: drop the connection, as upstream does
+        except Exception as exc:  # an unauthenticated or malformed frame: drop the connection, as upstream does
+            self._log_refused(exc)
             self.disconnect()
             return None
         self._TcpConnection__readBuffer = buffer[_FRAME.size + length :]

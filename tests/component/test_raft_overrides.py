@@ -367,7 +367,9 @@ async def test_idle_follower_links_stay_connected(cluster: LocalCluster) -> None
     assert disconnected == 0
 
 
-async def test_raft_port_refuses_unauthenticated_frames(cluster: LocalCluster, tmp_path: Path) -> None:
+async def test_raft_port_refuses_unauthenticated_frames(
+    cluster: LocalCluster, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
     marker = tmp_path / "pwned"
 
     class Exploit:
@@ -390,6 +392,8 @@ async def test_raft_port_refuses_unauthenticated_frames(cluster: LocalCluster, t
     assert await loop.run_in_executor(None, attack) == b""
     await asyncio.sleep(0.2)
     assert not marker.exists()
+    refusals = [r.getMessage() for r in caplog.records if "refused a Raft connection" in r.getMessage()]
+    assert refusals and "failed authentication" in refusals[0]
 
 
 async def test_a_replica_with_another_secret_cannot_join(cluster: LocalCluster, tmp_path: Path) -> None:

@@ -1,0 +1,60 @@
+"""Node certificate revocation: deleting a Node revokes every certificate issued to it before then.
+
+The record is the ConfigMap ``kube-system/edgek8s-node-revocations``: node name -> RFC 3339 time of the
+deletion. A certificate for ``system:node:<name>`` whose issue time (notBefore plus the signer's
+backdate) is not after that time is refused by authentication. A node that joins again afterwards gets
+a new certificate and is accepted. Only an admin deletes Nodes; the API records the revocation before
+it answers the DELETE, so a node cannot use its certificate once the deletion was acknowledged.
+"""
+
+from __future__ import annotations
+
+import datetime
+from typing import Any
+
+from edgek8s.model.resources import by_id, resource_id
+from edgek8s.pki.certs import BACKDATE, ClientIdentity
+from edgek8s.pki.tokens import rfc3339
+from edgek8s.store.raftstore import RaftStore
+
+CONFIGMAPS = resource_id("", "configmaps")
+NAMESPACE, NAME = "kube-system", "edgek8s-node-revocations"
+NODE_PREFIX = "system:node:"
+
+
+def revoked(store: RaftStore, identity: ClientIdentity) -> bool:
+    user = identity.user
+    if not user.startswith(NODE_PREFIX):
+        return False
+    stored, _ = store.state.get(CONFIGMAPS, NAMESPACE, NAME)
+    if stored is None:
+        return False
+    when = (stored.decode().get("data") or {}).get(user.removeprefix(NODE_PREFIX))
+    if not when:
+        return False
+    revoked_at = datetime.datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp()
+    issued_at = identity.not_before + BACKDATE.total_seconds()
+    return issued_at <= revoked_at
+
+
+async def revoke_node(store: RaftStore, node: str) -> None:
+    """Record that ``node``'s certificates issued until now are revoked (retries on write conflicts)."""
+    from edgek8s.model import errors
+
+    configmaps = by_id(CONFIGMAPS)
+    now = rfc3339(datetime.datetime.now(datetime.UTC))
+    for _ in range(20):
+        stored, _ = store.state.get(CONFIGMAPS, NAMESPACE, NAME)
+        try:
+            if stored is None:
+                body: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap",
+                                        "metadata": {"name": NAME, "namespace": NAMESPACE}, "data": {node: now}}
+                await store.create(configmaps, body)
+            else:
+                body = stored.decode()
+                body.setdefault("data", {})[node] = now
+                await store.update(configmaps, body, expect_rv=stored.rv)
+            return
+        except (errors.Conflict, errors.AlreadyExists):
+            continue
+    raise errors.Conflict(f"could not record the revocation of node {node}")
