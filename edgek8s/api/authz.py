@@ -13,6 +13,7 @@
   watch strategy) only when a pod bound to the node references them.
   services, endpoints, endpointslices: get/list/watch.
 - A join token (``system:bootstrappers``): only ``POST /edgek8s/v1/join`` (its CSR).
+- Anyone: the public health, version and cluster-info endpoints (also when sending credentials).
 - Any authenticated identity: discovery (``/api``, ``/apis``, ``/openapi``) and ``/edgek8s/v1/renew``
   (renewing its own certificate), except join tokens.
 
@@ -28,7 +29,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from edgek8s.api.authn import USER, User
+from edgek8s.api.authn import PUBLIC_PATHS, USER, User
 from edgek8s.api.context import CONFIG, STORE
 from edgek8s.model import errors
 from edgek8s.model.resources import resource_id
@@ -121,7 +122,7 @@ def _decide_node(node: str, a: Attributes, graph: NodeGraph) -> str | None:
 
 def decide(user: User, a: Attributes, graph: NodeGraph) -> str | None:
     """None when ``user`` may do ``a``; otherwise why not (the 403 message)."""
-    if MASTERS in user.groups:
+    if MASTERS in user.groups or (a.path in PUBLIC_PATHS and a.verb == "GET"):
         return None
     if BOOTSTRAPPERS in user.groups:
         if a.path == JOIN_PATH and a.verb == "POST":

@@ -22,19 +22,35 @@ NAMESPACE, NAME = "kube-system", "edgek8s-node-revocations"
 NODE_PREFIX = "system:node:"
 
 
-def revoked(store: RaftStore, identity: ClientIdentity) -> bool:
-    user = identity.user
-    if not user.startswith(NODE_PREFIX):
-        return False
-    stored, _ = store.state.get(CONFIGMAPS, NAMESPACE, NAME)
-    if stored is None:
-        return False
-    when = (stored.decode().get("data") or {}).get(user.removeprefix(NODE_PREFIX))
-    if not when:
-        return False
-    revoked_at = datetime.datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp()
-    issued_at = identity.not_before + BACKDATE.total_seconds()
-    return issued_at <= revoked_at
+class Revocations:
+    """Reads the revocation record from this replica, decoding it again only when it changed."""
+
+    def __init__(self, store: RaftStore) -> None:
+        self._store = store
+        self._seen: tuple[int, dict[str, float]] = (-1, {})
+
+    def _record(self) -> dict[str, float]:
+        stored, _ = self._store.state.get(CONFIGMAPS, NAMESPACE, NAME)
+        if stored is None:
+            return {}
+        if stored.rv != self._seen[0]:
+            data = stored.decode().get("data") or {}
+            times = {}
+            for node, when in data.items():
+                try:
+                    times[str(node)] = datetime.datetime.fromisoformat(str(when).replace("Z", "+00:00")).timestamp()
+                except ValueError:
+                    continue
+            self._seen = (stored.rv, times)
+        return self._seen[1]
+
+    def revoked(self, identity: ClientIdentity) -> bool:
+        if not identity.user.startswith(NODE_PREFIX):
+            return False
+        revoked_at = self._record().get(identity.user.removeprefix(NODE_PREFIX))
+        if revoked_at is None:
+            return False
+        return identity.not_before + BACKDATE.total_seconds() <= revoked_at
 
 
 async def revoke_node(store: RaftStore, node: str) -> None:
