@@ -48,7 +48,8 @@ def _apply_config_dir(args: argparse.Namespace) -> None:
 
         addresses = args.advertise_address or host_addresses()
         pin = cluster_init(layout, name=args.name, raft_address=args.raft_address or "127.0.0.1:7946",
-                           listen=args.listen, addresses=addresses, hostnames=args.hostname)
+                           listen=args.listen, addresses=addresses, hostnames=args.hostname,
+                           mdns_interfaces=args.mdns_interface)
         print(f"initialised a new cluster in {layout.root}; CA hash {pin}", flush=True)
     settings = layout.read_json(layout.server_json) if layout.server_json.exists() else {}
     args.name = settings.get("name", args.name) if args.name_default else args.name
@@ -62,6 +63,7 @@ def _apply_config_dir(args: argparse.Namespace) -> None:
     args.client_ca_file = args.client_ca_file or str(layout.ca_cert)
     args.ca_key_file = args.ca_key_file or (str(layout.ca_key) if layout.ca_key.exists() else None)
     args.join_servers = list(settings.get("joinServers", []))
+    args.mdns_interface = args.mdns_interface or list(settings.get("mdnsInterfaces", []))
 
 
 def build_server_config(args: argparse.Namespace) -> ServerConfig:

@@ -9,7 +9,7 @@ operators. The directory and ``pki/`` are 0700; every private key and the cluste
     <dir>/pki/node.crt|key     this host's client certificate (CN=system:node:<name>, O=system:nodes)
     <dir>/kubelet.kubeconfig   kubeconfig pointing at the three files above by path
   masters only:
-    <dir>/server.json          {"name", "raftAddress", "peers", "listen"} for ``edgek8s server``
+    <dir>/server.json          {"name", "raftAddress", "peers", "listen", "joinServers", "mdnsInterfaces"}
     <dir>/cluster-secret       hex secret that authenticates Raft traffic
     <dir>/pki/ca.key           the CA key (masters sign join and renewal requests)
     <dir>/pki/server.crt|key   the API serving certificate

@@ -257,6 +257,8 @@ def test_masters_joined_by_token_survive_the_first_masters_death(procs: Procs, f
         while not (master.config_dir / "ca.crt").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         wait_ready(master.url, master.config_dir / "ca.crt")
+        settings = json.loads((master.config_dir / "server.json").read_text())
+        assert settings["mdnsInterfaces"] == ["127.0.0.1"]  # the started master stays off other interfaces
         joined.append(master)
     status = run("status", "--kubeconfig", str(first.admin)).stdout
     for master in (first, *joined):
