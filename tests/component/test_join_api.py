@@ -250,6 +250,15 @@ async def test_hostile_and_malformed_join_requests(env: Env, tmp_path: Path) -> 
     again, _ = new_csr("system:node:pi-taken", ["system:nodes"])
     status, body = await submit({"role": "worker", "csr": again.decode()})
     assert status == 409 and "delete it first" in body["message"]
+    # A node renewing its certificate may only ask for its own identity.
+    node_context = node_tls(Layout(tmp_path / "pi-taken"))
+    for name, groups in (("system:node:pi-other", ["system:nodes"]), ("system:node:pi-taken", ["system:masters"]),
+                         ("system:node:pi-taken", ["system:nodes", "system:masters"])):
+        other, _ = new_csr(name, groups)
+        status, body = await raw(env.url, "POST", "/edgek8s/v1/renew", tls=node_context, body={"csr": other.decode()})
+        assert status == 403 and "own identity" in body["message"], (name, groups)
+    status, body = await raw(env.url, "POST", "/edgek8s/v1/renew", tls=node_context, body={"csr": "garbage"})
+    assert status == 400
 
 
 async def test_foreign_expired_and_revoked_certificates_get_401(env: Env, tmp_path: Path) -> None:
