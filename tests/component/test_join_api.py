@@ -313,6 +313,13 @@ async def test_certificate_rotation_under_load_fails_no_request(env: Env, tmp_pa
 
     workers = [asyncio.create_task(load(i)) for i in range(4)]
     first_client = cert_info(layout.node_cert.read_bytes())
+    # A watch opened before the rotations stays on its connection and keeps delivering events.
+    watcher = RestClient(env.url, ssl_context=keeper.context)
+    await watcher.__aenter__()
+    events = watcher.watch("/api/v1/nodes", resourceVersion="0", allowWatchBookmarks="false")
+    async with RestClient(env.url, ssl_context=keeper.context) as node:
+        await node.create("/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "pi-load"}})
+    assert (await anext(events))["object"]["metadata"]["name"] == "pi-load"
     for _ in range(3):
         await renew_certificate(layout, env.url, keeper.context)
         ca_dir = env.pki
@@ -327,6 +334,14 @@ async def test_certificate_rotation_under_load_fails_no_request(env: Env, tmp_pa
         await asyncio.sleep(0.3)
     stop.set()
     counts = await asyncio.gather(*workers)
+    async with RestClient(env.url, ssl_context=env.admin) as admin:
+        node = await admin.get("/api/v1/nodes/pi-load")
+        node["metadata"]["labels"] = {"after": "rotation"}
+        await admin.replace("/api/v1/nodes/pi-load", node)
+    event = await asyncio.wait_for(anext(events), timeout=10)
+    assert (event["type"], event["object"]["metadata"].get("labels")) == ("MODIFIED", {"after": "rotation"})
+    await events.aclose()
+    await watcher.__aexit__(None, None, None)
     assert not failures, failures[:3]
     assert sum(counts) > 20
     assert len(served) == 3
