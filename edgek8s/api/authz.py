@@ -43,6 +43,7 @@ BOOTSTRAPPERS = "system:bootstrappers"
 JOIN_PATH = "/edgek8s/v1/join"
 RENEW_PATH = "/edgek8s/v1/renew"
 PODS = resource_id("", "pods")
+NODES_ID = resource_id("", "nodes")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -238,12 +239,22 @@ async def authorize(request: web.Request, handler: Handler) -> web.StreamRespons
     node = _node_name(user)
     if node is not None and a.verb == "create" and a.plural in ("nodes", "leases") and not a.name:
         await check_create_body(request, node)
+    deleting_nodes = a.plural == "nodes" and a.verb in ("delete", "deletecollection") and request.app[CONFIG].api.tls
+    before = _node_names(request, a) if deleting_nodes else []
     response = await handler(request)
-    if a.plural == "nodes" and a.verb == "delete" and a.name and response.status < 300 and request.app[CONFIG].api.tls:
-        from edgek8s.api.credentials import revoke_node
+    if deleting_nodes and response.status < 300:
+        from edgek8s.api.credentials import revoke_nodes
 
-        await revoke_node(request.app[STORE], a.name)
+        state = request.app[STORE].state
+        await revoke_nodes(request.app[STORE], [n for n in before if state.get(NODES_ID, "", n)[0] is None])
     return response
+
+
+def _node_names(request: web.Request, a: Attributes) -> list[str]:
+    if a.name:
+        return [a.name]
+    stored, _ = request.app[STORE].state.list(NODES_ID, None)
+    return [obj.name for obj in stored]
 
 
 async def check_create_body(request: web.Request, node: str) -> None:

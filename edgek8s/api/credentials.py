@@ -44,6 +44,9 @@ class Revocations:
             self._seen = (stored.rv, times)
         return self._seen[1]
 
+    def revoked_at(self, node: str) -> float | None:
+        return self._record().get(node)
+
     def revoked(self, identity: ClientIdentity) -> bool:
         if not identity.user.startswith(NODE_PREFIX):
             return False
@@ -53,24 +56,27 @@ class Revocations:
         return identity.not_before + BACKDATE.total_seconds() <= revoked_at
 
 
-async def revoke_node(store: RaftStore, node: str) -> None:
-    """Record that ``node``'s certificates issued until now are revoked (retries on write conflicts)."""
+async def revoke_nodes(store: RaftStore, nodes: list[str]) -> None:
+    """Record that the ``nodes``' certificates issued until now are revoked (a linearizable read, then a
+    write with that resourceVersion as precondition, retried on conflicts)."""
     from edgek8s.model import errors
 
+    if not nodes:
+        return
     configmaps = by_id(CONFIGMAPS)
     now = rfc3339(datetime.datetime.now(datetime.UTC))
     for _ in range(20):
-        stored, _ = store.state.get(CONFIGMAPS, NAMESPACE, NAME)
         try:
-            if stored is None:
-                body: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap",
-                                        "metadata": {"name": NAME, "namespace": NAMESPACE}, "data": {node: now}}
+            try:
+                body: dict[str, Any] = (await store.get(configmaps, NAMESPACE, NAME, consistent=True)).decode()
+            except errors.NotFound:
+                body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": NAME, "namespace": NAMESPACE},
+                        "data": {node: now for node in nodes}}
                 await store.create(configmaps, body)
-            else:
-                body = stored.decode()
-                body.setdefault("data", {})[node] = now
-                await store.update(configmaps, body, expect_rv=stored.rv)
+                return
+            body.setdefault("data", {}).update({node: now for node in nodes})
+            await store.update(configmaps, body, expect_rv=int(body["metadata"]["resourceVersion"]))
             return
         except (errors.Conflict, errors.AlreadyExists):
             continue
-    raise errors.Conflict(f"could not record the revocation of node {node}")
+    raise errors.Conflict(f"could not record the revocation of {', '.join(nodes)}")

@@ -289,6 +289,17 @@ async def test_foreign_expired_and_revoked_certificates_get_401(env: Env, tmp_pa
         await admin.delete("/api/v1/nodes/pi-r")
     status, body = await raw(env.url, "GET", "/api/v1/nodes", tls=node_tls(layout))
     assert (status, body["reason"]) == (401, "Unauthorized")
+    # Joining again under the same name (allowed now that the Node is gone) gives a working certificate.
+    rejoined = await join_worker(env, await make_token(env), "pi-r", tmp_path / "again")
+    status, _ = await raw(env.url, "GET", "/api/v1/nodes", tls=node_tls(rejoined))
+    assert status == 200
+    # kubectl delete nodes --all (a collection delete) revokes every deleted node's certificates.
+    async with RestClient(env.url, ssl_context=node_tls(rejoined)) as node:
+        await node.create("/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "pi-r"}})
+    async with RestClient(env.url, ssl_context=env.admin) as admin:
+        await admin.delete("/api/v1/nodes")
+    status, body = await raw(env.url, "GET", "/api/v1/nodes", tls=node_tls(rejoined))
+    assert (status, body["reason"]) == (401, "Unauthorized")
 
 
 async def test_certificate_rotation_under_load_fails_no_request(env: Env, tmp_path: Path) -> None:
