@@ -133,6 +133,8 @@ def test_cluster_init_layout_and_certs_check(first: Master) -> None:
         assert oct(path.stat().st_mode & 0o777) == "0o700"
     for key in ("pki/ca.key", "pki/server.key", "pki/admin.key", "cluster-secret", "admin.kubeconfig"):
         assert oct((first.config_dir / key).stat().st_mode & 0o777) == "0o600", key
+    unit = (first.config_dir / "edgek8s-server.service").read_text()
+    assert f"server --config-dir {first.config_dir} --data-dir" in unit  # restarts without --cluster-init
     check = run("certs", "check", "--config-dir", str(first.config_dir)).stdout
     assert "serving" in check and "admin" in check and "EXPIRED" not in check
     printed = run("kubeconfig", "--config-dir", str(first.config_dir)).stdout
