@@ -13,9 +13,10 @@ from aiohttp import web
 
 from edgek8s._util.ratelimit import FailureLimiter
 from edgek8s.api import bootstrap, discovery, metrics, streams, system
-from edgek8s.api.authn import TOKEN_LIMITER, VERIFIER, authenticate
+from edgek8s.api.authn import REVOCATIONS, TOKEN_LIMITER, VERIFIER, authenticate
 from edgek8s.api.authz import authorize
 from edgek8s.api.context import CONFIG, STORE, json_response, status_response
+from edgek8s.api.credentials import Revocations
 from edgek8s.api.kubelets import kubelet_client_ctx
 from edgek8s.api.paths import parse_target
 from edgek8s.api.resources import handle_collection, handle_object
@@ -80,6 +81,7 @@ def build_app(store: RaftStore, config: ServerConfig) -> web.Application:
     app[STORE] = store
     app[CONFIG] = config
     app[TOKEN_LIMITER] = FailureLimiter()
+    app[REVOCATIONS] = Revocations(store)
     if config.api.client_ca_file is not None:
         app[VERIFIER] = ClientVerifier(config.api.client_ca_file.read_bytes())
     app.cleanup_ctx.append(kubelet_client_ctx)

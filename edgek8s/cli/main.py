@@ -44,12 +44,16 @@ def _apply_config_dir(args: argparse.Namespace) -> None:
     from edgek8s.pki.layout import Layout
 
     layout = Layout(Path(args.config_dir))
-    if args.cluster_init:
+    if args.cluster_init and not (layout.ca_key.exists() and layout.server_json.exists()):
+        # Already initialised (a restart with the same command, as k3s allows): just start.
         from edgek8s.server.cluster_init import cluster_init, host_addresses
+        from edgek8s.server.join import write_unit
 
         addresses = args.advertise_address or host_addresses()
         pin = cluster_init(layout, name=args.name, raft_address=args.raft_address or "127.0.0.1:7946",
-                           listen=args.listen, addresses=addresses, hostnames=args.hostname)
+                           listen=args.listen, addresses=addresses, hostnames=args.hostname,
+                           mdns_interfaces=args.mdns_interface)
+        write_unit(layout, Path(args.data_dir or layout.root / "data"))
         print(f"initialised a new cluster in {layout.root}; CA hash {pin}", flush=True)
     settings = layout.read_json(layout.server_json) if layout.server_json.exists() else {}
     args.name = settings.get("name", args.name) if args.name_default else args.name
@@ -66,6 +70,7 @@ def _apply_config_dir(args: argparse.Namespace) -> None:
         args.kubelet_client_certificate = str(layout.kubelet_client_cert)
         args.kubelet_client_key = args.kubelet_client_key or str(layout.kubelet_client_key)
     args.join_servers = list(settings.get("joinServers", []))
+    args.mdns_interface = args.mdns_interface or list(settings.get("mdnsInterfaces", []))
 
 
 def build_server_config(args: argparse.Namespace) -> ServerConfig:

@@ -11,7 +11,7 @@ operators. The directory and ``pki/`` are 0700; every private key and the cluste
                                node name and addresses as SANs; the API servers verify it)
     <dir>/kubelet.kubeconfig   kubeconfig pointing at the node certificate, key and CA by path
   masters only:
-    <dir>/server.json          {"name", "raftAddress", "peers", "listen"} for ``edgek8s server``
+    <dir>/server.json          {"name", "raftAddress", "peers", "listen", "joinServers", "mdnsInterfaces"}
     <dir>/cluster-secret       hex secret that authenticates Raft traffic
     <dir>/pki/ca.key           the CA key (masters sign join and renewal requests)
     <dir>/pki/server.crt|key   the API serving certificate

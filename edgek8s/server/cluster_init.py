@@ -42,7 +42,7 @@ def issue_master_certificates(layout: Layout, ca: CertPair, *, name: str, addres
 
 
 def cluster_init(layout: Layout, *, name: str, raft_address: str, listen: str, addresses: list[str],
-                 hostnames: list[str]) -> str:
+                 hostnames: list[str], mdns_interfaces: list[str] | None = None) -> str:
     """Create everything a first master needs; returns the CA hash a join token pins."""
     if layout.ca_key.exists():
         raise ConfigError(f"{layout.ca_key} exists: this host is initialised already "
@@ -57,7 +57,8 @@ def cluster_init(layout: Layout, *, name: str, raft_address: str, listen: str, a
     url_host = host if host not in ("0.0.0.0", "::", "") else (addresses[0] if addresses else "127.0.0.1")
     issue_master_certificates(layout, ca, name=name, addresses=addresses, hostnames=hostnames,
                               api_url=f"https://{url_host}:{port}")
-    write_json(layout.server_json, {"name": name, "raftAddress": raft_address, "peers": [], "listen": listen})
+    write_json(layout.server_json, {"name": name, "raftAddress": raft_address, "peers": [], "listen": listen,
+                                    "mdnsInterfaces": list(mdns_interfaces or [])})
     write_json(layout.node_json, {"nodeName": name, "role": "master", "servers": [f"https://{url_host}:{port}"]})
     return ca_hash(ca.cert_pem)
 

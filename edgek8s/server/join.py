@@ -157,7 +157,8 @@ def write_layout(request: JoinRequest, answer: dict[str, Any], key_pem: bytes, s
                                   hostnames=list(request.hostnames), api_url=own, serving=False)
         write_json(layout.server_json, {"name": request.name, "raftAddress": request.raft_address,
                                         "peers": [str(p) for p in answer.get("raftMembers") or ()],
-                                        "listen": request.listen, "joinServers": servers})
+                                        "listen": request.listen, "joinServers": servers,
+                                        "mdnsInterfaces": list(request.mdns_interfaces)})
         servers = sorted({*servers, own})
     write_json(layout.node_json, {"nodeName": request.name, "role": role, "servers": servers})
     write_unit(layout, request.data_dir)

@@ -259,6 +259,15 @@ async def test_hostile_and_malformed_join_requests(env: Env, tmp_path: Path) -> 
     again, _ = new_csr("system:node:pi-taken", ["system:nodes"])
     status, body = await submit({"role": "worker", "csr": again.decode()})
     assert status == 409 and "delete it first" in body["message"]
+    # A node renewing its certificate may only ask for its own identity.
+    node_context = node_tls(Layout(tmp_path / "pi-taken"))
+    for name, groups in (("system:node:pi-other", ["system:nodes"]), ("system:node:pi-taken", ["system:masters"]),
+                         ("system:node:pi-taken", ["system:nodes", "system:masters"])):
+        other, _ = new_csr(name, groups)
+        status, body = await raw(env.url, "POST", "/edgek8s/v1/renew", tls=node_context, body={"csr": other.decode()})
+        assert status == 403 and "own identity" in body["message"], (name, groups)
+    status, body = await raw(env.url, "POST", "/edgek8s/v1/renew", tls=node_context, body={"csr": "garbage"})
+    assert status == 400
 
 
 async def test_foreign_expired_and_revoked_certificates_get_401(env: Env, tmp_path: Path) -> None:
@@ -289,6 +298,17 @@ async def test_foreign_expired_and_revoked_certificates_get_401(env: Env, tmp_pa
         await admin.delete("/api/v1/nodes/pi-r")
     status, body = await raw(env.url, "GET", "/api/v1/nodes", tls=node_tls(layout))
     assert (status, body["reason"]) == (401, "Unauthorized")
+    # Joining again under the same name (allowed now that the Node is gone) gives a working certificate.
+    rejoined = await join_worker(env, await make_token(env), "pi-r", tmp_path / "again")
+    status, _ = await raw(env.url, "GET", "/api/v1/nodes", tls=node_tls(rejoined))
+    assert status == 200
+    # kubectl delete nodes --all (a collection delete) revokes every deleted node's certificates.
+    async with RestClient(env.url, ssl_context=node_tls(rejoined)) as node:
+        await node.create("/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "pi-r"}})
+    async with RestClient(env.url, ssl_context=env.admin) as admin:
+        await admin.delete("/api/v1/nodes")
+    status, body = await raw(env.url, "GET", "/api/v1/nodes", tls=node_tls(rejoined))
+    assert (status, body["reason"]) == (401, "Unauthorized")
 
 
 async def test_certificate_rotation_under_load_fails_no_request(env: Env, tmp_path: Path) -> None:
@@ -313,6 +333,13 @@ async def test_certificate_rotation_under_load_fails_no_request(env: Env, tmp_pa
 
     workers = [asyncio.create_task(load(i)) for i in range(4)]
     first_client = cert_info(layout.node_cert.read_bytes())
+    # A watch opened before the rotations stays on its connection and keeps delivering events.
+    watcher = RestClient(env.url, ssl_context=keeper.context)
+    await watcher.__aenter__()
+    events = watcher.watch("/api/v1/nodes", resourceVersion="0", allowWatchBookmarks="false")
+    async with RestClient(env.url, ssl_context=keeper.context) as node:
+        await node.create("/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "pi-load"}})
+    assert (await anext(events))["object"]["metadata"]["name"] == "pi-load"
     for _ in range(3):
         await renew_certificate(layout, env.url, keeper.context)
         ca_dir = env.pki
@@ -327,6 +354,14 @@ async def test_certificate_rotation_under_load_fails_no_request(env: Env, tmp_pa
         await asyncio.sleep(0.3)
     stop.set()
     counts = await asyncio.gather(*workers)
+    async with RestClient(env.url, ssl_context=env.admin) as admin:
+        node = await admin.get("/api/v1/nodes/pi-load")
+        node["metadata"]["labels"] = {"after": "rotation"}
+        await admin.replace("/api/v1/nodes/pi-load", node)
+    event = await asyncio.wait_for(anext(events), timeout=10)
+    assert (event["type"], event["object"]["metadata"].get("labels")) == ("MODIFIED", {"after": "rotation"})
+    await events.aclose()
+    await watcher.__aexit__(None, None, None)
     assert not failures, failures[:3]
     assert sum(counts) > 20
     assert len(served) == 3
