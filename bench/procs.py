@@ -11,7 +11,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
@@ -27,32 +26,6 @@ T = TypeVar("T")
 # interpreter exit (including one caused by an uncaught exception) reaps them.
 _live_groups: dict[int, subprocess.Popen[bytes]] = {}
 _temp_dirs: list[Path] = []
-_reserved_ports: set[int] = set()
-
-
-def free_ports(count: int) -> list[int]:
-    """Ask the kernel for `count` distinct free TCP ports on loopback.
-
-    All sockets are held open until every port is picked so the kernel cannot
-    hand out the same port twice, and ports handed out earlier in this process
-    are skipped (a stopped-and-restarted node keeps its port).
-    """
-    sockets: list[socket.socket] = []
-    ports: list[int] = []
-    try:
-        while len(ports) < count:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sockets.append(sock)
-            sock.bind((LOOPBACK, 0))
-            port = int(sock.getsockname()[1])
-            if port in _reserved_ports:
-                continue
-            ports.append(port)
-    finally:
-        for sock in sockets:
-            sock.close()
-    _reserved_ports.update(ports)
-    return ports
 
 
 def make_temp_dir(prefix: str) -> Path:

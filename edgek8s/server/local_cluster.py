@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -30,6 +29,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from edgek8s._util.ports import free_port as _free_port
 from edgek8s.client.kubeconfig import load_kubeconfig
 from edgek8s.config import ConfigError, PodmanConfig
 from edgek8s.kubelet.podman_host import remove_everything, resolve
@@ -42,12 +42,6 @@ SAMPLE_APP = "hello"
 
 class UpError(Exception):
     """``up`` cannot go on; the message says what to do."""
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _alive(pid: int) -> bool:

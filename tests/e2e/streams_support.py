@@ -12,7 +12,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import json
-import socket
 import subprocess
 import sys
 import time
@@ -22,6 +21,7 @@ from typing import Any
 
 import pytest
 
+from edgek8s._util.ports import free_port as _free_port
 from edgek8s.config import PodmanConfig
 from edgek8s.kubelet.podman_host import PodmanHost, remove_everything, resolve
 from edgek8s.pki.certs import issue, read_pair, write_pair
@@ -74,12 +74,6 @@ class Worker:
                 tail = "\n".join(self.log.read_text(errors="replace").splitlines()[-20:])
                 pytest.fail(f"pod {ns}/{name} did not reach {what}: {pod.get('status')}\nagent log:\n{tail}")
             time.sleep(0.2)
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @pytest.fixture(scope="session")

@@ -10,12 +10,12 @@ import asyncio
 import contextlib
 import dataclasses
 import secrets
-import socket
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
+from edgek8s._util.ports import free_port
 from edgek8s.client.interface import ClusterClient
 from edgek8s.client.loops import LeaderLoop
 from edgek8s.config import ApiConfig, ControllersConfig, RaftConfig, ServerConfig, StoreConfig
@@ -26,12 +26,6 @@ from edgek8s.server.control_plane import Master
 NAMESPACES = resource_id("", "namespaces")
 LoopsSpec = Callable[[ServerConfig], list[LeaderLoop]] | list[LeaderLoop] | None
 T = TypeVar("T")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclasses.dataclass
@@ -164,8 +158,8 @@ async def wait_for(condition: Callable[[], bool], timeout: float = 10.0, interva
 async def started_cluster(base: Path, **build: Any) -> AsyncIterator[LocalCluster]:
     """A LocalCluster (``build`` as for ``LocalCluster.build``), started and ready; stopped on exit."""
     cluster = LocalCluster.build(base, **build)
-    await cluster.start()
-    try:
+    try:  # a master that fails to start must not leave the ones started before it running
+        await cluster.start()
         await cluster.wait_ready()
         yield cluster
     finally:
