@@ -206,12 +206,10 @@ def _embedded_json(buf: bytes) -> Any:
     raw = _special_fields(buf).get(1, b"")
     if not isinstance(raw, bytes) or not raw:
         return None
-    if raw.startswith(MAGIC):
-        return decode_object(raw)
     try:
         return json.loads(raw)
     except ValueError:
-        raise ProtobufError("an embedded object is neither JSON nor protobuf") from None
+        raise ProtobufError("an embedded FieldsV1/RawExtension is not JSON") from None
 
 
 def _int_or_string(buf: bytes) -> int | str:
