@@ -34,6 +34,7 @@ from edgek8s.model.timestamps import format_time
 MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 MAGIC = b"k8s\x00"
 _MAX_DEPTH = 64
+_MASK64 = (1 << 64) - 1
 _META = "k8s.io.apimachinery.pkg.apis.meta.v1."
 # API group -> the proto package segment of k8s.io.api.<segment>.<version>
 _GROUP_PACKAGES = {
@@ -148,8 +149,9 @@ _SCALARS: dict[str, Callable[[int | bytes], Any]] = {
     "string": _string,
     "bytes": lambda v: base64.b64encode(v).decode() if isinstance(v, bytes) else _string(v),
     "bool": lambda v: _int(v) != 0,
-    "int32": lambda v: _signed(_int(v) & 0xFFFFFFFFFFFFFFFF, 64),
-    "int64": lambda v: _signed(_int(v), 64),
+    # Negative int32/int64 are 10-byte two's-complement varints; bits past 64 are dropped, as Go does.
+    "int32": lambda v: _signed(_int(v) & _MASK64, 64),
+    "int64": lambda v: _signed(_int(v) & _MASK64, 64),
     "uint32": _int,
     "uint64": _int,
     "sint32": lambda v: (_int(v) >> 1) ^ -(_int(v) & 1),

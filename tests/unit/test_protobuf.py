@@ -125,10 +125,12 @@ def test_repeated_scalars_packed_or_not_and_unknown_fields_skipped() -> None:
     assert obj["spec"]["securityContext"] == {"supplementalGroups": [1, 2, 3]}
 
 
-def test_double_and_delete_options() -> None:
+def test_delete_options() -> None:
     body = envelope("v1", "DeleteOptions", num(1, 0) + ld(2, ld(1, "u1")) + ld(4, "Foreground"))
     assert decode_object(body) == {"apiVersion": "v1", "kind": "DeleteOptions", "gracePeriodSeconds": 0,
                                    "preconditions": {"uid": "u1"}, "propagationPolicy": "Foreground"}
+    negative = envelope("v1", "DeleteOptions", num(1, -30))
+    assert decode_object(negative)["gracePeriodSeconds"] == -30
 
 
 @pytest.mark.parametrize(
