@@ -1671,3 +1671,25 @@ def test_malformed_protobuf_body_is_a_400_and_creates_nothing(edgek8s_cluster: C
     listing = urllib.request.urlopen(f"{edgek8s_cluster.server}/api/v1/namespaces/{ns}/configmaps", timeout=10,
                                      context=context)
     assert json.loads(listing.read())["items"] == []
+
+
+@compat("kubectl create <generator>", "--dry-run=server, --save-config then apply, errors")
+def test_generator_dry_run_save_config_and_errors(kubectl: Kubectl, ns: str) -> None:
+    name = unique("dry")
+    out = kubectl("create", "namespace", name, "--dry-run=server").stdout
+    assert out == f"namespace/{name} created (server dry run)\n"
+    assert kubectl("get", "namespace", name, "--ignore-not-found").stdout == ""
+    kubectl("create", "deployment", "saved", "--image=nginx:1.27", "--save-config", "-n", ns)
+    applied = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "saved"},
+               "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "saved"}},
+                        "template": {"metadata": {"labels": {"app": "saved"}},
+                                     "spec": {"containers": [container("nginx", "nginx:1.27", None)]}}}}
+    assert kubectl("apply", "-n", ns, "-f", "-", input=manifest(applied)).stdout == "deployment.apps/saved configured\n"
+    assert get_json(kubectl, ns, "deployment", "saved")["spec"]["replicas"] == 3
+    taken = kubectl("create", "namespace", ns, check=False)
+    assert taken.returncode == 1
+    assert taken.stderr == f'Error from server (AlreadyExists): namespaces "{ns}" already exists\n'
+    invalid = kubectl("create", "deployment", "Bad_Name", "--image=x", "-n", ns, check=False)
+    assert invalid.returncode == 1
+    assert invalid.stderr.startswith('error: failed to create deployment: Deployment.apps "Bad_Name" is invalid: '
+                                     'metadata.name: Invalid value: "Bad_Name"')
