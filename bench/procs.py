@@ -18,9 +18,10 @@ import time
 from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any, Self
+from typing import IO, Any, Self, TypeVar
 
 LOOPBACK = "127.0.0.1"
+T = TypeVar("T")
 
 # Every process group and temp dir a benchmark creates is registered here so an
 # interpreter exit (including one caused by an uncaught exception) reaps them.
@@ -126,6 +127,47 @@ def rss_bytes(pid: int) -> int | None:
     return None
 
 
+def _stat_cpu_seconds(stat_path: str, *, system_only: bool = False) -> float | None:
+    """utime + stime (or stime alone) from a /proc .../stat file, in seconds; None if it is gone."""
+    try:
+        stat = Path(stat_path).read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces: count fields after its closing paren.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    ticks = int(fields[12]) if system_only else int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int, *, system_only: bool = False) -> float | None:
+    """User + system (or only system) CPU seconds used so far by `pid` (all its threads, ended ones
+    included)."""
+    return _stat_cpu_seconds(f"/proc/{pid}/stat", system_only=system_only)
+
+
+def context_switches(pid: int) -> int | None:
+    """Voluntary + involuntary context switches of all threads of `pid` so far (thread wake-ups)."""
+    total = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            text = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if "ctxt_switches:" in line:
+                total += int(line.split()[1])
+    return total
+
+
+def main_thread_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of the main thread of `pid` only (an asyncio server's event loop)."""
+    return _stat_cpu_seconds(f"/proc/{pid}/task/{pid}/stat")
+
+
 def log_tail(path: Path, max_lines: int = 3, max_bytes: int = 4000) -> str:
     """The last lines of a member's log, for an error message (a traceback's
     last line names the exception)."""
@@ -184,16 +226,8 @@ def install_cleanup() -> None:
 
 
 def run_benchmark(main: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
-    """Run a benchmark's main coroutine with cleanup however it ends (SIGTERM included), and print its
-    figures as the one JSON line that ends every benchmark's output."""
-    install_cleanup()
-    try:
-        figures = asyncio.run(main)
-    except asyncio.CancelledError:
-        raise KeyboardInterrupt("SIGTERM") from None
-    finally:
-        install_sigterm()
-        cleanup_all()
+    """``run_main``, then print the figures as the one JSON line that ends every benchmark's output."""
+    figures = run_main(main)
     print(json.dumps(figures, sort_keys=False), flush=True)
     return figures
 
@@ -202,6 +236,19 @@ def install_sigterm() -> None:
     """SIGTERM raises KeyboardInterrupt outside an event loop (asyncio resets
     the handler when a loop that had `cancel_on_sigterm` closes)."""
     signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def run_main(main: Coroutine[Any, Any, T]) -> T:
+    """Run a benchmark's main coroutine with cleanup on every exit path: its process groups and temp
+    dirs go however it ends, and SIGTERM ends it like Ctrl-C (KeyboardInterrupt)."""
+    install_cleanup()
+    try:
+        return asyncio.run(main)
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt("SIGTERM") from None
+    finally:
+        install_sigterm()
+        cleanup_all()
 
 
 class ProcessGroup:

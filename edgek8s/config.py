@@ -8,6 +8,7 @@ component can run inside a network namespace with its own data dir and addresses
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -95,15 +96,23 @@ class ApiConfig:
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
     client_ca_file: Path | None = None
+    ca_key_file: Path | None = None  # set on masters that sign join and renewal requests
+    node_cert_lifetime: float = 365 * 86400.0  # seconds; clients renew at two thirds of it
     max_body_bytes: int = 3 * 1024 * 1024
     request_timeout: float = 30.0
     default_watch_timeout: float = 1800.0
     bookmark_interval: float = 60.0
+    # The API servers' client certificate for kubelets (logs, exec, port-forward, metrics); kubelet serving
+    # certificates are verified against client_ca_file (the cluster CA).
+    kubelet_client_cert_file: Path | None = None
+    kubelet_client_key_file: Path | None = None
 
     def __post_init__(self) -> None:
         tls = (self.tls_cert_file, self.tls_key_file, self.client_ca_file)
         if any(tls) and not all(tls):
             raise ConfigError("TLS needs all of --tls-cert-file, --tls-private-key-file and --client-ca-file")
+        if (self.kubelet_client_cert_file is None) != (self.kubelet_client_key_file is None):
+            raise ConfigError("--kubelet-client-certificate and --kubelet-client-key go together")
 
     @property
     def tls(self) -> bool:
@@ -152,3 +161,111 @@ class ServerConfig:
     def api_url(self) -> str:
         scheme = "https" if self.api.tls else "http"
         return f"{scheme}://{self.api.host}:{self.api.port}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PodmanConfig:
+    """How the agent runs Podman. ``auto`` settings are resolved from the host when the agent starts:
+    runc where cgroups are v1 or hybrid (crun refuses them), crun's default otherwise; the systemd cgroup
+    manager where systemd is PID 1's init, cgroupfs elsewhere. ``ulimits`` are written explicitly because
+    Podman's defaults need CAP_SYS_RESOURCE, which some hosts lack."""
+
+    binary: str = "podman"
+    socket: Path | None = None  # an already running `podman system service`; None: the agent starts one
+    oci_runtime: str = "auto"
+    cgroup_manager: str = "auto"
+    ulimits: tuple[str, ...] = ("nofile=20000:20000", "nproc=32768:32768")
+    storage_driver: str = "overlay"
+    run_dir: Path | None = None  # tmpfs for Podman's run state; default /run/edgek8s/<hash of the data dir>
+    network: str = "edgek8s"
+    pod_cidr: str = "10.88.0.0/16"
+
+    def __post_init__(self) -> None:
+        if self.oci_runtime not in ("auto", "runc", "crun"):
+            raise ConfigError(f"--oci-runtime must be auto, runc or crun, not {self.oci_runtime!r}")
+        if self.cgroup_manager not in ("auto", "systemd", "cgroupfs"):
+            raise ConfigError(f"--cgroup-manager must be auto, systemd or cgroupfs, not {self.cgroup_manager!r}")
+        try:
+            network = ipaddress.ip_network(self.pod_cidr)
+        except ValueError as exc:
+            raise ConfigError(f"--pod-cidr: {exc}") from None
+        if network.prefixlen > 28:
+            raise ConfigError("--pod-cidr must hold at least 16 addresses")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AgentConfig:
+    """One worker's kubelet. Timing defaults follow upstream where it matters to other components
+    (40 s lease, so the node lifecycle controller's grace matches) and are lighter where it only costs
+    the Pi (status reports, relists)."""
+
+    node_name: str
+    data_dir: Path
+    masters: tuple[str, ...]  # API URLs, tried in turn
+    ca_file: Path | None = None
+    cert_file: Path | None = None
+    key_file: Path | None = None
+    node_ip: str = ""  # empty: the address of the interface that routes to the first master
+    kubelet_port: int = 10250  # the HTTPS endpoint for logs/exec (advertised in Node.status)
+    podman: PodmanConfig = dataclasses.field(default_factory=PodmanConfig)
+    labels: tuple[tuple[str, str], ...] = ()
+    max_pods: int = 110
+    reserved_cpu_millis: int = 100
+    reserved_memory_bytes: int = 256 * 1024 * 1024
+    reserved_storage_bytes: int = 1024 * 1024 * 1024
+    lease_duration_seconds: int = 40
+    lease_renew_interval: float = 10.0
+    node_status_interval: float = 10.0  # measure conditions this often
+    node_status_report_interval: float = 300.0  # write an unchanged Node status this often
+    relist_period: float = 10.0  # a safety net: container starts and deaths are seen at once (runtime events)
+    resync_period: float = 60.0
+    backoff_initial: float = 10.0
+    backoff_max: float = 300.0
+    memory_pressure_bytes: int = 100 * 1024 * 1024  # memory.available below this: MemoryPressure
+    disk_pressure_percent: float = 10.0  # free space of the data dir's filesystem below this: DiskPressure
+    pid_pressure_percent: float = 10.0  # free PIDs below this: PIDPressure
+    image_gc_high_percent: float = 85.0
+    image_gc_low_percent: float = 80.0
+    request_timeout: float = 10.0
+
+    def __post_init__(self) -> None:
+        if not self.node_name:
+            raise ConfigError("the agent needs a node name")
+        if not self.masters:
+            raise ConfigError("the agent needs at least one master URL (--server)")
+        for url in self.masters:
+            if not url.startswith(("http://", "https://")):
+                raise ConfigError(f"--server: {url!r} is not an http(s) URL")
+        tls = (self.ca_file, self.cert_file, self.key_file)
+        if any(tls) and not all(tls):
+            raise ConfigError("TLS needs all of --ca-file, --cert-file and --key-file")
+        if not 0 < self.lease_renew_interval < self.lease_duration_seconds:
+            raise ConfigError("the lease renew interval must be shorter than the lease duration")
+        if not 0 < self.backoff_initial <= self.backoff_max:
+            raise ConfigError("back-off: 0 < initial <= max")
+        if not self.image_gc_low_percent < self.image_gc_high_percent:
+            raise ConfigError("image GC: low threshold must be below the high threshold")
+
+
+KUBELET_CLIENT_NAME = "kube-apiserver-kubelet-client"  # CN of the API servers' certificate for kubelets
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KubeletServerConfig:
+    """The kubelet's HTTPS endpoint (logs, exec, port-forward, stats, image loading). Always mTLS: only
+    clients whose certificate is signed by ``client_ca_file`` and whose CN is in ``allowed_clients`` (the
+    API servers) get in."""
+
+    host: str = "0.0.0.0"
+    port: int = 10250
+    tls_cert_file: Path
+    tls_key_file: Path
+    client_ca_file: Path
+    allowed_clients: tuple[str, ...] = (KUBELET_CLIENT_NAME,)
+    podman_socket: Path = Path("/run/podman/podman.sock")
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port < 65536:
+            raise ConfigError(f"kubelet port: {self.port} is not a TCP port")
+        if not self.allowed_clients:
+            raise ConfigError("the kubelet endpoint needs at least one allowed client name")

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Install what edgek8s needs on Debian 12 / Raspberry Pi OS (bookworm), as root, into ./.venv.
-#   scripts/install.sh          runtime: Python venv with edgek8s and its libraries
+#   scripts/install.sh          runtime: Python venv with edgek8s and its libraries, Podman for workers
 #   scripts/install.sh --test   also what the test suite needs (FUSE for power-cut tests, etcd for benchmarks)
 # Idempotent: re-running only installs what is missing.
 set -euo pipefail
@@ -10,6 +10,10 @@ with_test=0
 [ "${1:-}" = "--test" ] && with_test=1
 
 debs=(python3 python3-venv python3-dev gcc pkg-config ca-certificates curl)
+# Workers run pods through Podman; crun (Podman's default) refuses cgroup v1 hybrid hosts, so runc is
+# installed and selected by the agent's containers.conf; catatonit builds the local pause image;
+# busybox-static builds the sample-app and test images without a registry.
+debs+=(podman runc catatonit busybox-static)
 if [ "$with_test" = 1 ]; then
   debs+=(fuse3 libfuse3-dev etcd-server etcd-client)
 fi

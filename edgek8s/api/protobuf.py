@@ -23,11 +23,11 @@ from __future__ import annotations
 
 import base64
 import datetime
-import json
 import struct
 from collections.abc import Callable, Iterator
 from typing import Any
 
+from edgek8s.model import jsoncodec
 from edgek8s.model.protobuf_fields import INLINE, MESSAGES, OMITEMPTY, POINTER, REPEATED
 from edgek8s.model.timestamps import format_time
 
@@ -68,7 +68,7 @@ def decode_object(body: bytes) -> dict[str, Any]:
 
 
 def decode_to_json(body: bytes) -> bytes:
-    return json.dumps(decode_object(body)).encode()
+    return jsoncodec.dumps(decode_object(body))
 
 
 def _message_for(api_version: str, kind: str) -> str:
@@ -209,7 +209,7 @@ def _embedded_json(buf: bytes) -> Any:
     if not isinstance(raw, bytes) or not raw:
         return None
     try:
-        return json.loads(raw)
+        return jsoncodec.loads(raw)
     except ValueError:
         raise ProtobufError("an embedded FieldsV1/RawExtension is not JSON") from None
 

@@ -13,7 +13,7 @@ import json
 import ssl
 from collections.abc import AsyncIterator
 from types import TracebackType
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import quote
 
 import aiohttp
@@ -134,6 +134,17 @@ class RestClient:
         async for line in self.stream_lines(path, **params):
             yield json.loads(line)
 
+    async def upload(self, path: str, body: AsyncIterator[bytes], *, content_type: str) -> Any:
+        """POST a streamed body (an image archive); never retried, like every write here."""
+        try:
+            async with self.session.post(self.base_url + path, data=body, headers={"Content-Type": content_type},
+                                         timeout=aiohttp.ClientTimeout(total=None, sock_connect=10)) as response:
+                raw = await response.read()
+                if response.status >= 400:
+                    raise error_from_status(response.status, raw)
+                return json.loads(raw) if raw else None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransportError(f"POST {path}: {type(exc).__name__}: {exc}") from exc
 
 def resource_path(rtype: ResourceType, namespace: str | None, name: str | None = None,
                   subresource: str | None = None) -> str:
@@ -154,12 +165,30 @@ def _meta(obj: Obj) -> dict[str, Any]:
     return meta
 
 
+class RestTransport(Protocol):
+    """What ``RestClusterClient`` needs: ``RestClient``, or ``failover.FailoverClient`` over several masters."""
+
+    async def request(self, method: str, path: str, *, body: Any = None, params: dict[str, str] | None = None,
+                      content_type: str = "application/json") -> Any: ...
+
+    async def get(self, path: str, **params: str) -> Any: ...
+
+    async def create(self, path: str, body: Any) -> Any: ...
+
+    async def replace(self, path: str, body: Any) -> Any: ...
+
+    async def delete(self, path: str, body: Any = None) -> Any: ...
+
+    def watch(self, path: str, **params: str) -> AsyncIterator[dict[str, Any]]: ...
+
+
 class RestClusterClient:
-    """``ClusterClient`` over HTTP (kubelet, tools, out-of-process controllers), on an open ``RestClient``.
+    """``ClusterClient`` over HTTP (kubelet, tools, out-of-process controllers), on an open ``RestClient``
+    (or a ``FailoverClient``).
 
     Writes are sent once; a transport failure raises ``TransportError`` (outcome unknown)."""
 
-    def __init__(self, rest: RestClient) -> None:
+    def __init__(self, rest: RestTransport) -> None:
         self._rest = rest
 
     async def get(self, rtype: ResourceType, namespace: str, name: str) -> Obj:

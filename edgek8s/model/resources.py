@@ -83,6 +83,14 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
 
 _BY_ID: dict[ResourceId, ResourceType] = {r.id: r for r in BUILTIN_RESOURCES}
 
+# Served by the API from kubelet measurements (api/metrics.py), never stored: listed in discovery only.
+METRICS_RESOURCES: tuple[ResourceType, ...] = (
+    ResourceType(group="metrics.k8s.io", version="v1beta1", plural="nodes", kind="NodeMetrics", namespaced=False,
+                 has_status=False, verbs=("get", "list")),
+    ResourceType(group="metrics.k8s.io", version="v1beta1", plural="pods", kind="PodMetrics", namespaced=True,
+                 has_status=False, verbs=("get", "list")),
+)
+
 
 def lookup(group: str, version: str, plural: str) -> ResourceType | None:
     found = _BY_ID.get(resource_id(group, plural))

@@ -201,7 +201,7 @@ class RaftNode:
         def callback(result: Any, error: int) -> None:  # tick thread
             self._handoff.post(lambda: resolve(result, error))
 
-        self._consumer.apply_command(payload, callback=callback)
+        self._consumer.propose(payload, callback)
         return future
 
     async def propose(self, payload: bytes, *, timeout: float | None = None) -> Any:

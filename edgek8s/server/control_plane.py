@@ -12,6 +12,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
+from dataclasses import dataclass
 
 from aiohttp import web
 
@@ -19,22 +21,48 @@ from edgek8s.api.app import build_app
 from edgek8s.api.context import CONTROLLER_STATUS
 from edgek8s.client.loops import LeaderLoop
 from edgek8s.config import ServerConfig
+from edgek8s.discovery.mdns import Advertiser
 from edgek8s.model import errors
-from edgek8s.pki.certs import server_tls_context
+from edgek8s.pki.certs import ca_hash, server_tls_context
 from edgek8s.server.leadership import LeaderGate
 from edgek8s.server.loops import leader_loops
+from edgek8s.server.membership import request_membership
+from edgek8s.server.serving import keep_serving_cert
 from edgek8s.store.raftstore import RaftStore
 
 logger = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MdnsSettings:
+    """Advertise this master on mDNS at ``addresses`` (sockets on ``interfaces``; empty: all)."""
+
+    addresses: tuple[str, ...]
+    interfaces: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class JoinSettings:
+    """A master joined by token: ask one of ``servers`` (with ``tls``, an admin identity) to add it to Raft."""
+
+    servers: tuple[str, ...]
+    tls: ssl.SSLContext
+
+
 class Master:
-    def __init__(self, config: ServerConfig, *, loops: list[LeaderLoop] | None = None) -> None:
+    def __init__(
+        self, config: ServerConfig, *, loops: list[LeaderLoop] | None = None, mdns: MdnsSettings | None = None,
+        join: JoinSettings | None = None,
+    ) -> None:
         self.config = config
         self.store = RaftStore(config)
         self._runner: web.AppRunner | None = None
         self._bootstrap: asyncio.Task[None] | None = None
-        self._gate_task: asyncio.Task[None] | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._mdns = mdns
+        self._join = join
+        self._advertiser: Advertiser | None = None
+        self.tls: ssl.SSLContext | None = None
         self.app = build_app(self.store, config)
         self.gate = LeaderGate(self.store, identity=config.name,
                                loops=leader_loops(config) if loops is None else loops)
@@ -42,6 +70,9 @@ class Master:
 
     async def start(self) -> None:
         await self.store.start()
+        if self._join is not None:
+            self._tasks.append(asyncio.create_task(
+                request_membership(self.store.raft, self._join.servers, self._join.tls), name="raft-join"))
         # handler_cancellation: a watch whose client went away must end now, not at its next event.
         self._runner = web.AppRunner(
             self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0, handler_cancellation=True
@@ -50,11 +81,23 @@ class Master:
         api = self.config.api
         tls = None
         if api.tls_cert_file and api.tls_key_file and api.client_ca_file:
-            tls = server_tls_context(api.tls_cert_file, api.tls_key_file, api.client_ca_file)
+            tls = server_tls_context(api.tls_cert_file, api.tls_key_file, api.client_ca_file, verify_in_app=True)
+            self.tls = tls
+            if api.ca_key_file is not None:
+                self._tasks.append(asyncio.create_task(keep_serving_cert(
+                    tls, cert_file=api.tls_cert_file, key_file=api.tls_key_file, ca_cert=api.client_ca_file,
+                    ca_key=api.ca_key_file), name="serving-cert"))
         site = web.TCPSite(self._runner, api.host, api.port, reuse_address=True, ssl_context=tls)
         await site.start()
         self._bootstrap = asyncio.create_task(self._register(), name="master-bootstrap")
-        self._gate_task = asyncio.create_task(self.gate.run(), name="leader-gate")
+        self._tasks.append(asyncio.create_task(self.gate.run(), name="leader-gate"))
+        if self._mdns is not None and api.client_ca_file is not None:
+            ca_pem = await asyncio.to_thread(api.client_ca_file.read_bytes)
+            pin = ca_hash(ca_pem)
+            self._advertiser = Advertiser(
+                name=self.config.name, port=api.port, addresses=list(self._mdns.addresses),
+                cluster=pin.removeprefix("sha256:")[:16], ca_hash=pin, interfaces=list(self._mdns.interfaces) or None)
+            await self._advertiser.start()
         logger.info("master %s serving the API on %s", self.config.name, self.config.api_url)
 
     async def _register(self) -> None:
@@ -73,18 +116,25 @@ class Master:
                 delay = min(delay * 2, 2.0)
 
     async def stop(self) -> None:
-        for task in (self._gate_task, self._bootstrap):
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
+        if self._advertiser is not None:
+            await self._advertiser.close()
+        for task in self._tasks:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        if self._bootstrap is not None:
+            self._bootstrap.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._bootstrap
         if self._runner is not None:
             await self._runner.cleanup()
         await self.store.stop()
 
 
-async def run_master(config: ServerConfig, stop: asyncio.Event) -> None:
-    master = Master(config)
+async def run_master(
+    config: ServerConfig, stop: asyncio.Event, *, mdns: MdnsSettings | None = None, join: JoinSettings | None = None
+) -> None:
+    master = Master(config, mdns=mdns, join=join)
     await master.start()
     try:
         await stop.wait()

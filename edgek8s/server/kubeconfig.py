@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import base64
-import os
 from pathlib import Path
 
 import yaml
 
 from edgek8s.pki.certs import CertPair
+from edgek8s.pki.layout import write_private
 
 
 def _b64(data: bytes) -> str:
@@ -30,7 +30,18 @@ def render_kubeconfig(*, server: str, ca_pem: bytes, client: CertPair, cluster: 
 
 
 def write_kubeconfig(path: Path, text: str) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(fd, "w") as handle:
-        handle.write(text)
+    write_private(path, text.encode())
+
+
+def render_file_kubeconfig(*, server: str, ca_file: Path, cert_file: Path, key_file: Path,
+                           user: str = "node") -> str:
+    """A kubeconfig that names its credential files, so a renewal that rewrites them needs no edit here."""
+    config = {
+        "apiVersion": "v1",
+        "kind": "Config",
+        "clusters": [{"name": "edgek8s", "cluster": {"server": server, "certificate-authority": str(ca_file)}}],
+        "users": [{"name": user, "user": {"client-certificate": str(cert_file), "client-key": str(key_file)}}],
+        "contexts": [{"name": "edgek8s", "context": {"cluster": "edgek8s", "user": user}}],
+        "current-context": "edgek8s",
+    }
+    return str(yaml.safe_dump(config, sort_keys=False))

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
+import functools
 import itertools
 import logging
 import os
@@ -43,7 +43,13 @@ SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
 def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _rfc3339(int(time.time()))
+
+
+@functools.lru_cache(maxsize=2)
+def _rfc3339(second: int) -> str:
+    # Kubernetes timestamps have whole seconds: one strftime per second, not two per write.
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
 
 
 def _unavailable_read(exc: Exception) -> errors.ServiceUnavailable:

@@ -10,6 +10,7 @@ import pytest
 
 from edgek8s.api.inprocess import InProcessClient
 from edgek8s.client.rest import RestClient
+from tests.support.agent import busybox_archive, kubelet_client, kubelet_master  # noqa: F401  (kubelet tests' fixtures)
 from tests.support.cluster import LocalCluster, started_cluster
 from tests.support.hollow import HollowNodes
 

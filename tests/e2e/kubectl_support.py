@@ -61,7 +61,9 @@ def _master_logs(state_dir: Path) -> str:
 @pytest.fixture(scope="session")
 def edgek8s_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     state_dir = tmp_path_factory.mktemp("kubectl-cluster") / "state"
-    up = _edgek8s("up", "--state-dir", str(state_dir))
+    # No worker from `up`: the scheduler would place the rows' pods (images from a registry) on it. The stream
+    # rows bring their own, tainted worker (tests/e2e/streams_support.py).
+    up = _edgek8s("up", "--state-dir", str(state_dir), "--workers", "0")
     try:
         assert up.returncode == 0, f"edgek8s up failed:\n{up.stdout}{up.stderr}\n{_master_logs(state_dir)}"
         kubeconfig = state_dir / "admin.kubeconfig"

@@ -37,8 +37,8 @@ def http(method: str, url: str, body: dict[str, Any] | None = None, tls: ssl.SSL
 
 
 def admin_tls(state_dir: Path) -> ssl.SSLContext:
-    pki = state_dir / "pki"
-    return client_tls_context(pki / "ca.crt", pki / "admin.crt", pki / "admin.key")
+    first = state_dir / "master-1"  # the --cluster-init master's config dir
+    return client_tls_context(first / "ca.crt", first / "pki" / "admin.crt", first / "pki" / "admin.key")
 
 
 @pytest.fixture
@@ -56,22 +56,35 @@ def local_cluster(tmp_path: Path) -> Iterator[tuple[Path, dict[str, Any]]]:
 def test_up_status_down(local_cluster: tuple[Path, dict[str, Any]]) -> None:
     state_dir, manifest = local_cluster
     assert len(manifest["masters"]) == 3
-    assert (state_dir / "pki" / "admin.key").stat().st_mode & 0o777 == 0o600
+    assert (state_dir / "master-1" / "pki" / "admin.key").stat().st_mode & 0o777 == 0o600
     assert (state_dir / "admin.kubeconfig").stat().st_mode & 0o777 == 0o600
     printed = run("kubeconfig", "--state-dir", str(state_dir))
     assert printed.stdout == (state_dir / "admin.kubeconfig").read_text()
     status = run("status", "--kubeconfig", str(state_dir / "admin.kubeconfig"))
     assert status.stdout.count("ready") == 3
     assert status.stdout.count("leader") >= 2  # the header line and one master
-    assert (state_dir / "secret").stat().st_mode & 0o777 == 0o600
+    assert (state_dir / "master-1" / "cluster-secret").stat().st_mode & 0o777 == 0o600
+    # The worker joined by token runs the sample app through Podman; it answers from this host.
+    assert len(manifest["workers"]) == 1
+    with urllib.request.urlopen(manifest["sample_app"], timeout=5) as response:
+        assert b"Hello from edgek8s" in response.read()
+    tls = admin_tls(state_dir)
+    api = manifest["masters"][0]["api"]
+    node = http("GET", f"{api}/api/v1/nodes/worker-1", tls=tls)
+    assert node["status"]["nodeInfo"]["containerRuntimeVersion"].startswith("podman://")
+    pods = http("GET", f"{api}/api/v1/namespaces/default/pods?labelSelector=app%3Dhello", tls=tls)["items"]
+    assert [p["spec"]["nodeName"] for p in pods] == ["worker-1"]
+    assert pods[0]["status"]["phase"] == "Running"
     again = run("up", "--state-dir", str(state_dir))
     assert "already running" in again.stdout
     down = run("down", "--state-dir", str(state_dir))
-    assert "stopped 3 masters" in down.stdout
+    assert "stopped 3 masters and 1 workers" in down.stdout
     assert not state_dir.exists()
-    for master in manifest["masters"]:
+    for process in manifest["masters"] + manifest["workers"]:
         with pytest.raises(ProcessLookupError):
-            os.kill(master["pid"], 0)
+            os.kill(process["pid"], 0)
+    with pytest.raises(OSError):  # the sample app's pod and its published port are gone
+        urllib.request.urlopen(manifest["sample_app"], timeout=2)
 
 
 def test_snapshot_save_and_restore_into_a_new_cluster(

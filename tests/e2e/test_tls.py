@@ -77,10 +77,23 @@ def test_kubectl_without_a_client_certificate_is_unauthorized(tls_cluster: Path,
     assert "You must be logged in to the server" in result.stderr
 
 
-def test_a_certificate_from_another_ca_cannot_connect_silently(tls_cluster: Path, tmp_path: Path) -> None:
+def test_a_certificate_from_another_ca_gets_401(tls_cluster: Path, tmp_path: Path) -> None:
+    # As kube-apiserver: the handshake completes and the request is refused, so clients report an
+    # authentication error instead of retrying a failed handshake (kubectl would hang).
     rogue_ca = new_ca("rogue")
     rogue = issue(rogue_ca, common_name="admin", organizations=["system:masters"], client=True)
     write_pair(rogue, tmp_path / "rogue.crt", tmp_path / "rogue.key")
     context = client_tls_context(tls_cluster / "pki" / "ca.crt", tmp_path / "rogue.crt", tmp_path / "rogue.key")
-    with pytest.raises((ssl.SSLError, urllib.error.URLError, ConnectionResetError)):
-        _get(f"{_api(tls_cluster)}/api/v1/namespaces", context)
+    status, body = _get(f"{_api(tls_cluster)}/api/v1/namespaces", context)
+    assert (status, body["reason"]) == (401, "Unauthorized")
+
+
+def test_a_worker_joins_the_local_cluster_with_a_token(tls_cluster: Path, tmp_path: Path) -> None:
+    token = run("token", "create", "--kubeconfig", str(tls_cluster / "admin.kubeconfig")).stdout.strip()
+    result = run("join", "--token", token, "--server", _api(tls_cluster), "--name", "pi-local",
+                 "--config-dir", str(tmp_path / "etc"), "--data-dir", str(tmp_path / "data"))
+    assert "joined as pi-local" in result.stdout
+    env = {"KUBECONFIG": str(tmp_path / "etc" / "kubelet.kubeconfig"), "HOME": str(tmp_path), "PATH": "/usr/bin:/bin"}
+    nodes = subprocess.run(["kubectl", "get", "nodes"], capture_output=True, text=True, env=env, timeout=60,
+                           check=False)
+    assert nodes.returncode == 0, nodes.stderr

@@ -1,0 +1,252 @@
+"""Pod startup through the API on one real Podman node, agent RSS with 30 pods, and idle disk writes.
+
+Setup: 3 `edgek8s server` processes (plain HTTP on loopback), one `edgek8s agent` process with its own
+Podman (storage and pod network under a temp dir), and the busybox test image built locally and loaded
+into the agent's storage beforehand (so no pull is timed).
+
+1. Startup: ``--pods`` (100) pods with ``spec.nodeName`` set are created at ``--rate`` pods/s; each pod's
+   time from the POST to the first watch event that shows it Ready is recorded. Anchors: the Kubernetes
+   pod startup SLO (p99 <= 5 s, image present), KubeEdge's reported p99 of 4.1 s; target p99 <= 1.5 s.
+2. Footprint: the pods are deleted, 30 are created and Ready; then the agent's VmRSS (and, reported
+   apart, the Podman service's). Anchor: the k3s agent uses 268 MB on a Pi 4; target <= 50 MB.
+3. Idle disk writes: with the 30 pods running and nothing changing, ``/proc/<pid>/io`` write_bytes of the
+   agent and of each master over ``--idle-seconds`` (60). Anchor: an idle k3s server writes 6-10 kB/s;
+   target <= 1 kB/s per process.
+
+The last stdout line is JSON with ``p99_s``, ``agent_rss_mb_30_pods``, ``idle_disk_write_bytes_per_s``
+(the largest of the agent and the masters) and the details.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+
+from bench import procs
+from bench.edgek8s_cluster import EdgeCluster
+from bench.stats import percentile, rounded
+
+NODE = "bench-node"
+PODS = "/api/v1/namespaces/default/pods"
+
+
+def _write_bytes(pid: int) -> int | None:
+    try:
+        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _cpu_seconds(pid: int) -> float:
+    """utime + stime of ``pid`` (CPU time is what to compare on a machine shared with other work)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _pod(name: str, image: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"bench": "podstartup"}},
+            "spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 1,
+                     "containers": [{"name": "c", "image": image, "imagePullPolicy": "Never",
+                                     "command": ["sleep", "3600"]}]}}
+
+
+def _ready(pod: dict[str, Any]) -> bool:
+    return any(c.get("type") == "Ready" and c.get("status") == "True"
+               for c in (pod.get("status") or {}).get("conditions") or [])
+
+
+async def _start_agent(base: Path, api_urls: list[str], python: str) -> tuple[Any, Path]:
+    from edgek8s.config import PodmanConfig
+    from edgek8s.kubelet.podman_host import resolve
+
+    data_dir = base / "agent"
+    pod_cidr = f"10.{random.randint(200, 250)}.{random.randint(0, 255)}.0/24"
+    argv = [python, "-m", "edgek8s", "agent", "--name", NODE, "--data-dir", str(data_dir),
+            "--pod-cidr", pod_cidr, "--log-level", "WARNING",
+            *[f"--server={u}" for u in api_urls]]
+    proc = procs.spawn(argv, base / "agent.log")
+    host = resolve(PodmanConfig(), data_dir)
+    return proc, host.socket
+
+
+async def _wait(condition: Any, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not await condition():
+        if time.monotonic() > deadline:
+            raise RuntimeError(f"timed out waiting for {what}")
+        await asyncio.sleep(0.2)
+
+
+async def _create_and_time(session: aiohttp.ClientSession, api: str, names: list[str], rate: float,
+                           image: str) -> dict[str, float]:
+    """Create pods at ``rate``/s; seconds from each POST to the watch event showing it Ready."""
+    async with session.get(f"{api}{PODS}", params={"labelSelector": "bench=podstartup"}) as response:
+        rv = (await response.json())["metadata"]["resourceVersion"]
+    sent: dict[str, float] = {}
+    ready: dict[str, float] = {}
+    done = asyncio.Event()
+
+    async def watch() -> None:
+        params = {"watch": "1", "resourceVersion": rv, "labelSelector": "bench=podstartup"}
+        async with session.get(f"{api}{PODS}", params=params, timeout=aiohttp.ClientTimeout(total=None)) as stream:
+            async for line in stream.content:
+                event = json.loads(line)
+                pod = event.get("object") or {}
+                name = (pod.get("metadata") or {}).get("name")
+                if name in sent and name not in ready and _ready(pod):
+                    ready[name] = time.monotonic() - sent[name]
+                    if len(ready) == len(names):
+                        done.set()
+                        return
+
+    watcher = asyncio.create_task(watch())
+    await asyncio.sleep(0.2)
+
+    async def create(name: str) -> None:
+        sent[name] = time.monotonic()
+        async with session.post(f"{api}{PODS}", json=_pod(name, image)) as response:
+            if response.status != 201:
+                raise RuntimeError(f"create {name}: HTTP {response.status} {await response.text()}")
+
+    creates = []
+    for name in names:
+        creates.append(asyncio.create_task(create(name)))
+        await asyncio.sleep(1.0 / rate)
+    await asyncio.gather(*creates)
+    try:
+        await asyncio.wait_for(done.wait(), timeout=300)
+    finally:
+        watcher.cancel()
+    return ready
+
+
+async def _delete_all(session: aiohttp.ClientSession, api: str, podman_env: dict[str, str]) -> None:
+    async with session.delete(f"{api}{PODS}", params={"labelSelector": "bench=podstartup"}) as response:
+        await response.read()
+
+    async def none_left() -> bool:
+        out = (await asyncio.to_thread(
+            subprocess.run, ["podman", "ps", "-q", "--filter", "label=io.edgek8s.pod.uid"], env=podman_env,
+            capture_output=True, text=True, check=False)).stdout
+        return not out.strip()
+
+    await _wait(none_left, 300, "the pods' containers to be removed")
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    from edgek8s.config import PodmanConfig
+    from edgek8s.kubelet.podman_host import remove_everything, resolve
+    from edgek8s.server.images import TEST_IMAGE, build_archive
+
+    procs.install_cleanup()
+    python = sys.executable
+    cluster = EdgeCluster(python)
+    base = procs.make_temp_dir("bench-podstartup-")
+    agent_proc = None
+    host = resolve(PodmanConfig(), base / "agent")
+    try:
+        print("building the test image...", flush=True)
+        archive = await asyncio.to_thread(build_archive, TEST_IMAGE, base / "busybox.tar")
+        async with aiohttp.ClientSession() as session:
+            await cluster.start(session)
+            urls = [m.api_url for m in cluster.masters]
+            agent_proc, socket_path = await _start_agent(base, urls, python)
+
+            async def socket_ready() -> bool:
+                return socket_path.exists() and host.containers_conf.exists()
+
+            await _wait(socket_ready, 60, "the agent's Podman service")
+            await asyncio.to_thread(subprocess.run, ["podman", "load", "--quiet", "--input", str(archive)],
+                                    env=host.env(), check=True, capture_output=True)
+            api = urls[0]
+
+            async def node_ready() -> bool:
+                async with session.get(f"{api}/api/v1/nodes/{NODE}") as response:
+                    return response.status == 200
+
+            await _wait(node_ready, 60, "the node to register")
+            # Warm-up: the first pod builds Podman's pause image and the pod network.
+            await _create_and_time(session, api, ["warmup"], 1.0, TEST_IMAGE)
+            await _delete_all(session, api, host.env())
+
+            print(f"creating {args.pods} pods at {args.rate}/s...", flush=True)
+            cpu_before = time.process_time()
+            service_pid = int((host.run_dir / "service.pid").read_text())
+            agent_cpu, service_cpu = _cpu_seconds(agent_proc.pid), _cpu_seconds(service_pid)
+            times = await _create_and_time(session, api, [f"p{i}" for i in range(args.pods)], args.rate, TEST_IMAGE)
+            agent_cpu = _cpu_seconds(agent_proc.pid) - agent_cpu
+            service_cpu = _cpu_seconds(service_pid) - service_cpu
+            startup = sorted(times.values())
+            await _delete_all(session, api, host.env())
+
+            print("30 pods for the footprint and idle figures...", flush=True)
+            await _create_and_time(session, api, [f"r{i}" for i in range(30)], args.rate, TEST_IMAGE)
+            await asyncio.sleep(5)  # let status writes and events settle
+            agent_rss = procs.rss_bytes(agent_proc.pid) or 0
+            service_rss = procs.rss_bytes(service_pid) or 0
+            master_pids = [p for p in cluster.pids() if p is not None]
+            watched = {"agent": agent_proc.pid, **{f"master-{i + 1}": p for i, p in enumerate(master_pids)},
+                       "podman-service": service_pid}
+            before = {k: _write_bytes(p) or 0 for k, p in watched.items()}
+            print(f"idle for {args.idle_seconds:.0f}s...", flush=True)
+            await asyncio.sleep(args.idle_seconds)
+            after = {k: _write_bytes(p) or 0 for k, p in watched.items()}
+            idle = {k: round((after[k] - before[k]) / args.idle_seconds, 1) for k in watched}
+            await _delete_all(session, api, host.env())
+            bench_cpu = time.process_time() - cpu_before
+    finally:
+        if agent_proc is not None:
+            procs.stop(agent_proc)
+        await remove_everything(host)
+        cluster.stop()
+        procs.remove_temp_dir(base)
+    p50, p90, p99 = (percentile(startup, p) for p in (50, 90, 99))
+    return {
+        "pods": args.pods, "rate_per_s": args.rate, "p50_s": rounded(p50), "p90_s": rounded(p90),
+        "p99_s": rounded(p99), "max_s": rounded(startup[-1]),
+        "agent_rss_mb_30_pods": round(agent_rss / 2**20, 1),
+        "podman_service_rss_mb_30_pods": round(service_rss / 2**20, 1),
+        "idle_disk_write_bytes_per_s": max(v for k, v in idle.items() if k != "podman-service"),
+        "idle_disk_write_bytes_per_s_by_process": idle, "bench_driver_cpu_s": round(bench_cpu, 2),
+        "agent_cpu_ms_per_pod_start": round(1000 * agent_cpu / args.pods, 1),
+        "podman_cpu_ms_per_pod_start": round(1000 * service_cpu / args.pods, 1),
+    }
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench podstartup", description=__doc__.split("\n")[0])
+    parser.add_argument("--pods", type=int, default=100)
+    parser.add_argument("--rate", type=float, default=5.0, help="pods created per second")
+    parser.add_argument("--idle-seconds", type=float, default=60.0)
+    args = parser.parse_args(argv)
+    if os.geteuid() != 0:
+        print("bench podstartup: run as root (Podman rootful, as the agent runs)", file=sys.stderr)
+        return 2
+    result = asyncio.run(run(args))
+    print(f"pod startup, create -> Ready, {result['pods']} pods at {result['rate_per_s']}/s: "
+          f"p50 {result['p50_s']} s  p90 {result['p90_s']} s  p99 {result['p99_s']} s  "
+          f"(target <= 1.5 s; Kubernetes SLO p99 <= 5 s; KubeEdge reported 4.1 s)")
+    print(f"CPU per pod start: agent {result['agent_cpu_ms_per_pod_start']} ms, Podman service "
+          f"{result['podman_cpu_ms_per_pod_start']} ms (conmon and runc not counted)")
+    print(f"agent RSS with 30 pods: {result['agent_rss_mb_30_pods']} MB (target <= 50 MB; k3s agent 268 MB on a "
+          f"Pi 4); podman service {result['podman_service_rss_mb_30_pods']} MB")
+    print(f"idle disk writes (B/s): {result['idle_disk_write_bytes_per_s_by_process']} "
+          "(target <= 1 kB/s per process; idle k3s server 6-10 kB/s)")
+    print(json.dumps(result))
+    return 0

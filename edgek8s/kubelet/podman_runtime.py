@@ -1,0 +1,375 @@
+"""ContainerRuntime over Podman's REST API (PyPI ``podman`` bindings); the only importer of ``podman``.
+
+The bindings are blocking (requests over a unix socket): every call runs in a worker thread with
+``asyncio.to_thread`` and its errors become ``RuntimeFailure``. A relist is two calls (pods, containers,
+both filtered by the pod-uid label); sandbox IPs and the final state of exited containers never change,
+so each is inspected once and cached.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime
+import functools
+import ipaddress
+import json
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import podman
+from podman import api
+from podman import errors as podman_errors
+
+from edgek8s.kubelet.podman_host import PodmanHost
+from edgek8s.kubelet.runtime import (
+    LABEL_ATTEMPT,
+    LABEL_CONTAINER_NAME,
+    LABEL_INIT,
+    LABEL_POD_NAME,
+    LABEL_POD_NAMESPACE,
+    LABEL_POD_UID,
+    LABEL_SPEC_HASH,
+    ContainerConfig,
+    ContainerState,
+    ContainerStatus,
+    ExecResult,
+    ImageInfo,
+    ImageNotFound,
+    RuntimeFailure,
+    RuntimePod,
+    SandboxConfig,
+    SandboxStatus,
+)
+
+logger = logging.getLogger(__name__)
+T = TypeVar("T")
+CPU_PERIOD = 100_000
+
+
+def _time(value: Any) -> str:
+    """RFC 3339 (seconds) from Podman's unix seconds or its RFC 3339 nanosecond strings."""
+    if isinstance(value, int | float):
+        if value <= 0:
+            return ""
+        moment = datetime.datetime.fromtimestamp(value, datetime.UTC)
+    elif isinstance(value, str) and value and not value.startswith("0001"):
+        try:
+            moment = datetime.datetime.fromisoformat(value[:19]).replace(tzinfo=datetime.UTC)
+        except ValueError:
+            return ""
+    else:
+        return ""
+    return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class PodmanRuntime:
+    def __init__(self, host: PodmanHost) -> None:
+        self.host = host
+        self._client: podman.PodmanClient | None = None
+        self._ips: dict[str, str] = {}  # sandbox id -> IP
+        self._exited: dict[str, tuple[str, str, int]] = {}  # container id -> (reason, finishedAt, exit code)
+        self._version = ""
+        self._events_offset = 0
+        self._images: dict[str, tuple[float, str | None]] = {}  # image -> (when looked up, id)
+
+    @property
+    def client(self) -> podman.PodmanClient:
+        if self._client is None:
+            raise RuntimeFailure("the Podman runtime is not started")
+        return self._client
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        try:
+            return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+        except podman_errors.ImageNotFound as exc:
+            raise ImageNotFound(str(exc)) from exc
+        except (podman_errors.PodmanError, OSError) as exc:
+            raise RuntimeFailure(f"podman: {exc}") from exc
+
+    async def start(self) -> None:
+        self._client = podman.PodmanClient(base_url=f"unix://{self.host.socket}", timeout=120)
+        with contextlib.suppress(FileNotFoundError):  # only what happens from now on is news
+            self._events_offset = self.host.events_log.stat().st_size
+        await self._ensure_network()
+
+    async def stop(self) -> None:
+        if self._client is not None:
+            self._client.close()  # type: ignore[no-untyped-call]
+            self._client = None
+
+    async def _ensure_network(self) -> None:
+        name = self.host.config.network
+        if await self._call(self.client.networks.exists, name):
+            return
+        cidr = ipaddress.ip_network(self.host.config.pod_cidr)
+        body = {
+            "name": name, "driver": "bridge", "network_interface": self.host.bridge,
+            "subnets": [{"subnet": str(cidr), "gateway": str(next(cidr.hosts()))}],
+            "labels": {"io.edgek8s.network": "pods"},
+        }
+        response = await self._call(self.client.api.post, "/networks/create", data=json.dumps(body))
+        if response.status_code >= 400 and not await self._call(self.client.networks.exists, name):
+            raise RuntimeFailure(f"podman network create {name}: {response.text}")
+        logger.info("created the pod network %s (%s on %s)", name, cidr, self.host.bridge)
+
+    async def version(self) -> str:
+        if not self._version:  # a running service does not change version
+            info = await self._call(self.client.version)
+            self._version = f"podman://{info.get('Version', 'unknown')}"
+        return self._version
+
+    def _check(self, response: Any, what: str, *, ok: tuple[int, ...] = ()) -> Any:
+        if response.status_code >= 400 and response.status_code not in ok:
+            if response.status_code == 404 and "image" in response.text.lower():
+                raise ImageNotFound(f"{what}: {response.text.strip()}")
+            raise RuntimeFailure(f"{what}: {response.text.strip()}")
+        return response
+
+    # -- relist -----------------------------------------------------------------------------------
+
+    async def list_pods(self, *, uid: str | None = None) -> list[RuntimePod]:
+        label = {"label": [LABEL_POD_UID if uid is None else f"{LABEL_POD_UID}={uid}"]}
+        pods_raw = await self._call(self.client.api.get, "/pods/json", params={"filters": json.dumps(label)})
+        ctrs_raw = await self._call(
+            self.client.api.get, "/containers/json", params={"all": "true", "filters": json.dumps(label)}
+        )
+        pods: list[dict[str, Any]] = pods_raw.json() or []
+        containers: list[dict[str, Any]] = ctrs_raw.json() or []
+        sandboxes: dict[str, list[SandboxStatus]] = {}
+        for pod in pods:
+            labels = pod.get("Labels") or {}
+            uid = labels.get(LABEL_POD_UID, "")
+            ready = pod.get("Status") in ("Running", "Degraded")
+            ip = self._ips.get(pod["Id"], "")
+            if ready and not ip and pod.get("InfraId"):
+                ip = await self._infra_ip(pod["Id"], pod["InfraId"])
+            sandboxes.setdefault(uid, []).append(SandboxStatus(
+                id=pod["Id"], uid=uid, name=labels.get(LABEL_POD_NAME, ""),
+                namespace=labels.get(LABEL_POD_NAMESPACE, ""), ready=ready, ip=ip, created_at=_time(pod.get("Created")),
+            ))
+        statuses: dict[str, list[ContainerStatus]] = {}
+        for raw in containers:
+            status = await self._container_status(raw)
+            statuses.setdefault(raw["Labels"][LABEL_POD_UID], []).append(status)
+        if uid is None:  # a full relist: forget what no longer exists
+            live = {s.id for group in sandboxes.values() for s in group}
+            self._ips = {k: v for k, v in self._ips.items() if k in live}
+            seen = {c.id for group in statuses.values() for c in group}
+            self._exited = {k: v for k, v in self._exited.items() if k in seen}
+        return [
+            RuntimePod(uid=uid, sandboxes=tuple(sandboxes.get(uid, ())), containers=tuple(statuses.get(uid, ())))
+            for uid in sandboxes.keys() | statuses.keys()
+        ]
+
+    async def _infra_ip(self, pod_id: str, infra_id: str) -> str:
+        response = await self._call(self.client.api.get, f"/containers/{infra_id}/json")
+        if response.status_code >= 400:
+            return ""
+        networks = (response.json().get("NetworkSettings") or {}).get("Networks") or {}
+        ip = next((n.get("IPAddress", "") for n in networks.values() if n.get("IPAddress")), "")
+        if ip:
+            self._ips[pod_id] = ip
+        return str(ip)
+
+    async def _container_status(self, raw: dict[str, Any]) -> ContainerStatus:
+        labels = raw.get("Labels") or {}
+        state = {"running": ContainerState.RUNNING, "created": ContainerState.CREATED,
+                 "configured": ContainerState.CREATED, "exited": ContainerState.EXITED,
+                 "stopped": ContainerState.EXITED, "stopping": ContainerState.RUNNING,
+                 "paused": ContainerState.RUNNING}.get(str(raw.get("State")), ContainerState.UNKNOWN)
+        reason, finished, exit_code = "", "", None
+        if state == ContainerState.EXITED:
+            if raw["Id"] not in self._exited:
+                response = await self._call(self.client.api.get, f"/containers/{raw['Id']}/json")
+                detail = response.json().get("State", {}) if response.status_code < 400 else {}
+                code = int(detail.get("ExitCode", raw.get("ExitCode", 0)) or 0)
+                why = "OOMKilled" if detail.get("OOMKilled") else ("Completed" if code == 0 else "Error")
+                self._exited[raw["Id"]] = (why, _time(detail.get("FinishedAt") or raw.get("ExitedAt")), code)
+            reason, finished, exit_code = self._exited[raw["Id"]]
+        return ContainerStatus(
+            id=raw["Id"], name=labels.get(LABEL_CONTAINER_NAME, ""), attempt=int(labels.get(LABEL_ATTEMPT, 0)),
+            spec_hash=labels.get(LABEL_SPEC_HASH, ""), init=labels.get(LABEL_INIT) == "true", state=state,
+            image=str(raw.get("Image", "")), image_id=str(raw.get("ImageID", "")), exit_code=exit_code,
+            reason=reason, created_at=_time(raw.get("Created")), started_at=_time(raw.get("StartedAt")),
+            finished_at=finished,
+        )
+
+    # -- sandboxes ---------------------------------------------------------------------------------
+
+    async def create_sandbox(self, config: SandboxConfig) -> SandboxStatus:
+        labels = {LABEL_POD_UID: config.uid, LABEL_POD_NAME: config.name, LABEL_POD_NAMESPACE: config.namespace}
+        kwargs: dict[str, Any] = {"labels": labels, "hostname": config.hostname[:63]}
+        if config.host_network:
+            kwargs["netns"] = {"nsmode": "host"}
+        else:
+            kwargs["networks"] = {self.host.config.network: {}}
+            kwargs["portmappings"] = [
+                {"container_port": p.container_port, "host_port": p.host_port, "protocol": p.protocol.lower(),
+                 **({"host_ip": p.host_ip} if p.host_ip else {})}
+                for p in config.ports
+            ]
+        kwargs["name"] = f"k8s_{config.name}_{config.namespace}_{config.uid[:8]}"
+        # Raw calls: the bindings' create would inspect the new pod a second time.
+        created = self._check(await self._call(self.client.api.post, "/pods/create", data=json.dumps(kwargs)),
+                              "podman pod create")
+        pod_id = str(created.json()["Id"])
+        self._check(await self._call(self.client.api.post, f"/pods/{pod_id}/start"), "podman pod start", ok=(304,))
+        attrs = self._check(await self._call(self.client.api.get, f"/pods/{pod_id}/json"), "podman pod inspect").json()
+        ip = "" if config.host_network else await self._infra_ip(pod_id, str(attrs.get("InfraContainerID", "")))
+        return SandboxStatus(id=pod_id, uid=config.uid, name=config.name, namespace=config.namespace, ready=True,
+                             ip=ip, created_at=_time(attrs.get("Created")))
+
+    async def remove_sandbox(self, sandbox_id: str, *, timeout: float) -> None:
+        response = await self._call(self.client.api.post, f"/pods/{sandbox_id}/stop",
+                                    params={"t": str(max(0, round(timeout)))})
+        if response.status_code >= 400 and response.status_code != 404:
+            logger.warning("podman pod stop %s: %s", sandbox_id[:12], response.text.strip())
+        response = await self._call(self.client.api.delete, f"/pods/{sandbox_id}", params={"force": "true"})
+        if response.status_code >= 400 and response.status_code != 404:
+            raise RuntimeFailure(f"podman pod rm {sandbox_id[:12]}: {response.text.strip()}")
+        self._ips.pop(sandbox_id, None)
+
+    # -- images ------------------------------------------------------------------------------------
+
+    async def image_id(self, image: str) -> str | None:
+        # A burst of pods with one image asks once a second, not once per pod.
+        cached = self._images.get(image)
+        if cached is not None and time.monotonic() - cached[0] < 1.0:
+            return cached[1]
+        try:
+            found = await self._call(self.client.images.get, image)
+            image_id: str | None = str(found.id)
+        except ImageNotFound:
+            image_id = None
+        self._images[image] = (time.monotonic(), image_id)
+        return image_id
+
+    async def pull_image(self, image: str) -> str:
+        self._images.pop(image, None)
+        try:
+            pulled = await self._call(self.client.images.pull, image)
+        except RuntimeFailure as exc:
+            raise ImageNotFound(f"pulling {image}: {exc}") from exc
+        found: Any = pulled[0] if isinstance(pulled, list) else pulled
+        return str(found.id)
+
+    async def list_images(self) -> list[ImageInfo]:
+        response = await self._call(self.client.api.get, "/images/json")
+        return [
+            ImageInfo(id=str(i["Id"]), names=tuple(i.get("RepoTags") or i.get("Names") or ()),
+                      size=int(i.get("Size", 0)))
+            for i in response.json() or []
+        ]
+
+    async def remove_image(self, image_id: str) -> None:
+        await self._call(self.client.images.remove, image_id)
+
+    async def import_image(self, archive: Path) -> list[str]:
+        self._images.clear()
+        data = await asyncio.to_thread(archive.read_bytes)
+        images = await self._call(lambda: list(self.client.images.load(data)))
+        return [tag for image in images for tag in image.tags]
+
+    # -- containers --------------------------------------------------------------------------------
+
+    async def create_container(self, sandbox_id: str, pod: SandboxConfig, config: ContainerConfig) -> str:
+        labels = {
+            LABEL_POD_UID: pod.uid, LABEL_POD_NAME: pod.name, LABEL_POD_NAMESPACE: pod.namespace,
+            LABEL_CONTAINER_NAME: config.name, LABEL_ATTEMPT: str(config.attempt), LABEL_SPEC_HASH: config.spec_hash,
+            LABEL_INIT: "true" if config.init else "false",
+        }
+        kwargs: dict[str, Any] = {
+            "name": f"k8s_{config.name}_{pod.name}_{pod.namespace}_{pod.uid[:8]}_{config.attempt}",
+            "pod": sandbox_id, "labels": labels, "environment": dict(config.env),
+            "mounts": [{"type": "bind", "source": m.host_path, "target": m.container_path, "read_only": m.read_only}
+                       for m in config.mounts],
+            "read_only": config.read_only_root, "privileged": config.privileged, "tty": config.tty,
+            "stdin_open": config.stdin,
+        }
+        if config.entrypoint is not None:
+            kwargs["entrypoint"] = list(config.entrypoint)
+        if config.args is not None:
+            kwargs["command"] = list(config.args)
+        elif config.entrypoint is not None:
+            kwargs["command"] = []
+        if config.working_dir:
+            kwargs["working_dir"] = config.working_dir
+        if config.run_as_user is not None:
+            group = f":{config.run_as_group}" if config.run_as_group is not None else ""
+            kwargs["user"] = f"{config.run_as_user}{group}"
+        if config.memory_limit_bytes:
+            kwargs["mem_limit"] = config.memory_limit_bytes
+        if config.cpu_limit_millis:
+            kwargs["cpu_period"] = CPU_PERIOD
+            kwargs["cpu_quota"] = config.cpu_limit_millis * CPU_PERIOD // 1000
+        if config.cpu_request_millis:
+            kwargs["cpu_shares"] = max(2, config.cpu_request_millis * 1024 // 1000)
+        # The bindings render the payload; the POST is ours (their create() inspects the new container again).
+        payload = api.prepare_body(self.client.containers._render_payload(
+            {"image": config.image, **kwargs}))
+        response = await self._call(self.client.api.post, "/containers/create", data=payload,
+                                    headers={"content-type": "application/json"})
+        return str(self._check(response, f"podman create {config.name}").json()["Id"])
+
+    async def start_container(self, container_id: str) -> None:
+        response = await self._call(self.client.api.post, f"/containers/{container_id}/start")
+        if response.status_code >= 400 and response.status_code != 304:
+            raise RuntimeFailure(f"podman start: {response.text.strip()}")
+
+    async def stop_container(self, container_id: str, *, timeout: float) -> None:
+        response = await self._call(self.client.api.post, f"/containers/{container_id}/stop",
+                                    params={"timeout": str(max(0, round(timeout)))})
+        if response.status_code >= 400 and response.status_code not in (304, 404):
+            raise RuntimeFailure(f"podman stop: {response.text.strip()}")
+
+    async def remove_container(self, container_id: str) -> None:
+        response = await self._call(self.client.api.delete, f"/containers/{container_id}",
+                                    params={"force": "true", "v": "true"})
+        if response.status_code >= 400 and response.status_code != 404:
+            raise RuntimeFailure(f"podman rm: {response.text.strip()}")
+        self._exited.pop(container_id, None)
+
+    async def wait_changes(self, timeout: float) -> set[str]:
+        """Tail Podman's event log (tmpfs) for container starts and deaths, polling its size every 0.2 s."""
+        deadline = time.monotonic() + timeout
+        while True:
+            changed = await asyncio.to_thread(self._read_events)
+            if changed or time.monotonic() >= deadline:
+                return changed
+            await asyncio.sleep(min(0.2, max(0.0, deadline - time.monotonic())))
+
+    def _read_events(self) -> set[str]:
+        path = self.host.events_log
+        try:
+            size = path.stat().st_size
+        except FileNotFoundError:
+            return set()
+        if size < self._events_offset:  # Podman rotated the log (events_logfile_max_size)
+            self._events_offset = 0
+        if size == self._events_offset:
+            return set()
+        with path.open("rb") as handle:
+            handle.seek(self._events_offset)
+            data = handle.read(size - self._events_offset)
+        complete = data.rfind(b"\n") + 1
+        self._events_offset += complete
+        changed = set()
+        for line in data[:complete].splitlines():
+            try:
+                event = json.loads(line)
+            except ValueError:
+                continue
+            uid = (event.get("Attributes") or {}).get(LABEL_POD_UID)
+            if uid and event.get("Type") == "container" and event.get("Status") in ("died", "start", "remove"):
+                changed.add(str(uid))
+        return changed
+
+    async def exec_probe(self, container_id: str, command: list[str], *, timeout: float) -> ExecResult:
+        container = await self._call(self.client.containers.get, container_id)
+        code, output = await asyncio.wait_for(self._call(container.exec_run, command, demux=True), timeout)
+        data = b"".join(part or b"" for part in output) if isinstance(output, tuple) else b""
+        return ExecResult(exit_code=int(code if code is not None else -1), output=data)

@@ -1,0 +1,218 @@
+"""The kubelet over the FakeRuntime (what hollow nodes run): the same pod workers, status and relist code
+as on Podman, against a real in-process master. Also the fake runtime's own contract."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from edgek8s.client.rest import RestClient
+from edgek8s.config import AgentConfig
+from edgek8s.kubelet.fake_runtime import Behaviour, FakeRuntime
+from edgek8s.kubelet.runtime import ContainerConfig, ContainerState, ImageNotFound, SandboxConfig
+from edgek8s.server.agent import Agent
+from tests.support.agent import container_status, is_ready, pod_body, wait_pod
+from tests.support.cluster import LocalCluster
+
+NODE = "hollow-1"
+PODS = "/api/v1/namespaces/default/pods"
+IMAGE = "localhost/fake:1"
+
+
+def _config(tmp_path: Path, kubelet_master: LocalCluster) -> AgentConfig:
+    return AgentConfig(
+        node_name=NODE,
+        data_dir=tmp_path / "agent",
+        masters=tuple(kubelet_master.urls),
+        relist_period=0.2,
+        backoff_initial=0.5,
+        backoff_max=2.0,
+        node_status_interval=1.0,
+        lease_renew_interval=1.0,
+    )
+
+
+@pytest.fixture
+async def hollow(kubelet_master: LocalCluster, tmp_path: Path) -> AsyncIterator[tuple[Agent, FakeRuntime]]:
+    runtime = FakeRuntime(images=(IMAGE,))
+    agent = Agent(_config(tmp_path, kubelet_master), runtime=runtime)
+    await agent.start()
+    try:
+        yield agent, runtime
+    finally:
+        await agent.stop()
+
+
+def _pod(name: str, command: str = "run", **spec: object) -> dict[str, object]:
+    return pod_body(name, NODE, [{"name": "c", "image": IMAGE, "command": [command]}], **spec)
+
+
+async def test_fifty_pods_run_and_are_deleted(hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient) -> None:
+    _, runtime = hollow
+    await asyncio.gather(*(kubelet_client.create(PODS, _pod(f"p{i}")) for i in range(50)))
+    for i in range(50):
+        pod = await wait_pod(kubelet_client, f"p{i}", is_ready, timeout=30)
+        assert pod["status"]["podIP"].startswith("10.250.0.")
+    node = await kubelet_client.get(f"/api/v1/nodes/{NODE}")
+    assert node["status"]["nodeInfo"]["containerRuntimeVersion"] == "fake://1.0"
+    await kubelet_client.delete(f"{PODS}?labelSelector=")  # deletecollection of every pod in the namespace
+    for _ in range(100):
+        if not runtime.containers and not runtime.sandboxes:
+            break
+        await asyncio.sleep(0.1)
+    assert not runtime.containers and not runtime.sandboxes
+
+
+async def test_crash_loop_and_restart_policies(hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient) -> None:
+    _, runtime = hollow
+    runtime.images["localhost/crash:1"] = "sha256:crash"
+    runtime.images["localhost/done:1"] = "sha256:done"
+    runtime.behaviours["localhost/crash:1"] = Behaviour(run_seconds=0.05, exit_code=2)
+    runtime.behaviours["localhost/done:1"] = Behaviour(run_seconds=0.05, exit_code=0)
+    await kubelet_client.create(PODS, pod_body("crash", NODE, [{"name": "c", "image": "localhost/crash:1"}]))
+    await kubelet_client.create(
+        PODS, pod_body("never", NODE, [{"name": "c", "image": "localhost/crash:1"}], restartPolicy="Never")
+    )
+    await kubelet_client.create(
+        PODS, pod_body("job", NODE, [{"name": "c", "image": "localhost/done:1"}], restartPolicy="OnFailure")
+    )
+    pod = await wait_pod(kubelet_client, "crash", lambda p: container_status(p).get("restartCount", 0) >= 3, timeout=30)
+    assert container_status(pod)["lastState"]["terminated"]["exitCode"] == 2
+    pod = await wait_pod(
+        kubelet_client, "crash", lambda p: "waiting" in container_status(p).get("state", {}), timeout=10
+    )
+    assert container_status(pod)["state"]["waiting"]["reason"] == "CrashLoopBackOff"
+    await wait_pod(kubelet_client, "never", lambda p: p["status"].get("phase") == "Failed")
+    await wait_pod(kubelet_client, "job", lambda p: p["status"].get("phase") == "Succeeded")
+
+
+async def test_restart_adopts_without_restarting(
+    kubelet_master: LocalCluster, kubelet_client: RestClient, tmp_path: Path
+) -> None:
+    runtime = FakeRuntime(images=(IMAGE,))
+    agent = Agent(_config(tmp_path, kubelet_master), runtime=runtime)
+    await agent.start()
+    try:
+        await kubelet_client.create(PODS, _pod("keep"))
+        await wait_pod(kubelet_client, "keep", is_ready)
+        before = set(runtime.containers)
+        await agent.stop()
+        agent = Agent(_config(tmp_path, kubelet_master), runtime=runtime)
+        await agent.start()
+        await asyncio.sleep(1.0)  # several relists and syncs
+        assert set(runtime.containers) == before
+        assert container_status(await kubelet_client.get(f"{PODS}/keep"))["restartCount"] == 0
+    finally:
+        await agent.stop()
+
+
+async def test_missing_image_with_pull_policy_never(
+    hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient
+) -> None:
+    await kubelet_client.create(PODS, pod_body("noimage", NODE, [{"name": "c", "image": "localhost/absent:1"}]))
+    pod = await wait_pod(
+        kubelet_client,
+        "noimage",
+        lambda p: container_status(p).get("state", {}).get("waiting", {}).get("reason") == "ErrImageNeverPull",
+    )
+    assert pod["status"]["phase"] == "Pending"
+
+
+async def test_fake_runtime_contract() -> None:
+    runtime = FakeRuntime(images=(IMAGE,))
+    pod = SandboxConfig(uid="u1", name="p", namespace="default", hostname="p")
+    sandbox = await runtime.create_sandbox(pod)
+    config = ContainerConfig(name="c", attempt=0, spec_hash="h", image=IMAGE)
+    cid = await runtime.create_container(sandbox.id, pod, config)
+    await runtime.start_container(cid)
+    [listed] = await runtime.list_pods(uid="u1")
+    assert listed.latest("c") is not None and listed.latest("c").state == ContainerState.RUNNING  # type: ignore[union-attr]
+    await runtime.stop_container(cid, timeout=1)
+    assert (await runtime.list_pods())[0].containers[0].exit_code == 137
+    with pytest.raises(ImageNotFound):
+        await runtime.create_container(
+            sandbox.id, pod, ContainerConfig(name="d", attempt=0, spec_hash="h", image="localhost/none:1")
+        )
+    await runtime.remove_sandbox(sandbox.id, timeout=1)
+    assert await runtime.list_pods() == []
+    await runtime.stop()
+
+
+async def test_fails_over_when_its_master_dies(tmp_path: Path) -> None:
+    cluster = LocalCluster.build(tmp_path / "three", 3)
+    await cluster.start()
+    runtime = FakeRuntime(images=(IMAGE,))
+    agent = None
+    try:
+        await cluster.wait_ready()
+        config = AgentConfig(
+            node_name=NODE,
+            data_dir=tmp_path / "agent",
+            masters=tuple(cluster.urls),
+            relist_period=0.5,
+            node_status_interval=1.0,
+            lease_renew_interval=1.0,
+        )
+        agent = Agent(config, runtime=runtime)
+        await agent.start()
+        async with RestClient(cluster.urls[1], timeout=20.0) as rest:
+            await rest.create(PODS, _pod("before"))
+            await wait_pod(rest, "before", is_ready)
+            assert agent.transport.current_url == cluster.urls[0]
+            await cluster.stop(0)  # the master the agent talks to
+            await rest.create(PODS, _pod("after"))
+            await wait_pod(rest, "after", is_ready, timeout=30)
+            assert agent.transport.current_url != cluster.urls[0]
+            lease = "/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/" + NODE
+            renewed = (await rest.get(lease))["spec"]["renewTime"]
+            for _ in range(50):
+                if (await rest.get(lease))["spec"]["renewTime"] != renewed:
+                    break
+                await asyncio.sleep(0.1)
+            assert (await rest.get(lease))["spec"]["renewTime"] != renewed, "the heartbeat stopped"
+    finally:
+        if agent is not None:
+            await agent.stop()
+        await cluster.stop()
+
+
+async def test_image_garbage_collection_keeps_what_pods_use(
+    hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient
+) -> None:
+    agent, runtime = hollow
+    runtime.images["localhost/unused:1"] = "sha256:unused"
+    await kubelet_client.create(PODS, _pod("user"))
+    await wait_pod(kubelet_client, "user", is_ready)
+    await agent.kubelet.relist()
+    await agent.kubelet.collect_garbage()
+    assert "localhost/unused:1" not in runtime.images
+    assert IMAGE in runtime.images
+
+
+async def test_failing_init_container_backs_off(hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient) -> None:
+    _, runtime = hollow
+    runtime.images["localhost/crash:1"] = "sha256:crash"
+    runtime.behaviours["localhost/crash:1"] = Behaviour(run_seconds=0.05, exit_code=1)
+    body = pod_body(
+        "init", NODE, [{"name": "c", "image": IMAGE}], initContainers=[{"name": "i", "image": "localhost/crash:1"}]
+    )
+
+    def init_status(pod: dict[str, object]) -> dict[str, object]:
+        statuses = (pod.get("status") or {}).get("initContainerStatuses") or [{}]  # type: ignore[attr-defined]
+        return dict(statuses[0])
+
+    await kubelet_client.create(PODS, body)
+    pod = await wait_pod(
+        kubelet_client,
+        "init",
+        lambda p: "waiting" in init_status(p).get("state", {}),
+        timeout=30,  # type: ignore[operator]
+    )
+    assert init_status(pod)["state"]["waiting"]["reason"] == "CrashLoopBackOff"  # type: ignore[index]
+    assert pod["status"]["phase"] == "Pending"
+    await asyncio.sleep(1.0)
+    attempts = [c.attempt for _, c in runtime.containers.values() if c.name == "i"]
+    assert max(attempts) < 6, f"the init container restarted without back-off: {attempts}"
