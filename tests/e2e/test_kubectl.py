@@ -37,7 +37,7 @@ import yaml
 
 from edgek8s.client.kubeconfig import load_kubeconfig
 from edgek8s.client.rest import RestClient, RestClusterClient
-from edgek8s.pki.certs import client_tls_context, issue, new_ca, write_pair
+from edgek8s.pki.certs import issue, new_ca, write_pair
 from tests.e2e.kubectl_support import (
     AGE,
     EDGEK8S,
@@ -1973,8 +1973,7 @@ def test_drain_deletes_the_pods_of_a_node(kubectl: Kubectl, ns: str) -> None:
 
 
 def test_malformed_protobuf_body_is_a_400_and_creates_nothing(edgek8s_cluster: Cluster, ns: str) -> None:
-    pki = edgek8s_cluster.kubeconfig.parent / "pki"
-    context = client_tls_context(pki / "ca.crt", pki / "admin.crt", pki / "admin.key")
+    context = load_kubeconfig(edgek8s_cluster.kubeconfig).ssl_context
     good = (Path(__file__).parent.parent / "fixtures" / "protobuf" / "configmap.bin").read_bytes()
     request = urllib.request.Request(
         f"{edgek8s_cluster.server}/api/v1/namespaces/{ns}/configmaps", data=good[:-3], method="POST",
