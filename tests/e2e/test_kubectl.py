@@ -37,6 +37,7 @@ import yaml
 
 from edgek8s.client.kubeconfig import load_kubeconfig
 from edgek8s.client.rest import RestClient, RestClusterClient
+from edgek8s.pki.certs import issue, new_ca, write_pair
 from tests.e2e.kubectl_support import (
     AGE,
     EDGEK8S,
@@ -1080,8 +1081,8 @@ def cron_job_manifest(name: str, schedule: str) -> dict[str, Any]:
 
 @compat("kubectl create", "-f Job owned by a CronJob (the job controller runs it)")
 def test_job_owned_by_cronjob_runs(kubectl: Kubectl, ns: str) -> None:
-    # What `kubectl create job --from=cronjob/tick` builds (that command itself sends protobuf, which
-    # edgek8s does not decode): the CronJob's template, owned by it, marked as a manual run.
+    # What `kubectl create job --from=cronjob/tick` builds (test_create_job_from_cronjob runs the command
+    # itself): the CronJob's template, owned by it, marked as a manual run.
     create(kubectl, ns, cron_job_manifest("tick", "*/5 * * * *"))
     cron = json.loads(kubectl("get", "cronjob", "tick", "-n", ns, "-o", "json").stdout)
     owner = {"apiVersion": "batch/v1", "kind": "CronJob", "name": "tick", "uid": cron["metadata"]["uid"],
@@ -1768,7 +1769,7 @@ def test_delete_cascades(kubectl: Kubectl, ns: str, hollow_nodes: list[str], cas
 def test_delete_namespace_with_content(kubectl: Kubectl, hollow_nodes: list[str]) -> None:
     doomed = unique("doomed")
     namespace = {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": doomed}}
-    kubectl("create", "-f", "-", input=manifest(namespace))  # (`kubectl create namespace` sends protobuf)
+    kubectl("create", "-f", "-", input=manifest(namespace))
     create(kubectl, doomed, scheduled_deployment("app"), configmap("cfg"))
     rollout_status(kubectl, doomed, "app")
     out = kubectl("delete", "namespace", doomed, "--timeout=60s", timeout=90).stdout
@@ -1808,6 +1809,206 @@ def test_rollout_status_daemonset(kubectl: Kubectl, ns: str, hollow_nodes: list[
     after = _wait_for(replaced, "both daemons replaced")
     assert sorted(p["spec"]["nodeName"] for p in after) == sorted(hollow_nodes)
     assert len({p["metadata"]["labels"]["controller-revision-hash"] for p in before + after}) == 2
+
+
+# --- kubectl's typed-client writes: request bodies in Kubernetes protobuf ------------------------------
+# `kubectl create <generator>`, `create job --from` and `drain`'s pod deletion send
+# `Content-Type: application/vnd.kubernetes.protobuf` (docs/protobuf.md lists the survey); edgek8s decodes
+# them into the same object the JSON path would have created and answers JSON, which kubectl accepts.
+
+
+@compat("kubectl create namespace", "")
+def test_create_namespace_generator(kubectl: Kubectl) -> None:
+    name = unique("gen-ns")
+    try:
+        assert kubectl("create", "namespace", name).stdout == f"namespace/{name} created\n"
+        created = json.loads(kubectl("get", "namespace", name, "-o", "json").stdout)
+        assert created["metadata"]["name"] == name and created["status"]["phase"] == "Active"
+        assert TIMESTAMP.match(created["metadata"]["creationTimestamp"])
+    finally:
+        kubectl("delete", "namespace", name, "--wait=false", "--ignore-not-found", check=False)
+
+
+@compat("kubectl create deployment", "--image --replicas --port")
+def test_create_deployment_generator(kubectl: Kubectl, ns: str) -> None:
+    out = kubectl("create", "deployment", "web", "--image=nginx:1.27", "--replicas=2", "--port=80", "-n", ns)
+    assert out.stdout == "deployment.apps/web created\n"
+    deploy = get_json(kubectl, ns, "deployment", "web")
+    assert deploy["metadata"]["labels"] == {"app": "web"}
+    assert deploy["spec"]["replicas"] == 2 and deploy["spec"]["selector"] == {"matchLabels": {"app": "web"}}
+    (c,) = deploy["spec"]["template"]["spec"]["containers"]
+    assert (c["name"], c["image"], c["ports"]) == ("nginx", "nginx:1.27", [{"containerPort": 80, "protocol": "TCP"}])
+    assert c["imagePullPolicy"] == "IfNotPresent" and deploy["spec"]["strategy"]["type"] == "RollingUpdate"
+    assert _wait_count(kubectl, ns, "pods", "app=web", 2) == 2
+    # --replicas=0 is a pointer set to zero on the wire: it must stay 0, not default to 1.
+    kubectl("create", "deployment", "idle", "--image=busybox", "--image=nginx", "--replicas=0", "-n", ns)
+    idle = get_json(kubectl, ns, "deployment", "idle")
+    assert idle["spec"]["replicas"] == 0
+    assert [c["name"] for c in idle["spec"]["template"]["spec"]["containers"]] == ["busybox", "nginx"]
+
+
+@compat("kubectl create job", "--image -- COMMAND")
+def test_create_job_generator(kubectl: Kubectl, ns: str) -> None:
+    assert kubectl("create", "job", "once", "--image=busybox:1.36", "-n", ns, "--", "echo", "hi").stdout == (
+        "job.batch/once created\n")
+    job = get_json(kubectl, ns, "job", "once")
+    (c,) = job["spec"]["template"]["spec"]["containers"]
+    assert (c["name"], c["image"], c["command"]) == ("once", "busybox:1.36", ["echo", "hi"])
+    assert job["spec"]["template"]["spec"]["restartPolicy"] == "Never"
+    assert job["spec"]["selector"] == {"matchLabels": {"batch.kubernetes.io/controller-uid": job["metadata"]["uid"]}}
+    assert _wait_count(kubectl, ns, "pods", "job-name=once", 1) == 1
+
+
+@compat("kubectl create cronjob", "--image --schedule -- COMMAND")
+def test_create_cronjob_generator(kubectl: Kubectl, ns: str) -> None:
+    out = kubectl("create", "cronjob", "tock", "--image=busybox:1.36", "--schedule=*/5 * * * *", "-n", ns,
+                  "--", "date")
+    assert out.stdout == "cronjob.batch/tock created\n"
+    cron = get_json(kubectl, ns, "cronjob", "tock")
+    assert cron["spec"]["schedule"] == "*/5 * * * *" and cron["spec"]["suspend"] is False
+    template = cron["spec"]["jobTemplate"]["spec"]["template"]["spec"]
+    assert template["restartPolicy"] == "OnFailure" and template["containers"][0]["command"] == ["date"]
+
+
+@compat("kubectl create job", "--from=cronjob/NAME")
+def test_create_job_from_cronjob(kubectl: Kubectl, ns: str) -> None:
+    kubectl("create", "cronjob", "tick", "--image=busybox:1.36", "--schedule=*/5 * * * *", "-n", ns, "--", "date")
+    assert kubectl("create", "job", "manual", "--from=cronjob/tick", "-n", ns).stdout == "job.batch/manual created\n"
+    cron = get_json(kubectl, ns, "cronjob", "tick")
+    job = get_json(kubectl, ns, "job", "manual")
+    assert job["metadata"]["annotations"]["cronjob.kubernetes.io/instantiate"] == "manual"
+    (owner,) = job["metadata"]["ownerReferences"]
+    assert (owner["kind"], owner["name"], owner["uid"], owner["controller"]) == (
+        "CronJob", "tick", cron["metadata"]["uid"], True)
+    assert job["spec"]["template"]["spec"]["containers"][0]["command"] == ["date"]
+    active = _wait_for(lambda: get_json(kubectl, ns, "cronjob", "tick").get("status", {}).get("active"),
+                       "status.active of the CronJob")
+    assert [ref["name"] for ref in active] == ["manual"]
+
+
+@compat("kubectl create configmap", "--from-literal --from-file")
+def test_create_configmap_generator(kubectl: Kubectl, ns: str, tmp_path: Path) -> None:
+    (tmp_path / "app.conf").write_text("key = value\n")
+    (tmp_path / "blob.bin").write_bytes(b"\x00\xff\x10")
+    out = kubectl("create", "configmap", "cfg", "--from-literal=a=b", f"--from-file={tmp_path / 'app.conf'}",
+                  f"--from-file={tmp_path / 'blob.bin'}", "-n", ns)
+    assert out.stdout == "configmap/cfg created\n"
+    cm = get_json(kubectl, ns, "configmap", "cfg")
+    assert cm["data"] == {"a": "b", "app.conf": "key = value\n"}
+    assert cm["binaryData"] == {"blob.bin": base64.b64encode(b"\x00\xff\x10").decode()}
+
+
+@compat("kubectl create secret", "generic | tls | docker-registry")
+def test_create_secret_generators(kubectl: Kubectl, ns: str, tmp_path: Path) -> None:
+    kubectl("create", "secret", "generic", "pw", "--from-literal=password=s3cret", "-n", ns)
+    assert get_json(kubectl, ns, "secret", "pw")["data"] == {"password": base64.b64encode(b"s3cret").decode()}
+    assert get_json(kubectl, ns, "secret", "pw")["type"] == "Opaque"
+    ca = new_ca("protobuf-test-ca")
+    write_pair(issue(ca, common_name="web.example", dns_names=["web.example"]), tmp_path / "tls.crt",
+               tmp_path / "tls.key")
+    kubectl("create", "secret", "tls", "web-tls", f"--cert={tmp_path / 'tls.crt'}", f"--key={tmp_path / 'tls.key'}",
+            "-n", ns)
+    tls = get_json(kubectl, ns, "secret", "web-tls")
+    assert tls["type"] == "kubernetes.io/tls"
+    assert base64.b64decode(tls["data"]["tls.crt"]) == (tmp_path / "tls.crt").read_bytes()
+    kubectl("create", "secret", "docker-registry", "pull", "--docker-server=registry.example",
+            "--docker-username=u", "--docker-password=p", "-n", ns)
+    pull = get_json(kubectl, ns, "secret", "pull")
+    assert pull["type"] == "kubernetes.io/dockerconfigjson"
+    auths = json.loads(base64.b64decode(pull["data"][".dockerconfigjson"]))["auths"]
+    assert auths["registry.example"]["username"] == "u"
+
+
+@compat("kubectl create service", "clusterip | nodeport | loadbalancer | externalname")
+def test_create_service_generators(kubectl: Kubectl, ns: str) -> None:
+    for kind in ("clusterip", "nodeport", "loadbalancer"):
+        out = kubectl("create", "service", kind, f"svc-{kind}", "--tcp=80:8080", "-n", ns).stdout
+        assert out == f"service/svc-{kind} created\n"
+        svc = get_json(kubectl, ns, "service", f"svc-{kind}")
+        (port,) = svc["spec"]["ports"]
+        assert (port["name"], port["port"], port["targetPort"], port["protocol"]) == ("80-8080", 80, 8080, "TCP")
+        assert svc["spec"]["type"] == {"clusterip": "ClusterIP", "nodeport": "NodePort",
+                                       "loadbalancer": "LoadBalancer"}[kind]
+        assert svc["spec"]["selector"] == {"app": f"svc-{kind}"} and IPV4.match(svc["spec"]["clusterIP"])
+    kubectl("create", "service", "externalname", "ext", "--external-name=db.example", "-n", ns)
+    ext = get_json(kubectl, ns, "service", "ext")
+    assert (ext["spec"]["type"], ext["spec"]["externalName"]) == ("ExternalName", "db.example")
+
+
+@compat("kubectl expose", "deployment --port --target-port")
+def test_expose_deployment(kubectl: Kubectl, ns: str) -> None:
+    kubectl("create", "deployment", "api", "--image=nginx:1.27", "-n", ns)
+    out = kubectl("expose", "deployment", "api", "--port=8080", "--target-port=80", "-n", ns).stdout
+    assert out == "service/api exposed\n"
+    svc = get_json(kubectl, ns, "service", "api")
+    assert svc["spec"]["selector"] == {"app": "api"}
+    assert [(p["port"], p["targetPort"]) for p in svc["spec"]["ports"]] == [(8080, 80)]
+
+
+@compat("kubectl run", "--image --labels --env -- COMMAND")
+def test_run_pod(kubectl: Kubectl, ns: str) -> None:
+    out = kubectl("run", "one", "--image=busybox:1.36", "--labels=tier=t", "--env=X=Y", "-n", ns, "--", "sleep", "9")
+    assert out.stdout == "pod/one created\n"
+    pod = get_json(kubectl, ns, "pod", "one")
+    (c,) = pod["spec"]["containers"]
+    assert (c["image"], c["args"], c["env"]) == ("busybox:1.36", ["sleep", "9"], [{"name": "X", "value": "Y"}])
+    assert pod["metadata"]["labels"] == {"tier": "t"}
+
+
+@compat("kubectl drain", "--force --ignore-daemonsets (pod deletion with protobuf DeleteOptions)")
+def test_drain_deletes_the_pods_of_a_node(kubectl: Kubectl, ns: str) -> None:
+    node = unique("drained")
+    # Unschedulable and tainted from the start: the scheduler must not put other tests' pods on it.
+    kubectl("create", "-f", "-", input=manifest({
+        "apiVersion": "v1", "kind": "Node", "metadata": {"name": node},
+        "spec": {"unschedulable": True, "taints": [{"key": "test", "value": "drain", "effect": "NoSchedule"}]}}))
+    try:
+        create(kubectl, ns, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "victim"},
+                             "spec": {"nodeName": node, "containers": [container("c", "busybox:1.36", None)]}})
+        result = kubectl("drain", node, "--force", "--ignore-daemonsets", "--timeout=30s", timeout=60)
+        assert f"node/{node} drained" in result.stdout
+        assert kubectl("get", "pod", "victim", "-n", ns, "--ignore-not-found").stdout == ""
+    finally:
+        kubectl("delete", "node", node, "--wait=false", "--ignore-not-found", check=False)
+
+
+def test_malformed_protobuf_body_is_a_400_and_creates_nothing(edgek8s_cluster: Cluster, ns: str) -> None:
+    context = load_kubeconfig(edgek8s_cluster.kubeconfig).ssl_context
+    good = (Path(__file__).parent.parent / "fixtures" / "protobuf" / "configmap.bin").read_bytes()
+    request = urllib.request.Request(
+        f"{edgek8s_cluster.server}/api/v1/namespaces/{ns}/configmaps", data=good[:-3], method="POST",
+        headers={"Content-Type": "application/vnd.kubernetes.protobuf",
+                 "Accept": "application/vnd.kubernetes.protobuf,application/json"})
+    with pytest.raises(urllib.error.HTTPError) as failure:
+        urllib.request.urlopen(request, timeout=10, context=context)
+    status = json.loads(failure.value.read())
+    assert failure.value.code == 400 and status["reason"] == "BadRequest"
+    assert status["message"].startswith("the protobuf request body is invalid: ")
+    listing = urllib.request.urlopen(f"{edgek8s_cluster.server}/api/v1/namespaces/{ns}/configmaps", timeout=10,
+                                     context=context)
+    assert json.loads(listing.read())["items"] == []
+
+
+@compat("kubectl create <generator>", "--dry-run=server, --save-config then apply, errors")
+def test_generator_dry_run_save_config_and_errors(kubectl: Kubectl, ns: str) -> None:
+    name = unique("dry")
+    out = kubectl("create", "namespace", name, "--dry-run=server").stdout
+    assert out == f"namespace/{name} created (server dry run)\n"
+    assert kubectl("get", "namespace", name, "--ignore-not-found").stdout == ""
+    kubectl("create", "deployment", "saved", "--image=nginx:1.27", "--save-config", "-n", ns)
+    applied = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "saved"},
+               "spec": {"replicas": 3, "selector": {"matchLabels": {"app": "saved"}},
+                        "template": {"metadata": {"labels": {"app": "saved"}},
+                                     "spec": {"containers": [container("nginx", "nginx:1.27", None)]}}}}
+    assert kubectl("apply", "-n", ns, "-f", "-", input=manifest(applied)).stdout == "deployment.apps/saved configured\n"
+    assert get_json(kubectl, ns, "deployment", "saved")["spec"]["replicas"] == 3
+    taken = kubectl("create", "namespace", ns, check=False)
+    assert taken.returncode == 1
+    assert taken.stderr == f'Error from server (AlreadyExists): namespaces "{ns}" already exists\n'
+    invalid = kubectl("create", "deployment", "Bad_Name", "--image=x", "-n", ns, check=False)
+    assert invalid.returncode == 1
+    assert invalid.stderr.startswith('error: failed to create deployment: Deployment.apps "Bad_Name" is invalid: '
+                                     'metadata.name: Invalid value: "Bad_Name"')
 @compat("kubectl logs, exec, top", "(the node's kubelet is unreachable)")
 def test_kubelet_unreachable(worker: Worker, ns: str) -> None:
     with socket.socket() as closed:  # a loopback port nobody listens on
