@@ -717,13 +717,5 @@ def main(argv: list[str]) -> int:
     plan = Plan.make(args.quick, args.pods)
     if plan.pods < 1:
         parser.error("--pods must be >= 1")
-    procs.install_cleanup()
-    try:
-        figs = asyncio.run(run_all(plan))
-    except asyncio.CancelledError:
-        raise KeyboardInterrupt("SIGTERM") from None
-    finally:
-        procs.install_sigterm()
-        procs.cleanup_all()
-    print(json.dumps(figs, sort_keys=False), flush=True)
+    figs = procs.run_benchmark(run_all(plan))
     return 1 if figs["error"] or figs["kubectl_error"] else 0

@@ -28,6 +28,7 @@ import aiohttp
 from bench import procs
 from bench.failover import agreed_leader
 from bench.load import Request, send_once
+from edgek8s._util.ports import free_ports
 
 
 class EdgeUnavailable(RuntimeError):
@@ -74,7 +75,7 @@ class EdgeCluster(procs.ProcessGroup):
         self.base_dir = procs.make_temp_dir("bench-edgek8s-")
         self.secret_file = self.base_dir / "cluster.secret"
         write_secret(self.secret_file)
-        ports = procs.free_ports(2 * self.node_count)
+        ports = free_ports(2 * self.node_count)
         self.masters = [
             Master(
                 name=f"m{i + 1}",

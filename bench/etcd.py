@@ -25,6 +25,7 @@ import aiohttp
 from bench import procs
 from bench.failover import agreed_leader
 from bench.load import Request, send_once
+from edgek8s._util.ports import free_ports
 
 ETCD_BINARY = "/usr/bin/etcd"
 DEFAULT_HEARTBEAT_MS = 100
@@ -79,7 +80,7 @@ class EtcdCluster(procs.ProcessGroup):
         self.binary = binary
         self.base_dir = procs.make_temp_dir("bench-etcd-")
         self.token = f"bench-{secrets.token_hex(4)}"
-        ports = procs.free_ports(2 * self.node_count)
+        ports = free_ports(2 * self.node_count)
         self.members = [
             EtcdMember(
                 name=f"e{i + 1}",

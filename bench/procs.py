@@ -7,50 +7,25 @@ from __future__ import annotations
 import asyncio
 import atexit
 import contextlib
+import json
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Coroutine, Sequence
 from pathlib import Path
 from types import FrameType
-from typing import IO, Any, Self
+from typing import IO, Any, Self, TypeVar
 
 LOOPBACK = "127.0.0.1"
+T = TypeVar("T")
 
 # Every process group and temp dir a benchmark creates is registered here so an
 # interpreter exit (including one caused by an uncaught exception) reaps them.
 _live_groups: dict[int, subprocess.Popen[bytes]] = {}
 _temp_dirs: list[Path] = []
-_reserved_ports: set[int] = set()
-
-
-def free_ports(count: int) -> list[int]:
-    """Ask the kernel for `count` distinct free TCP ports on loopback.
-
-    All sockets are held open until every port is picked so the kernel cannot
-    hand out the same port twice, and ports handed out earlier in this process
-    are skipped (a stopped-and-restarted node keeps its port).
-    """
-    sockets: list[socket.socket] = []
-    ports: list[int] = []
-    try:
-        while len(ports) < count:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sockets.append(sock)
-            sock.bind((LOOPBACK, 0))
-            port = int(sock.getsockname()[1])
-            if port in _reserved_ports:
-                continue
-            ports.append(port)
-    finally:
-        for sock in sockets:
-            sock.close()
-    _reserved_ports.update(ports)
-    return ports
 
 
 def make_temp_dir(prefix: str) -> Path:
@@ -125,6 +100,47 @@ def rss_bytes(pid: int) -> int | None:
     return None
 
 
+def _stat_cpu_seconds(stat_path: str, *, system_only: bool = False) -> float | None:
+    """utime + stime (or stime alone) from a /proc .../stat file, in seconds; None if it is gone."""
+    try:
+        stat = Path(stat_path).read_text()
+    except OSError:
+        return None
+    # The command name (field 2) may contain spaces: count fields after its closing paren.
+    fields = stat[stat.rindex(")") + 2 :].split()
+    ticks = int(fields[12]) if system_only else int(fields[11]) + int(fields[12])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pid: int, *, system_only: bool = False) -> float | None:
+    """User + system (or only system) CPU seconds used so far by `pid` (all its threads, ended ones
+    included)."""
+    return _stat_cpu_seconds(f"/proc/{pid}/stat", system_only=system_only)
+
+
+def context_switches(pid: int) -> int | None:
+    """Voluntary + involuntary context switches of all threads of `pid` so far (thread wake-ups)."""
+    total = 0
+    try:
+        tids = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return None
+    for tid in tids:
+        try:
+            text = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+        except OSError:
+            continue
+        for line in text.splitlines():
+            if "ctxt_switches:" in line:
+                total += int(line.split()[1])
+    return total
+
+
+def main_thread_cpu_seconds(pid: int) -> float | None:
+    """User + system CPU seconds of the main thread of `pid` only (an asyncio server's event loop)."""
+    return _stat_cpu_seconds(f"/proc/{pid}/task/{pid}/stat")
+
+
 def log_tail(path: Path, max_lines: int = 3, max_bytes: int = 4000) -> str:
     """The last lines of a member's log, for an error message (a traceback's
     last line names the exception)."""
@@ -182,10 +198,30 @@ def install_cleanup() -> None:
     install_sigterm()
 
 
+def run_benchmark(main: Coroutine[Any, Any, dict[str, Any]]) -> dict[str, Any]:
+    """``run_main``, then print the figures as the one JSON line that ends every benchmark's output."""
+    figures = run_main(main)
+    print(json.dumps(figures, sort_keys=False), flush=True)
+    return figures
+
+
 def install_sigterm() -> None:
     """SIGTERM raises KeyboardInterrupt outside an event loop (asyncio resets
     the handler when a loop that had `cancel_on_sigterm` closes)."""
     signal.signal(signal.SIGTERM, _on_sigterm)
+
+
+def run_main(main: Coroutine[Any, Any, T]) -> T:
+    """Run a benchmark's main coroutine with cleanup on every exit path: its process groups and temp
+    dirs go however it ends, and SIGTERM ends it like Ctrl-C (KeyboardInterrupt)."""
+    install_cleanup()
+    try:
+        return asyncio.run(main)
+    except asyncio.CancelledError:
+        raise KeyboardInterrupt("SIGTERM") from None
+    finally:
+        install_sigterm()
+        cleanup_all()
 
 
 class ProcessGroup:

@@ -7,6 +7,9 @@ the API takes them (a third arm64-only and a third amd64-only by their image pla
 30 with one owner). A watch records when each pod is first seen and when it is first seen bound:
   pods_per_s                  pods / (last bound - first create sent): the whole pipeline
   p99_scheduling_latency_s    p99 of (seen bound - seen created), from the watch events
+Backlog (`backlog_pods_per_s`): with every node tainted, as many pods again are created and marked
+Unschedulable; the taint is lifted from all nodes at once and the time until the last is bound gives
+the scheduler's own rate (a full queue: binding-bound, not creation-bound).
 Anchors: the 300 pods/s target on these 2 cores; upstream's scheduler_perf CI thresholds of 680-810
 pods/s (Go, 5,000 nodes, bigger machines). The upstream figure is an anchor, NOT measured here.
 
@@ -82,6 +85,11 @@ class Run:
     leader_cpu_s: float | None = None
     framework_ms_per_pod: float | None = None
     framework_profile: str = ""
+    held_marked: int = 0
+    drain_s: float | None = None
+    drain_leader_cpu_s: float | None = None
+    drained: int = 0
+    held_latencies: list[float] = field(default_factory=list)
     failover_s: list[float] = field(default_factory=list)
     failover_missed: int = 0
     error: str | None = None
@@ -116,7 +124,8 @@ def pod_body(name: str, i: int) -> bytes:
     platform = PLATFORMS[i % len(PLATFORMS)]
     meta: dict[str, Any] = {
         "name": name, "namespace": NAMESPACE, "labels": {"app": f"group-{i // GROUP}"},
-        "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": f"group-{i // GROUP}",
+        # A kind the cluster does not serve, so the garbage collector keeps the pods (no such ReplicaSet).
+        "ownerReferences": [{"apiVersion": "bench.edgek8s.io/v1", "kind": "PodGroup", "name": f"group-{i // GROUP}",
                              "uid": f"00000000-0000-4000-8000-{i // GROUP:012d}", "controller": True}],
     }
     if platform:
@@ -124,7 +133,7 @@ def pod_body(name: str, i: int) -> bytes:
     return dumps({
         "apiVersion": "v1", "kind": "Pod", "metadata": meta,
         "spec": {"containers": [{"name": "app", "image": "registry.local/app:1",
-                                 "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]},
+                                 "resources": {"requests": {"cpu": "50m", "memory": "64Mi"}}}]},
     })
 
 
@@ -170,6 +179,22 @@ async def heartbeat(session: aiohttp.ClientSession, cluster: EdgeCluster, plan: 
                 await fetch(session, "PUT", url, body=lease_body(node_name(i)), timeout_s=5.0)
 
 
+async def create_pods(session: aiohttp.ClientSession, urls: list[str], names: list[str]) -> int:
+    """Create the pods by CREATE_CLIENTS closed-loop clients spread over the masters; the failures."""
+    next_index = iter(range(len(names)))
+    failed = 0
+
+    async def creator(c: int) -> None:
+        nonlocal failed
+        for i in next_index:
+            status = await post(session, f"{urls[c % len(urls)]}/api/v1/namespaces/{NAMESPACE}/pods",
+                                pod_body(names[i], i))
+            failed += status != 201
+
+    await asyncio.gather(*(creator(c) for c in range(CREATE_CLIENTS)))
+    return failed
+
+
 async def current_rv(session: aiohttp.ClientSession, url: str) -> str:
     status, body = await fetch(session, "GET", f"{url}/api/v1/namespaces/{NAMESPACE}/pods?limit=1")
     if status != 200:
@@ -178,8 +203,10 @@ async def current_rv(session: aiohttp.ClientSession, url: str) -> str:
 
 
 async def watch_pods(session: aiohttp.ClientSession, url: str, rv: str, seen: dict[str, float],
-                     bound: dict[str, float], placed_on: dict[str, str], ready: asyncio.Event) -> None:
-    """Record the first time each pod is seen, and seen bound, until cancelled."""
+                     bound: dict[str, float], placed_on: dict[str, str], ready: asyncio.Event,
+                     unschedulable: set[str] | None = None) -> None:
+    """Record the first time each pod is seen, and seen bound (and which were marked unschedulable),
+    until cancelled."""
     params = {"watch": "1", "resourceVersion": rv, "allowWatchBookmarks": "true"}
     async with session.get(f"{url}/api/v1/namespaces/{NAMESPACE}/pods", params=params,
                            timeout=aiohttp.ClientTimeout(total=None)) as response:
@@ -197,9 +224,28 @@ async def watch_pods(session: aiohttp.ClientSession, url: str, rv: str, seen: di
                 continue
             seen.setdefault(name, now)
             node = (obj.get("spec") or {}).get("nodeName")
+            if unschedulable is not None and any(
+                    c.get("type") == "PodScheduled" and c.get("reason") == "Unschedulable"
+                    for c in (obj.get("status") or {}).get("conditions") or ()):
+                unschedulable.add(name)
             if node and name not in bound:
                 bound[name] = now
                 placed_on[name] = node
+
+
+async def wait_bound(watch: asyncio.Task[None], bound: dict[str, float], count: int) -> None:
+    """Until the watch has seen ``count`` pods bound (or a deadline scaled to the count passes)."""
+    deadline = time.monotonic() + max(60.0, count / 20)
+    while len(bound) < count and time.monotonic() < deadline:
+        if watch.done():
+            watch.result()  # a failed watch fails the phase
+        await asyncio.sleep(0.05)
+
+
+async def stop_watch(watch: asyncio.Task[None]) -> None:
+    watch.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await watch
 
 
 def cpu_seconds(pid: int | None) -> float | None:
@@ -226,28 +272,13 @@ async def throughput(session: aiohttp.ClientSession, cluster: EdgeCluster, run: 
     leader_pid = cluster.pids()[run.leader] if run.leader is not None else None
     cpu_before = cpu_seconds(leader_pid)
     names = [f"pod-{i:05d}" for i in range(plan.pods)]
-    next_index = iter(range(plan.pods))
     run.first_sent = time.perf_counter()
-
-    async def creator(c: int) -> None:
-        for i in next_index:
-            status = await post(session, f"{urls[c % len(urls)]}/api/v1/namespaces/{NAMESPACE}/pods",
-                                pod_body(names[i], i))
-            if status != 201:
-                run.create_failed += 1
-
     try:
-        await asyncio.gather(*(creator(c) for c in range(CREATE_CLIENTS)))
+        run.create_failed = await create_pods(session, urls, names)
         run.created_done = time.perf_counter()
-        deadline = time.monotonic() + max(60.0, plan.pods / 20)
-        while len(run.bound) < plan.pods - run.create_failed and time.monotonic() < deadline:
-            if watch.done():
-                watch.result()
-            await asyncio.sleep(0.05)
+        await wait_bound(watch, run.bound, plan.pods - run.create_failed)
     finally:
-        watch.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await watch
+        await stop_watch(watch)
     cpu_after = cpu_seconds(leader_pid)
     if cpu_before is not None and cpu_after is not None:
         run.leader_cpu_s = cpu_after - cpu_before
@@ -256,6 +287,59 @@ async def throughput(session: aiohttp.ClientSession, cluster: EdgeCluster, run: 
         platform = PLATFORMS[i % len(PLATFORMS)]
         if platform and name in run.placed_on and arch_of.get(run.placed_on[name]) != platform.split("/")[1]:
             run.arch_violations += 1
+
+
+async def patch_nodes(session: aiohttp.ClientSession, cluster: EdgeCluster, plan: Plan, patch: bytes) -> None:
+    headers = {"Content-Type": "application/merge-patch+json"}
+
+    async def one(i: int) -> None:
+        url = f"{cluster.masters[i % cluster.node_count].api_url}/api/v1/nodes/{node_name(i)}"
+        async with session.patch(url, data=patch, headers=headers, timeout=aiohttp.ClientTimeout(total=30)) as r:
+            if r.status != 200:
+                raise RuntimeError(f"patching node {node_name(i)}: HTTP {r.status} {(await r.read())[:200]!r}")
+
+    await asyncio.gather(*(one(i) for i in range(plan.nodes)))
+
+
+async def backlog(session: aiohttp.ClientSession, cluster: EdgeCluster, run: Run) -> None:
+    """The scheduler's own rate: every node tainted, pods created and marked unschedulable, then the
+    taint lifted at once and the whole backlog drained (binding-bound, not creation-bound)."""
+    plan = run.plan
+    urls = [m.api_url for m in cluster.masters]
+    await patch_nodes(session, cluster, plan, dumps(
+        {"spec": {"taints": [{"key": "bench/hold", "value": "true", "effect": "NoSchedule"}]}}))
+    seen: dict[str, float] = {}
+    bound: dict[str, float] = {}
+    marked: set[str] = set()
+    ready = asyncio.Event()
+    watch = asyncio.create_task(watch_pods(session, urls[0], await current_rv(session, urls[0]), seen, bound, {},
+                                           ready, marked))
+    await asyncio.wait_for(ready.wait(), 10.0)
+    names = [f"held-{i:05d}" for i in range(plan.pods)]
+    try:
+        await create_pods(session, urls, names)
+        deadline = time.monotonic() + 60.0
+        while len(marked) < plan.pods and time.monotonic() < deadline:
+            if watch.done():
+                watch.result()
+            await asyncio.sleep(0.1)
+        run.held_marked = len(marked)
+        if bound:
+            raise RuntimeError(f"{len(bound)} held pods were bound while every node was tainted")
+        leader_pid = cluster.pids()[run.leader] if run.leader is not None else None
+        cpu_before = cpu_seconds(leader_pid)
+        started = time.perf_counter()
+        await patch_nodes(session, cluster, plan, dumps({"spec": {"taints": None}}))
+        await wait_bound(watch, bound, plan.pods)
+    finally:
+        await stop_watch(watch)
+    run.drained = len(bound)
+    cpu_after = cpu_seconds(leader_pid)
+    if cpu_before is not None and cpu_after is not None:
+        run.drain_leader_cpu_s = cpu_after - cpu_before
+    if bound:
+        run.drain_s = max(bound.values()) - started
+        run.held_latencies = [t - started for t in bound.values()]
 
 
 async def failover(session: aiohttp.ClientSession, cluster: EdgeCluster, run: Run) -> None:
@@ -344,7 +428,10 @@ async def measure(session: aiohttp.ClientSession, cluster: EdgeCluster, run: Run
     beats = asyncio.create_task(heartbeat(session, cluster, plan))
     try:
         await throughput(session, cluster, run)
-        print(f"  {len(run.bound):,} of {plan.pods:,} pods bound", flush=True)
+        print(f"  {len(run.bound):,} of {plan.pods:,} pods bound; now a backlog of {plan.pods:,} held pods",
+              flush=True)
+        await backlog(session, cluster, run)
+        print(f"  {run.drained:,} of {plan.pods:,} held pods bound after the taint was lifted", flush=True)
         if plan.kills:
             await failover(session, cluster, run)
     finally:
@@ -367,6 +454,9 @@ def figures(run: Run) -> dict[str, Any]:
     create_per_s = None
     if run.created_done is not None and run.first_sent is not None:
         create_per_s = (plan.pods - run.create_failed) / (run.created_done - run.first_sent)
+    drain_per_s = None if not run.drain_s else run.drained / run.drain_s
+    drain_cpu_ms = None if run.drain_leader_cpu_s is None or not run.drained else \
+        run.drain_leader_cpu_s * 1000 / run.drained
     return {
         "bench": "scheduler",
         "mode": "quick" if plan.quick else "full",
@@ -379,10 +469,17 @@ def figures(run: Run) -> dict[str, Any]:
         "p50_scheduling_latency_s": rounded(percentile(latencies, 50)),
         "p99_scheduling_latency_s": rounded(percentile(latencies, 99)),
         "max_scheduling_latency_s": rounded(max(latencies, default=None)),
+        "backlog_pods_per_s": rounded(drain_per_s, 1),
+        "backlog_marked_unschedulable": run.held_marked,
+        "backlog_p99_time_to_bind_s": rounded(percentile(run.held_latencies, 99)),
+        "backlog_leader_cpu_ms_per_pod": rounded(drain_cpu_ms, 2),
+        "backlog_pods_per_leader_cpu_s": rounded(None if not drain_cpu_ms else 1000 / drain_cpu_ms, 1),
         "target_pods_per_s": TARGET_PODS_PER_S,
         "ratio_to_target": rounded(ratio(pods_per_s, TARGET_PODS_PER_S), 2),
         "upstream_ci_pods_per_s_anchor_not_measured": list(UPSTREAM_CI_PODS_PER_S),
         "ratio_to_upstream_ci_low": rounded(ratio(pods_per_s, UPSTREAM_CI_PODS_PER_S[0]), 2),
+        "backlog_ratio_to_target": rounded(ratio(drain_per_s, TARGET_PODS_PER_S), 2),
+        "backlog_ratio_to_upstream_ci_low": rounded(ratio(drain_per_s, UPSTREAM_CI_PODS_PER_S[0]), 2),
         "arch_violations": run.arch_violations,
         "leader_cpu_ms_per_pod": rounded(None if run.leader_cpu_s is None or not bound
                                          else run.leader_cpu_s * 1000 / bound, 2),
@@ -409,6 +506,11 @@ def print_report(run: Run, f: dict[str, Any]) -> None:
     print(f"  pods created/s (32 clients, same run): {fmt(f['pods_created_per_s'])}; "
           f"bound {f['pods_bound']:,}, create failures {f['pods_create_failed']}, arch violations "
           f"{f['arch_violations']}")
+    print(f"  backlog drain (all nodes tainted, {f['backlog_marked_unschedulable']:,} pods marked Unschedulable, taint "
+          f"lifted): {fmt(f['backlog_pods_per_s'])} pods bound/s; target {fmt(f['backlog_ratio_to_target'], 'x', 2)}, "
+          f"upstream CI anchor {fmt(f['backlog_ratio_to_upstream_ci_low'], 'x', 2)} of 680")
+    print(f"    leader CPU while draining: {fmt(f['backlog_leader_cpu_ms_per_pod'], ' ms', 2)} per pod, i.e. "
+          f"{fmt(f['backlog_pods_per_leader_cpu_s'])} pods per second of leader CPU (the rate with a core of its own)")
     print(f"  scheduling latency (watch: created -> bound): p50 {fmt(f['p50_scheduling_latency_s'], ' s', 3)}, "
           f"p99 {fmt(f['p99_scheduling_latency_s'], ' s', 3)}, max {fmt(f['max_scheduling_latency_s'], ' s', 3)}")
     print(f"  where the time goes: leader process CPU {fmt(f['leader_cpu_ms_per_pod'], ' ms', 2)} per pod "
@@ -424,7 +526,7 @@ def print_report(run: Run, f: dict[str, Any]) -> None:
           f"({f['failover_missed']} missed); target 2 s; upstream default lease 15 s")
 
 
-async def run_all(plan: Plan) -> dict[str, Any]:
+async def run_all(plan: Plan, keep_logs: bool = False) -> dict[str, Any]:
     procs.cancel_on_sigterm()
     run = Run(plan)
     framework_cost(run)
@@ -435,10 +537,10 @@ async def run_all(plan: Plan) -> dict[str, Any]:
         except Exception as exc:  # reported, not hidden; Ctrl-C still propagates
             run.error = f"{type(exc).__name__}: {exc}"
             traceback.print_exc(file=sys.stderr)
-            kept = cluster.stop(keep_logs=True)
-            print(f"  master logs kept in {kept}", flush=True)
         finally:
-            cluster.stop()
+            kept = cluster.stop(keep_logs=keep_logs or run.error is not None)
+            if kept is not None:
+                print(f"  master logs kept in {kept}", flush=True)
     f = figures(run)
     print_report(run, f)
     return f
@@ -450,17 +552,10 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--nodes", type=int, default=None, help="hollow nodes (default 100)")
     parser.add_argument("--pods", type=int, default=None, help="pods (default 3,000, quick 1,000)")
     parser.add_argument("--kills", type=int, default=None, help="leader kills (default 20, quick 5)")
+    parser.add_argument("--keep-logs", action="store_true", help="keep the masters' logs")
     args = parser.parse_args(argv)
     plan = Plan.make(args.quick, args.nodes, args.pods, args.kills)
     if plan.pods < 1 or plan.nodes < 1 or plan.kills < 0:
         parser.error("--pods and --nodes must be >= 1, --kills >= 0")
-    procs.install_cleanup()
-    try:
-        figs = asyncio.run(run_all(plan))
-    except asyncio.CancelledError:
-        raise KeyboardInterrupt("SIGTERM") from None
-    finally:
-        procs.install_sigterm()
-        procs.cleanup_all()
-    print(json.dumps(figs, sort_keys=False), flush=True)
+    figs = procs.run_benchmark(run_all(plan, args.keep_logs))
     return 1 if figs["error"] else 0

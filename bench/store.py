@@ -18,8 +18,6 @@ start, the etcd half still runs and the edgek8s figures are null.
 from __future__ import annotations
 
 import argparse
-import asyncio
-import json
 import os
 import secrets
 import sys
@@ -467,13 +465,5 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--no-tuned-etcd", action="store_true", help="skip the tuned-election etcd failover run")
     args = parser.parse_args(argv)
     plan = Plan.make(args.quick, args.kills, not args.no_tuned_etcd)
-    procs.install_cleanup()
-    try:
-        figs = asyncio.run(run(plan, args.only))
-    except asyncio.CancelledError:
-        raise KeyboardInterrupt("SIGTERM") from None
-    finally:
-        procs.install_sigterm()
-        procs.cleanup_all()
-    print(json.dumps(figs, sort_keys=False), flush=True)
+    figs = procs.run_benchmark(run(plan, args.only))
     return 1 if figs["etcd_error"] and args.only != "edgek8s" else 0

@@ -102,15 +102,47 @@ class ApiConfig:
     request_timeout: float = 30.0
     default_watch_timeout: float = 1800.0
     bookmark_interval: float = 60.0
+    # The API servers' client certificate for kubelets (logs, exec, port-forward, metrics); kubelet serving
+    # certificates are verified against client_ca_file (the cluster CA).
+    kubelet_client_cert_file: Path | None = None
+    kubelet_client_key_file: Path | None = None
 
     def __post_init__(self) -> None:
         tls = (self.tls_cert_file, self.tls_key_file, self.client_ca_file)
         if any(tls) and not all(tls):
             raise ConfigError("TLS needs all of --tls-cert-file, --tls-private-key-file and --client-ca-file")
+        if (self.kubelet_client_cert_file is None) != (self.kubelet_client_key_file is None):
+            raise ConfigError("--kubelet-client-certificate and --kubelet-client-key go together")
 
     @property
     def tls(self) -> bool:
         return self.tls_cert_file is not None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ControllersConfig:
+    """Timing of the leader-only controllers, chosen for Pis on one LAN (upstream's in comments).
+
+    A node is Unknown after ``node_monitor_grace_period`` without a Lease renewal or status heartbeat
+    (upstream 40 s; the agent renews every 10 s as upstream's kubelet, so 30 s is three missed
+    renewals); its pods are evicted ``default_toleration_seconds`` later unless they tolerate longer
+    (upstream 300 s; 60 s lets a rebooting Pi come back without reshuffling, yet moves the work of a
+    dead one in ~90 s instead of ~6 min). See ``controllers/nodelifecycle.py`` for the reasoning.
+    """
+
+    node_monitor_grace_period: float = 30.0
+    default_toleration_seconds: int = 60
+    event_ttl: float = 3600.0  # upstream --event-ttl 1h
+    job_backoff_base: float = 10.0  # upstream: 10 s doubling per failure up to 6 min
+    job_backoff_max: float = 360.0
+
+    def __post_init__(self) -> None:
+        if self.node_monitor_grace_period <= 0:
+            raise ConfigError("--node-monitor-grace-period must be positive")
+        if self.default_toleration_seconds < 0:
+            raise ConfigError("--default-toleration-seconds must not be negative")
+        if self.event_ttl <= 0:
+            raise ConfigError("--event-ttl must be positive")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -119,6 +151,7 @@ class ServerConfig:
     raft: RaftConfig
     store: StoreConfig = dataclasses.field(default_factory=StoreConfig)
     api: ApiConfig = dataclasses.field(default_factory=ApiConfig)
+    controllers: ControllersConfig = dataclasses.field(default_factory=ControllersConfig)
 
     def __post_init__(self) -> None:
         if not self.name:
@@ -212,3 +245,27 @@ class AgentConfig:
             raise ConfigError("back-off: 0 < initial <= max")
         if not self.image_gc_low_percent < self.image_gc_high_percent:
             raise ConfigError("image GC: low threshold must be below the high threshold")
+
+
+KUBELET_CLIENT_NAME = "kube-apiserver-kubelet-client"  # CN of the API servers' certificate for kubelets
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KubeletServerConfig:
+    """The kubelet's HTTPS endpoint (logs, exec, port-forward, stats, image loading). Always mTLS: only
+    clients whose certificate is signed by ``client_ca_file`` and whose CN is in ``allowed_clients`` (the
+    API servers) get in."""
+
+    host: str = "0.0.0.0"
+    port: int = 10250
+    tls_cert_file: Path
+    tls_key_file: Path
+    client_ca_file: Path
+    allowed_clients: tuple[str, ...] = (KUBELET_CLIENT_NAME,)
+    podman_socket: Path = Path("/run/podman/podman.sock")
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.port < 65536:
+            raise ConfigError(f"kubelet port: {self.port} is not a TCP port")
+        if not self.allowed_clients:
+            raise ConfigError("the kubelet endpoint needs at least one allowed client name")

@@ -12,10 +12,12 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from edgek8s._util.ratelimit import FailureLimiter
-from edgek8s.api import bootstrap, discovery, system
-from edgek8s.api.authn import TOKEN_LIMITER, VERIFIER, authenticate
+from edgek8s.api import bootstrap, discovery, metrics, streams, system
+from edgek8s.api.authn import REVOCATIONS, TOKEN_LIMITER, VERIFIER, authenticate
 from edgek8s.api.authz import authorize
 from edgek8s.api.context import CONFIG, STORE, json_response, status_response
+from edgek8s.api.credentials import Revocations
+from edgek8s.api.kubelets import kubelet_client_ctx
 from edgek8s.api.paths import parse_target
 from edgek8s.api.resources import handle_collection, handle_object
 from edgek8s.config import ServerConfig
@@ -65,6 +67,8 @@ async def _resource_request(request: web.Request, group: str, version: str, tail
             raise errors.NotFound("the server could not find the requested resource")
         return json_response(body)
     target = parse_target(group, version, segments)
+    if target.subresource in streams.POD_STREAMS and target.rtype.plural == "pods" and not group:
+        return await streams.handle_pod_stream(request, target)
     if target.name is None:
         return await handle_collection(request, target)
     return await handle_object(request, target)
@@ -77,16 +81,25 @@ def build_app(store: RaftStore, config: ServerConfig) -> web.Application:
     app[STORE] = store
     app[CONFIG] = config
     app[TOKEN_LIMITER] = FailureLimiter()
+    app[REVOCATIONS] = Revocations(store)
     if config.api.client_ca_file is not None:
         app[VERIFIER] = ClientVerifier(config.api.client_ca_file.read_bytes())
+    app.cleanup_ctx.append(kubelet_client_ctx)
     system.add_routes(app)
     bootstrap.add_routes(app)
     discovery.add_routes(app)
-    for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
-        app.router.add_route(method, "/api/{version}", core_api_root)
-        app.router.add_route(method, "/api/{version}/{tail:.*}", core_api)
-        app.router.add_route(method, "/apis/{group}/{version}", group_api_root)
-        app.router.add_route(method, "/apis/{group}/{version}/{tail:.*}", group_api)
+    streams.add_routes(app)  # before the generic routes below: they would claim these paths
+    metrics.add_routes(app)
+    # Path outer, method inner: aiohttp then keeps one resource per path with five methods, instead of
+    # twenty resources that every API request tries in turn.
+    for path, handler in (
+        ("/api/{version}", core_api_root),
+        ("/api/{version}/{tail:.*}", core_api),
+        ("/apis/{group}/{version}", group_api_root),
+        ("/apis/{group}/{version}/{tail:.*}", group_api),
+    ):
+        for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
+            app.router.add_route(method, path, handler)
     return app
 
 

@@ -27,6 +27,7 @@ from aiohttp import web
 
 from edgek8s._util.ratelimit import FailureLimiter
 from edgek8s.api.context import CONFIG, STORE
+from edgek8s.api.credentials import Revocations
 from edgek8s.model import errors
 from edgek8s.model.resources import resource_id
 from edgek8s.pki import tokens
@@ -48,6 +49,7 @@ class User:
 USER = web.RequestKey("user", User)
 TOKEN_LIMITER = web.AppKey("token_limiter", FailureLimiter)
 VERIFIER = web.AppKey("client_verifier", ClientVerifier)
+REVOCATIONS = web.AppKey("revocations", Revocations)
 DEVELOPMENT_ADMIN = User("system:admin", ("system:masters",))
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
@@ -89,13 +91,11 @@ async def authenticate(request: web.Request, handler: Handler) -> web.StreamResp
     if not request.app[CONFIG].api.tls:
         request[USER] = DEVELOPMENT_ADMIN
         return await handler(request)
-    from edgek8s.api.credentials import revoked
-
     transport = request.transport
     ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
     der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
     identity = request.app[VERIFIER].identity(der)
-    if identity is not None and not revoked(request.app[STORE], identity):
+    if identity is not None and not request.app[REVOCATIONS].revoked(identity):
         request[USER] = User(identity.user, identity.groups)
         return await handler(request)
     if der:

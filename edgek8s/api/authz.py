@@ -13,6 +13,7 @@
   watch strategy) only when a pod bound to the node references them.
   services, endpoints, endpointslices: get/list/watch.
 - A join token (``system:bootstrappers``): only ``POST /edgek8s/v1/join`` (its CSR).
+- Anyone: the public health, version and cluster-info endpoints (also when sending credentials).
 - Any authenticated identity: discovery (``/api``, ``/apis``, ``/openapi``) and ``/edgek8s/v1/renew``
   (renewing its own certificate), except join tokens.
 
@@ -28,7 +29,7 @@ from typing import Any, Protocol
 
 from aiohttp import web
 
-from edgek8s.api.authn import USER, User
+from edgek8s.api.authn import PUBLIC_PATHS, USER, User
 from edgek8s.api.context import CONFIG, STORE
 from edgek8s.model import errors
 from edgek8s.model.resources import resource_id
@@ -42,6 +43,7 @@ BOOTSTRAPPERS = "system:bootstrappers"
 JOIN_PATH = "/edgek8s/v1/join"
 RENEW_PATH = "/edgek8s/v1/renew"
 PODS = resource_id("", "pods")
+NODES_ID = resource_id("", "nodes")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -121,7 +123,7 @@ def _decide_node(node: str, a: Attributes, graph: NodeGraph) -> str | None:
 
 def decide(user: User, a: Attributes, graph: NodeGraph) -> str | None:
     """None when ``user`` may do ``a``; otherwise why not (the 403 message)."""
-    if MASTERS in user.groups:
+    if MASTERS in user.groups or (a.path in PUBLIC_PATHS and a.verb == "GET"):
         return None
     if BOOTSTRAPPERS in user.groups:
         if a.path == JOIN_PATH and a.verb == "POST":
@@ -237,12 +239,22 @@ async def authorize(request: web.Request, handler: Handler) -> web.StreamRespons
     node = _node_name(user)
     if node is not None and a.verb == "create" and a.plural in ("nodes", "leases") and not a.name:
         await check_create_body(request, node)
+    deleting_nodes = a.plural == "nodes" and a.verb in ("delete", "deletecollection") and request.app[CONFIG].api.tls
+    before = _node_names(request, a) if deleting_nodes else []
     response = await handler(request)
-    if a.plural == "nodes" and a.verb == "delete" and a.name and response.status < 300 and request.app[CONFIG].api.tls:
-        from edgek8s.api.credentials import revoke_node
+    if deleting_nodes and response.status < 300:
+        from edgek8s.api.credentials import revoke_nodes
 
-        await revoke_node(request.app[STORE], a.name)
+        state = request.app[STORE].state
+        await revoke_nodes(request.app[STORE], [n for n in before if state.get(NODES_ID, "", n)[0] is None])
     return response
+
+
+def _node_names(request: web.Request, a: Attributes) -> list[str]:
+    if a.name:
+        return [a.name]
+    stored, _ = request.app[STORE].state.list(NODES_ID, None)
+    return [obj.name for obj in stored]
 
 
 async def check_create_body(request: web.Request, node: str) -> None:

@@ -26,12 +26,13 @@ import datetime
 import ipaddress
 import logging
 import re
+import time
 from pathlib import Path
 from typing import Any
 
 from aiohttp import web
 
-from edgek8s.api.authn import USER, User
+from edgek8s.api.authn import REVOCATIONS, USER, User
 from edgek8s.api.context import CONFIG, STORE, json_response, read_json
 from edgek8s.config import ConfigError, parse_host_port
 from edgek8s.model import errors
@@ -153,6 +154,11 @@ async def join(request: web.Request) -> web.Response:
         )
     ca = await request.app[SIGNER].ca()
     lifetime = _lifetime(request)
+    revoked_at = request.app[REVOCATIONS].revoked_at(name)
+    if revoked_at is not None and time.time() < revoked_at + 1:
+        # Certificate times have one-second precision: one issued in the revocation's second would count
+        # as revoked.
+        await asyncio.sleep(revoked_at + 1 - time.time())
     answer: dict[str, Any] = {"ca": ca.cert_pem.decode(), "servers": _servers(request)}
     if role == "master":
         serving = _parse(_field(body, "servingCsr"))
@@ -171,6 +177,15 @@ async def join(request: web.Request) -> web.Response:
             clusterSecret=request.app[CONFIG].raft.cluster_secret.hex(),
             raftMembers=sorted({store.raft.address, *store.raft.status().members} - {raft_address}),
         )
+    if "kubeletCsr" in body:  # the kubelet endpoint's serving certificate (logs, exec, port-forward, top)
+        kubelet = _parse(_field(body, "kubeletCsr"))
+        if node_name_from_csr(kubelet) != name:
+            raise errors.BadRequest("the kubelet's serving request must name the same node")
+        _dns, ips = _serving_sans(body)
+        hostnames = [h for h in _dns if h not in ("localhost", "kubernetes.default.svc")]
+        answer["kubeletCertificate"] = (await asyncio.to_thread(
+            sign_request, ca, kubelet, client=False, server=True, dns_names=sorted({name, *hostnames}),
+            ip_addresses=ips, lifetime=lifetime)).decode()
     answer["certificate"] = (await asyncio.to_thread(sign_request, ca, csr, lifetime=lifetime)).decode()
     logger.info("%s joined %s as a %s", user.name, name, role)
     return json_response(answer, status=201)

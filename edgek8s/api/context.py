@@ -2,14 +2,14 @@
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from typing import Any
 
-from aiohttp import web
+from aiohttp import hdrs, web
 
+from edgek8s.api import protobuf
 from edgek8s.config import ServerConfig
-from edgek8s.model import errors
+from edgek8s.model import errors, jsoncodec
 from edgek8s.store.raftstore import RaftStore
 
 STORE = web.AppKey("store", RaftStore)
@@ -22,7 +22,7 @@ JSON = "application/json"
 
 
 def json_response(body: Any, *, status: int = 200) -> web.Response:
-    return web.Response(body=json.dumps(body).encode(), status=status, content_type=JSON)
+    return web.Response(body=jsoncodec.dumps(body), status=status, content_type=JSON)
 
 
 def raw_response(raw: bytes, *, status: int = 200) -> web.Response:
@@ -37,7 +37,11 @@ def status_response(error: errors.StatusError) -> web.Response:
 
 
 async def read_body(request: web.Request) -> bytes:
-    """The raw request body; 413 past the configured limit, 415 for protobuf, 400 when empty."""
+    """The request body as JSON bytes; 413 past the configured limit, 400 when empty or malformed protobuf.
+
+    A Kubernetes protobuf body (kubectl's typed clients send them) is decoded here into the JSON the
+    handlers expect; nothing past this point sees protobuf.
+    """
     limit = request.app[CONFIG].api.max_body_bytes
     if request.content_length is not None and request.content_length > limit:
         raise errors.RequestEntityTooLarge(f"the request body is larger than the {limit}-byte limit")
@@ -49,17 +53,19 @@ async def read_body(request: web.Request) -> bytes:
         raise errors.RequestEntityTooLarge(f"the request body is larger than the {limit}-byte limit")
     if not raw:
         raise errors.BadRequest("the request body is empty")
-    if request.content_type == "application/vnd.kubernetes.protobuf":
-        raise errors.UnsupportedMediaType(
-            'the body of the request was in an unknown format - accepted media types include: '
-            'application/json, application/yaml'
-        )
+    # The raw header, not request.content_type: that parses the header (~3% of a create's loop time).
+    media_type = request.headers.get(hdrs.CONTENT_TYPE, "").partition(";")[0].strip().lower()
+    if media_type == protobuf.MEDIA_TYPE:
+        try:
+            return protobuf.decode_to_json(raw)
+        except protobuf.ProtobufError as exc:
+            raise errors.BadRequest(f"the protobuf request body is invalid: {exc}") from None
     return raw
 
 
 def parse_json(raw: bytes) -> Any:
     try:
-        return json.loads(raw)
+        return jsoncodec.loads(raw)
     except ValueError as exc:
         raise errors.BadRequest(f"the request body is not valid JSON: {exc}") from None
 

@@ -22,39 +22,61 @@ NAMESPACE, NAME = "kube-system", "edgek8s-node-revocations"
 NODE_PREFIX = "system:node:"
 
 
-def revoked(store: RaftStore, identity: ClientIdentity) -> bool:
-    user = identity.user
-    if not user.startswith(NODE_PREFIX):
-        return False
-    stored, _ = store.state.get(CONFIGMAPS, NAMESPACE, NAME)
-    if stored is None:
-        return False
-    when = (stored.decode().get("data") or {}).get(user.removeprefix(NODE_PREFIX))
-    if not when:
-        return False
-    revoked_at = datetime.datetime.fromisoformat(when.replace("Z", "+00:00")).timestamp()
-    issued_at = identity.not_before + BACKDATE.total_seconds()
-    return issued_at <= revoked_at
+class Revocations:
+    """Reads the revocation record from this replica, decoding it again only when it changed."""
+
+    def __init__(self, store: RaftStore) -> None:
+        self._store = store
+        self._seen: tuple[int, dict[str, float]] = (-1, {})
+
+    def _record(self) -> dict[str, float]:
+        stored, _ = self._store.state.get(CONFIGMAPS, NAMESPACE, NAME)
+        if stored is None:
+            return {}
+        if stored.rv != self._seen[0]:
+            data = stored.decode().get("data") or {}
+            times = {}
+            for node, when in data.items():
+                try:
+                    times[str(node)] = datetime.datetime.fromisoformat(str(when).replace("Z", "+00:00")).timestamp()
+                except ValueError:
+                    continue
+            self._seen = (stored.rv, times)
+        return self._seen[1]
+
+    def revoked_at(self, node: str) -> float | None:
+        return self._record().get(node)
+
+    def revoked(self, identity: ClientIdentity) -> bool:
+        if not identity.user.startswith(NODE_PREFIX):
+            return False
+        revoked_at = self._record().get(identity.user.removeprefix(NODE_PREFIX))
+        if revoked_at is None:
+            return False
+        return identity.not_before + BACKDATE.total_seconds() <= revoked_at
 
 
-async def revoke_node(store: RaftStore, node: str) -> None:
-    """Record that ``node``'s certificates issued until now are revoked (retries on write conflicts)."""
+async def revoke_nodes(store: RaftStore, nodes: list[str]) -> None:
+    """Record that the ``nodes``' certificates issued until now are revoked (a linearizable read, then a
+    write with that resourceVersion as precondition, retried on conflicts)."""
     from edgek8s.model import errors
 
+    if not nodes:
+        return
     configmaps = by_id(CONFIGMAPS)
     now = rfc3339(datetime.datetime.now(datetime.UTC))
     for _ in range(20):
-        stored, _ = store.state.get(CONFIGMAPS, NAMESPACE, NAME)
         try:
-            if stored is None:
-                body: dict[str, Any] = {"apiVersion": "v1", "kind": "ConfigMap",
-                                        "metadata": {"name": NAME, "namespace": NAMESPACE}, "data": {node: now}}
+            try:
+                body: dict[str, Any] = (await store.get(configmaps, NAMESPACE, NAME, consistent=True)).decode()
+            except errors.NotFound:
+                body = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": NAME, "namespace": NAMESPACE},
+                        "data": {node: now for node in nodes}}
                 await store.create(configmaps, body)
-            else:
-                body = stored.decode()
-                body.setdefault("data", {})[node] = now
-                await store.update(configmaps, body, expect_rv=stored.rv)
+                return
+            body.setdefault("data", {}).update({node: now for node in nodes})
+            await store.update(configmaps, body, expect_rv=int(body["metadata"]["resourceVersion"]))
             return
         except (errors.Conflict, errors.AlreadyExists):
             continue
-    raise errors.Conflict(f"could not record the revocation of node {node}")
+    raise errors.Conflict(f"could not record the revocation of {', '.join(nodes)}")

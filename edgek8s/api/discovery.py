@@ -19,16 +19,17 @@ from aiohttp import web
 
 from edgek8s.api.context import json_response
 from edgek8s.model import errors
-from edgek8s.model.resources import BUILTIN_RESOURCES, ResourceType
+from edgek8s.model.resources import BUILTIN_RESOURCES, METRICS_RESOURCES, ResourceType
 
 _DISCOVERY_TYPE = "application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
 _SUBRESOURCE_KINDS = {"status": None, "scale": ("autoscaling", "v1", "Scale")}
 _SUBRESOURCES: dict[str, tuple[str, ...]] = {"deployments": ("status", "scale"), "replicasets": ("status", "scale")}
 
 
-def _groups() -> dict[str, list[ResourceType]]:
+def _groups(*, served: bool = True) -> dict[str, list[ResourceType]]:
+    """Group -> resource types; ``served`` adds the metrics API (discovery lists it, OpenAPI does not)."""
     groups: dict[str, list[ResourceType]] = {}
-    for rtype in BUILTIN_RESOURCES:
+    for rtype in BUILTIN_RESOURCES + (METRICS_RESOURCES if served else ()):
         groups.setdefault(rtype.group, []).append(rtype)
     return groups
 
@@ -123,7 +124,7 @@ async def api_groups(request: web.Request) -> web.Response:
 def resource_list(group: str, version: str) -> dict[str, Any] | None:
     """Legacy ``APIResourceList`` of one group-version, or None if it is not served."""
     resources: list[dict[str, Any]] = []
-    for rtype in BUILTIN_RESOURCES:
+    for rtype in BUILTIN_RESOURCES + METRICS_RESOURCES:
         if rtype.group != group or rtype.version != version:
             continue
         entry: dict[str, Any] = {"name": rtype.plural, "singularName": rtype.singular, "namespaced": rtype.namespaced,
@@ -149,7 +150,7 @@ def _group_version_path(group: str, version: str) -> str:
 
 async def openapi_v3_root(request: web.Request) -> web.Response:
     paths = {}
-    for group, rtypes in _groups().items():
+    for group, rtypes in _groups(served=False).items():
         for version in sorted({r.version for r in rtypes}):
             path = _group_version_path(group, version)
             paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}"}
@@ -158,7 +159,7 @@ async def openapi_v3_root(request: web.Request) -> web.Response:
 
 async def openapi_v3_group_version(request: web.Request) -> web.Response:
     tail = request.match_info["tail"].strip("/")
-    for group, rtypes in _groups().items():
+    for group, rtypes in _groups(served=False).items():
         for version in {r.version for r in rtypes}:
             if _group_version_path(group, version) != tail:
                 continue

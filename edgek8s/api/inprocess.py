@@ -14,13 +14,13 @@ of cached (shared, read-only) objects.
 from __future__ import annotations
 
 import json
-from collections.abc import AsyncIterator, Awaitable
+from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from edgek8s.api.listing import parse_selection
 from edgek8s.api.writes import patch_object, prepare_created, prepare_updated, store_created
-from edgek8s.client.interface import DeleteOptions, Obj, ObjectEvent, ObjectList
+from edgek8s.client.interface import Binding, DeleteOptions, Obj, ObjectEvent, ObjectList
 from edgek8s.model import errors
 from edgek8s.model.resources import ResourceType
 from edgek8s.registry.patch import clone_json
@@ -29,6 +29,7 @@ from edgek8s.store.state import StoredObject
 
 MERGE_PATCH = "application/merge-patch+json"
 _IDLE_WAIT = 3600.0
+BindResults = list[errors.StatusError | None]  # an alias: the method `list` shadows the builtin in the class
 
 
 @dataclass(slots=True)
@@ -162,3 +163,13 @@ class InProcessClient:
 
     async def bind(self, namespace: str, name: str, *, node: str, uid: str | None = None) -> None:
         await self._write(self._store.bind(namespace, name, node=node, expect_uid=uid, fence=self.fence))
+
+    async def bind_many(self, bindings: Sequence[Binding]) -> BindResults:
+        try:
+            index, results = await self._store.bind_many(
+                [(b.namespace, b.name, b.node, b.uid) for b in bindings], fence=self.fence)
+        except errors.Fenced:
+            self.log.fenced += 1
+            raise
+        self.log.committed(index)
+        return results

@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from edgek8s.model import errors
 from edgek8s.model.resources import ResourceType, lookup
 
-SUBRESOURCES = frozenset({"status", "finalize", "scale", "log", "exec", "binding", "eviction", "proxy"})
+SUBRESOURCES = frozenset(
+    {"status", "finalize", "scale", "log", "exec", "attach", "portforward", "binding", "eviction", "proxy"}
+)
 
 
 @dataclass(frozen=True, slots=True)

@@ -102,7 +102,7 @@ def _run_join(args: argparse.Namespace) -> int:
         parse_host_port(args.raft_address, what="--raft-address")
     parse_host_port(args.listen, what="--listen")
     addresses = list(args.advertise_address)
-    if args.control_plane and not addresses:
+    if not addresses:  # masters' serving and every kubelet's serving certificate name them
         from edgek8s.server.cluster_init import host_addresses
 
         addresses = host_addresses() or ["127.0.0.1"]

@@ -16,8 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from edgek8s.cli import images
 from edgek8s.cli.joining import add_join_parsers as _add_join_parsers
-from edgek8s.config import ApiConfig, ConfigError, RaftConfig, ServerConfig, parse_host_port
+from edgek8s.config import ApiConfig, ConfigError, ControllersConfig, RaftConfig, ServerConfig, parse_host_port
 
 
 def _env(name: str, default: str | None = None) -> str | None:
@@ -43,12 +44,16 @@ def _apply_config_dir(args: argparse.Namespace) -> None:
     from edgek8s.pki.layout import Layout
 
     layout = Layout(Path(args.config_dir))
-    if args.cluster_init:
+    if args.cluster_init and not (layout.ca_key.exists() and layout.server_json.exists()):
+        # Already initialised (a restart with the same command, as k3s allows): just start.
         from edgek8s.server.cluster_init import cluster_init, host_addresses
+        from edgek8s.server.join import write_unit
 
         addresses = args.advertise_address or host_addresses()
         pin = cluster_init(layout, name=args.name, raft_address=args.raft_address or "127.0.0.1:7946",
-                           listen=args.listen, addresses=addresses, hostnames=args.hostname)
+                           listen=args.listen, addresses=addresses, hostnames=args.hostname,
+                           mdns_interfaces=args.mdns_interface)
+        write_unit(layout, Path(args.data_dir or layout.root / "data"))
         print(f"initialised a new cluster in {layout.root}; CA hash {pin}", flush=True)
     settings = layout.read_json(layout.server_json) if layout.server_json.exists() else {}
     args.name = settings.get("name", args.name) if args.name_default else args.name
@@ -61,7 +66,11 @@ def _apply_config_dir(args: argparse.Namespace) -> None:
     args.tls_private_key_file = args.tls_private_key_file or str(layout.serving_key)
     args.client_ca_file = args.client_ca_file or str(layout.ca_cert)
     args.ca_key_file = args.ca_key_file or (str(layout.ca_key) if layout.ca_key.exists() else None)
+    if layout.kubelet_client_cert.exists() and not args.kubelet_client_certificate:
+        args.kubelet_client_certificate = str(layout.kubelet_client_cert)
+        args.kubelet_client_key = args.kubelet_client_key or str(layout.kubelet_client_key)
     args.join_servers = list(settings.get("joinServers", []))
+    args.mdns_interface = args.mdns_interface or list(settings.get("mdnsInterfaces", []))
 
 
 def build_server_config(args: argparse.Namespace) -> ServerConfig:
@@ -84,8 +93,11 @@ def build_server_config(args: argparse.Namespace) -> ServerConfig:
         data_dir=Path(args.data_dir),
         cluster_secret=read_secret(Path(args.cluster_secret_file)),
     )
-    tls_files = [args.tls_cert_file, args.tls_private_key_file, args.client_ca_file]
-    for flag, value in zip(("--tls-cert-file", "--tls-private-key-file", "--client-ca-file"), tls_files, strict=True):
+    tls_files = [args.tls_cert_file, args.tls_private_key_file, args.client_ca_file, args.kubelet_client_certificate,
+                 args.kubelet_client_key]
+    tls_flags = ("--tls-cert-file", "--tls-private-key-file", "--client-ca-file", "--kubelet-client-certificate",
+                 "--kubelet-client-key")
+    for flag, value in zip(tls_flags, tls_files, strict=True):
         if value and not Path(value).is_file():
             raise ConfigError(f"{flag}: {value} is not a readable file")
     api = ApiConfig(
@@ -94,9 +106,23 @@ def build_server_config(args: argparse.Namespace) -> ServerConfig:
         tls_cert_file=Path(args.tls_cert_file) if args.tls_cert_file else None,
         tls_key_file=Path(args.tls_private_key_file) if args.tls_private_key_file else None,
         client_ca_file=Path(args.client_ca_file) if args.client_ca_file else None,
+        kubelet_client_cert_file=Path(args.kubelet_client_certificate) if args.kubelet_client_certificate else None,
+        kubelet_client_key_file=Path(args.kubelet_client_key) if args.kubelet_client_key else None,
         ca_key_file=Path(args.ca_key_file) if getattr(args, "ca_key_file", None) else None,
     )
-    return ServerConfig(name=args.name, raft=raft, api=api)
+    controllers = ControllersConfig(
+        node_monitor_grace_period=_number(args.node_monitor_grace_period, "--node-monitor-grace-period"),
+        default_toleration_seconds=int(_number(args.default_toleration_seconds, "--default-toleration-seconds")),
+        event_ttl=_number(args.event_ttl, "--event-ttl"),
+    )
+    return ServerConfig(name=args.name, raft=raft, api=api, controllers=controllers)
+
+
+def _number(value: str, flag: str) -> float:
+    try:
+        return float(value)
+    except ValueError:
+        raise ConfigError(f"{flag}: {value!r} is not a number of seconds") from None
 
 
 def _add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -113,6 +139,18 @@ def _add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     server.add_argument("--tls-cert-file", default=_env("tls_cert_file"), help="serving certificate (PEM)")
     server.add_argument("--tls-private-key-file", default=_env("tls_private_key_file"))
     server.add_argument("--client-ca-file", default=_env("client_ca_file"), help="CA that signs client certificates")
+    defaults = ControllersConfig()
+    server.add_argument("--node-monitor-grace-period", default=_env("node_monitor_grace_period",
+                                                                   str(defaults.node_monitor_grace_period)),
+                        help="seconds without a node heartbeat before the node is NotReady/Unknown")
+    server.add_argument("--default-toleration-seconds", default=_env("default_toleration_seconds",
+                                                                    str(defaults.default_toleration_seconds)),
+                        help="seconds pods stay on a not-ready/unreachable node unless they tolerate longer")
+    server.add_argument("--event-ttl", default=_env("event_ttl", str(defaults.event_ttl)),
+                        help="seconds after which Events are deleted")
+    server.add_argument("--kubelet-client-certificate", default=_env("kubelet_client_certificate"),
+                        help="client certificate the API presents to kubelets (logs, exec, port-forward, top)")
+    server.add_argument("--kubelet-client-key", default=_env("kubelet_client_key"))
     server.add_argument("--ca-key-file", default=_env("ca_key_file"), help="CA key: this master signs join requests")
     server.add_argument("--config-dir", default=_env("config_dir"),
                         help="read unset flags from this layout (see docs/joining.md), e.g. /etc/edgek8s")
@@ -128,10 +166,12 @@ def _add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
 
 def _run_server(args: argparse.Namespace) -> int:
-    from edgek8s._util.memory import limit_malloc_arenas
+    from edgek8s._util.memory import limit_malloc_arenas, settle_garbage_collector
 
     limit_malloc_arenas()  # before any thread starts
     from edgek8s.server.control_plane import JoinSettings, MdnsSettings, run_master
+
+    settle_garbage_collector()  # after the imports: they are what it freezes
 
     if args.cluster_init and not args.config_dir:
         args.config_dir = "/etc/edgek8s"
@@ -179,6 +219,10 @@ def _add_agent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     agent.add_argument("--key-file", default=_env("key_file"))
     agent.add_argument("--node-ip", default=_env("node_ip", ""), help="address to report (default: detected)")
     agent.add_argument("--kubelet-port", type=int, default=int(_env("kubelet_port", "10250") or 10250))
+    agent.add_argument("--tls-cert-file", default=_env("tls_cert_file"),
+                       help="serving certificate of the kubelet endpoint (logs, exec, port-forward, top), signed by "
+                            "the cluster CA; without it kubectl logs/exec/top cannot reach this node")
+    agent.add_argument("--tls-private-key-file", default=_env("tls_private_key_file"))
     agent.add_argument("--pod-cidr", default=_env("pod_cidr", "10.88.0.0/16"))
     agent.add_argument("--podman-socket", default=_env("podman_socket"), help="use this running Podman service")
     agent.add_argument("--oci-runtime", default=_env("oci_runtime", "auto"), help="auto, runc or crun")
@@ -234,6 +278,19 @@ def build_agent_config(args: argparse.Namespace) -> Any:
     )
 
 
+def _agent_servers(args: argparse.Namespace) -> list[Any]:
+    if not args.tls_cert_file and not args.tls_private_key_file:
+        logging.getLogger("edgek8s.agent").warning(
+            "no --tls-cert-file: the kubelet endpoint is off, so kubectl logs, exec, port-forward and top "
+            "cannot reach this node")
+        return []
+    if not (args.tls_cert_file and args.tls_private_key_file):
+        raise ConfigError("--tls-cert-file and --tls-private-key-file go together")
+    from edgek8s.server.kubelet_endpoint import kubelet_endpoint
+
+    return [kubelet_endpoint(cert_file=Path(args.tls_cert_file), key_file=Path(args.tls_private_key_file))]
+
+
 def _run_agent(args: argparse.Namespace) -> int:
     from edgek8s._util.memory import limit_malloc_arenas
 
@@ -241,6 +298,7 @@ def _run_agent(args: argparse.Namespace) -> int:
     from edgek8s.server.agent import run_agent
 
     config = build_agent_config(args)
+    servers = _agent_servers(args)
     logging.basicConfig(
         level=args.log_level.upper(), format=f"%(asctime)s {config.node_name} %(levelname)s %(name)s: %(message)s"
     )
@@ -250,7 +308,7 @@ def _run_agent(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_agent(config, stop)
+        await run_agent(config, stop, server_factories=servers)
 
     asyncio.run(main())
     return 0
@@ -364,6 +422,7 @@ def main(argv: list[str] | None = None) -> int:
     _add_server_parser(sub)
     _add_agent_parser(sub)
     _add_admin_parsers(sub)
+    images.add_parser(sub, _add_endpoint_flags)
     args = parser.parse_args(argv)
     if args.command == "server":
         args.name_default, args.listen_default = args.name is None, args.listen is None
@@ -372,6 +431,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.command == "server":
             return _run_server(args)
+        if args.command == "images":
+            return images.run(args, _endpoint)
         if args.command == "agent":
             return _run_agent(args)
         return _run_admin(args)

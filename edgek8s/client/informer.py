@@ -76,6 +76,11 @@ def index_by_controller_uid(obj: Obj) -> list[str]:
     return []
 
 
+def index_orphans_by_namespace(obj: Obj) -> list[str]:
+    """Objects without a controlling owner, by namespace (what a controller may adopt)."""
+    return [] if index_by_controller_uid(obj) else index_by_namespace(obj)
+
+
 def index_by_node_name(obj: Obj) -> list[str]:
     """Pods by ``spec.nodeName`` (unscheduled pods under "")."""
     return [str((obj.get("spec") or {}).get("nodeName") or "")]
@@ -191,7 +196,10 @@ class Informer:
         while True:
             await asyncio.sleep(self._resync)
             if self.has_synced:
-                self._resync_all()
+                try:
+                    self._resync_all()
+                except Exception:  # a handler's bug: logged, and the next resync tries again
+                    logger.exception("%s informer: a handler failed during resync", self.rtype.plural)
 
     async def _list(self) -> None:
         listed = await self._client.list(self.rtype, self._namespace, label_selector=self._label_selector,

@@ -15,10 +15,11 @@ resync).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
+from edgek8s.model import errors
 from edgek8s.model.resources import ResourceType
 
 Obj = dict[str, Any]
@@ -47,6 +48,24 @@ class DeleteOptions:
     uid: str | None = None  # precondition: delete only this incarnation of the name
     resource_version: int | None = None  # precondition
     propagation_policy: str | None = None  # Background (default) | Foreground | Orphan
+
+
+@dataclass(frozen=True, slots=True)
+class Binding:
+    namespace: str
+    name: str
+    node: str
+    uid: str | None = None  # precondition: bind only this incarnation of the name
+
+
+@runtime_checkable
+class BatchBinder(Protocol):
+    """Optional capability (the in-process client has it): many bindings in one write."""
+
+    async def bind_many(self, bindings: Sequence[Binding]) -> list[errors.StatusError | None]:
+        """Per binding: None (the pod is on that node now) or the error ``bind`` would have raised
+        (Conflict, NotFound). Raises for the whole batch (Fenced, Unavailable, Timeout)."""
+        ...
 
 
 class ClusterClient(Protocol):

@@ -134,6 +134,17 @@ class RestClient:
         async for line in self.stream_lines(path, **params):
             yield json.loads(line)
 
+    async def upload(self, path: str, body: AsyncIterator[bytes], *, content_type: str) -> Any:
+        """POST a streamed body (an image archive); never retried, like every write here."""
+        try:
+            async with self.session.post(self.base_url + path, data=body, headers={"Content-Type": content_type},
+                                         timeout=aiohttp.ClientTimeout(total=None, sock_connect=10)) as response:
+                raw = await response.read()
+                if response.status >= 400:
+                    raise error_from_status(response.status, raw)
+                return json.loads(raw) if raw else None
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise TransportError(f"POST {path}: {type(exc).__name__}: {exc}") from exc
 
 def resource_path(rtype: ResourceType, namespace: str | None, name: str | None = None,
                   subresource: str | None = None) -> str:

@@ -26,8 +26,10 @@ from typing import Any, TypeVar
 
 from edgek8s._util.workqueue import ShutDown, WorkQueue
 from edgek8s.client.informer import Handlers, Informer, key_of
-from edgek8s.client.interface import Obj
+from edgek8s.client.interface import ClusterClient, Obj
 from edgek8s.model import errors
+from edgek8s.model.resources import ResourceType
+from edgek8s.model.selectors import LabelSelector
 
 logger = logging.getLogger(__name__)
 
@@ -168,6 +170,48 @@ def owner_reference(owner: Obj, *, block_owner_deletion: bool = True) -> dict[st
     meta = owner["metadata"]
     return {"apiVersion": owner["apiVersion"], "kind": owner["kind"], "name": meta["name"], "uid": meta["uid"],
             "controller": True, "blockOwnerDeletion": block_owner_deletion}
+
+
+async def patch_owner_refs(client: ClusterClient, rtype: ResourceType, obj: Obj,
+                           refs: list[dict[str, Any]] | None) -> Obj | None:
+    """Set ``ownerReferences``, pinned to the cached resourceVersion; None if it changed or went meanwhile
+    (the next sync sees its new state)."""
+    meta = obj["metadata"]
+    try:
+        return await client.patch(rtype, meta.get("namespace") or "", meta["name"], {"metadata": {
+            "ownerReferences": refs, "resourceVersion": meta["resourceVersion"]}})
+    except errors.Fenced:
+        raise
+    except (errors.NotFound, errors.Conflict):
+        return None
+
+
+async def claim(client: ClusterClient, rtype: ResourceType, owner: Obj, candidates: Iterable[Obj],
+                selector: LabelSelector) -> list[Obj]:
+    """The candidates ``owner`` controls, as upstream's ControllerRefManager claims them: its own that its
+    selector still matches, orphans it matches (adopted), its own it no longer matches released. An
+    owner being deleted adopts nothing and releases nothing."""
+    meta = owner["metadata"]
+    uid, deleting = meta["uid"], bool(meta.get("deletionTimestamp"))
+    owned: list[Obj] = []
+    for obj in candidates:
+        obj_meta = obj["metadata"]
+        matches = selector.matches(obj_meta.get("labels") or {})
+        ref = controller_ref(obj)
+        if ref is not None:
+            if ref.get("uid") != uid:
+                continue
+            if matches or deleting:
+                owned.append(obj)
+            else:
+                refs = [r for r in obj_meta.get("ownerReferences") or [] if r.get("uid") != uid]
+                await patch_owner_refs(client, rtype, obj, refs or None)
+        elif matches and not deleting and not obj_meta.get("deletionTimestamp"):
+            adopted = await patch_owner_refs(client, rtype, obj,
+                                             [*(obj_meta.get("ownerReferences") or []), owner_reference(owner)])
+            if adopted is not None:
+                owned.append(adopted)
+    return owned
 
 
 def owner_key_func(owners: Informer, kind: str) -> Callable[[Obj], str | None]:

@@ -24,14 +24,13 @@ import asyncio
 import logging
 import time
 from collections.abc import Callable
-from typing import Any
 
 from edgek8s._util.workqueue import WorkQueue
 from edgek8s.client.events import EventRecorder, rfc3339
 from edgek8s.client.informer import Handlers, Informer, InformerFactory, index_by_controller_uid, key_of, split_key
 from edgek8s.client.interface import ClusterClient, DeleteOptions, Obj
 from edgek8s.controllers import rollout as ro
-from edgek8s.controllers.base import controller_ref, owner_reference, parse_time, run_workers
+from edgek8s.controllers.base import claim, controller_ref, owner_reference, parse_time, run_workers
 from edgek8s.model import errors
 from edgek8s.model.resources import by_id, resource_id
 from edgek8s.model.selectors import LabelSelector
@@ -144,39 +143,9 @@ class _DeploymentSync:
             await self._rolling(key, deployment, rss)
 
     async def _claim_replica_sets(self, deployment: Obj) -> list[Obj]:
-        meta = deployment["metadata"]
-        uid, namespace = meta["uid"], meta["namespace"]
         selector = LabelSelector.from_dict(deployment["spec"]["selector"])
-        owned: list[Obj] = []
-        for rs in self.rss.list(namespace):
-            rs_meta = rs["metadata"]
-            labels = rs_meta.get("labels") or {}
-            ref = controller_ref(rs)
-            if ref is not None:
-                if ref.get("uid") != uid:
-                    continue
-                if selector.matches(labels) or meta.get("deletionTimestamp"):
-                    owned.append(rs)
-                else:
-                    refs = [r for r in rs_meta.get("ownerReferences") or [] if r.get("uid") != uid]
-                    await self._patch_owners(rs, refs or None)
-            elif selector.matches(labels) and not meta.get("deletionTimestamp") and not rs_meta.get(
-                    "deletionTimestamp"):
-                adopted = await self._patch_owners(rs, [*(rs_meta.get("ownerReferences") or []),
-                                                        owner_reference(deployment)])
-                if adopted is not None:
-                    owned.append(adopted)
-        return owned
-
-    async def _patch_owners(self, rs: Obj, refs: list[Any] | None) -> Obj | None:
-        meta = rs["metadata"]
-        try:
-            return await self.client.patch(REPLICASETS, meta["namespace"], meta["name"], {"metadata": {
-                "ownerReferences": refs, "resourceVersion": meta["resourceVersion"]}})
-        except errors.Fenced:
-            raise
-        except (errors.NotFound, errors.Conflict):
-            return None
+        return await claim(self.client, REPLICASETS, deployment, self.rss.list(deployment["metadata"]["namespace"]),
+                           selector)
 
     def _is_scaling_event(self, deployment: Obj, rss: list[Obj]) -> bool:
         desired = str(ro.replicas(deployment))
@@ -265,8 +234,7 @@ class _DeploymentSync:
         updated = clone_json(rs)
         before = ro.replicas(rs)
         updated["spec"]["replicas"] = count
-        updated["metadata"]["annotations"] = ro.replica_set_annotations(
-            deployment, ro.annotations_of(rs), ro.revision(rs))
+        updated["metadata"]["annotations"] = ro.replicas_annotations(deployment, ro.annotations_of(rs))
         result: Obj = await self.client.update(REPLICASETS, updated)
         if before != count:
             direction = "up" if count > before else "down"

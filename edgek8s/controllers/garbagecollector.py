@@ -35,6 +35,7 @@ logger = logging.getLogger(__name__)
 OWNER_UID = "owner-uid"
 ORPHAN, FOREGROUND = "orphan", "foregroundDeletion"
 FOREGROUND_POLICY = "Foreground"
+_GRAPH_FIELDS = ("ownerReferences", "finalizers", "deletionTimestamp", "uid")
 _NOT_COLLECTED = frozenset({"events"})  # never owned in practice, and the busiest resource
 
 
@@ -85,9 +86,10 @@ class _Collector:
                 self.queue.add(item_of(rtype, obj))
 
         def updated(old: Obj, new: Obj) -> None:
-            added(new)
-            if old is not new and (old.get("metadata") or {}).get("ownerReferences") != (
-                    new.get("metadata") or {}).get("ownerReferences"):
+            before, after = old.get("metadata") or {}, new.get("metadata") or {}
+            if old is new or any(before.get(f) != after.get(f) for f in _GRAPH_FIELDS):
+                added(new)  # a resync, or a change of what the graph is made of (not a status update)
+            if old is not new and before.get("ownerReferences") != after.get("ownerReferences"):
                 self._enqueue_owners(old)
 
         def deleted(obj: Obj) -> None:

@@ -23,10 +23,19 @@ from typing import Any
 
 from edgek8s._util.workqueue import WorkQueue
 from edgek8s.client.events import EventRecorder, rfc3339
-from edgek8s.client.informer import Handlers, Informer, InformerFactory, index_by_controller_uid, key_of, split_key
+from edgek8s.client.informer import (
+    Handlers,
+    Informer,
+    InformerFactory,
+    index_by_controller_uid,
+    index_orphans_by_namespace,
+    key_of,
+    split_key,
+)
 from edgek8s.client.interface import ClusterClient, DeleteOptions, Obj
 from edgek8s.controllers.base import (
     Expectations,
+    claim,
     controller_ref,
     is_pod_active,
     is_pod_available,
@@ -46,6 +55,7 @@ logger = logging.getLogger(__name__)
 PODS = by_id(resource_id("", "pods"))
 REPLICASETS = by_id(resource_id("apps", "replicasets"))
 CONTROLLER_UID = "controller-uid"
+ORPHANS = "orphans"
 _PHASE_RANK = {"": 0, "Pending": 0, "Unknown": 1, "Running": 2}
 
 
@@ -137,7 +147,8 @@ class _ReplicaSetSync:
         self.expectations = Expectations()
         self.recorder = EventRecorder(client, component="replicaset-controller")
         self.rs: Informer = informers.informer(REPLICASETS)
-        self.pods: Informer = informers.informer(PODS, indexers={CONTROLLER_UID: index_by_controller_uid})
+        self.pods: Informer = informers.informer(PODS, indexers={CONTROLLER_UID: index_by_controller_uid,
+                                                                 ORPHANS: index_orphans_by_namespace})
         self.rs.add_handlers(Handlers(on_add=self._enqueue, on_update=self._rs_updated, on_delete=self._rs_deleted))
         self.pods.add_handlers(Handlers(on_add=self._pod_added, on_update=self._pod_updated,
                                         on_delete=self._pod_deleted))
@@ -227,45 +238,9 @@ class _ReplicaSetSync:
 
     async def _claim_pods(self, rs: Obj, selector: LabelSelector) -> list[Obj]:
         meta = rs["metadata"]
-        uid, namespace = meta["uid"], meta["namespace"]
-        owned: list[Obj] = []
-        for pod in self.pods.list(namespace):
-            if not is_pod_active(pod):
-                continue
-            pod_meta = pod["metadata"]
-            labels = pod_meta.get("labels") or {}
-            ref = controller_ref(pod)
-            if ref is not None:
-                if ref.get("uid") != uid:
-                    continue
-                if selector.matches(labels) or meta.get("deletionTimestamp"):
-                    owned.append(pod)
-                else:
-                    await self._release(pod, uid)
-            elif selector.matches(labels) and not meta.get("deletionTimestamp") and await self._adopt(rs, pod):
-                owned.append(pod)
-        return owned
-
-    async def _adopt(self, rs: Obj, pod: Obj) -> bool:
-        refs = [*(pod["metadata"].get("ownerReferences") or []), owner_reference(rs)]
-        try:
-            await self.client.patch(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], {"metadata": {
-                "ownerReferences": refs, "resourceVersion": pod["metadata"]["resourceVersion"]}})
-        except (errors.NotFound, errors.Conflict) as exc:
-            if isinstance(exc, errors.Fenced):
-                raise
-            return False  # gone or changed: the next sync sees its new state
-        return True
-
-    async def _release(self, pod: Obj, uid: str) -> None:
-        refs = [r for r in pod["metadata"].get("ownerReferences") or [] if r.get("uid") != uid]
-        try:
-            await self.client.patch(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"], {"metadata": {
-                "ownerReferences": refs or None, "resourceVersion": pod["metadata"]["resourceVersion"]}})
-        except errors.Fenced:
-            raise
-        except (errors.NotFound, errors.Conflict):
-            pass
+        # Ours (whatever their labels now) and orphans of the namespace: never a scan of all its pods.
+        candidates = [*self.pods.by_index(CONTROLLER_UID, meta["uid"]), *self.pods.by_index(ORPHANS, meta["namespace"])]
+        return await claim(self.client, PODS, rs, [p for p in candidates if is_pod_active(p)], selector)
 
     async def _manage_replicas(self, key: str, rs: Obj, pods: list[Obj]) -> Exception | None:
         wanted = int((rs.get("spec") or {}).get("replicas", 1))

@@ -76,16 +76,26 @@ def template_hash(template: Obj, collision_count: int = 0) -> str:
     return _safe_encode(str(_fnv32a(canonical.encode())))
 
 
+def _semantic(value: Any) -> Any:
+    """A JSON value with null, {} and [] members dropped: what Go's structs make of it (``null`` and an
+    absent field are the same zero value; apimachinery's Semantic.DeepEqual takes empty maps and slices
+    for nil). kubectl rollout undo writes ``metadata.creationTimestamp: null`` into the template."""
+    if isinstance(value, dict):
+        cleaned = {k: _semantic(v) for k, v in value.items()}
+        return {k: v for k, v in cleaned.items() if v is not None and v != {} and v != []}
+    if isinstance(value, list):
+        return [_semantic(v) for v in value]
+    return value
+
+
 def without_hash(template: Obj) -> Obj:
+    """The template as compared and hashed: without its pod-template-hash label, in semantic form."""
     result: Obj = clone_json(template)
     labels = (result.get("metadata") or {}).get("labels")
     if isinstance(labels, dict):
         labels.pop(POD_TEMPLATE_HASH, None)
-        if not labels:
-            del result["metadata"]["labels"]
-    if isinstance(result.get("metadata"), dict) and not result["metadata"]:
-        del result["metadata"]
-    return result
+    cleaned: Obj = _semantic(result)
+    return cleaned
 
 
 def equal_ignore_hash(a: Obj, b: Obj) -> bool:
@@ -174,10 +184,14 @@ def replica_set_annotations(deployment: Obj, rs_annotations: dict[str, str], new
             result[key] = value
     if _as_int(result.get(REVISION)) < new_revision:
         result[REVISION] = str(new_revision)
+    return replicas_annotations(deployment, result)
+
+
+def replicas_annotations(deployment: Obj, rs_annotations: dict[str, str]) -> dict[str, str]:
+    """Only desired/max replicas updated: what scaling any ReplicaSet (old ones too) writes."""
     surge, _ = fenceposts(deployment)
-    result[DESIRED_REPLICAS] = str(replicas(deployment))
-    result[MAX_REPLICAS] = str(replicas(deployment) + surge)
-    return result
+    return {**rs_annotations, DESIRED_REPLICAS: str(replicas(deployment)),
+            MAX_REPLICAS: str(replicas(deployment) + surge)}
 
 
 # --- scaling down old ReplicaSets (rolling) -------------------------------------------------------------

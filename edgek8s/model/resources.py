@@ -74,9 +74,22 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
                  short_names=("ds",), categories=_ALL),
     ResourceType(group="coordination.k8s.io", version="v1", plural="leases", kind="Lease", namespaced=True,
                  has_status=False),
+    ResourceType(group="batch", version="v1", plural="jobs", kind="Job", namespaced=True, categories=_ALL),
+    ResourceType(group="batch", version="v1", plural="cronjobs", kind="CronJob", namespaced=True,
+                 short_names=("cj",), categories=_ALL),
+    ResourceType(group="discovery.k8s.io", version="v1", plural="endpointslices", kind="EndpointSlice",
+                 namespaced=True, has_status=False),
 )
 
 _BY_ID: dict[ResourceId, ResourceType] = {r.id: r for r in BUILTIN_RESOURCES}
+
+# Served by the API from kubelet measurements (api/metrics.py), never stored: listed in discovery only.
+METRICS_RESOURCES: tuple[ResourceType, ...] = (
+    ResourceType(group="metrics.k8s.io", version="v1beta1", plural="nodes", kind="NodeMetrics", namespaced=False,
+                 has_status=False, verbs=("get", "list")),
+    ResourceType(group="metrics.k8s.io", version="v1beta1", plural="pods", kind="PodMetrics", namespaced=True,
+                 has_status=False, verbs=("get", "list")),
+)
 
 
 def lookup(group: str, version: str, plural: str) -> ResourceType | None:

@@ -16,6 +16,7 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -268,21 +269,43 @@ def read_pair(cert_path: Path, key_path: Path) -> CertPair:
     return CertPair(cert_path.read_bytes(), key_path.read_bytes())
 
 
-def server_tls_context(cert_file: Path, key_file: Path, client_ca_file: Path) -> ssl.SSLContext:
-    """TLS for the API: client certificates are requested, never required, and any one finishes the
-    handshake (see ``openssl_ext``), so kubectl holding a certificate of another CA, or an expired one,
-    gets a 401 instead of a failed handshake it would retry for a long time. The authenticator verifies
-    the certificate on every request with ``ClientVerifier``; ``getpeercert()``'s dict is never trusted.
-    Should the callback not be installable, OpenSSL verifies as usual (the validity period excepted:
-    ``ClientVerifier`` checks it) and a foreign certificate fails the handshake.
+def server_tls_context(
+    cert_file: Path, key_file: Path, client_ca_file: Path, *, require_client_cert: bool = False,
+    verify_in_app: bool = False,
+) -> ssl.SSLContext:
+    """TLS for a server that requests client certificates signed by ``client_ca_file``.
+
+    - default: requested; OpenSSL verifies one that is sent (a bad one fails the handshake);
+    - ``require_client_cert``: required and verified by OpenSSL (the kubelet's endpoint);
+    - ``verify_in_app`` (the API): requested, and any one finishes the handshake (see ``openssl_ext``), so
+      kubectl holding a certificate of another CA, or an expired one, gets a 401 instead of a failed
+      handshake it would retry for a long time. The caller MUST verify the peer certificate on every
+      request with ``ClientVerifier`` and never trust ``getpeercert()``'s dict on such a context. Should
+      the callback not be installable, OpenSSL verifies as usual (the validity period excepted:
+      ``ClientVerifier`` checks it) and a foreign certificate fails the handshake.
     """
+    if require_client_cert and verify_in_app:
+        raise ValueError("a required client certificate is verified by OpenSSL")
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
     context.minimum_version = ssl.TLSVersion.TLSv1_2
     context.load_cert_chain(cert_file, key_file)
     context.load_verify_locations(client_ca_file)
-    context.verify_mode = ssl.CERT_OPTIONAL
-    context.verify_flags |= _X509_V_FLAG_NO_CHECK_TIME
-    accept_any_client_certificate(context, client_ca_file)
+    context.verify_mode = ssl.CERT_REQUIRED if require_client_cert else ssl.CERT_OPTIONAL
+    if verify_in_app:
+        context.verify_flags |= _X509_V_FLAG_NO_CHECK_TIME
+        accept_any_client_certificate(context, client_ca_file)
+    return context
+
+
+def mutual_tls_server_context(cert_file: Path, key_file: Path, client_ca_file: Path) -> ssl.SSLContext:
+    """TLS for a server only other cluster components call (the kubelet's endpoint, which only API servers
+    may use): a client certificate signed by ``client_ca_file`` and valid now is required by the handshake
+    itself, with OpenSSL's full verification; the caller then checks who it names (``getpeercert()``)."""
+    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert_file, key_file)
+    context.load_verify_locations(client_ca_file)
+    context.verify_mode = ssl.CERT_REQUIRED
     return context
 
 
@@ -363,6 +386,24 @@ class ClientVerifier:
         groups = tuple(str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME))
         return ClientIdentity(common_names[0], groups, cert.not_valid_before_utc.timestamp(),
                               cert.not_valid_after_utc.timestamp())
+
+
+def identity_from_peercert(peercert: dict[str, Any] | None) -> tuple[str, tuple[str, ...]] | None:
+    """(user, groups) from a peer certificate OpenSSL verified (``getpeercert()``); None without one.
+
+    Only for contexts made without ``verify_in_app``: on those the dict may describe a certificate
+    nobody verified (use ``ClientVerifier``)."""
+    if not peercert:
+        return None
+    user = ""
+    groups: list[str] = []
+    for rdn in peercert.get("subject", ()):
+        for key, value in rdn:
+            if key == "commonName":
+                user = value
+            elif key == "organizationName":
+                groups.append(value)
+    return (user, tuple(groups)) if user else None
 
 
 def unauthenticated_fetch_context() -> ssl.SSLContext:

@@ -7,13 +7,17 @@ operators. The directory and ``pki/`` are 0700; every private key and the cluste
     <dir>/node.json            {"nodeName", "role": "worker"|"master", "servers": [API URLs]}
     <dir>/ca.crt               the cluster CA bundle
     <dir>/pki/node.crt|key     this host's client certificate (CN=system:node:<name>, O=system:nodes)
-    <dir>/kubelet.kubeconfig   kubeconfig pointing at the three files above by path
+    <dir>/pki/kubelet.crt|key  the serving certificate of this host's kubelet endpoint (same CN, with the
+                               node name and addresses as SANs; the API servers verify it)
+    <dir>/kubelet.kubeconfig   kubeconfig pointing at the node certificate, key and CA by path
   masters only:
-    <dir>/server.json          {"name", "raftAddress", "peers", "listen"} for ``edgek8s server``
+    <dir>/server.json          {"name", "raftAddress", "peers", "listen", "joinServers", "mdnsInterfaces"}
     <dir>/cluster-secret       hex secret that authenticates Raft traffic
     <dir>/pki/ca.key           the CA key (masters sign join and renewal requests)
     <dir>/pki/server.crt|key   the API serving certificate
     <dir>/pki/admin.crt|key    an admin client certificate (system:masters)
+    <dir>/pki/kubelet-client.crt|key  the API server's client certificate towards kubelets
+                               (CN=kube-apiserver-kubelet-client; kubelets accept no other)
     <dir>/admin.kubeconfig     what ``edgek8s kubeconfig`` prints
 
 Renewal replaces a certificate and its key with one rename each (key first, written next to it), so a
@@ -84,6 +88,22 @@ class Layout:
     @property
     def admin_key(self) -> Path:
         return self.root / "pki" / "admin.key"
+
+    @property
+    def kubelet_serving_cert(self) -> Path:
+        return self.root / "pki" / "kubelet.crt"
+
+    @property
+    def kubelet_serving_key(self) -> Path:
+        return self.root / "pki" / "kubelet.key"
+
+    @property
+    def kubelet_client_cert(self) -> Path:
+        return self.root / "pki" / "kubelet-client.crt"
+
+    @property
+    def kubelet_client_key(self) -> Path:
+        return self.root / "pki" / "kubelet-client.key"
 
     @property
     def cluster_secret(self) -> Path:

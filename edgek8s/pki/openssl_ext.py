@@ -8,9 +8,9 @@ long time instead of printing "Unauthorized". Advertising the CA's name is not e
 client-go installs ``GetClientCertificate`` and sends its certificate whatever names the server lists.
 kube-apiserver's answer is ``tls.RequestClientCert`` plus chain verification in its x509
 authenticator; this module does the same: ``accept_any_client_certificate`` installs a verify
-callback that lets the handshake finish, and ``pki.certs.verify_client_certificate`` verifies the
+callback that lets the handshake finish, and ``pki.certs.ClientVerifier`` verifies the
 peer certificate (issuer, signature, validity, usage) on every request. Callers must never trust
-``getpeercert()``'s decoded dict on such a context, only ``verify_client_certificate``.
+``getpeercert()``'s decoded dict on such a context, only ``ClientVerifier``.
 
 DANGEROUS: this reaches into CPython's ``PySSLContext`` through ctypes to get the ``SSL_CTX *`` (the
 first field after the object header in CPython 3.8-3.13). Before writing anything the pointer is

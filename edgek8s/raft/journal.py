@@ -281,11 +281,14 @@ class DurableJournal(Journal):  # type: ignore[misc]
     def __getitem__(self, item: int | slice) -> Any:
         if isinstance(item, slice):
             return self._slice(range(*item.indices(len(self._entries))))
-        if item < 0:
-            item += len(self._entries)
-        if not 0 <= item < len(self._entries):
-            raise IndexError("journal index out of range")
-        return self._entry(item)
+        # PySyncObj reads log[-1] and log[0] several times per tick: a resident entry is returned as is.
+        try:
+            entry = self._entries[item]
+        except IndexError:
+            raise IndexError("journal index out of range") from None
+        if entry[0] is not None:
+            return entry
+        return self._entry(item if item >= 0 else item + len(self._entries))
 
     def __len__(self) -> int:
         return len(self._entries)

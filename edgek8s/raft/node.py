@@ -201,7 +201,7 @@ class RaftNode:
         def callback(result: Any, error: int) -> None:  # tick thread
             self._handoff.post(lambda: resolve(result, error))
 
-        self._consumer.apply_command(payload, callback=callback)
+        self._consumer.propose(payload, callback)
         return future
 
     async def propose(self, payload: bytes, *, timeout: float | None = None) -> Any:
@@ -213,7 +213,10 @@ class RaftNode:
             if remaining <= 0:
                 raise NotCommitted("no raft leader accepted the write in time")
             try:
-                result, error = await asyncio.wait_for(self._submit(payload), remaining)
+                # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as the
+                # write completes, and a cancelled leader loop would then go on running.
+                async with asyncio.timeout(remaining):
+                    result, error = await self._submit(payload)
             except TimeoutError:
                 raise OutcomeUnknown("timed out waiting for the write to commit") from None
             if error == FAIL_REASON.SUCCESS:
@@ -263,7 +266,8 @@ class RaftNode:
 
             change(address, callback=callback)
             try:
-                error = await asyncio.wait_for(future, self._config.propose_timeout)
+                async with asyncio.timeout(self._config.propose_timeout):  # not wait_for: see propose
+                    error = await future
             except TimeoutError:
                 raise OutcomeUnknown("membership change did not commit in time") from None
             if error != FAIL_REASON.SUCCESS:

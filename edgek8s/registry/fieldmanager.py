@@ -74,6 +74,7 @@ upstream's zero-valued struct would hide it only for paths missing from that lis
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -411,7 +412,10 @@ def _always_present(group: str, kind: str) -> dict[FieldPath, Any]:
 
 
 class _Schema:
-    """What the walkers need to know of a kind: list keys, atomic structs, always-present structs."""
+    """What the walkers need to know of a kind: list keys, atomic structs, always-present structs.
+
+    Read-only once built: ``_schema_of`` shares one per kind and apiVersion.
+    """
 
     def __init__(self, kind: str, api_version: str) -> None:
         group = api_version.rpartition("/")[0]
@@ -460,15 +464,19 @@ class _Schema:
     def shape(self, fpath: FieldPath, *, item: bool, values: tuple[Any, ...]) -> str:
         """Whether the node holding ``values`` (some may be _MISSING) is a "map", a "list" or a "leaf"."""
         present = [v for v in values if v is not _MISSING]
-        if present and all(isinstance(v, dict) for v in present):
-            if self.atomic_map(fpath, item=item) or not any(present):
+        if not present:
+            return "leaf"
+        kind = type(present[0])
+        if kind is not dict and kind is not list:
+            return "leaf"  # the hot case: a scalar
+        for value in present:
+            if not isinstance(value, kind):
                 return "leaf"
-            return "map"
-        if present and all(isinstance(v, list) for v in present):
-            if self.list_keys(fpath) is None or not any(present):
-                return "leaf"
-            return "list"
-        return "leaf"
+        if not any(present):
+            return "leaf"
+        if kind is dict:
+            return "leaf" if self.atomic_map(fpath, item=item) else "map"
+        return "leaf" if self.list_keys(fpath) is None else "list"
 
     def index(
         self, items: list[Any], fpath: FieldPath, path: Path, *, strict: bool
@@ -511,6 +519,11 @@ class _Schema:
 
 
 # --- ToFieldSet ---------------------------------------------------------------------------------
+
+
+@functools.lru_cache(maxsize=64)
+def _schema_of(kind: str, api_version: str) -> _Schema:
+    return _Schema(kind, api_version)
 
 
 def _field_set(obj: Mapping[str, Any], schema: _Schema, *, strict: bool) -> set[Path]:
@@ -588,7 +601,7 @@ def _filter(paths: set[Path], prefixes: tuple[Path, ...]) -> set[Path]:
 def fields_of(obj: Mapping[str, Any], kind: str, api_version: str, *, subresource: str = "") -> dict[str, Any]:
     """The fieldsV1 set an apply of ``obj`` would own: its fields less the untracked metadata and the
     fields reset for ``subresource`` (``status`` on the main resource)."""
-    schema = _Schema(kind, api_version)
+    schema = _schema_of(kind, api_version)
     paths = _filter(
         _strip(_field_set(_without_managed_fields(obj), schema, strict=False)), _reset_prefixes(subresource)
     )
@@ -616,6 +629,9 @@ def _compare(old: Any, new: Any, schema: _Schema) -> _Comparison:
 
     def walk(left: Any, right: Any, path: Path, fpath: FieldPath, item: bool) -> None:
         zero = schema.always_present.get(fpath, _MISSING) if len(path) == len(fpath) else _MISSING
+        if left is _MISSING and zero is _MISSING and path and right is not _MISSING:
+            added(right, path, fpath, item)
+            return
         if zero is not _MISSING:
             left = clone_json(zero) if left is _MISSING else left
             right = clone_json(zero) if right is _MISSING else right
@@ -640,6 +656,23 @@ def _compare(old: Any, new: Any, schema: _Schema) -> _Comparison:
             result.added.add(path)
         elif path and right is _MISSING:
             result.removed.add(path)
+
+    def added(value: Any, path: Path, fpath: FieldPath, item: bool) -> None:
+        """``walk(_MISSING, value, ...)`` with no zero value here: the node and all below it are added.
+        The hot path of a create, without the shape and equality tests that cannot matter."""
+        if isinstance(value, dict):
+            if value and not schema.atomic_map(fpath, item=item):
+                for key, child in value.items():
+                    walk(_MISSING, child, (*path, _field(key)), (*fpath, key), False)
+        elif isinstance(value, list) and value and schema.list_keys(fpath) is not None:
+            grouped = group(value, path, fpath)
+            if grouped is not None:
+                for element, items in grouped.items():
+                    if len(items) == 1:
+                        walk(_MISSING, items[0], (*path, element), fpath, True)
+                    else:
+                        result.added.add((*path, element))
+        result.added.add(path)
 
     def leaf_changed(left: Any, right: Any, path: Path) -> None:
         if left is _MISSING:
@@ -959,6 +992,8 @@ def _seconds(time: str | None) -> int:
 
 def _cap_updaters(managed: _Managed) -> None:
     """capManagersManager: fold the oldest Update entries into ``ancient-changes`` per apiVersion."""
+    if sum(1 for e in managed.values() if e.operation == _UPDATE) <= _MAX_UPDATE_MANAGERS:
+        return
     updaters = sorted(
         (e for e in managed.values() if e.operation == _UPDATE and e.manager != _ANCIENT_CHANGES),
         key=lambda e: (_seconds(e.time), json.dumps(e.ident)),
@@ -1069,7 +1104,7 @@ def record_update(
     An explicit managedFields in ``new`` is honoured as the module docstring says."""
     if not manager:
         raise ValueError("record_update needs a manager name (upstream falls back to the user agent)")
-    schema = _Schema(kind, api_version)
+    schema = _schema_of(kind, api_version)
     managed = _decode_lenient(old)
     explicit = _managed_fields_of(new)
     if subresource == "" and isinstance(explicit, list) and explicit:
@@ -1168,7 +1203,7 @@ def server_side_apply(
     :class:`ApplyError` for a config upstream refuses (``code`` 400, 422, or 500 for a list item
     without its key or a repeated key, as upstream's "failed to create typed patch object")."""
     config = _check_config(config, manager=manager, kind=kind, api_version=api_version)
-    schema = _Schema(kind, api_version)
+    schema = _schema_of(kind, api_version)
     try:
         applied = _filter(_field_set(config, schema, strict=True), _reset_prefixes(""))
     except _Invalid as e:

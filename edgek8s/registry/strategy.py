@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+import uuid
 from collections.abc import Callable
 from typing import Any
 
@@ -154,6 +155,30 @@ def _default_status(body: dict[str, Any], rtype: ResourceType) -> None:
         body.pop("status", None)
 
 
+def _generate_job_selector(body: dict[str, Any], rtype: ResourceType) -> None:
+    """Upstream's job strategy: unless ``manualSelector``, select the pods by the Job's own uid.
+
+    The uid is chosen here, on the proposer (the store keeps a uid already set), because the selector
+    and the template labels must name it; upstream fills the uid in before this step too.
+    """
+    spec = body.get("spec")
+    if rtype.group != "batch" or rtype.plural != "jobs" or not isinstance(spec, dict) or spec.get("manualSelector"):
+        return
+    meta = body["metadata"]
+    job_uid = meta.setdefault("uid", str(uuid.uuid4()))
+    spec["selector"] = {"matchLabels": {"batch.kubernetes.io/controller-uid": job_uid}}
+    template = spec.get("template")
+    if isinstance(template, dict):
+        template_meta = template.setdefault("metadata", {})
+        if isinstance(template_meta, dict):
+            labels = template_meta.get("labels")
+            labels = labels if isinstance(labels, dict) else {}
+            name = str(meta.get("name", ""))
+            labels.update({"batch.kubernetes.io/controller-uid": job_uid, "batch.kubernetes.io/job-name": name,
+                           "controller-uid": job_uid, "job-name": name})
+            template_meta["labels"] = labels
+
+
 def _normalize(body: dict[str, Any], rtype: ResourceType) -> None:
     """What kube-apiserver's decoding and conversion do to every write (before defaulting)."""
     if rtype.plural == "secrets" and isinstance(body.get("stringData"), dict):
@@ -194,6 +219,7 @@ def prepare_create(rtype: ResourceType, body: Any, *, namespace: str) -> dict[st
     _default_status(obj, rtype)
     _normalize(obj, rtype)
     apply_defaults(rtype.kind, rtype.api_version, obj)
+    _generate_job_selector(obj, rtype)
     _validate(obj, rtype)
     return obj
 

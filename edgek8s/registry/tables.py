@@ -27,6 +27,7 @@ from typing import Any
 
 from edgek8s.model.errors import BadRequest
 from edgek8s.model.selectors import LabelSelector, SelectorError
+from edgek8s.model.timestamps import parse_time as _parse_time
 from edgek8s.model.validation import go_quote as _go_quote
 
 __all__ = [
@@ -92,17 +93,6 @@ def human_duration(delta: datetime.timedelta) -> str:
         rest = (hours // 24) % 365
         return f"{years}y" if rest == 0 else f"{years}y{rest}d"
     return f"{years}y"
-
-
-def _parse_time(value: object) -> datetime.datetime | None:
-    """An RFC 3339 ``metav1.Time`` / ``MicroTime``; None for absent, empty or unparsable (Go's zero time)."""
-    if not isinstance(value, str) or not value:
-        return None
-    try:
-        parsed = datetime.datetime.fromisoformat(value)
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=datetime.UTC)
 
 
 def _aware(now: datetime.datetime) -> datetime.datetime:
@@ -382,6 +372,47 @@ _DESCRIPTIONS: dict[str, str] = {
         "field."
     ),
     "event.involvedObject": "The object that this event is about.",
+    "job.succeeded": (
+        "The number of pods which reached phase Succeeded. The value increases monotonically for a given spec. "
+        "However, it may decrease in reaction to scale down of elastic indexed jobs."
+    ),
+    "job.selector": (
+        "A label query over pods that should match the pod count. Normally, the system sets this field for you. "
+        "More info: https://kubernetes.io/docs/concepts/overview/working-with-objects/labels/#label-selectors"
+    ),
+    "cronjob.schedule": "The schedule in Cron format, see https://en.wikipedia.org/wiki/Cron.",
+    "cronjob.timeZone": (
+        "The time zone name for the given schedule, see "
+        "https://en.wikipedia.org/wiki/List_of_tz_database_time_zones. If not specified, this will default to "
+        "the time zone of the kube-controller-manager process. The set of valid time zone names and the time "
+        "zone offset is loaded from the system-wide time zone database by the API server during CronJob "
+        "validation and the controller manager during execution. If no system-wide time zone database can be "
+        "found a bundled version of the database is used instead. If the time zone name becomes invalid during "
+        "the lifetime of a CronJob or due to a change in host configuration, the controller will stop creating "
+        "new new Jobs and will create a system event with the reason UnknownTimeZone. More information can be "
+        "found in https://kubernetes.io/docs/concepts/workloads/controllers/cron-jobs/#time-zones"
+    ),
+    "cronjob.suspend": (
+        "This flag tells the controller to suspend subsequent executions, it does not apply to already started "
+        "executions.  Defaults to false."
+    ),
+    "cronjob.active": "A list of pointers to currently running jobs.",
+    "cronjob.lastScheduleTime": "Information when was the last time the job was successfully scheduled.",
+    "endpointslice.addressType": (
+        "addressType specifies the type of address carried by this EndpointSlice. All addresses in this slice "
+        "must be the same type. This field is immutable after creation. The following address types are "
+        "currently supported: * IPv4: Represents an IPv4 Address. * IPv6: Represents an IPv6 Address. * FQDN: "
+        "Represents a Fully Qualified Domain Name."
+    ),
+    "endpointslice.ports": (
+        "ports specifies the list of network ports exposed by each endpoint in this slice. Each port must have a "
+        "unique name. When ports is empty, it indicates that there are no defined ports. When a port is defined "
+        "with a nil port value, it indicates \"all ports\". Each slice may include a maximum of 100 ports."
+    ),
+    "endpointslice.endpoints": (
+        "endpoints is a list of unique endpoints in this slice. Each slice may include a maximum of 1000 "
+        "endpoints."
+    ),
     "event.source": "The component reporting this event. Should be a short machine understandable string.",
     "deployment.selector": (
         "Label selector for pods. Existing ReplicaSets whose pods are selected by this will be the ones "
@@ -524,6 +555,35 @@ _COLUMNS: dict[str, tuple[_Column, ...]] = {
         _Column("Name", "string", _DESCRIPTIONS["name"], priority=1, format="name"),
     ),
     "Lease": (_NAME, _Column("Holder", "string", _DESCRIPTIONS["lease.holderIdentity"]), _AGE),
+    "Job": (
+        _NAME,
+        _Column("Status", "string", "Status of the job."),
+        _Column("Completions", "string", _DESCRIPTIONS["job.succeeded"]),
+        _Column("Duration", "string", "Time required to complete the job."),
+        _AGE,
+        _CONTAINERS,
+        _IMAGES,
+        _wide("Selector", "string", "job.selector"),
+    ),
+    "CronJob": (
+        _NAME,
+        _Column("Schedule", "string", _DESCRIPTIONS["cronjob.schedule"]),
+        _Column("Timezone", "string", _DESCRIPTIONS["cronjob.timeZone"]),
+        _Column("Suspend", "boolean", _DESCRIPTIONS["cronjob.suspend"]),
+        _Column("Active", "integer", _DESCRIPTIONS["cronjob.active"]),
+        _Column("Last Schedule", "string", _DESCRIPTIONS["cronjob.lastScheduleTime"]),
+        _AGE,
+        _CONTAINERS,
+        _IMAGES,
+        _wide("Selector", "string", "job.selector"),
+    ),
+    "EndpointSlice": (
+        _NAME,
+        _Column("AddressType", "string", _DESCRIPTIONS["endpointslice.addressType"]),
+        _Column("Ports", "string", _DESCRIPTIONS["endpointslice.ports"]),
+        _Column("Endpoints", "string", _DESCRIPTIONS["endpointslice.endpoints"]),
+        _AGE,
+    ),
 }
 _DEFAULT_COLUMNS: tuple[_Column, ...] = (_NAME, _AGE)
 
@@ -943,6 +1003,81 @@ def _print_lease(lease: Mapping[str, Any], now: datetime.datetime) -> _Row:
     return [_name(lease), _str(_map(lease, "spec"), "holderIdentity"), _age(lease, now)], None
 
 
+# --- batch and discovery ---------------------------------------------------------------------------
+
+
+def _job_status(job: Mapping[str, Any]) -> str:
+    """``printJob``'s Status column, in upstream's order of precedence."""
+    conditions = _maps(_map(job, "status"), "conditions")
+    if _has_condition_true(conditions, "Complete"):
+        return "Complete"
+    if _has_condition_true(conditions, "Failed"):
+        return "Failed"
+    if _map(job, "metadata").get("deletionTimestamp"):
+        return "Terminating"
+    if _has_condition_true(conditions, "Suspended"):
+        return "Suspended"
+    if _has_condition_true(conditions, "FailureTarget"):
+        return "FailureTarget"
+    return "Running"
+
+
+def _print_job(job: Mapping[str, Any], now: datetime.datetime) -> _Row:
+    spec, status = _map(job, "spec"), _map(job, "status")
+    succeeded = _int(status, "succeeded")
+    if spec.get("completions") is not None:
+        completions = f"{succeeded}/{_int(spec, 'completions')}"
+    elif _int(spec, "parallelism") > 1:
+        completions = f"{succeeded}/1 of {_int(spec, 'parallelism')}"
+    else:
+        completions = f"{succeeded}/1"
+    started, finished = _parse_time(status.get("startTime")), _parse_time(status.get("completionTime"))
+    duration = "" if started is None else human_duration((finished or now) - started)
+    containers, images = _containers_and_images(_map(spec, "template"))
+    cells: list[Cell] = [_name(job), _job_status(job), completions, duration, _age(job, now), containers, images,
+                         _format_label_selector(spec.get("selector"))]
+    return cells, None
+
+
+def _print_cron_job(cron_job: Mapping[str, Any], now: datetime.datetime) -> _Row:
+    spec, status = _map(cron_job, "spec"), _map(cron_job, "status")
+    job_spec = _map(_map(spec, "jobTemplate"), "spec")
+    last = status.get("lastScheduleTime")
+    suspend = spec.get("suspend")
+    containers, images = _containers_and_images(_map(job_spec, "template"))
+    cells: list[Cell] = [
+        _name(cron_job),
+        _str(spec, "schedule"),
+        _str(spec, "timeZone") or _NONE,
+        ("True" if suspend else "False") if isinstance(suspend, bool) else "<unset>",  # printBoolPtr
+        len(_list(status, "active")),
+        _since(last, now) if last else _NONE,
+        _age(cron_job, now),
+        containers,
+        images,
+        _format_label_selector(job_spec.get("selector")),
+    ]
+    return cells, None
+
+
+def _list_with_more(shown: list[str], count: int) -> str:
+    """``listWithMoreString``: the first 3, ``+ N more...`` beyond, ``<unset>`` for none."""
+    text = ",".join(shown[:_MAX_ENDPOINTS])
+    if count > _MAX_ENDPOINTS:
+        return f"{text} + {count - _MAX_ENDPOINTS} more..."
+    return text or "<unset>"
+
+
+def _print_endpoint_slice(endpoint_slice: Mapping[str, Any], now: datetime.datetime) -> _Row:
+    ports = [str(p["port"]) if isinstance(p.get("port"), int) else (p.get("name") or "*")
+             for p in _maps(endpoint_slice, "ports")]
+    addresses = [str(a) for e in _maps(endpoint_slice, "endpoints") for a in _list(e, "addresses")]
+    cells: list[Cell] = [_name(endpoint_slice), _str(endpoint_slice, "addressType"),
+                         _list_with_more(ports, len(ports)), _list_with_more(addresses, len(addresses)),
+                         _age(endpoint_slice, now)]
+    return cells, None
+
+
 def _print_default(obj: Mapping[str, Any], now: datetime.datetime) -> _Row:
     return [_name(obj), _age(obj, now)], None
 
@@ -960,6 +1095,9 @@ _PRINTERS: dict[str, _Printer] = {
     "Secret": _print_secret,
     "Event": _print_event,
     "Lease": _print_lease,
+    "Job": _print_job,
+    "CronJob": _print_cron_job,
+    "EndpointSlice": _print_endpoint_slice,
 }
 
 

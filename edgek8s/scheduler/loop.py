@@ -5,7 +5,7 @@
          v                              │   │ move_all            v               v
       Snapshot <── nodes informer ──────┘   │                  assume       PodScheduled=False,
          ^                                  │                     │          FailedScheduling event,
-         └── forget (binding failed) <──── binder (<= bind_concurrency writes in flight)   park
+         └── forget (binding failed) <──── binders (batches of bindings, one write each)   park
                                               Conflict: someone else won; Fenced: the term ends
 
 - A term (one leadership epoch) starts from empty state: the gate hands a client fenced at the epoch
@@ -15,7 +15,8 @@
   that room taken while the binding write is still in flight; a failed binding forgets it.
 - Binding is a write with preconditions (the pod's uid; it must not be bound): Conflict means another
   scheduler (or an earlier attempt of ours whose answer was lost) won, and the informer will show
-  where the pod went.
+  where the pod went. Binders take whatever bindings wait (up to ``bind_batch``) as one write: one
+  Raft entry per batch with the in-process client (``BatchBinder``), one request each over REST.
 - Level-triggered: pods parked as unschedulable are tried again when a node is added or changes in a
   way filters read (not on heartbeats), when a bound pod goes away, and every ``flush_interval``.
 
@@ -28,11 +29,12 @@ import asyncio
 import datetime
 import logging
 from collections.abc import Iterable
+from dataclasses import dataclass
 from typing import Any
 
 from edgek8s.client.events import EventRecorder
 from edgek8s.client.informer import Handlers, InformerFactory, key_of
-from edgek8s.client.interface import ClusterClient, Obj
+from edgek8s.client.interface import BatchBinder, Binding, ClusterClient, Obj
 from edgek8s.model import errors
 from edgek8s.model.resources import by_id, resource_id
 from edgek8s.scheduler.framework import Decision, Framework
@@ -48,7 +50,9 @@ NODES = by_id(resource_id("", "nodes"))
 SCHEDULER_NAMES = ("default-scheduler", "edgek8s")
 COMPONENT = "default-scheduler"
 _FINISHED = ("Succeeded", "Failed")
+_SETTLE, _SETTLE_MAX = 0.1, 0.5  # seconds: parked pods move once a burst of changes is over
 _YIELD_EVERY = 16  # pods scheduled between two yields to the event loop (bindings, watch events)
+_EVENT_REPEAT = 300.0  # seconds between two FailedScheduling events about one pod with the same message
 
 
 def _now() -> str:
@@ -62,11 +66,22 @@ def _pod_scheduled(obj: Obj) -> dict[str, Any] | None:
     return None
 
 
+def _first(group: BaseExceptionGroup[errors.Fenced]) -> errors.Fenced:
+    leaf = group.exceptions[0]
+    return _first(leaf) if isinstance(leaf, BaseExceptionGroup) else leaf
+
+
 def _spec_changed(old: Obj, new: Obj) -> bool:
     """Whether an update of a pending pod can change where it fits (not its status or resourceVersion)."""
     old_meta, new_meta = old.get("metadata") or {}, new.get("metadata") or {}
     return (old.get("spec") != new.get("spec") or old_meta.get("labels") != new_meta.get("labels")
             or old_meta.get("annotations") != new_meta.get("annotations"))
+
+
+@dataclass(frozen=True, slots=True)
+class _Assumed:
+    obj: Obj  # the pending pod as cached (read-only), for events
+    binding: Binding
 
 
 class Scheduler:
@@ -79,21 +94,33 @@ class Scheduler:
         *,
         scheduler_names: Iterable[str] = SCHEDULER_NAMES,
         framework: Framework | None = None,
-        bind_concurrency: int = 64,
+        binders: int = 4,
+        bind_batch: int = 64,
         flush_interval: float = 30.0,
     ) -> None:
         self._names = frozenset(scheduler_names)
         self._framework = framework or default_framework()
-        self._bind_concurrency = bind_concurrency
+        self._binders = binders
+        self._bind_batch = bind_batch
         self._flush_interval = flush_interval
         self.term: SchedulerTerm | None = None  # the running term, for tests and metrics
 
     async def run(self, client: ClusterClient, informers: InformerFactory) -> None:
         term = SchedulerTerm(client, informers, names=self._names, framework=self._framework,
-                             bind_concurrency=self._bind_concurrency, flush_interval=self._flush_interval)
+                             binders=self._binders, bind_batch=self._bind_batch, flush_interval=self._flush_interval)
         self.term = term
         try:
             await term.run()
+        except ExceptionGroup as group:
+            task = asyncio.current_task()
+            if task is not None and task.cancelling():
+                # Cancelled (leadership lost) while a task failed: the TaskGroup raised the failure in
+                # place of the CancelledError; raising the group would swallow the cancellation.
+                raise asyncio.CancelledError from group
+            fenced = group.subgroup(errors.Fenced)
+            if fenced is not None:  # the gate ends the term on a bare Fenced; a group would be a crash
+                raise _first(fenced) from group
+            raise
         finally:
             self.term = None
 
@@ -108,7 +135,8 @@ class SchedulerTerm:
         *,
         names: frozenset[str],
         framework: Framework,
-        bind_concurrency: int,
+        binders: int,
+        bind_batch: int,
         flush_interval: float,
     ) -> None:
         self._client = client
@@ -120,10 +148,18 @@ class SchedulerTerm:
         self.queue = SchedulingQueue(unschedulable_flush=flush_interval)
         self.recorder = EventRecorder(client, component=COMPONENT)
         self._pending: dict[str, Obj] = {}  # key -> the pending pod as cached (read-only)
-        self._binding = asyncio.Semaphore(bind_concurrency)
-        self._reporting: set[str] = set()  # pods whose unschedulable status write is in flight
+        self._binders = binders
+        self._bind_batch = bind_batch
+        # Bounded: past binders * bind_batch bindings waiting, scheduling waits for the writes.
+        self._bindings: asyncio.Queue[_Assumed] = asyncio.Queue(maxsize=binders * bind_batch)
+        self._evented: dict[str, tuple[str, float]] = {}  # pod key -> last FailedScheduling (message, when)
+        self._status_writes: dict[str, str] = {}  # pod key -> the Unschedulable message to write
+        self._status_queue: asyncio.Queue[str] = asyncio.Queue()  # keys of _status_writes, each once
+        self._move_timer: asyncio.TimerHandle | None = None
+        self._move_first: float | None = None
         self.bound = 0
         self.failed_bindings = 0
+        self._over = False  # informers cannot drop handlers: a term that ended ignores their calls
 
     async def run(self) -> None:
         nodes = self._informers.informer(NODES)
@@ -132,26 +168,66 @@ class SchedulerTerm:
                                     on_delete=self._on_node_delete))
         pods.add_handlers(Handlers(on_add=self._on_pod, on_update=self._on_pod_update,
                                    on_delete=self._on_pod_delete))
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self.recorder.run(), name="scheduler-events")
-            await nodes.wait_synced()
-            await pods.wait_synced()
-            logger.info("scheduler started: %d nodes, %d pending pods", len(self.snapshot.nodes()),
-                        len(self._pending))
-            group.create_task(self._flush_periodically(), name="scheduler-flush")
-            await self._schedule_forever(group)
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self.recorder.run(), name="scheduler-events")
+                for i in range(self._binders):
+                    group.create_task(self._binder(), name=f"scheduler-binder-{i}")
+                    group.create_task(self._status_writer(), name=f"scheduler-status-{i}")
+                await nodes.wait_synced()
+                await pods.wait_synced()
+                logger.info("scheduler started: %d nodes, %d pending pods", len(self.snapshot.nodes()),
+                            len(self._pending))
+                group.create_task(self._flush_periodically(), name="scheduler-flush")
+                await self._schedule_forever()
+        finally:
+            self._over = True
+            if self._move_timer is not None:
+                self._move_timer.cancel()
 
     # --- informer handlers (cheap: snapshot and queue only) -------------------------------------------
 
     def _on_node(self, obj: Obj) -> None:
+        if self._over:
+            return
         if self.snapshot.upsert_node(obj):
-            self.queue.move_all()
+            self._cluster_changed()
+
+    def _cluster_changed(self) -> None:
+        """Parked pods may fit now. Changes come in bursts (nodes registering after a power cut, an
+        operator labelling or uncordoning many nodes): the move waits until the burst has been quiet
+        for ``_SETTLE`` (at most ``_SETTLE_MAX``), so pods are not bounced off the first node of a
+        burst into backoff while the rest of it is still arriving."""
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._move_first is None:
+            self._move_first = now
+        if self._move_timer is not None:
+            self._move_timer.cancel()
+        when = min(now + _SETTLE, self._move_first + _SETTLE_MAX)
+        self._move_timer = loop.call_at(when, self._move_parked)
+
+    def _move_parked(self) -> None:
+        self._move_timer = self._move_first = None
+        self.queue.move_all()
 
     def _on_node_delete(self, obj: Obj) -> None:
+        if self._over:
+            return
         self.snapshot.remove_node(str((obj.get("metadata") or {}).get("name", "")))
 
     def _on_pod_update(self, old: Obj, new: Obj) -> None:
+        if self._over:
+            return
         key = key_of(new)
+        if old is new and key in self._pending and key not in self.queue and not self.snapshot.is_assumed(key):
+            self._on_pod(new)  # a resync of a pending pod no stage holds: try it again (level-triggered)
+            return
+        node = (new.get("spec") or {}).get("nodeName")
+        if node and node == (old.get("spec") or {}).get("nodeName") and not _spec_changed(old, new) \
+                and (new.get("status") or {}).get("phase") not in _FINISHED \
+                and self.snapshot.node_of(key) == node and not self.snapshot.is_assumed(key):
+            return  # a bound pod's status changed (a kubelet report): nothing the scheduler counts
         if key in self._pending and not (new.get("spec") or {}).get("nodeName") and not _spec_changed(old, new) \
                 and not (new.get("metadata") or {}).get("deletionTimestamp"):
             self._pending[key] = new  # a status write (ours) or a resync: nothing to reconsider
@@ -159,15 +235,18 @@ class SchedulerTerm:
         self._on_pod(new)
 
     def _on_pod(self, obj: Obj) -> None:
+        if self._over:
+            return
         key = key_of(obj)
         spec = obj.get("spec") or {}
         phase = (obj.get("status") or {}).get("phase")
         if spec.get("nodeName"):
+            self._evented.pop(key, None)
             self._pending.pop(key, None)
             self.queue.delete(key)
             if phase in _FINISHED:
                 self._release(key)
-            else:
+            elif not self.snapshot.confirm(key, spec["nodeName"]):
                 self.snapshot.add_pod(pod_info(obj))
             return
         if (spec.get("schedulerName") or "default-scheduler") not in self._names or phase in _FINISHED \
@@ -180,7 +259,10 @@ class SchedulerTerm:
         self.queue.add(key, priority if isinstance(priority, int) else 0)
 
     def _on_pod_delete(self, obj: Obj) -> None:
+        if self._over:
+            return
         key = key_of(obj)
+        self._evented.pop(key, None)
         self._pending.pop(key, None)
         self.queue.delete(key)
         self._release(key)
@@ -188,23 +270,23 @@ class SchedulerTerm:
     def _release(self, key: str) -> None:
         if self.snapshot.node_of(key) is not None:
             self.snapshot.remove_pod(key)
-            self.queue.move_all()  # room freed on a node
+            self._cluster_changed()  # room freed on a node
 
     # --- scheduling ------------------------------------------------------------------------------------
 
-    async def _schedule_forever(self, group: asyncio.TaskGroup) -> None:
+    async def _schedule_forever(self) -> None:
         while True:
             key: str | None = await self.queue.pop()
             budget = _YIELD_EVERY
             while key is not None:
-                await self._schedule_one(key, group)
+                await self._schedule_one(key)
                 budget -= 1
                 if budget == 0:
                     await asyncio.sleep(0)  # let bindings and watch events in
                     budget = _YIELD_EVERY
                 key = self.queue.pop_nowait()
 
-    async def _schedule_one(self, key: str, group: asyncio.TaskGroup) -> None:
+    async def _schedule_one(self, key: str) -> None:
         obj = self._pending.get(key)
         if obj is None:
             self.queue.done(key)
@@ -213,67 +295,107 @@ class SchedulerTerm:
         decision = self._framework.schedule(pod, self.snapshot)
         if decision.node is None:
             self.queue.unschedulable(key)
-            self._report_unschedulable(obj, decision, group)
+            self._report_unschedulable(obj, decision)
             return
         self.snapshot.assume(pod, decision.node)
-        await self._binding.acquire()  # bounded: past bind_concurrency writes in flight, scheduling waits
-        group.create_task(self._bind(obj, pod.uid, decision.node), name=f"bind-{key}")
+        await self._bindings.put(_Assumed(obj, Binding(pod.namespace, pod.name, decision.node, pod.uid)))
 
-    async def _bind(self, obj: Obj, uid: str, node: str) -> None:
-        meta = obj["metadata"]
-        namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
-        key = f"{namespace}/{name}"
+    async def _binder(self) -> None:
+        """Bindings in batches: whatever is waiting (up to ``bind_batch``) becomes one write, so the
+        Raft cost is paid per batch, not per pod; several binders keep several batches in flight."""
+        while True:
+            batch = [await self._bindings.get()]
+            while len(batch) < self._bind_batch and not self._bindings.empty():
+                batch.append(self._bindings.get_nowait())
+            for item, error in zip(batch, await self._bind(batch), strict=True):
+                self._bound(item, error)
+
+    async def _bind(self, batch: list[_Assumed]) -> list[errors.StatusError | None]:
         try:
-            await self._client.bind(namespace, name, node=node, uid=uid)
+            if isinstance(self._client, BatchBinder):
+                return await self._client.bind_many([item.binding for item in batch])
+            return list(await asyncio.gather(*(self._bind_one(item) for item in batch)))
         except errors.Fenced:
             raise
-        except (errors.Conflict, errors.NotFound) as exc:
-            # Bound elsewhere (another scheduler won, or our earlier attempt did), or gone.
-            logger.info("binding %s to %s: %s", key, node, exc.message)
-            self.snapshot.forget(key)
-            self.queue.done(key)
+        except errors.StatusError as exc:  # the whole write failed (no leader, timeout): each is retried
+            return [exc] * len(batch)
+
+    async def _bind_one(self, item: _Assumed) -> errors.StatusError | None:
+        binding = item.binding
+        try:
+            await self._client.bind(binding.namespace, binding.name, node=binding.node, uid=binding.uid)
+        except errors.Fenced:
+            raise
         except errors.StatusError as exc:
-            self.failed_bindings += 1
-            logger.info("binding %s to %s failed (%s); retrying", key, node, exc.message)
-            self.snapshot.forget(key)
-            self.queue.retry(key)
-        else:
+            return exc
+        return None
+
+    def _bound(self, item: _Assumed, error: errors.StatusError | None) -> None:
+        key = f"{item.binding.namespace}/{item.binding.name}"
+        if error is None:
             self.bound += 1
             self.queue.done(key)
-            self.recorder.normal(obj, "Scheduled", f"Successfully assigned {key} to {node}")
-        finally:
-            self._binding.release()
+            self.recorder.normal(item.obj, "Scheduled", f"Successfully assigned {key} to {item.binding.node}")
+        elif isinstance(error, errors.Conflict | errors.NotFound):
+            # Bound elsewhere (another scheduler won, or an earlier attempt of ours did), or gone.
+            logger.info("binding %s to %s: %s", key, item.binding.node, error.message)
+            self.snapshot.forget(key)
+            self.queue.done(key)
+        else:
+            self.failed_bindings += 1
+            logger.info("binding %s to %s failed (%s); retrying", key, item.binding.node, error.message)
+            self.snapshot.forget(key)
+            self.queue.retry(key)
 
-    def _report_unschedulable(self, obj: Obj, decision: Decision, group: asyncio.TaskGroup) -> None:
+    def _report_unschedulable(self, obj: Obj, decision: Decision) -> None:
+        """The PodScheduled=False condition when its message changes, written by the status writers
+        (bounded: thousands of unschedulable pods must not become thousands of concurrent writes), and a
+        FailedScheduling event when the message is new or at most every ``_EVENT_REPEAT`` seconds per
+        pod (upstream's event spam filter does the same job). A new term that finds a pod already marked
+        with the same message records nothing: the previous term did, and thousands of pending pods
+        must not cost thousands of writes each time leadership moves."""
         message = decision.message()
-        self.recorder.warning(obj, "FailedScheduling", message)
         key = key_of(obj)
+        now = asyncio.get_running_loop().time()
         current = _pod_scheduled(obj)
-        if key in self._reporting or (current is not None and current.get("status") == "False"
-                                      and current.get("reason") == "Unschedulable"
-                                      and current.get("message") == message):
+        marked = current is not None and current.get("status") == "False" \
+            and current.get("reason") == "Unschedulable" and current.get("message") == message
+        last = self._evented.get(key)
+        if last is None and marked:
+            self._evented[key] = (message, now)
+        elif last is None or last[0] != message or now - last[1] >= _EVENT_REPEAT:
+            self._evented[key] = (message, now)
+            self.recorder.warning(obj, "FailedScheduling", message)
+        if marked:
             return
-        self._reporting.add(key)
-        group.create_task(self._write_unschedulable(obj, current, message), name=f"unschedulable-{key}")
+        if key not in self._status_writes:
+            self._status_queue.put_nowait(key)
+        self._status_writes[key] = message  # the latest message wins while the write waits
 
-    async def _write_unschedulable(self, obj: Obj, current: dict[str, Any] | None, message: str) -> None:
+    async def _status_writer(self) -> None:
+        while True:
+            key = await self._status_queue.get()
+            message = self._status_writes.pop(key, None)
+            obj = self._pending.get(key)
+            if message is None or obj is None:
+                continue  # scheduled or gone meanwhile
+            await self._write_unschedulable(obj, message)
+
+    async def _write_unschedulable(self, obj: Obj, message: str) -> None:
         meta = obj["metadata"]
-        key = key_of(obj)
+        current = _pod_scheduled(obj)
         since = current.get("lastTransitionTime") if current is not None and current.get("status") == "False" \
             else _now()
         condition = {"type": "PodScheduled", "status": "False", "reason": "Unschedulable", "message": message,
                      "lastProbeTime": None, "lastTransitionTime": since}
         others = [c for c in (obj.get("status") or {}).get("conditions") or () if c.get("type") != "PodScheduled"]
-        patch = {"status": {"conditions": [*others, condition]}}
         try:
-            await self._client.patch(PODS, str(meta.get("namespace", "")), str(meta.get("name", "")), patch,
-                                     subresource="status")
+            await self._client.patch(PODS, str(meta.get("namespace", "")), str(meta.get("name", "")),
+                                     {"status": {"conditions": [*others, condition]}}, subresource="status")
         except errors.Fenced:
             raise
         except errors.StatusError as exc:
-            logger.info("could not mark %s unschedulable: %s", key, exc.message)
-        finally:
-            self._reporting.discard(key)
+            logger.info("could not mark %s unschedulable: %s", key_of(obj), exc.message)
 
     async def _flush_periodically(self) -> None:
         while True:

@@ -226,6 +226,21 @@ def _platforms(annotations: Mapping[str, str]) -> frozenset[str] | None:
     return platforms
 
 
+def _placed_fields(spec: Mapping[str, Any], namespace: str) -> dict[str, Any]:
+    """What a pod already on a node contributes to the snapshot: its requests, host ports and the
+    anti-affinity other pods must respect. (A new leader parses every bound pod before it schedules.)"""
+    requests, nonzero = pod_requests(spec)
+    affinity = spec.get("affinity") or {}
+    return {
+        "requests": requests,
+        "nonzero": nonzero,
+        "host_ports": _host_ports(spec),
+        "anti_affinity": _pod_affinity_terms(
+            (affinity.get("podAntiAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution"),
+            namespace),
+    }
+
+
 def _scheduling_fields(meta: Mapping[str, Any], spec: Mapping[str, Any], namespace: str) -> dict[str, Any]:
     requests, nonzero = pod_requests(spec)
     affinity = spec.get("affinity") or {}
@@ -256,7 +271,8 @@ def _scheduling_fields(meta: Mapping[str, Any], spec: Mapping[str, Any], namespa
 
 
 def pod_info(obj: Mapping[str, Any]) -> PodInfo:
-    """Parse a Pod object; never raises for a malformed spec (see ``PodInfo.invalid``)."""
+    """Parse a Pod object; never raises for a malformed spec (see ``PodInfo.invalid``). A bound pod
+    (``spec.nodeName`` set) gets only what it contributes to its node (``_placed_fields``)."""
     meta = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     namespace = str(meta.get("namespace", ""))
@@ -274,7 +290,8 @@ def pod_info(obj: Mapping[str, Any]) -> PodInfo:
         "deleting": bool(meta.get("deletionTimestamp")),
     }
     try:
-        base.update(_scheduling_fields(meta, spec, namespace))
+        base.update(_placed_fields(spec, namespace) if base["node_name"] else
+                    _scheduling_fields(meta, spec, namespace))
     except (QuantityError, SelectorError, ValueError, TypeError, AttributeError) as exc:
         base["invalid"] = f"invalid pod spec: {exc}"
     return PodInfo(**base)

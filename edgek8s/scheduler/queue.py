@@ -52,6 +52,10 @@ class SchedulingQueue:
     def __len__(self) -> int:
         return len(self._active) + len(self._timers) + len(self._unschedulable)
 
+    def __contains__(self, key: object) -> bool:
+        """Whether the pod is held anywhere: waiting, backing off, parked or being tried."""
+        return key in self._active or key in self._timers or key in self._unschedulable or key in self._in_flight
+
     def stats(self) -> dict[str, int]:
         return {"active": len(self._active), "backoff": len(self._timers),
                 "unschedulable": len(self._unschedulable), "in_flight": len(self._in_flight)}
@@ -102,17 +106,13 @@ class SchedulingQueue:
 
     async def pop(self) -> str:
         """The next pod to try; it is in flight until ``done``/``unschedulable``/``retry``."""
-        while True:
-            while self._heap:
-                _priority, seq, key = heapq.heappop(self._heap)
-                if self._active.get(key) == seq:
-                    del self._active[key]
-                    self._in_flight.add(key)
-                    return key
+        while (key := self.pop_nowait()) is None:
             self._wakeup.clear()
             await self._wakeup.wait()
+        return key
 
     def pop_nowait(self) -> str | None:
+        """The next pod to try, if one is waiting (stale heap entries of re-added keys are skipped)."""
         while self._heap:
             _priority, seq, key = heapq.heappop(self._heap)
             if self._active.get(key) == seq:

@@ -25,6 +25,7 @@ from edgek8s.scheduler.podinfo import HostPort, PodInfo, Taint
 from edgek8s.scheduler.resources import ZERO, parse_resource_list
 
 ARCH_LABEL = "kubernetes.io/arch"
+_JUST_READY = {"Ready": "True"}
 OS_LABEL = "kubernetes.io/os"
 
 
@@ -131,6 +132,9 @@ class Snapshot:
         self._assumed: set[str] = set()
         self._candidates: list[NodeInfo] | None = None
         self._anti_affinity_nodes: set[str] = set()
+        self._tainted: set[str] = set()
+        self._cordoned: set[str] = set()
+        self._unusual: set[str] = set()
 
     # --- reads (plugins) --------------------------------------------------------------------------
 
@@ -166,7 +170,33 @@ class Snapshot:
             info = self._nodes[name] = NodeInfo(name)
         if not info.present:
             self._candidates = None
-        return info.set_node(obj)
+        changed = info.set_node(obj)
+        self._classify(info)
+        return changed
+
+    def _classify(self, info: NodeInfo) -> None:
+        name = info.name
+        for flagged, applies in ((self._tainted, info.present and bool(info.taints)),
+                                 (self._cordoned, info.present and info.unschedulable),
+                                 (self._unusual, info.present and info.conditions != _JUST_READY)):
+            if applies:
+                flagged.add(name)
+            else:
+                flagged.discard(name)
+
+    # Plugins skip a check no node can fail (most clusters: no taints, no cordons, all nodes Ready).
+    @property
+    def any_tainted(self) -> bool:
+        return bool(self._tainted)
+
+    @property
+    def any_cordoned(self) -> bool:
+        return bool(self._cordoned)
+
+    @property
+    def any_not_just_ready(self) -> bool:
+        """Some node has a condition other than Ready=True (not ready, pressure, or no Ready at all)."""
+        return bool(self._unusual)
 
     def remove_node(self, name: str) -> None:
         """The Node object is gone; pods still bound to it stay counted on a placeholder until they go."""
@@ -175,6 +205,7 @@ class Snapshot:
             return
         info.present = False
         self._candidates = None
+        self._classify(info)
         if not info.pods:
             del self._nodes[name]
 
@@ -191,6 +222,14 @@ class Snapshot:
         self.remove_pod(pod.key)
         self._place(pod, node_name)
         self._assumed.add(pod.key)
+
+    def confirm(self, key: str, node_name: str) -> bool:
+        """The informer shows an assumed pod bound where it was assumed: it stays, now for good (no
+        re-parse). False when it is not assumed there (bound elsewhere, or never assumed)."""
+        if key in self._assumed and self._pod_node.get(key) == node_name:
+            self._assumed.discard(key)
+            return True
+        return False
 
     def forget(self, key: str) -> None:
         """The binding of an assumed pod failed: take it off its node (a confirmed pod stays)."""

@@ -81,7 +81,7 @@ class Master:
         api = self.config.api
         tls = None
         if api.tls_cert_file and api.tls_key_file and api.client_ca_file:
-            tls = server_tls_context(api.tls_cert_file, api.tls_key_file, api.client_ca_file)
+            tls = server_tls_context(api.tls_cert_file, api.tls_key_file, api.client_ca_file, verify_in_app=True)
             self.tls = tls
             if api.ca_key_file is not None:
                 self._tasks.append(asyncio.create_task(keep_serving_cert(

@@ -100,6 +100,9 @@ async def join(request: JoinRequest) -> dict[str, Any]:
     csr_pem, key_pem = await asyncio.to_thread(new_csr, f"system:node:{request.name}", ["system:nodes"])
     body: dict[str, Any] = {"csr": csr_pem.decode(), "role": "master" if request.control_plane else "worker"}
     serving_key = b""
+    kubelet_csr, kubelet_key = await asyncio.to_thread(new_csr, f"system:node:{request.name}", ["system:nodes"])
+    body.update(kubeletCsr=kubelet_csr.decode(), addresses=list(request.addresses),
+                hostnames=list(request.hostnames))
     if request.control_plane:
         serving_csr, serving_key = await asyncio.to_thread(new_csr, request.name)
         body.update(servingCsr=serving_csr.decode(), raftAddress=request.raft_address,
@@ -121,13 +124,14 @@ async def join(request: JoinRequest) -> dict[str, Any]:
             raise JoinError(f"{url} refused to join this host: {exc.message}") from None
         if answer.get("ca") != ca_pem.decode():
             raise JoinError(f"{url} answered with another CA than the pinned one")
-        await asyncio.to_thread(write_layout, request, answer, key_pem, serving_key)
+        await asyncio.to_thread(write_layout, request, answer, key_pem, serving_key, kubelet_key)
         logger.info("joined via %s as %s", url, request.name)
         return {k: v for k, v in answer.items() if k not in ("caKey", "clusterSecret")}
     raise JoinError(f"could not join: {last_error}")
 
 
-def write_layout(request: JoinRequest, answer: dict[str, Any], key_pem: bytes, serving_key: bytes) -> None:
+def write_layout(request: JoinRequest, answer: dict[str, Any], key_pem: bytes, serving_key: bytes,
+                 kubelet_key: bytes = b"") -> None:
     layout = request.layout
     layout.root.mkdir(parents=True, exist_ok=True, mode=0o700)
     layout.root.chmod(0o700)
@@ -137,6 +141,9 @@ def write_layout(request: JoinRequest, answer: dict[str, Any], key_pem: bytes, s
     write_private(layout.node_cert, str(answer["certificate"]).encode(), mode=0o644)
     write_private(layout.kubelet_kubeconfig, render_file_kubeconfig(
         server=servers[0], ca_file=layout.ca_cert, cert_file=layout.node_cert, key_file=layout.node_key).encode())
+    if answer.get("kubeletCertificate") and kubelet_key:
+        write_private(layout.kubelet_serving_key, kubelet_key)
+        write_private(layout.kubelet_serving_cert, str(answer["kubeletCertificate"]).encode(), mode=0o644)
     role = "master" if request.control_plane else "worker"
     if request.control_plane:
         ca = CertPair(str(answer["ca"]).encode(), str(answer["caKey"]).encode())
@@ -150,7 +157,8 @@ def write_layout(request: JoinRequest, answer: dict[str, Any], key_pem: bytes, s
                                   hostnames=list(request.hostnames), api_url=own, serving=False)
         write_json(layout.server_json, {"name": request.name, "raftAddress": request.raft_address,
                                         "peers": [str(p) for p in answer.get("raftMembers") or ()],
-                                        "listen": request.listen, "joinServers": servers})
+                                        "listen": request.listen, "joinServers": servers,
+                                        "mdnsInterfaces": list(request.mdns_interfaces)})
         servers = sorted({*servers, own})
     write_json(layout.node_json, {"nodeName": request.name, "role": role, "servers": servers})
     write_unit(layout, request.data_dir)
@@ -166,8 +174,10 @@ def service_argv(layout: Layout, data_dir: Path) -> list[str]:
     if node["role"] == "master":
         return [*base, "server", "--config-dir", str(layout.root), "--data-dir", str(data_dir)]
     servers = [f"--server={url}" for url in node["servers"]]
+    endpoint = [f"--tls-cert-file={layout.kubelet_serving_cert}",
+                f"--tls-private-key-file={layout.kubelet_serving_key}"] if layout.kubelet_serving_cert.exists() else []
     return [*base, "agent", f"--name={node['nodeName']}", *servers, f"--ca-file={layout.ca_cert}",
-            f"--cert-file={layout.node_cert}", f"--key-file={layout.node_key}", f"--data-dir={data_dir}"]
+            f"--cert-file={layout.node_cert}", f"--key-file={layout.node_key}", f"--data-dir={data_dir}", *endpoint]
 
 
 def write_unit(layout: Layout, data_dir: Path) -> Path:

@@ -123,12 +123,26 @@ class LeaderGate:
                 group.create_task(self._maintain_lease(client), name="controller-lease")
                 for loop in self._loops:
                     group.create_task(self._supervise(loop, client, informers), name=f"loop-{loop.name}")
-        except* LostLeadership:
-            logger.info("master %s lost the controllers' leadership (epoch %d)", self.identity, epoch)
-        except* errors.Fenced as group:
-            logger.warning("master %s was fenced at epoch %d: %s", self.identity, epoch, group.exceptions[0])
+        except BaseExceptionGroup as failures:
+            await self._term_ended(epoch, failures)
         finally:
             self.epoch = None
+
+    async def _term_ended(self, epoch: int, failures: BaseExceptionGroup[BaseException]) -> None:
+        ended, rest = failures.split((LostLeadership, errors.Fenced))
+        if rest is not None and rest.split(Exception)[1] is not None:
+            raise rest  # KeyboardInterrupt and the like are not ours to handle
+        if ended is not None:
+            fenced = ended.subgroup(errors.Fenced)
+            if fenced is not None:
+                logger.warning("master %s was fenced at epoch %d: %s", self.identity, epoch, fenced.exceptions[0])
+            else:
+                logger.info("master %s lost the controllers' leadership (epoch %d)", self.identity, epoch)
+            return
+        # A bug in the term's machinery (a loop's own failures restart that loop alone) must not end the
+        # gate: the term ends, and the next one starts over from a claim.
+        logger.error("master %s: the term at epoch %d failed", self.identity, epoch, exc_info=failures)
+        await asyncio.sleep(self._renew_interval)
 
     async def _watch_leadership(self, epoch: int) -> None:
         await self._wait_until(lambda: not self._leads(epoch))
@@ -143,6 +157,11 @@ class LeaderGate:
             except errors.Fenced:
                 raise
             except Exception:
+                task = asyncio.current_task()
+                if task is not None and task.cancelling():
+                    # The term is ending: a loop's TaskGroup turned our CancelledError into its children's
+                    # errors. Restarting would swallow the cancellation and keep a deposed term alive.
+                    raise
                 delay = backoff.when(loop.name)
                 logger.exception("leader loop %s failed; restarting it in %.1fs", loop.name, delay)
                 await asyncio.sleep(delay)

@@ -20,7 +20,6 @@ import json
 import os
 import shutil
 import signal
-import socket
 import ssl
 import subprocess
 import sys
@@ -30,10 +29,11 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+from edgek8s._util.ports import free_port as _free_port
 from edgek8s.client.kubeconfig import load_kubeconfig
 from edgek8s.config import ConfigError, PodmanConfig
 from edgek8s.kubelet.podman_host import remove_everything, resolve
-from edgek8s.pki.certs import client_tls_context, issue, read_pair, write_pair
+from edgek8s.pki.certs import client_tls_context
 from edgek8s.server.images import SAMPLE_APP_IMAGE, build_image
 
 READY_TIMEOUT = 60.0
@@ -42,12 +42,6 @@ SAMPLE_APP = "hello"
 
 class UpError(Exception):
     """``up`` cannot go on; the message says what to do."""
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _alive(pid: int) -> bool:
@@ -194,18 +188,6 @@ def _wait_for(check: Any, what: str, timeout: float, alive: list[dict[str, Any]]
     raise UpError(f"timed out after {timeout:.0f}s waiting for {what}")
 
 
-def _kubelet_serving_cert(first_dir: Path, home: Path, name: str) -> dict[str, str]:
-    """A serving certificate for the worker's kubelet endpoint (logs, exec), signed by the cluster CA, handed
-    to the agent through its environment. Token join gives a node its client identity only."""
-    pair = issue(read_pair(first_dir / "ca.crt", first_dir / "pki" / "ca.key"), common_name=f"system:node:{name}",
-                 organizations=["system:nodes"], dns_names=[name, "localhost"], ip_addresses=["127.0.0.1"],
-                 server=True)
-    home.mkdir(parents=True, exist_ok=True, mode=0o700)
-    cert, key = home / "kubelet-serving.crt", home / "kubelet-serving.key"
-    write_pair(pair, cert, key)
-    return {"EDGEK8S_TLS_CERT_FILE": str(cert), "EDGEK8S_TLS_PRIVATE_KEY_FILE": str(key)}
-
-
 def _sample_app(host_port: int) -> dict[str, Any]:
     labels = {"app": SAMPLE_APP}
     container = {"name": "web", "image": SAMPLE_APP_IMAGE, "imagePullPolicy": "Never",
@@ -288,12 +270,11 @@ def _up(state_dir: Path, *, masters: int, workers: int) -> dict[str, Any]:
         for i in range(1, workers + 1):
             name = f"worker-{i}"
             cidr = _pod_cidr(i)
-            serving = _kubelet_serving_cert(first_dir, state_dir / name, name)
             _step(f"joining {name} with a worker token; its agent runs pods through Podman (pod network {cidr})")
             entry = launcher.spawn("workers", name, _edgek8s(
                 "join", "--token", token, "--name", name, "--config-dir", str(state_dir / name),
                 "--data-dir", str(state_dir / name / "data"), *[f"--server={u}" for u in urls], "--foreground"),
-                env={"EDGEK8S_POD_CIDR": cidr, "EDGEK8S_KUBELET_PORT": str(_free_port()), **serving})
+                env={"EDGEK8S_POD_CIDR": cidr, "EDGEK8S_KUBELET_PORT": str(_free_port())})
             entry["pod_cidr"] = cidr
             _write_manifest(state_dir, manifest)
 
@@ -360,6 +341,8 @@ def _print_next_steps(manifest: dict[str, Any]) -> None:
             print(f"  curl {manifest['sample_app']}")
         print(f"  kubectl scale deployment {SAMPLE_APP} --replicas=2    (the second pod stays Pending: hostPort taken)")
         print(f"  kubectl describe pod -l app={SAMPLE_APP}        (events from the scheduler and the kubelet)")
+        print(f"  kubectl logs -f deployment/{SAMPLE_APP}     kubectl exec -it deployment/{SAMPLE_APP} -- sh")
+        print(f"  kubectl port-forward deployment/{SAMPLE_APP} 8080:8080     kubectl top pod")
     print("  kubectl get configmaps --watch        (in another terminal; then: kubectl create configmap hi)")
     print(f"  {edgek8s} status --kubeconfig {kubeconfig}")
     print(f"  {edgek8s} down --state-dir {state_dir}")

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime
+import functools
 import itertools
 import logging
 import os
@@ -31,18 +31,25 @@ from typing import Any
 
 from edgek8s.config import ServerConfig
 from edgek8s.model import errors
-from edgek8s.model.resources import ResourceType
+from edgek8s.model.resources import ResourceType, resource_id
 from edgek8s.raft.node import NotCommitted, OutcomeUnknown, RaftNode
 from edgek8s.store.state import ClusterState, Committed, StoredObject, encode_command
 from edgek8s.store.watch import AppliedBridge, Predicate, Watcher, WatchHub
 
 logger = logging.getLogger(__name__)
 
+_PODS = resource_id("", "pods")
 SYSTEM_NAMESPACES = ("default", "kube-system", "kube-public", "kube-node-lease")
 
 
 def now_rfc3339() -> str:
-    return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return _rfc3339(int(time.time()))
+
+
+@functools.lru_cache(maxsize=2)
+def _rfc3339(second: int) -> str:
+    # Kubernetes timestamps have whole seconds: one strftime per second, not two per write.
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
 
 
 def _unavailable_read(exc: Exception) -> errors.ServiceUnavailable:
@@ -197,6 +204,31 @@ class RaftStore:
         )
         assert committed.obj is not None
         return committed.obj
+
+    async def bind_many(
+        self, bindings: list[tuple[str, str, str, str | None]], *, fence: int | None = None
+    ) -> tuple[int, list[errors.StatusError | None]]:
+        """Many pods/binding writes, ``(namespace, name, node, uid)``, in one Raft entry: its index, and
+        per binding None (the pod is now on that node) or the error a single bind would have raised."""
+        committed = await self._propose(
+            {"op": "bind", "res": "/pods", "now": now_rfc3339(),
+             "items": [{"ns": ns, "name": name, "node": node, "expect_uid": uid} for ns, name, node, uid in bindings]},
+            fence,
+        )
+        results: list[errors.StatusError | None] = []
+        for namespace, name, node, uid in bindings:
+            pod, _rv = self.state.get(_PODS, namespace, name)
+            if pod is None or (uid and pod.uid != uid):
+                results.append(errors.not_found("pods", "", name))
+                continue
+            bound_to = (pod.extra_fields or {}).get("spec.nodeName")
+            if bound_to == node:
+                results.append(None)
+            else:
+                detail = f'pod {name} is already assigned to node "{bound_to}"' if bound_to else \
+                    f"pod {name} is being deleted, cannot be assigned"
+                results.append(errors.conflict("pods", "", name, detail))
+        return committed.index, results
 
     async def claim_leadership(self, *, epoch: int, holder: str) -> int:
         """Record ``holder`` as the controllers' leader at ``epoch``; returns the index it committed at.

@@ -29,7 +29,6 @@ has claimed. Snapshots carry the epoch.
 from __future__ import annotations
 
 import copy
-import json
 import logging
 import sys
 import threading
@@ -40,7 +39,7 @@ from enum import StrEnum
 from types import MappingProxyType
 from typing import Any
 
-from edgek8s.model import errors
+from edgek8s.model import errors, jsoncodec
 from edgek8s.model.resources import ResourceId, ResourceType, by_id, extra_selectable_fields, resource_id
 
 logger = logging.getLogger(__name__)
@@ -92,7 +91,7 @@ class StoredObject:
         return fields
 
     def decode(self) -> dict[str, Any]:
-        result: dict[str, Any] = json.loads(self.raw)
+        result: dict[str, Any] = jsoncodec.loads(self.raw)
         return result
 
 
@@ -123,11 +122,11 @@ ApplyResult = Committed | errors.StatusError
 
 
 def encode_command(command: dict[str, Any]) -> bytes:
-    return json.dumps({"v": COMMAND_VERSION, **command}, separators=(",", ":")).encode()
+    return jsoncodec.dumps({"v": COMMAND_VERSION, **command})
 
 
 def encode_object(obj: Mapping[str, Any]) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False).encode()
+    return jsoncodec.dumps(obj)
 
 
 def make_stored(rid: ResourceId, obj: dict[str, Any], raw: bytes | None = None) -> StoredObject:
@@ -196,7 +195,7 @@ class ClusterState:
 
     def _apply_command(self, payload: bytes, index: int) -> ApplyResult:
         try:
-            command = json.loads(payload)
+            command = jsoncodec.loads(payload)
             if not isinstance(command, dict) or command.get("v") != COMMAND_VERSION:
                 return errors.BadRequest(f"unsupported command version in {payload[:80]!r}")
         except ValueError as exc:
@@ -275,7 +274,25 @@ class ClusterState:
         )
 
     def _bind(self, command: dict[str, Any], index: int) -> ApplyResult:
-        """pods/binding: set spec.nodeName of a pod that has none, atomically (a pod is bound at most once)."""
+        """pods/binding: set spec.nodeName of a pod that has none, atomically (a pod is bound at most once).
+
+        With ``items`` (the scheduler's batches: one Raft entry for many bindings), each item applies or
+        fails on its own exactly as a single bind would; the proposer reads the outcome of each from the
+        state. A malformed batch is rejected whole before anything changes."""
+        items = command.get("items")
+        if items is None:
+            return self._bind_one(command, index)
+        if not isinstance(items, list) or not all(
+            isinstance(item, dict) and all(isinstance(item.get(f), str) for f in ("ns", "name", "node"))
+            for item in items
+        ):
+            return errors.BadRequest("a binding batch needs items with ns, name and node")
+        for item in items:
+            self._bind_one({"op": "bind", "res": command["res"], "now": command["now"], "ns": item["ns"],
+                            "name": item["name"], "node": item["node"], "expect_uid": item.get("expect_uid")}, index)
+        return Committed(index)
+
+    def _bind_one(self, command: dict[str, Any], index: int) -> ApplyResult:
         found = self._existing(command)
         if isinstance(found, errors.StatusError):
             return found
@@ -522,7 +539,7 @@ class ClusterState:
             for ns, by_name in by_ns.items():
                 bucket = objects.setdefault(ResourceId(rid), {}).setdefault(ns, {})
                 for name, raw in by_name.items():
-                    bucket[name] = make_stored(ResourceId(rid), json.loads(raw), raw)
+                    bucket[name] = make_stored(ResourceId(rid), jsoncodec.loads(raw), raw)
         self._objects = objects
         self.rv = int(data["rv"])
         self._dedup = OrderedDict((k, tuple(v)) for k, v in data["dedup"])

@@ -1,8 +1,14 @@
-"""CRUD, lists and bad input against a real 3-master cluster, through HTTP on every master."""
+"""CRUD, lists and bad input against a real 3-master cluster, through HTTP on every master.
+
+The API alone: the masters run no leader loops here, so no controller writes the objects under test
+(a Deployment is just an object whose generation the store tracks).
+"""
 
 from __future__ import annotations
 
 import json
+from collections.abc import AsyncIterator
+from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -10,9 +16,15 @@ import pytest
 
 from edgek8s.client.rest import RestClient
 from edgek8s.model import errors
-from tests.support.cluster import LocalCluster
+from tests.support.cluster import LocalCluster, started_cluster
 
 CM = "/api/v1/namespaces/default/configmaps"
+
+
+@pytest.fixture
+async def cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
+    async with started_cluster(tmp_path, loops=[]) as local:
+        yield local
 
 
 def configmap(name: str, labels: dict[str, str] | None = None, **data: str) -> dict[str, Any]:
@@ -154,9 +166,11 @@ async def test_objects_over_64_kib_replicate(clients: list[RestClient]) -> None:
         assert len(got["data"]["blob"]) == len(big)
 
 
-async def _raw(url: str, method: str, path: str, body: bytes | None = None) -> tuple[int, dict[str, Any]]:
+async def _raw(
+    url: str, method: str, path: str, body: bytes | None = None, content_type: str = "application/json"
+) -> tuple[int, dict[str, Any]]:
     async with aiohttp.ClientSession() as session, session.request(
-        method, url + path, data=body, headers={"Content-Type": "application/json"}
+        method, url + path, data=body, headers={"Content-Type": content_type}
     ) as response:
         return response.status, json.loads(await response.read())
 
@@ -201,6 +215,14 @@ async def test_body_over_limit_gets_413(cluster: LocalCluster, clients: list[Res
     assert status == 413 and answer["reason"] == "RequestEntityTooLarge"
     with pytest.raises(errors.NotFound):
         await clients[1].get(f"{CM}/huge")
+
+
+async def test_protobuf_body_gets_415(cluster: LocalCluster, clients: list[RestClient]) -> None:
+    body = json.dumps(configmap("proto")).encode()
+    status, answer = await _raw(cluster.urls[0], "POST", CM, body, "Application/Vnd.Kubernetes.Protobuf; x=1")
+    assert status == 415 and answer["reason"] == "UnsupportedMediaType"
+    with pytest.raises(errors.NotFound):
+        await clients[1].get(f"{CM}/proto")
 
 
 async def test_stale_update_conflicts_with_409(cluster: LocalCluster, clients: list[RestClient]) -> None:

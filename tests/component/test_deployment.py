@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
 
 from edgek8s.api.inprocess import InProcessClient
 from edgek8s.model.resources import by_id, resource_id
-from tests.support.cluster import LocalCluster
-from tests.support.hollow import UNREADY_IMAGE, HollowNodes
+from tests.support.cluster import eventually
+from tests.support.hollow import UNREADY_IMAGE
 
 PODS = by_id(resource_id("", "pods"))
 REPLICASETS = by_id(resource_id("apps", "replicasets"))
@@ -32,29 +32,8 @@ def deployment(name: str, replicas: int, image: str = "nginx:1", **spec: Any) ->
     }
 
 
-@pytest.fixture
-async def client(cluster: LocalCluster) -> AsyncIterator[InProcessClient]:
-    master = cluster.running()[0]
-    client = InProcessClient(master.store, manager="test")
-    hollow = HollowNodes(client, ["n1", "n2", "n3"])
-    task = asyncio.create_task(hollow.run())
-    try:
-        yield client
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    result = None
-    while asyncio.get_running_loop().time() < deadline:
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"condition not met in {timeout}s; last: {result!r}")
 
 
 async def owned_rss(client: InProcessClient, d: dict[str, Any]) -> list[dict[str, Any]]:
@@ -80,7 +59,8 @@ def rolled_out(client: InProcessClient, name: str) -> Callable[[], Awaitable[Any
     return check
 
 
-async def test_rolling_update_and_undo(client: InProcessClient) -> None:
+async def test_rolling_update_and_undo(hollow_client: InProcessClient) -> None:
+    client = hollow_client
     d = await client.create(DEPLOYMENTS, deployment("web", 6, strategy={
         "type": "RollingUpdate", "rollingUpdate": {"maxSurge": 2, "maxUnavailable": "25%"}}))
     d = await eventually(rolled_out(client, "web"))
@@ -133,7 +113,8 @@ async def test_rolling_update_and_undo(client: InProcessClient) -> None:
     assert any(e["reason"] == "ScalingReplicaSet" and "Scaled up replica set web-" in e["message"] for e in events)
 
 
-async def test_recreate_scale_and_history_limit(client: InProcessClient) -> None:
+async def test_recreate_scale_and_history_limit(hollow_client: InProcessClient) -> None:
+    client = hollow_client
     d = await client.create(DEPLOYMENTS, deployment("db", 3, strategy={"type": "Recreate"}, revisionHistoryLimit=1))
     d = await eventually(rolled_out(client, "db"))
     for image in ("db:2", "db:3"):
@@ -154,7 +135,8 @@ async def test_recreate_scale_and_history_limit(client: InProcessClient) -> None
     assert len(await owned_rss(client, d)) == 2
 
 
-async def test_paused_deployments_do_not_roll_and_deadlines_are_reported(client: InProcessClient) -> None:
+async def test_paused_deployments_do_not_roll_and_deadlines_are_reported(hollow_client: InProcessClient) -> None:
+    client = hollow_client
     d = await client.create(DEPLOYMENTS, deployment("api", 2, progressDeadlineSeconds=2))
     d = await eventually(rolled_out(client, "api"))
     await client.patch(DEPLOYMENTS, "default", "api", {"spec": {"paused": True}})

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -12,8 +11,7 @@ from edgek8s.api.inprocess import InProcessClient
 from edgek8s.client.interface import DeleteOptions
 from edgek8s.model import errors
 from edgek8s.model.resources import by_id, resource_id
-from tests.support.cluster import LocalCluster
-from tests.support.hollow import HollowNodes
+from tests.support.cluster import absent, eventually
 
 PODS = by_id(resource_id("", "pods"))
 CONFIGMAPS = by_id(resource_id("", "configmaps"))
@@ -34,28 +32,8 @@ def deployment(name: str, replicas: int, namespace: str = "default") -> dict[str
     }
 
 
-@pytest.fixture
-async def client(cluster: LocalCluster) -> AsyncIterator[InProcessClient]:
-    client = InProcessClient(cluster.running()[0].store, manager="test")
-    hollow = HollowNodes(client, ["n1", "n2"])
-    task = asyncio.create_task(hollow.run())
-    try:
-        yield client
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
 
 
-async def eventually(check: Callable[[], Awaitable[Any]], timeout: float = 30.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    result = None
-    while asyncio.get_running_loop().time() < deadline:
-        result = await check()
-        if result:
-            return result
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"condition not met in {timeout}s; last: {result!r}")
 
 
 async def count(client: InProcessClient, rtype: Any, selector: str, namespace: str = "default") -> int:
@@ -69,15 +47,8 @@ async def running(client: InProcessClient, name: str, replicas: int, namespace: 
     await eventually(ready)
 
 
-async def exists(client: InProcessClient, rtype: Any, namespace: str, name: str) -> bool:
-    try:
-        await client.get(rtype, namespace, name)
-    except errors.NotFound:
-        return False
-    return True
-
-
-async def test_background_deletion_collects_replicasets_and_pods(client: InProcessClient) -> None:
+async def test_background_deletion_collects_replicasets_and_pods(hollow_client: InProcessClient) -> None:
+    client = hollow_client
     await client.create(DEPLOYMENTS, deployment("bg", 3))
     await running(client, "bg", 3)
     await client.delete(DEPLOYMENTS, "default", "bg", options=DeleteOptions(propagation_policy="Background"))
@@ -87,27 +58,29 @@ async def test_background_deletion_collects_replicasets_and_pods(client: InProce
     await eventually(collected)
 
 
-async def test_foreground_deletion_waits_for_dependents(client: InProcessClient) -> None:
+async def test_foreground_deletion_waits_for_dependents(hollow_client: InProcessClient) -> None:
+    client = hollow_client
     await client.create(DEPLOYMENTS, deployment("fg", 2))
     await running(client, "fg", 2)
     deleting = await client.delete(DEPLOYMENTS, "default", "fg", options=DeleteOptions(propagation_policy="Foreground"))
     assert deleting is not None and deleting["metadata"]["finalizers"] == ["foregroundDeletion"]
 
     async def gone() -> bool:
-        return not await exists(client, DEPLOYMENTS, "default", "fg")
+        return await absent(client, DEPLOYMENTS, "default", "fg")
     await eventually(gone)
     # The owner went last: nothing of it is left.
     assert await count(client, REPLICASETS, "app=fg") == 0 and await count(client, PODS, "app=fg") == 0
 
 
-async def test_orphan_deletion_keeps_dependents(client: InProcessClient) -> None:
+async def test_orphan_deletion_keeps_dependents(hollow_client: InProcessClient) -> None:
+    client = hollow_client
     await client.create(DEPLOYMENTS, deployment("or", 2))
     await running(client, "or", 2)
     (rs,) = (await client.list(REPLICASETS, "default", label_selector="app=or")).items
     await client.delete(DEPLOYMENTS, "default", "or", options=DeleteOptions(propagation_policy="Orphan"))
 
     async def orphaned() -> bool:
-        if await exists(client, DEPLOYMENTS, "default", "or"):
+        if not await absent(client, DEPLOYMENTS, "default", "or"):
             return False
         current = await client.get(REPLICASETS, "default", rs["metadata"]["name"])
         return not current["metadata"].get("ownerReferences")
@@ -116,7 +89,8 @@ async def test_orphan_deletion_keeps_dependents(client: InProcessClient) -> None
     assert await count(client, PODS, "app=or") == 2  # the ReplicaSet still runs its pods
 
 
-async def test_dependents_of_a_missing_owner_are_collected(client: InProcessClient) -> None:
+async def test_dependents_of_a_missing_owner_are_collected(hollow_client: InProcessClient) -> None:
+    client = hollow_client
     owner = await client.create(CONFIGMAPS, {"apiVersion": "v1", "kind": "ConfigMap",
                                              "metadata": {"name": "owner", "namespace": "default"}})
     ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"]}
@@ -130,15 +104,16 @@ async def test_dependents_of_a_missing_owner_are_collected(client: InProcessClie
                                                   "ownerReferences": [ref, ghost]}})
 
     async def settled() -> bool:
-        if await exists(client, CONFIGMAPS, "default", "stray"):
+        if not await absent(client, CONFIGMAPS, "default", "stray"):
             return False
         half = await client.get(CONFIGMAPS, "default", "half")
         return half["metadata"]["ownerReferences"] == [ref]
     await eventually(settled)
-    assert await exists(client, CONFIGMAPS, "default", "kept")
+    assert not await absent(client, CONFIGMAPS, "default", "kept")
 
 
-async def test_namespace_deletion_removes_its_content_then_itself(client: InProcessClient) -> None:
+async def test_namespace_deletion_removes_its_content_then_itself(hollow_client: InProcessClient) -> None:
+    client = hollow_client
     await client.create(NAMESPACES, {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "team"}})
     await client.create(DEPLOYMENTS, deployment("app", 2, namespace="team"))
     await client.create(CONFIGMAPS, {"apiVersion": "v1", "kind": "ConfigMap",
@@ -151,7 +126,7 @@ async def test_namespace_deletion_removes_its_content_then_itself(client: InProc
                                          "metadata": {"name": "late", "namespace": "team"}})
 
     async def gone() -> bool:
-        return not await exists(client, NAMESPACES, "", "team")
+        return await absent(client, NAMESPACES, "", "team")
     await eventually(gone)
     for rtype in (PODS, REPLICASETS, DEPLOYMENTS, CONFIGMAPS):
         assert (await client.list(rtype, "team")).items == []

@@ -18,6 +18,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+from cryptography import x509
 
 from edgek8s.client.certificates import CertificateKeeper, renew_certificate
 from edgek8s.client.rest import RestClient
@@ -34,7 +35,7 @@ from edgek8s.pki.certs import (
     write_pair,
 )
 from edgek8s.pki.layout import Layout
-from edgek8s.server.join import JoinRequest, join
+from edgek8s.server.join import JoinRequest, join, service_argv
 from tests.support.cluster import LocalCluster
 
 POD = {"apiVersion": "v1", "kind": "Pod", "spec": {"containers": [{"name": "c", "image": "busybox"}]}}
@@ -117,6 +118,14 @@ async def test_workers_join_and_node_a_cannot_touch_node_b(env: Env, tmp_path: P
     token = await make_token(env)
     a, b = await join_worker(env, token, "pi-a", tmp_path), await join_worker(env, token, "pi-b", tmp_path)
     assert oct(a.node_key.stat().st_mode & 0o777) == "0o600" and oct(a.root.stat().st_mode & 0o777) == "0o700"
+    # Each node also gets its kubelet endpoint's serving certificate (server auth, its name as a SAN).
+    serving = x509.load_pem_x509_certificate(a.kubelet_serving_cert.read_bytes())
+    assert oct(a.kubelet_serving_key.stat().st_mode & 0o777) == "0o600"
+    assert "--tls-cert-file=" + str(a.kubelet_serving_cert) in service_argv(a, tmp_path / "data")
+    assert "pi-a" in serving.extensions.get_extension_for_class(x509.SubjectAlternativeName).value.get_values_for_type(
+        x509.DNSName)
+    assert x509.oid.ExtendedKeyUsageOID.SERVER_AUTH in serving.extensions.get_extension_for_class(
+        x509.ExtendedKeyUsage).value
     async with RestClient(env.url, ssl_context=node_tls(a)) as node_a, \
             RestClient(env.url, ssl_context=node_tls(b)) as node_b, \
             RestClient(env.url, ssl_context=env.admin) as admin:
@@ -250,6 +259,15 @@ async def test_hostile_and_malformed_join_requests(env: Env, tmp_path: Path) -> 
     again, _ = new_csr("system:node:pi-taken", ["system:nodes"])
     status, body = await submit({"role": "worker", "csr": again.decode()})
     assert status == 409 and "delete it first" in body["message"]
+    # A node renewing its certificate may only ask for its own identity.
+    node_context = node_tls(Layout(tmp_path / "pi-taken"))
+    for name, groups in (("system:node:pi-other", ["system:nodes"]), ("system:node:pi-taken", ["system:masters"]),
+                         ("system:node:pi-taken", ["system:nodes", "system:masters"])):
+        other, _ = new_csr(name, groups)
+        status, body = await raw(env.url, "POST", "/edgek8s/v1/renew", tls=node_context, body={"csr": other.decode()})
+        assert status == 403 and "own identity" in body["message"], (name, groups)
+    status, body = await raw(env.url, "POST", "/edgek8s/v1/renew", tls=node_context, body={"csr": "garbage"})
+    assert status == 400
 
 
 async def test_foreign_expired_and_revoked_certificates_get_401(env: Env, tmp_path: Path) -> None:
@@ -280,6 +298,17 @@ async def test_foreign_expired_and_revoked_certificates_get_401(env: Env, tmp_pa
         await admin.delete("/api/v1/nodes/pi-r")
     status, body = await raw(env.url, "GET", "/api/v1/nodes", tls=node_tls(layout))
     assert (status, body["reason"]) == (401, "Unauthorized")
+    # Joining again under the same name (allowed now that the Node is gone) gives a working certificate.
+    rejoined = await join_worker(env, await make_token(env), "pi-r", tmp_path / "again")
+    status, _ = await raw(env.url, "GET", "/api/v1/nodes", tls=node_tls(rejoined))
+    assert status == 200
+    # kubectl delete nodes --all (a collection delete) revokes every deleted node's certificates.
+    async with RestClient(env.url, ssl_context=node_tls(rejoined)) as node:
+        await node.create("/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "pi-r"}})
+    async with RestClient(env.url, ssl_context=env.admin) as admin:
+        await admin.delete("/api/v1/nodes")
+    status, body = await raw(env.url, "GET", "/api/v1/nodes", tls=node_tls(rejoined))
+    assert (status, body["reason"]) == (401, "Unauthorized")
 
 
 async def test_certificate_rotation_under_load_fails_no_request(env: Env, tmp_path: Path) -> None:
@@ -304,6 +333,13 @@ async def test_certificate_rotation_under_load_fails_no_request(env: Env, tmp_pa
 
     workers = [asyncio.create_task(load(i)) for i in range(4)]
     first_client = cert_info(layout.node_cert.read_bytes())
+    # A watch opened before the rotations stays on its connection and keeps delivering events.
+    watcher = RestClient(env.url, ssl_context=keeper.context)
+    await watcher.__aenter__()
+    events = watcher.watch("/api/v1/nodes", resourceVersion="0", allowWatchBookmarks="false")
+    async with RestClient(env.url, ssl_context=keeper.context) as node:
+        await node.create("/api/v1/nodes", {"apiVersion": "v1", "kind": "Node", "metadata": {"name": "pi-load"}})
+    assert (await anext(events))["object"]["metadata"]["name"] == "pi-load"
     for _ in range(3):
         await renew_certificate(layout, env.url, keeper.context)
         ca_dir = env.pki
@@ -318,6 +354,14 @@ async def test_certificate_rotation_under_load_fails_no_request(env: Env, tmp_pa
         await asyncio.sleep(0.3)
     stop.set()
     counts = await asyncio.gather(*workers)
+    async with RestClient(env.url, ssl_context=env.admin) as admin:
+        node = await admin.get("/api/v1/nodes/pi-load")
+        node["metadata"]["labels"] = {"after": "rotation"}
+        await admin.replace("/api/v1/nodes/pi-load", node)
+    event = await asyncio.wait_for(anext(events), timeout=10)
+    assert (event["type"], event["object"]["metadata"].get("labels")) == ("MODIFIED", {"after": "rotation"})
+    await events.aclose()
+    await watcher.__aexit__(None, None, None)
     assert not failures, failures[:3]
     assert sum(counts) > 20
     assert len(served) == 3

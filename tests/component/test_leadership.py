@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,7 +15,7 @@ from edgek8s.client.rest import RestClient, RestClusterClient
 from edgek8s.model import errors
 from edgek8s.model.resources import by_id, resource_id
 from edgek8s.server.leadership import LEASE_NAME, LEASE_NAMESPACE, LEASES
-from tests.support.cluster import LocalCluster, wait_for
+from tests.support.cluster import LocalCluster, started_cluster, wait_for
 
 CONFIGMAPS = by_id(resource_id("", "configmaps"))
 PODS = by_id(resource_id("", "pods"))
@@ -171,3 +172,33 @@ async def test_informer_caches_indexes_and_relists(cluster: LocalCluster) -> Non
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+class Flaky:
+    """A leader loop that crashes once, then is fenced once, then runs quietly; it records its runs."""
+
+    name = "flaky"
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[str, str]] = []
+
+    async def run(self, client: Any, informers: InformerFactory) -> None:
+        self.runs.append(("run", str(getattr(client, "fence", None))))
+        if len(self.runs) == 1:
+            raise ValueError("a bug in one loop")
+        if len(self.runs) == 2:
+            raise errors.Fenced("fenced: stale leader epoch (injected)")
+        await asyncio.Event().wait()
+
+
+async def test_a_crashing_loop_restarts_alone_and_a_fenced_term_starts_over(tmp_path: Path) -> None:
+    flaky = Flaky()
+    async with started_cluster(tmp_path, loops=[flaky]) as cluster:
+        leader = cluster.masters[await cluster.wait_stable_leader()]
+        assert leader is not None
+        await wait_for(lambda: len(flaky.runs) >= 3, 15)
+        # Crash: restarted within the same term; Fenced: the term ended and a new one was claimed.
+        epoch = leader.store.state.leader_epoch
+        assert flaky.runs == [("run", str(epoch))] * 3
+        await wait_for(lambda: leader.gate.epoch == epoch, 5)
+        assert [t["epoch"] for t in leader.gate.status()["terms"]] == [epoch, epoch]

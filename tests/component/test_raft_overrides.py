@@ -7,6 +7,7 @@ test also shows the bug it fixes, so the override stays justified.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import functools
 import os
@@ -26,6 +27,7 @@ from pysyncobj.monotonic import monotonic as raft_clock
 from pysyncobj.node import TCPNode
 from pysyncobj.syncobj import _RAFT_STATE
 from pysyncobj.tcp_connection import TcpConnection
+from pysyncobj.transport import TCPTransport
 
 from edgek8s.client.rest import RestClient
 from edgek8s.config import RaftConfig
@@ -202,6 +204,114 @@ def test_upstream_sends_one_append_per_command(lonely_syncobj: tuple[EdgeSyncObj
     SyncObj._checkCommandsToApply(obj)  # upstream's loop, with appendEntriesUseBatch off as edgek8s needs
     appends = [m for m in sent if m["type"] == "append_entries"]
     assert len(appends) == 50
+
+
+def test_leader_sends_the_commit_index_before_applying(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, peer = lonely_syncobj
+    _as_leader_with_queue(obj, peer, 0)
+    consumer = obj._SyncObj__consumers[0]
+    for payload in (b"a", b"b"):
+        consumer.apply_command(payload, callback=None)
+    obj._checkCommandsToApply()  # appended as 4 and 5, sent, made durable
+    events: list[str] = []
+    apply = consumer._edge_apply
+    consumer._edge_apply = lambda payload, index: events.append(f"apply {index}") or apply(payload, index)
+    transport = obj._SyncObj__transport
+    send = transport.send
+    transport.send = lambda node, message: (
+        message.get("type") == "append_entries" and events.append(f"send commit {message['commit_index']}")
+    ) or send(node, message)
+    obj._SyncObj__raftMatchIndex[peer] = 5  # the peer acknowledged both
+    obj._onTick(0.0)
+    assert events == ["send commit 5", "apply 4", "apply 5"]  # and no second AppendEntries after the apply
+
+
+def _record_wire(monkeypatch: pytest.MonkeyPatch) -> list[tuple[Any, dict[str, Any]]]:
+    """What leaves through PySyncObj's own TCPTransport.send (after edgek8s's holding and batching)."""
+    wire: list[tuple[Any, dict[str, Any]]] = []
+    monkeypatch.setattr(TCPTransport, "send", lambda self, node, message: wire.append((node, message)) or True)
+    return wire
+
+
+def test_a_follower_forwards_the_commands_of_a_tick_in_one_message(
+    lonely_syncobj: tuple[EdgeSyncObj, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    obj, leader = lonely_syncobj
+    obj._SyncObj__raftLeader = leader
+    wire = _record_wire(monkeypatch)
+    consumer = obj._SyncObj__consumers[0]
+    for payload in (b"a", b"b", b"c"):
+        consumer.apply_command(payload, callback=lambda result, error: None)
+    obj._checkCommandsToApply()
+    assert [m["type"] for _node, m in wire] == ["edgek8s_batch"]
+    parts = wire[0][1]["messages"]
+    assert [p["type"] for p in parts] == ["apply_command"] * 3
+    assert len({p["request_id"] for p in parts}) == 3
+
+
+def test_a_leader_answers_a_batch_in_one_message_before_the_append(
+    lonely_syncobj: tuple[EdgeSyncObj, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    obj, follower = lonely_syncobj
+    _as_leader_with_queue(obj, follower, 0)
+    wire = _record_wire(monkeypatch)
+    command = b"\x00" + pickle.dumps("x")
+    batch = {"type": "edgek8s_batch", "messages": [
+        {"type": "apply_command", "command": command, "request_id": i} for i in (1, 2, 3)
+    ]}
+    obj._SyncObj__onMessageReceived(follower, batch)
+    obj._checkCommandsToApply()
+    kinds = [m["type"] for _node, m in wire]
+    assert kinds == ["edgek8s_batch", "append_entries"]  # the indexes first, then the entries
+    answers = wire[0][1]["messages"]
+    assert [(a["request_id"], a["log_idx"]) for a in answers] == [(1, 4), (2, 5), (3, 6)]
+    assert [e[1] for e in wire[1][1]["entries"]] == [4, 5, 6]
+
+
+def test_proposals_are_pickled_with_protocol_5(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, peer = lonely_syncobj
+    _as_leader_with_queue(obj, peer, 0)
+    consumer = obj._SyncObj__consumers[0]
+    consumer.propose(b"\x00\xff payload", lambda result, error: None)
+    consumer.apply_command(b"upstream", callback=lambda result, error: None)
+    obj._checkCommandsToApply()
+    ours, upstream = obj._SyncObj__raftLog[-2][0], obj._SyncObj__raftLog[-1][0]
+    assert ours[1:3] == b"\x80\x05" and upstream[1:3] == b"\x80\x02"  # upstream: protocol 2
+    obj._SyncObj__raftMatchIndex[peer] = 5
+    obj._onTick(0.0)
+    machine = consumer._edge_apply.__self__
+    assert machine.applied[-2:] == [(b"\x00\xff payload", 4), (b"upstream", 5)]  # both apply alike
+
+
+def _wake_up_bytes(obj: EdgeSyncObj) -> int:
+    """Bytes waiting in the tick thread's wake-up pipe (each one a write syscall by a proposer); drains it."""
+    pipe = obj._SyncObj__pipeNotifier._PipeNotifier__pipeR
+    count = 0
+    while True:
+        try:
+            chunk = os.read(pipe, 4096)
+        except BlockingIOError:
+            return count
+        count += len(chunk)
+
+
+def test_a_burst_of_proposals_wakes_the_tick_thread_once(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, peer = lonely_syncobj
+    _wake_up_bytes(obj)
+    sent = _as_leader_with_queue(obj, peer, 50)
+    assert _wake_up_bytes(obj) == 1
+    obj._checkCommandsToApply()
+    assert [len(m["entries"]) for m in sent if m["type"] == "append_entries"] == [50]
+    obj._applyCommand(b"\x00" + pickle.dumps("late"), None)  # queued after the drain: must wake it again
+    assert _wake_up_bytes(obj) == 1
+
+
+def test_upstream_wakes_the_tick_thread_per_command(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, _peer = lonely_syncobj
+    _wake_up_bytes(obj)
+    for i in range(50):
+        SyncObj._applyCommand(obj, b"\x00" + pickle.dumps(i), None)
+    assert _wake_up_bytes(obj) == 50
 
 
 def test_follower_acknowledges_only_durable_entries(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
@@ -442,6 +552,62 @@ def test_frames_are_pickle_5_without_zlib(lonely_syncobj: tuple[EdgeSyncObj, Any
     finally:
         left.close()
         right.close()
+
+
+class _CountingSocket:
+    """A socket whose ``send`` calls are counted (each one a syscall)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self._sock = sock
+        self.sends = 0
+
+    def send(self, data: bytes) -> int:
+        self.sends += 1
+        return self._sock.send(data)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._sock, name)
+
+
+@contextlib.contextmanager
+def _counted_connection(obj: EdgeSyncObj) -> Iterator[tuple[Any, _CountingSocket, socket.socket]]:
+    """A PySyncObj connection over a socket pair whose sends are counted, and the far end."""
+    left, right = socket.socketpair()
+    try:
+        sender = TcpConnection(obj._poller, socket=left)
+        counting = _CountingSocket(left)
+        sender._TcpConnection__socket = counting
+        yield sender, counting, right
+    finally:
+        left.close()
+        right.close()
+
+
+def test_messages_of_a_tick_leave_in_one_send(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, _peer = lonely_syncobj
+    with _counted_connection(obj) as (sender, counting, far_end):
+        obj._SyncObj__transport._adopt(sender)
+        messages = [{"type": "apply_command", "command": b"x" * 100, "request_id": i} for i in range(5)]
+        for message in messages:
+            sender.send(message)
+        assert counting.sends == 0  # buffered until the tick flushes
+        obj._SyncObj__transport.flush()
+        assert counting.sends == 1
+        raw = far_end.recv(1 << 16)
+        received = []
+        while raw:
+            (length,) = struct.unpack("i", raw[:4])
+            received.append(pickle.loads(raw[4 : 4 + length]))
+            raw = raw[4 + length :]
+        assert received == messages  # in order, all of them
+
+
+def test_upstream_sends_each_message_on_its_own(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, _peer = lonely_syncobj
+    with _counted_connection(obj) as (sender, counting, _far_end):
+        for i in range(5):
+            sender.send({"type": "apply_command", "command": b"x" * 100, "request_id": i})
+        assert counting.sends == 5
 
 
 async def test_every_raft_connection_uses_the_cheap_frames(cluster: LocalCluster) -> None:

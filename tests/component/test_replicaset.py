@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
 from edgek8s.api.inprocess import InProcessClient
 from edgek8s.model.resources import by_id, resource_id
-from tests.support.cluster import LocalCluster
-from tests.support.hollow import HollowNodes
+from tests.support.cluster import eventually
 
 PODS = by_id(resource_id("", "pods"))
 REPLICASETS = by_id(resource_id("apps", "replicasets"))
@@ -30,29 +27,8 @@ def replicaset(name: str, replicas: int, app: str = "web") -> dict[str, Any]:
     }
 
 
-@pytest.fixture
-async def client(cluster: LocalCluster) -> AsyncIterator[InProcessClient]:
-    master = cluster.running()[0]
-    client = InProcessClient(master.store, manager="test")
-    hollow = HollowNodes(client, ["n1", "n2"])
-    task = asyncio.create_task(hollow.run())
-    try:
-        yield client
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
 
 
-async def eventually(check: Any, timeout: float = 20.0) -> Any:
-    deadline = asyncio.get_running_loop().time() + timeout
-    while True:
-        result = await check()
-        if result:
-            return result
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met in {timeout}s; last: {result!r}")
-        await asyncio.sleep(0.1)
 
 
 async def owned_pods(client: InProcessClient, uid: str) -> list[dict[str, Any]]:
@@ -60,7 +36,8 @@ async def owned_pods(client: InProcessClient, uid: str) -> list[dict[str, Any]]:
     return [p for p in pods if any(r.get("uid") == uid for r in p["metadata"].get("ownerReferences") or ())]
 
 
-async def test_replicas_are_created_scaled_and_reported(client: InProcessClient) -> None:
+async def test_replicas_are_created_scaled_and_reported(hollow_client: InProcessClient) -> None:
+    client = hollow_client
     rs = await client.create(REPLICASETS, replicaset("web", 5))
     uid = rs["metadata"]["uid"]
 
@@ -92,7 +69,8 @@ async def test_replicas_are_created_scaled_and_reported(client: InProcessClient)
     assert ("SuccessfulDelete", "replicaset-controller") in reasons
 
 
-async def test_orphans_are_adopted_and_mislabeled_pods_released(client: InProcessClient) -> None:
+async def test_orphans_are_adopted_and_mislabeled_pods_released(hollow_client: InProcessClient) -> None:
+    client = hollow_client
     orphan = await client.create(PODS, {"apiVersion": "v1", "kind": "Pod",
                                         "metadata": {"name": "stray", "namespace": "default",
                                                      "labels": {"app": "api"}},
@@ -106,10 +84,8 @@ async def test_orphans_are_adopted_and_mislabeled_pods_released(client: InProces
 
     await eventually(adopted)
     # Relabel one pod: it is released (ownerReference removed) and replaced.
-    stray = await client.get(PODS, "default", "stray")
+    stray = await client.patch(PODS, "default", "stray", {"metadata": {"labels": {"app": "other"}}})
     assert stray["metadata"]["uid"] == orphan["metadata"]["uid"]
-    stray["metadata"]["labels"] = {"app": "other"}
-    await client.update(PODS, stray)
 
     async def released() -> bool:
         freed = await client.get(PODS, "default", "stray")

@@ -13,7 +13,7 @@ import pytest
 
 from edgek8s.client.rest import RestClient
 from edgek8s.config import StoreConfig
-from tests.support.cluster import LocalCluster
+from tests.support.cluster import LocalCluster, started_cluster
 
 CM = "/api/v1/namespaces/default/configmaps"
 
@@ -152,13 +152,9 @@ async def _expect_bookmark(cluster: LocalCluster, created: dict[str, Any]) -> No
 
 @pytest.fixture
 async def small_history_cluster(tmp_path: Path) -> AsyncIterator[LocalCluster]:
-    local = LocalCluster.build(tmp_path, store=StoreConfig(watch_history=20, watcher_queue=50))
-    await local.start()
-    try:
-        await local.wait_ready()
+    # No leader loops: the only watchers of the hub are the tests' own (informers would add theirs).
+    async with started_cluster(tmp_path, store=StoreConfig(watch_history=20, watcher_queue=50), loops=[]) as local:
         yield local
-    finally:
-        await local.stop()
 
 
 async def test_too_old_resource_version_gets_410_expired(small_history_cluster: LocalCluster) -> None:

@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.kubectl_support import edgek8s_cluster, kubectl, ns  # noqa: F401  (fixtures for the e2e tests)
+from tests.e2e.streams_support import worker  # noqa: F401  (fixture for the kubectl stream tests)
 
 COMPAT_DOC = Path("docs") / "compatibility.md"
 PASS, FAIL, NOT_RUN = "✅", "❌", "not run"

@@ -45,7 +45,10 @@ class Cluster:
 
 
 def _edgek8s(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([*EDGEK8S, *args], capture_output=True, text=True, timeout=timeout, check=False)
+    # No kubelet renews the Leases of the nodes these tests register: without a long grace the node
+    # lifecycle controller would turn them NotReady (and taint them) halfway through the session.
+    env = {**os.environ, "EDGEK8S_NODE_MONITOR_GRACE_PERIOD": "86400"}
+    return subprocess.run([*EDGEK8S, *args], capture_output=True, text=True, timeout=timeout, check=False, env=env)
 
 
 def _master_logs(state_dir: Path) -> str:
@@ -58,7 +61,8 @@ def _master_logs(state_dir: Path) -> str:
 @pytest.fixture(scope="session")
 def edgek8s_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Cluster]:
     state_dir = tmp_path_factory.mktemp("kubectl-cluster") / "state"
-    # Masters only: the compatibility rows expect unscheduled pods to stay Pending (no worker to run them).
+    # No worker from `up`: the scheduler would place the rows' pods (images from a registry) on it. The stream
+    # rows bring their own, tainted worker (tests/e2e/streams_support.py).
     up = _edgek8s("up", "--state-dir", str(state_dir), "--workers", "0")
     try:
         assert up.returncode == 0, f"edgek8s up failed:\n{up.stdout}{up.stderr}\n{_master_logs(state_dir)}"

@@ -133,6 +133,8 @@ def test_cluster_init_layout_and_certs_check(first: Master) -> None:
         assert oct(path.stat().st_mode & 0o777) == "0o700"
     for key in ("pki/ca.key", "pki/server.key", "pki/admin.key", "cluster-secret", "admin.kubeconfig"):
         assert oct((first.config_dir / key).stat().st_mode & 0o777) == "0o600", key
+    unit = (first.config_dir / "edgek8s-server.service").read_text()
+    assert f"server --config-dir {first.config_dir} --data-dir" in unit  # restarts without --cluster-init
     check = run("certs", "check", "--config-dir", str(first.config_dir)).stdout
     assert "serving" in check and "admin" in check and "EXPIRED" not in check
     printed = run("kubeconfig", "--config-dir", str(first.config_dir)).stdout
@@ -257,6 +259,8 @@ def test_masters_joined_by_token_survive_the_first_masters_death(procs: Procs, f
         while not (master.config_dir / "ca.crt").exists() and time.monotonic() < deadline:
             time.sleep(0.1)
         wait_ready(master.url, master.config_dir / "ca.crt")
+        settings = json.loads((master.config_dir / "server.json").read_text())
+        assert settings["mdnsInterfaces"] == ["127.0.0.1"]  # the started master stays off other interfaces
         joined.append(master)
     status = run("status", "--kubeconfig", str(first.admin)).stdout
     for master in (first, *joined):

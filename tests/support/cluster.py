@@ -7,25 +7,25 @@ share one event loop and one Python process, so the tests can stop, restart and 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
 import secrets
-import socket
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from edgek8s.config import ApiConfig, RaftConfig, ServerConfig, StoreConfig
-from edgek8s.model.resources import resource_id
+from edgek8s._util.ports import free_port
+from edgek8s.client.interface import ClusterClient
+from edgek8s.client.loops import LeaderLoop
+from edgek8s.config import ApiConfig, ControllersConfig, RaftConfig, ServerConfig, StoreConfig
+from edgek8s.model import errors
+from edgek8s.model.resources import ResourceType, resource_id
 from edgek8s.server.control_plane import Master
 
 NAMESPACES = resource_id("", "namespaces")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+LoopsSpec = Callable[[ServerConfig], list[LeaderLoop]] | list[LeaderLoop] | None
+T = TypeVar("T")
 
 
 @dataclasses.dataclass
@@ -33,6 +33,9 @@ class LocalCluster:
     base: Path
     configs: list[ServerConfig]
     masters: list[Master | None]
+    # Leader-only loops per master: None for the production registry from the config, a list (``[]``: a
+    # master without controllers) or a factory per master, so a test can inject a clock or settings.
+    loops: LoopsSpec = None
 
     @classmethod
     def build(
@@ -43,6 +46,8 @@ class LocalCluster:
         store: StoreConfig | None = None,
         raft: dict[str, Any] | None = None,
         api: dict[str, Any] | None = None,
+        controllers: ControllersConfig | None = None,
+        loops: LoopsSpec = None,
     ) -> LocalCluster:
         secret = secrets.token_bytes(32)
         addresses = [f"127.0.0.1:{free_port()}" for _ in range(size)]
@@ -61,17 +66,24 @@ class LocalCluster:
                     raft=raft_config,
                     store=store or StoreConfig(),
                     api=ApiConfig(host="127.0.0.1", port=free_port(), **(api or {})),
+                    controllers=controllers or ControllersConfig(),
                 )
             )
-        return cls(base=base, configs=configs, masters=[None] * size)
+        return cls(base=base, configs=configs, masters=[None] * size, loops=loops)
 
     @property
     def urls(self) -> list[str]:
         return [c.api_url for c in self.configs]
 
+    def _loops_for(self, config: ServerConfig) -> list[LeaderLoop] | None:
+        if self.loops is None or isinstance(self.loops, list):
+            return None if self.loops is None else list(self.loops)
+        return self.loops(config)
+
     async def start(self, index: int | None = None) -> None:
         for i in [index] if index is not None else range(len(self.configs)):
-            master = Master(self.configs[i])
+            config = self.configs[i]
+            master = Master(config, loops=self._loops_for(config))
             await master.start()
             self.masters[i] = master
 
@@ -122,9 +134,42 @@ class LocalCluster:
             await wait_for(lambda m=master: m.store.state.get(NAMESPACES, "", "default")[0] is not None, timeout)
 
 
+async def eventually(check: Callable[[], Awaitable[T | None]], timeout: float = 30.0, interval: float = 0.1) -> T:
+    """Await ``check()`` until it returns something truthy (returned); fail with its last answer."""
+    deadline = time.monotonic() + timeout
+    result = None
+    while time.monotonic() < deadline:
+        result = await check()
+        if result:
+            return result
+        await asyncio.sleep(interval)
+    raise AssertionError(f"condition not met in {timeout}s; last: {result!r}")
+
+
 async def wait_for(condition: Callable[[], bool], timeout: float = 10.0, interval: float = 0.02) -> None:
     deadline = time.monotonic() + timeout
     while not condition():
         if time.monotonic() > deadline:
             raise TimeoutError("condition not met in time")
         await asyncio.sleep(interval)
+
+
+@contextlib.asynccontextmanager
+async def started_cluster(base: Path, **build: Any) -> AsyncIterator[LocalCluster]:
+    """A LocalCluster (``build`` as for ``LocalCluster.build``), started and ready; stopped on exit."""
+    cluster = LocalCluster.build(base, **build)
+    try:  # a master that fails to start must not leave the ones started before it running
+        await cluster.start()
+        await cluster.wait_ready()
+        yield cluster
+    finally:
+        await cluster.stop()
+
+
+async def absent(client: ClusterClient, rtype: ResourceType, namespace: str, name: str) -> bool:
+    """Whether the object is gone (NotFound), for ``eventually``."""
+    try:
+        await client.get(rtype, namespace, name)
+    except errors.NotFound:
+        return True
+    return False

@@ -25,6 +25,7 @@ from edgek8s.model.resources import by_id, resource_id
 
 PODS = by_id(resource_id("", "pods"))
 NODES = by_id(resource_id("", "nodes"))
+LEASES = by_id(resource_id("coordination.k8s.io", "leases"))
 UNREADY_IMAGE = "hollow/never-ready"
 
 
@@ -32,13 +33,13 @@ def _now() -> str:
     return datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def node_object(name: str, index: int) -> Obj:
+def node_object(name: str, index: int, taints: list[Obj] | None = None) -> Obj:
     capacity = {"cpu": "8", "memory": "16Gi", "pods": "250"}
     return {
         "apiVersion": "v1", "kind": "Node",
         "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name, "kubernetes.io/arch": "amd64",
                                               "kubernetes.io/os": "linux"}},
-        "spec": {},
+        "spec": {"taints": taints} if taints else {},
         "status": {
             "capacity": capacity, "allocatable": capacity,
             "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady",
@@ -54,9 +55,12 @@ def node_object(name: str, index: int) -> Obj:
 
 
 class HollowNodes:
-    def __init__(self, client: ClusterClient, names: list[str], *, bind: bool = False) -> None:
+    def __init__(self, client: ClusterClient, names: list[str], *, bind: bool = False,
+                 taints: list[Obj] | None = None, heartbeat: float | None = None) -> None:
         self._client = client
         self.names = names
+        self._taints = taints
+        self._heartbeat_interval = heartbeat  # renew kube-node-lease Leases as kubelets do (None: never)
         self._bind = bind
         self._round_robin = itertools.cycle(names)
         self._ips = itertools.count(2)
@@ -66,7 +70,7 @@ class HollowNodes:
     async def register(self) -> None:
         for i, name in enumerate(self.names):
             with contextlib.suppress(errors.AlreadyExists):
-                await self._client.create(NODES, node_object(name, i))
+                await self._client.create(NODES, node_object(name, i, self._taints))
 
     async def run(self) -> None:
         await self.register()
@@ -82,6 +86,32 @@ class HollowNodes:
         async with asyncio.TaskGroup() as group:
             group.create_task(informers.run())
             group.create_task(run_workers(self.queue, sync, workers=4, name="hollow"))
+            if self._heartbeat_interval is not None:
+                group.create_task(self._heartbeat(self._heartbeat_interval))
+
+    async def _heartbeat(self, interval: float) -> None:
+        """Each node's Lease in kube-node-lease, renewed every ``interval`` (what the node lifecycle
+        controller watches to tell a live node from a lost one)."""
+        while True:
+            for name in self.names:
+                if self.alive(name):
+                    with contextlib.suppress(errors.StatusError):
+                        await self.renew_lease(name)
+            await asyncio.sleep(interval)
+
+    def alive(self, name: str) -> bool:
+        """Whether node ``name`` heartbeats (a subclass can power a board off)."""
+        return True
+
+    async def renew_lease(self, name: str) -> None:
+        now = datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+        lease = {"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
+                 "metadata": {"name": name, "namespace": "kube-node-lease"},
+                 "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": now}}
+        try:
+            await self._client.create(LEASES, lease)
+        except errors.AlreadyExists:
+            await self._client.patch(LEASES, "kube-node-lease", name, {"spec": {"renewTime": now}})
 
     async def _sync(self, key: str) -> None:
         namespace, name = split_key(key)

@@ -92,8 +92,10 @@ def make_pod(
     if annotations:
         meta["annotations"] = dict(annotations)
     if owner_uid:
-        meta["ownerReferences"] = [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "rs", "uid": owner_uid,
-                                    "controller": True, "blockOwnerDeletion": True}]
+        # An owner of a kind the cluster does not serve: the garbage collector leaves such pods alone
+        # (a ReplicaSet that does not exist would have them collected).
+        meta["ownerReferences"] = [{"apiVersion": "test.edgek8s.io/v1", "kind": "PodGroup", "name": owner_uid,
+                                    "uid": owner_uid, "controller": True}]
     return {"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec, "status": {"phase": "Pending"}}
 
 

@@ -23,7 +23,6 @@ import json
 import os
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -34,28 +33,10 @@ from typing import Any
 
 import aiohttp
 
+from edgek8s._util.ports import free_ports
+
 LOOPBACK = "127.0.0.1"
 _REPO_ROOT = Path(__file__).resolve().parents[2]
-_handed_out: set[int] = set()  # ports given to a cluster in this process, never handed out twice
-
-
-def free_ports(count: int) -> list[int]:
-    """``count`` distinct free TCP ports on loopback (all sockets held until every port is picked)."""
-    held: list[socket.socket] = []
-    ports: list[int] = []
-    try:
-        while len(ports) < count:
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            held.append(sock)
-            sock.bind((LOOPBACK, 0))
-            port = int(sock.getsockname()[1])
-            if port not in _handed_out:
-                ports.append(port)
-    finally:
-        for sock in held:
-            sock.close()
-    _handed_out.update(ports)
-    return ports
 
 
 def group_members(pgid: int) -> list[int]:

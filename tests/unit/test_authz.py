@@ -128,6 +128,11 @@ def test_others_get_nothing_on_resources(user: User) -> None:
         (NODE_A, "POST", "/edgek8s/v1/members", False),
         (NODE_A, "GET", "/edgek8s/v1/snapshot", False),
         (ADMIN, "POST", "/edgek8s/v1/members", True),
+        (NODE_A, "GET", "/version", True),
+        (NODE_A, "GET", "/edgek8s/v1/cluster-info", True),
+        (TOKEN, "GET", "/healthz", True),
+        (SOMEONE, "GET", "/readyz", True),
+        (SOMEONE, "POST", "/version", False),
     ],
 )
 def test_non_resource_paths(user: User, verb: str, path: str, allowed: bool) -> None:

@@ -103,3 +103,48 @@ def test_reissue_keeps_names_and_changes_key() -> None:
 
     assert names(new) == names(old)
     assert ca_hash(ca.cert_pem).startswith("sha256:") and len(ca_hash(ca.cert_pem)) == 71
+
+
+def test_only_the_api_context_lets_unverified_certificates_through(tmp_path: object) -> None:
+    """A foreign certificate fails the handshake on ordinary server contexts; only ``verify_in_app``
+    (the API, which verifies per request) completes it. Real handshakes over a socket pair."""
+    import socket
+    import ssl
+    import threading
+    from pathlib import Path
+
+    from edgek8s.pki.certs import client_tls_context, server_tls_context, write_pair
+
+    base = Path(str(tmp_path))
+    ca, foreign = new_ca(), new_ca("foreign")
+    write_pair(ca, base / "ca.crt", base / "ca.key")
+    write_pair(issue(ca, common_name="s", ip_addresses=["127.0.0.1"], server=True), base / "s.crt", base / "s.key")
+    write_pair(issue(foreign, common_name="admin", client=True), base / "f.crt", base / "f.key")
+
+    def handshake(server_context: ssl.SSLContext) -> bytes | None:
+        left, right = socket.socketpair()
+        result: list[bytes | None] = []
+
+        def serve() -> None:
+            try:
+                with server_context.wrap_socket(left, server_side=True) as tls:
+                    result.append(tls.getpeercert(binary_form=True))
+            except (ssl.SSLError, OSError):
+                result.append(None)
+
+        thread = threading.Thread(target=serve)
+        thread.start()
+        client = client_tls_context(base / "ca.crt", base / "f.crt", base / "f.key")
+        try:
+            with client.wrap_socket(right, server_hostname="127.0.0.1") as tls:
+                tls.recv(1)
+        except (ssl.SSLError, OSError):
+            pass
+        thread.join(timeout=10)
+        return result[0]
+
+    files = (base / "s.crt", base / "s.key", base / "ca.crt")
+    assert handshake(server_tls_context(*files)) is None
+    assert handshake(server_tls_context(*files, require_client_cert=True)) is None
+    der = handshake(server_tls_context(*files, verify_in_app=True))
+    assert der is not None and ClientVerifier(ca.cert_pem).identity(der) is None

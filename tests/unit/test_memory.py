@@ -1,4 +1,4 @@
-"""The malloc arena cap takes effect on this (glibc) machine."""
+"""Process-wide memory settings: the malloc arena cap on this (glibc) machine, the garbage collector."""
 
 from __future__ import annotations
 
@@ -10,3 +10,23 @@ def test_limit_malloc_arenas_is_accepted_by_glibc() -> None:
     code = "from edgek8s._util.memory import limit_malloc_arenas; print(limit_malloc_arenas(2))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30)
     assert result.stdout.strip() == "True"
+
+
+def test_settled_garbage_collector_freezes_startup_objects_and_keeps_collecting_new_cycles() -> None:
+    code = """
+import gc, weakref
+from edgek8s._util.memory import settle_garbage_collector
+import edgek8s.server.control_plane
+settle_garbage_collector()
+frozen = gc.get_freeze_count()
+class Node:
+    pass
+a, b = Node(), Node()
+a.other, b.other = b, a  # a cycle made after startup: still garbage-collected
+alive = weakref.ref(a)
+del a, b
+gc.collect()
+print(frozen > 10_000, gc.get_threshold()[0], alive() is None)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout.split() == ["True", "2000", "True"]

@@ -84,6 +84,10 @@ def test_template_hash_is_deterministic_and_ignores_its_own_label() -> None:
     assert ro.template_hash(template, 1) != h
     assert ro.equal_ignore_hash(template, labeled)
     assert labeled["metadata"]["labels"][ro.POD_TEMPLATE_HASH] == "zzz"  # not mutated
+    # What kubectl rollout undo writes back (creationTimestamp: null) is the same template.
+    undone = {"metadata": {"labels": {"app": "web"}, "creationTimestamp": None},
+              "spec": {"containers": [{"name": "c", "image": "i", "resources": {}}]}}
+    assert ro.equal_ignore_hash(template, undone) and ro.template_hash(undone) == h
 
 
 def test_history_keeps_the_limit_of_idle_old_replica_sets() -> None:

@@ -134,3 +134,26 @@ def test_node_heartbeat_is_not_a_scheduling_change() -> None:
     assert not snapshot.upsert_node(node)
     assert snapshot.upsert_node(make_node("a", labels={"disk": "ssd"}))
     assert snapshot.upsert_node(make_node("a", labels={"disk": "ssd"}, unschedulable=True))
+
+
+def test_confirm_keeps_an_assumed_pod_only_where_it_was_assumed() -> None:
+    snapshot = cluster(make_node("a"), make_node("b"))
+    pod = pod_info(make_pod("p", requests={"cpu": "1"}))
+    snapshot.assume(pod, "a")
+    assert not snapshot.confirm(pod.key, "b")
+    assert snapshot.confirm(pod.key, "a")
+    assert not snapshot.is_assumed(pod.key)
+    snapshot.forget(pod.key)
+    a = snapshot.node("a")
+    assert a is not None and a.requested.cpu == 1000
+
+
+def test_checks_no_node_can_fail_are_skipped_and_come_back_when_one_can() -> None:
+    snapshot = cluster(make_node("a"), make_node("b"))
+    assert not (snapshot.any_cordoned or snapshot.any_tainted or snapshot.any_not_just_ready)
+    snapshot.upsert_node(make_node("b", unschedulable=True, taints=[node_taint("k")], ready="False"))
+    assert snapshot.any_cordoned and snapshot.any_tainted and snapshot.any_not_just_ready
+    decision = default_framework().schedule(pod_info(make_pod("p")), snapshot)
+    assert decision.node == "a" and decision.reasons == {"node(s) were unschedulable": 1}
+    snapshot.remove_node("b")
+    assert not (snapshot.any_cordoned or snapshot.any_tainted or snapshot.any_not_just_ready)

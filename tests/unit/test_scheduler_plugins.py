@@ -26,12 +26,18 @@ from tests.support.objects import make_node, make_pod, node_taint
 AFFINITY_REASON = "node(s) didn't match Pod's node affinity/selector"
 
 
-def run_filter(plugin: FilterPlugin, pod: dict[str, Any], node: dict[str, Any],
-               placed: list[dict[str, Any]] = ()) -> str | None:  # type: ignore[assignment]
+def snapshot_of(nodes: list[dict[str, Any]], placed: Any) -> Snapshot:
     snapshot = Snapshot()
-    snapshot.upsert_node(node)
+    for node in nodes:
+        snapshot.upsert_node(node)
     for other in placed:
         snapshot.add_pod(pod_info(other))
+    return snapshot
+
+
+def run_filter(plugin: FilterPlugin, pod: dict[str, Any], node: dict[str, Any],
+               placed: list[dict[str, Any]] = ()) -> str | None:  # type: ignore[assignment]
+    snapshot = snapshot_of([node], placed)
     check = plugin.check_for(pod_info(pod), snapshot)
     if check is None:
         return None
@@ -310,11 +316,7 @@ def test_anti_affinity_by_zone_covers_every_node_of_the_zone() -> None:
 
 def scores(plugin: ScorePlugin, pod: dict[str, Any], nodes: list[dict[str, Any]],
            placed: list[dict[str, Any]] = ()) -> list[int] | None:  # type: ignore[assignment]
-    snapshot = Snapshot()
-    for node in nodes:
-        snapshot.upsert_node(node)
-    for other in placed:
-        snapshot.add_pod(pod_info(other))
+    snapshot = snapshot_of(nodes, placed)
     scorer = plugin.scorer_for(pod_info(pod), snapshot)
     if scorer is None:
         return None

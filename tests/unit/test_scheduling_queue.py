@@ -62,7 +62,9 @@ async def test_flush_retries_parked_pods_and_delete_forgets_them() -> None:
     assert drain(queue) == ["a", "b"]
     queue.unschedulable("a")
     queue.unschedulable("b")
+    assert "a" in queue and "b" in queue
     queue.delete("b")
+    assert "b" not in queue
     queue.flush_unschedulable()
     assert drain(queue) == []
     clock.now += 31

@@ -998,3 +998,72 @@ KINDS = ["Pod", "Node", "Namespace", "Deployment", "ReplicaSet", "DaemonSet", "S
 def test_every_kind_prints_a_full_row_from_malformed_objects(kind: str, obj: dict[str, Any]) -> None:
     row = cells(kind, obj)
     assert all(isinstance(cell, str | int) and not isinstance(cell, bool) for cell in row)
+
+
+# --- batch and discovery ---------------------------------------------------------------------------
+
+
+def job(status: dict[str, Any], **spec: Any) -> dict[str, Any]:
+    return {"metadata": meta("pi", age={"minutes": 10}),
+            "spec": {"selector": {"matchLabels": {"batch.kubernetes.io/controller-uid": "u1"}},
+                     "template": template(("pi", "perl:5.34")), **spec},
+            "status": status}
+
+
+@pytest.mark.parametrize(
+    ("spec", "status", "expected"),
+    [
+        ({"completions": 3, "parallelism": 1}, {"startTime": ago(minutes=2), "succeeded": 1},
+         ["Running", "1/3", "2m"]),
+        ({"completions": 1}, {"startTime": ago(minutes=9), "completionTime": ago(minutes=8, seconds=30),
+                              "succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]},
+         ["Complete", "1/1", "30s"]),
+        ({"parallelism": 3}, {}, ["Running", "0/1 of 3", ""]),
+        ({"parallelism": 1}, {"conditions": [{"type": "Suspended", "status": "True"}]}, ["Suspended", "0/1", ""]),
+        ({"completions": 2}, {"conditions": [{"type": "FailureTarget", "status": "True"},
+                                             {"type": "Failed", "status": "True"}]}, ["Failed", "0/2", ""]),
+        ({"completions": 2}, {"conditions": [{"type": "FailureTarget", "status": "True"}]},
+         ["FailureTarget", "0/2", ""]),
+    ],
+)
+def test_job(spec: dict[str, Any], status: dict[str, Any], expected: list[str]) -> None:
+    assert cells("Job", job(status, **spec)) == [
+        "pi", *expected, "10m", "pi", "perl:5.34", "batch.kubernetes.io/controller-uid=u1"]
+    assert columns("Job")[:5] == [("Name", 0), ("Status", 0), ("Completions", 0), ("Duration", 0), ("Age", 0)]
+
+
+def test_job_terminating() -> None:
+    obj = job({})
+    obj["metadata"]["deletionTimestamp"] = ago(seconds=1)
+    assert cells("Job", obj)[1] == "Terminating"
+
+
+def test_cron_job() -> None:
+    obj = {"metadata": meta("backup", age={"days": 2}),
+           "spec": {"schedule": "*/5 * * * *", "suspend": False,
+                    "jobTemplate": {"spec": {"template": template(("b", "busybox"))}}},
+           "status": {"active": [{"name": "backup-1"}], "lastScheduleTime": ago(minutes=3)}}
+    assert cells("CronJob", obj) == ["backup", "*/5 * * * *", "<none>", "False", 1, "3m", "2d", "b", "busybox",
+                                     "<none>"]
+    obj["spec"].update(timeZone="Europe/Paris", suspend=True)
+    obj["status"] = {}
+    assert cells("CronJob", obj)[2:6] == ["Europe/Paris", "True", 0, "<none>"]
+    assert [c for c, _ in columns("CronJob")[:7]] == ["Name", "Schedule", "Timezone", "Suspend", "Active",
+                                                      "Last Schedule", "Age"]
+
+
+@pytest.mark.parametrize(
+    ("ports", "addresses", "expected_ports", "expected_endpoints"),
+    [
+        ([{"name": "http", "port": 80}], ["10.1.0.1", "10.1.0.2"], "80", "10.1.0.1,10.1.0.2"),
+        ([], [], "<unset>", "<unset>"),
+        ([{"name": "a", "port": 1}, {"name": "b"}, {"port": 3}, {"port": 4}], [f"10.0.0.{i}" for i in range(5)],
+         "1,b,3 + 1 more...", "10.0.0.0,10.0.0.1,10.0.0.2 + 2 more..."),
+        ([{}], ["fd00::1"], "*", "fd00::1"),
+    ],
+)
+def test_endpoint_slice(ports: list[dict[str, Any]], addresses: list[str], expected_ports: str,
+                        expected_endpoints: str) -> None:
+    obj = {"metadata": meta("web-abcde"), "addressType": "IPv4", "ports": ports,
+           "endpoints": [{"addresses": [a], "conditions": {"ready": True}} for a in addresses]}
+    assert cells("EndpointSlice", obj) == ["web-abcde", "IPv4", expected_ports, expected_endpoints, "5m"]

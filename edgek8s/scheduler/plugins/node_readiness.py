@@ -37,14 +37,15 @@ class NodeReadiness:
     name = "NodeReadiness"
 
     def check_for(self, pod: PodInfo, snapshot: Snapshot) -> Check | None:
+        if not snapshot.any_not_just_ready:
+            return None
         tolerated = frozenset(
             taint for taint in (NOT_READY, UNREACHABLE, *(t for _, t in PRESSURE))
             if any(toleration.tolerates(taint) for toleration in pod.tolerations)
         )
 
         def check(node: NodeInfo) -> str | None:
-            conditions = node.conditions
-            if conditions.get("Ready") == "True" and len(conditions) == 1:
+            if node.conditions.get("Ready") == "True" and len(node.conditions) == 1:
                 return None  # the common case, decided with two look-ups
             explicit = {taint.key for taint in node.taints}
             for taint in implied_taints(node):

@@ -15,7 +15,7 @@ class NodeUnschedulable:
     name = "NodeUnschedulable"
 
     def check_for(self, pod: PodInfo, snapshot: Snapshot) -> Check | None:
-        if any(toleration.tolerates(TAINT) for toleration in pod.tolerations):
+        if not snapshot.any_cordoned or any(toleration.tolerates(TAINT) for toleration in pod.tolerations):
             return None
 
         def check(node: NodeInfo) -> str | None:

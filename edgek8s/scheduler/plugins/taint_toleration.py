@@ -15,6 +15,8 @@ class TaintToleration:
     weight = 3
 
     def check_for(self, pod: PodInfo, snapshot: Snapshot) -> Check | None:
+        if not snapshot.any_tainted:
+            return None
         tolerations = pod.tolerations
 
         def check(node: NodeInfo) -> str | None:
@@ -26,6 +28,8 @@ class TaintToleration:
         return check
 
     def scorer_for(self, pod: PodInfo, snapshot: Snapshot) -> Scorer | None:
+        if not snapshot.any_tainted:
+            return None
         tolerations = [t for t in pod.tolerations if t.effect in ("", "PreferNoSchedule")]
 
         def score(node: NodeInfo) -> int:

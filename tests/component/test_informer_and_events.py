@@ -1,0 +1,100 @@
+"""Informers that fall behind relist and converge; Events aggregate repeats (real 3-master cluster)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from edgek8s.api.inprocess import InProcessClient
+from edgek8s.client.events import EventRecorder
+from edgek8s.client.informer import Handlers, InformerFactory
+from edgek8s.config import StoreConfig
+from edgek8s.model.resources import by_id, resource_id
+from tests.support.cluster import LocalCluster, eventually, started_cluster
+
+CONFIGMAPS = by_id(resource_id("", "configmaps"))
+EVENTS = by_id(resource_id("", "events"))
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+async def small_queues(tmp_path: Path) -> AsyncIterator[LocalCluster]:
+    # Watchers cut off past 20 queued events, history of 30: a burst forces an informer to relist.
+    async with started_cluster(tmp_path, store=StoreConfig(watch_history=30, watcher_queue=20), loops=[]) as cluster:
+        yield cluster
+
+
+def configmap(name: str) -> dict[str, Any]:
+    return {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name, "namespace": "default"}}
+
+
+class CountingClient(InProcessClient):
+    lists = 0
+
+    async def list(self, *args: Any, **kwargs: Any) -> Any:
+        self.lists += 1
+        return await super().list(*args, **kwargs)
+
+
+async def test_an_informer_that_falls_behind_relists_and_converges(small_queues: LocalCluster) -> None:
+    store = small_queues.running()[0].store
+    client = InProcessClient(store, manager="test")
+    watching = CountingClient(store, manager="test")  # the informer's own client: its lists are counted
+    for i in range(5):
+        await client.create(CONFIGMAPS, configmap(f"old-{i}"))
+    factory = InformerFactory(watching)
+    informer = factory.informer(CONFIGMAPS)
+    deleted: list[str] = []
+    informer.add_handlers(Handlers(on_delete=lambda o: deleted.append(o["metadata"]["name"])))
+    task = asyncio.create_task(factory.run())
+    try:
+        await asyncio.wait_for(factory.wait_synced(), 10)
+        # A burst bigger than the watcher's queue, applied before the informer's task runs again.
+        await asyncio.gather(*(client.create(CONFIGMAPS, configmap(f"burst-{i}")) for i in range(120)),
+                             *(client.delete(CONFIGMAPS, "default", f"old-{i}") for i in range(5)))
+
+        async def converged() -> bool:
+            listed = await client.list(CONFIGMAPS, "default")
+            cached = {(o["metadata"]["name"], o["metadata"]["resourceVersion"]) for o in informer.list("default")}
+            return cached == {(o["metadata"]["name"], o["metadata"]["resourceVersion"]) for o in listed.items}
+
+        await eventually(converged, 20)
+        assert watching.lists >= 2  # the first list, and at least one after its watch was cut off
+        assert sorted(deleted) == [f"old-{i}" for i in range(5)]  # a relist reports what went meanwhile
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_repeated_events_are_aggregated(cluster: LocalCluster) -> None:
+    client = InProcessClient(cluster.running()[0].store, manager="test")
+    target = await client.create(CONFIGMAPS, configmap("watched"))
+    recorder = EventRecorder(client, component="test-controller", host="m0")
+    task = asyncio.create_task(recorder.run())
+    try:
+        for _ in range(3):
+            recorder.warning(target, "Failing", "the same failure")
+        recorder.normal(target, "Fine", "something else")
+
+        async def recorded() -> list[dict[str, Any]]:
+            events = (await client.list(EVENTS, "default", field_selector="involvedObject.name=watched")).items
+            return events if sum(e.get("count", 0) for e in events) == 4 else []
+
+        events = {e["reason"]: e for e in await eventually(recorded, 10)}
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    assert set(events) == {"Failing", "Fine"}
+    failing = events["Failing"]
+    assert (failing["count"], failing["type"], failing["message"]) == (3, "Warning", "the same failure")
+    assert failing["source"] == {"component": "test-controller", "host": "m0"}
+    assert failing["involvedObject"]["uid"] == target["metadata"]["uid"]
+    assert failing["involvedObject"]["kind"] == "ConfigMap" and failing["firstTimestamp"] <= failing["lastTimestamp"]
+    assert events["Fine"]["count"] == 1 and events["Fine"]["type"] == "Normal"
