@@ -206,9 +206,10 @@ class StatusWriter:
         self.parallel = 8  # writes in flight: a burst of new pods is not serialised behind Raft round trips
 
     def seed(self, uid: str, status: Obj) -> None:
-        """What the API already has for ``uid`` (from a list or watch), so an equal status is not rewritten."""
+        """What the API has for ``uid`` now (from a list or watch): an equal status is not rewritten, and one
+        someone else changed (e.g. the node lifecycle controller) is written again by the next sync."""
         if status and uid not in self._pending:
-            self._written.setdefault(uid, status)
+            self._written[uid] = status
 
     def set(self, pod: Obj, status: Obj) -> None:
         uid = pod["metadata"]["uid"]
