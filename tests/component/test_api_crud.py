@@ -217,10 +217,12 @@ async def test_body_over_limit_gets_413(cluster: LocalCluster, clients: list[Res
         await clients[1].get(f"{CM}/huge")
 
 
-async def test_protobuf_body_gets_415(cluster: LocalCluster, clients: list[RestClient]) -> None:
+async def test_body_labelled_protobuf_is_decoded_as_protobuf(cluster: LocalCluster, clients: list[RestClient]) -> None:
+    # The media type is matched case-insensitively and with parameters; JSON bytes are not Kubernetes protobuf.
     body = json.dumps(configmap("proto")).encode()
     status, answer = await _raw(cluster.urls[0], "POST", CM, body, "Application/Vnd.Kubernetes.Protobuf; x=1")
-    assert status == 415 and answer["reason"] == "UnsupportedMediaType"
+    assert status == 400 and answer["reason"] == "BadRequest"
+    assert answer["message"].startswith("the protobuf request body is invalid"), answer
     with pytest.raises(errors.NotFound):
         await clients[1].get(f"{CM}/proto")
 
