@@ -1,7 +1,9 @@
 """The `api` benchmark: GET and LIST latency of the Kubernetes API, and `kubectl get pods -A`.
 
 3 edgek8s masters on loopback (plain HTTP, so every request is the anonymous admin) hold 3,000 pods
-(1,000 with --quick) across 30 namespaces, bound by `spec.nodeName` to 100 fake node names. While
+(1,000 with --quick) across 30 namespaces, bound by `spec.nodeName` to 100 hollow nodes whose Leases are
+renewed every 10 s as a live cluster's are (the node lifecycle controller removes pods bound to absent
+nodes and evicts pods from silent ones, so fake node names would shrink the data set mid-run). While
 8 background clients update ConfigMaps continuously (unconditional PUTs, round-robin over masters):
   * GET one pod: 100 closed-loop clients, random pods, spread round-robin over the masters;
   * LIST all pods (`GET /api/v1/pods`, resourceVersion unset = linearizable): a few clients, as
@@ -35,9 +37,9 @@ from typing import Any
 
 import aiohttp
 
-from bench import procs
+from bench import hollow, procs
 from bench.edgek8s_cluster import EdgeCluster
-from bench.load import JSON_HEADERS, LoadResult, Request, make_session, run_load
+from bench.load import LoadResult, Request, dumps, fetch, make_session, run_load
 from bench.stats import fmt, ms, percentile, ratio, rounded
 
 # Code under test: the checkout this file belongs to (run the bench from a stable worktree).
@@ -100,25 +102,6 @@ class ApiCluster(EdgeCluster):
         m.proc = procs.spawn(self.argv(index), m.log_path, env=code_env())
 
 
-async def fetch(
-    session: aiohttp.ClientSession,
-    method: str,
-    url: str,
-    *,
-    body: bytes | None = None,
-    accept: str | None = None,
-    timeout_s: float = 30.0,
-) -> tuple[int, bytes]:
-    headers = dict(JSON_HEADERS) if body is not None else {}
-    if accept:
-        headers["Accept"] = accept
-    timeout = aiohttp.ClientTimeout(total=timeout_s)
-    async with session.request(method, url, data=body, headers=headers, timeout=timeout, allow_redirects=False) as r:
-        return r.status, await r.read()
-
-
-def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":")).encode()
 
 
 def namespace_of(i: int, plan: Plan) -> str:
@@ -140,7 +123,7 @@ def pod_body(i: int, plan: Plan) -> bytes:
                 "labels": {"app": f"app-{i % 20}", "tier": "bench"},
             },
             "spec": {
-                "nodeName": f"node-{i % NODE_NAMES:03d}",
+                "nodeName": hollow.node_name(i % NODE_NAMES),
                 "containers": [{"name": "app", "image": "registry.k8s.io/pause:3.9"}],
             },
         }
@@ -464,10 +447,22 @@ def rss_mb(cluster: EdgeCluster) -> list[float | None]:
 
 
 async def measure(session: aiohttp.ClientSession, cluster: EdgeCluster, run: Run) -> None:
-    plan = run.plan
     await cluster.start(session)
     run.leader = await cluster.find_leader(session, 30.0)
-    print(f"  3 masters ready (leader {cluster.masters[run.leader].name}); creating {plan.pods:,} pods", flush=True)
+    await hollow.create_nodes(session, cluster, NODE_NAMES)
+    beats = asyncio.create_task(hollow.heartbeat(session, cluster, NODE_NAMES))
+    try:
+        await measure_with_nodes(session, cluster, run)
+    finally:
+        beats.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beats
+
+
+async def measure_with_nodes(session: aiohttp.ClientSession, cluster: EdgeCluster, run: Run) -> None:
+    plan = run.plan
+    print(f"  3 masters ready (leader {cluster.masters[run.leader].name}), {NODE_NAMES} hollow nodes; "
+          f"creating {plan.pods:,} pods", flush=True)
     run.populate_s, run.populate_failed = await populate(session, cluster, plan)
     print(
         f"  created {plan.pods - run.populate_failed:,} pods in {plan.namespaces} namespaces in {run.populate_s:.1f} s"

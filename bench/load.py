@@ -17,6 +17,7 @@ is on by default only if the switch is missing, as it costs client CPU).
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections import Counter
 from collections.abc import Callable, Mapping
@@ -212,3 +213,24 @@ async def run_load(
     result.elapsed_s = time.perf_counter() - start
     result.client_cpu_s = time.process_time() - cpu0
     return result
+
+
+async def fetch(
+    session: aiohttp.ClientSession,
+    method: str,
+    url: str,
+    *,
+    body: bytes | None = None,
+    accept: str | None = None,
+    timeout_s: float = 30.0,
+) -> tuple[int, bytes]:
+    headers = dict(JSON_HEADERS) if body is not None else {}
+    if accept:
+        headers["Accept"] = accept
+    timeout = aiohttp.ClientTimeout(total=timeout_s)
+    async with session.request(method, url, data=body, headers=headers, timeout=timeout, allow_redirects=False) as r:
+        return r.status, await r.read()
+
+
+def dumps(obj: Any) -> bytes:
+    return json.dumps(obj, separators=(",", ":")).encode()

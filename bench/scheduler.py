@@ -40,10 +40,10 @@ from typing import Any
 
 import aiohttp
 
-from bench import procs
-from bench.api import ApiCluster, dumps, fetch
+from bench import hollow, procs
+from bench.api import ApiCluster
 from bench.edgek8s_cluster import EdgeCluster
-from bench.load import make_session
+from bench.load import dumps, fetch, make_session
 from bench.stats import fmt, percentile, ratio, rounded
 
 TARGET_PODS_PER_S = 300.0
@@ -51,7 +51,6 @@ UPSTREAM_CI_PODS_PER_S = (680.0, 810.0)  # scheduler_perf SchedulingBasic thresh
 NAMESPACE = "default"
 CREATE_CLIENTS = 32
 GROUP = 30  # pods per fake owner (a ReplicaSet), for selector spreading
-HEARTBEAT_S = 10.0
 FAILOVER_PROBE_S = 0.025
 PLATFORMS = ("linux/arm64", "linux/amd64", None)
 
@@ -98,28 +97,6 @@ class Run:
 # -- objects ---------------------------------------------------------------------------------------
 
 
-def node_name(i: int) -> str:
-    return f"hollow-{i:03d}"
-
-
-def node_arch(i: int) -> str:
-    return "arm64" if i % 2 == 0 else "amd64"
-
-
-def node_body(i: int) -> bytes:
-    amounts = {"cpu": "4", "memory": "8Gi" if i % 4 < 2 else "4Gi", "pods": "110", "ephemeral-storage": "28Gi"}
-    arch, name = node_arch(i), node_name(i)
-    return dumps({
-        "apiVersion": "v1", "kind": "Node",
-        "metadata": {"name": name, "labels": {
-            "kubernetes.io/hostname": name, "kubernetes.io/arch": arch, "kubernetes.io/os": "linux"}},
-        "spec": {},
-        "status": {"capacity": amounts, "allocatable": amounts,
-                   "conditions": [{"type": "Ready", "status": "True", "reason": "KubeletReady"}],
-                   "nodeInfo": {"architecture": arch, "operatingSystem": "linux"}},
-    })
-
-
 def pod_body(name: str, i: int) -> bytes:
     platform = PLATFORMS[i % len(PLATFORMS)]
     meta: dict[str, Any] = {
@@ -137,46 +114,12 @@ def pod_body(name: str, i: int) -> bytes:
     })
 
 
-def lease_body(name: str) -> bytes:
-    now = time.strftime("%Y-%m-%dT%H:%M:%S.000000Z", time.gmtime())
-    return dumps({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
-                  "metadata": {"name": name, "namespace": "kube-node-lease"},
-                  "spec": {"holderIdentity": name, "leaseDurationSeconds": 40, "renewTime": now}})
-
-
 # -- cluster I/O -----------------------------------------------------------------------------------
 
 
 async def post(session: aiohttp.ClientSession, url: str, body: bytes, timeout_s: float = 30.0) -> int:
     status, _ = await fetch(session, "POST", url, body=body, timeout_s=timeout_s)
     return status
-
-
-async def create_nodes(session: aiohttp.ClientSession, cluster: EdgeCluster, plan: Plan) -> None:
-    base = cluster.masters[0].api_url
-    sem = asyncio.Semaphore(16)
-
-    async def one(i: int) -> None:
-        async with sem:
-            status = await post(session, f"{base}/api/v1/nodes", node_body(i))
-            if status != 201:
-                raise RuntimeError(f"creating node {node_name(i)}: HTTP {status}")
-            await post(session, f"{base}/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases",
-                       lease_body(node_name(i)))
-
-    await asyncio.gather(*(one(i) for i in range(plan.nodes)))
-
-
-async def heartbeat(session: aiohttp.ClientSession, cluster: EdgeCluster, plan: Plan) -> None:
-    """Renew every hollow node's Lease every 10 s through a live master (what a kubelet does)."""
-    while True:
-        await asyncio.sleep(HEARTBEAT_S)
-        live = [m for m, pid in zip(cluster.masters, cluster.pids(), strict=True) if pid is not None]
-        for i in range(plan.nodes):
-            url = f"{live[i % len(live)].api_url}/apis/coordination.k8s.io/v1/namespaces/kube-node-lease/leases/" \
-                  f"{node_name(i)}"
-            with contextlib.suppress(aiohttp.ClientError, TimeoutError, OSError):
-                await fetch(session, "PUT", url, body=lease_body(node_name(i)), timeout_s=5.0)
 
 
 async def create_pods(session: aiohttp.ClientSession, urls: list[str], names: list[str]) -> int:
@@ -282,7 +225,7 @@ async def throughput(session: aiohttp.ClientSession, cluster: EdgeCluster, run: 
     cpu_after = cpu_seconds(leader_pid)
     if cpu_before is not None and cpu_after is not None:
         run.leader_cpu_s = cpu_after - cpu_before
-    arch_of = {node_name(i): node_arch(i) for i in range(plan.nodes)}
+    arch_of = {hollow.node_name(i): hollow.node_arch(i) for i in range(plan.nodes)}
     for i, name in enumerate(names):
         platform = PLATFORMS[i % len(PLATFORMS)]
         if platform and name in run.placed_on and arch_of.get(run.placed_on[name]) != platform.split("/")[1]:
@@ -293,10 +236,10 @@ async def patch_nodes(session: aiohttp.ClientSession, cluster: EdgeCluster, plan
     headers = {"Content-Type": "application/merge-patch+json"}
 
     async def one(i: int) -> None:
-        url = f"{cluster.masters[i % cluster.node_count].api_url}/api/v1/nodes/{node_name(i)}"
+        url = f"{cluster.masters[i % cluster.node_count].api_url}/api/v1/nodes/{hollow.node_name(i)}"
         async with session.patch(url, data=patch, headers=headers, timeout=aiohttp.ClientTimeout(total=30)) as r:
             if r.status != 200:
-                raise RuntimeError(f"patching node {node_name(i)}: HTTP {r.status} {(await r.read())[:200]!r}")
+                raise RuntimeError(f"patching node {hollow.node_name(i)}: HTTP {r.status} {(await r.read())[:200]!r}")
 
     await asyncio.gather(*(one(i) for i in range(plan.nodes)))
 
@@ -398,7 +341,7 @@ def framework_cost(run: Run) -> None:
     def schedule_all() -> None:
         snapshot = Snapshot()
         for i in range(run.plan.nodes):
-            snapshot.upsert_node(json.loads(node_body(i)))
+            snapshot.upsert_node(json.loads(hollow.node_body(i)))
         framework = default_framework()
         for pod in pods:
             info = pod_info(pod)
@@ -421,11 +364,11 @@ async def measure(session: aiohttp.ClientSession, cluster: EdgeCluster, run: Run
     await cluster.start(session)
     run.leader = await cluster.find_leader(session, 30.0)
     started = time.perf_counter()
-    await create_nodes(session, cluster, plan)
+    await hollow.create_nodes(session, cluster, plan.nodes)
     run.nodes_s = time.perf_counter() - started
     print(f"  3 masters ready (leader {cluster.masters[run.leader].name}); {plan.nodes} hollow nodes in "
           f"{run.nodes_s:.1f} s; creating {plan.pods:,} pods", flush=True)
-    beats = asyncio.create_task(heartbeat(session, cluster, plan))
+    beats = asyncio.create_task(hollow.heartbeat(session, cluster, plan.nodes))
     try:
         await throughput(session, cluster, run)
         print(f"  {len(run.bound):,} of {plan.pods:,} pods bound; now a backlog of {plan.pods:,} held pods",
