@@ -2037,3 +2037,22 @@ def test_kubelet_unreachable(worker: Worker, ns: str) -> None:
         assert re.match(r"^\d+m$", by_name[worker.node]["CPU(cores)"]), rows
     finally:
         worker.kubectl("delete", "node", node, "--wait=false", check=False)
+
+
+@compat("kubectl describe", "node (taints, Lease, its pods, events)")
+def test_describe_node(kubectl: Kubectl, ns: str, hollow_nodes: list[str]) -> None:
+    node = hollow_nodes[0]
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "placed"},
+           "spec": {"nodeName": node, "tolerations": [{"key": HOLLOW_TAINT["key"], "operator": "Exists"}],
+                    "containers": [container()]}}
+    create(kubectl, ns, pod)
+    _wait_for(lambda: json.loads(kubectl("get", "pod", "placed", "-n", ns, "-o", "json").stdout)
+              .get("status", {}).get("phase") == "Running", "the pod Running on the hollow node")
+    output = kubectl("describe", "node", node).stdout
+    fields = _describe(kubectl, "default", f"node/{node}")
+    assert fields["Name"] == node and fields["Taints"] == "edgek8s.io/hollow=true:NoSchedule", fields
+    assert re.search(rf"^Lease:\n\s+HolderIdentity:\s+{node}\n\s+AcquireTime:\s+\S.*\n\s+RenewTime:\s+\S+",
+                     output, re.MULTILINE), output
+    assert re.search(rf"^\s+{ns}\s+placed\s+0 \(0%\)", output, re.MULTILINE), output
+    assert re.search(r"^Non-terminated Pods:\s+\(\d+ in total\)", output, re.MULTILINE), output
+    assert "Events:" in output
