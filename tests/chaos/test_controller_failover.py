@@ -9,6 +9,11 @@ Three ``edgek8s server`` processes run the scheduler and controllers on their Ra
   bound, seen on a surviving master's watch) is one failover sample; p99 (nearest rank: the worst of
   20) must be at most 2 s. At the end the rollout completes with exactly 50 pods of the last template,
   one ReplicaSet per template, and the recorded history shows no pod bound to two nodes.
+  Hollow containers take ``CONTAINER_START`` to start, so a rollout needs at least two such waits (new
+  pods must be Ready before the old ReplicaSet can go below 38, then the last new pods must be Ready):
+  every kill lands mid-rollout and the successor always has work. Without it a quiet machine finished
+  a whole 50-pod rollout before the kill; the successor then rightly wrote nothing but its Lease, and
+  the sample timed out although failover worked.
 - partition: the leader is frozen (SIGSTOP) mid-rollout, the others elect a new leader and go on; the
   frozen one is thawed (it still believes it leads) and must make no controller write after its
   successor's claim: from the recorded history (its own write log: every write of its epoch is committed
@@ -43,6 +48,10 @@ pytestmark = pytest.mark.timeout(600)
 REPLICAS = 50
 KILLS = int(os.environ.get("EDGEK8S_CONTROLLER_KILLS", "20"))
 FAILOVER_P99_LIMIT = 2.0
+KILL_DELAY = (0.05, 0.4)  # seconds from the image change to the kill: "a moment into the rollout"
+# A rollout takes at least twice this (see above), well past the latest kill; a successor waiting for
+# the containers of its predecessor's last scale-up writes at most this long after they were created.
+CONTAINER_START = 0.5
 DEPLOYMENTS = by_id(resource_id("apps", "deployments"))
 REPLICASETS = by_id(resource_id("apps", "replicasets"))
 PODS = by_id(resource_id("", "pods"))
@@ -73,6 +82,7 @@ class Driver:
         self.avoid = avoid  # masters the helpers must not talk to (frozen)
         self.rests = [RestClient(m.url, timeout=3.0) for m in cluster.masters]
         self.history = ControllerHistory(urls=self.urls)
+        self.tasks: list[asyncio.Task[None]] = []
 
     def urls(self) -> list[str]:
         return [self.cluster.masters[i].url for i in self.cluster.running() if i not in self.avoid] or [
@@ -90,9 +100,11 @@ class Driver:
         for rest in driver.rests:
             await rest.__aenter__()
         usable = [i for i in range(len(cluster.masters)) if i not in driver.avoid]
-        hollow = HollowNodes(driver.client(usable), [f"hollow-{i}" for i in range(5)], heartbeat=2.0)
+        hollow = HollowNodes(driver.client(usable), [f"hollow-{i}" for i in range(5)], heartbeat=2.0,
+                             start_delay=CONTAINER_START)
         tasks = [asyncio.create_task(hollow.run(), name="hollow"),
                  asyncio.create_task(driver.history.run(), name="history")]
+        driver.tasks = tasks
         try:
             yield driver
         finally:
@@ -132,6 +144,26 @@ class Driver:
                 await asyncio.sleep(0.1)
         raise AssertionError("could not change the image")
 
+    async def explain_quiet(self, claimed: dict[str, Any]) -> str:
+        """Why no controller write was seen: the recorder's health, the rollout and the successor's term."""
+        lines = [f"history: {len(self.history.events)} events, newest rv "
+                 f"{max((e.rv for e in self.history.events), default=0)}, tasks "
+                 + ", ".join(f"{t.get_name()}={_state(t)}" for t in self.tasks)]
+        try:
+            d = await self.client([i for i in self.cluster.running() if i not in self.avoid]).get(
+                DEPLOYMENTS, "default", "web")
+            image = d["spec"]["template"]["spec"]["containers"][0]["image"]
+            lines.append(f"deployment: rv {d['metadata']['resourceVersion']} generation "
+                         f"{d['metadata']['generation']} image {image} status {d.get('status')}")
+        except Exception as exc:
+            lines.append(f"deployment: {exc!r}")
+        holder = next((i for i, m in enumerate(self.cluster.masters) if m.name == claimed["leaderHolder"]), None)
+        if holder is not None:
+            with contextlib.suppress(Exception):
+                terms = (await self.cluster.status(self.session, holder))["controllers"]["terms"]
+                lines.append(f"successor {claimed['leaderHolder']} terms: {terms}")
+        return "\n".join(lines)
+
     async def check_end_state(self, image: str) -> None:
         client = self.client([i for i in range(len(self.rests)) if i not in self.avoid])
         d = await self.rolled_out(image)
@@ -159,6 +191,12 @@ class Driver:
         assert self.history.gaps == 0, "the recorded history has gaps (410 on resume)"
 
 
+def _state(task: asyncio.Task[None]) -> str:
+    if not task.done():
+        return "running"
+    return "cancelled" if task.cancelled() else f"ended: {task.exception()!r}"
+
+
 async def wait_new_claim(cluster: ProcessCluster, session: aiohttp.ClientSession, survivors: list[int],
                          old_epoch: int, timeout: float = 15.0) -> dict[str, Any]:
     deadline = time.monotonic() + timeout
@@ -174,14 +212,16 @@ async def wait_new_claim(cluster: ProcessCluster, session: aiohttp.ClientSession
     raise AssertionError(f"no new leader claimed after epoch {old_epoch}\n{cluster.describe()}")
 
 
-async def first_write_after(driver: Driver, claim_index: int, timeout: float = 15.0) -> float:
+async def first_write_after(driver: Driver, claimed: dict[str, Any], timeout: float = 15.0) -> float:
+    claim_index = claimed["leaderClaimIndex"]
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         found = driver.history.first_controller_write_after(claim_index)
         if found is not None:
             return found.at
         await asyncio.sleep(0.01)
-    raise AssertionError(f"no controller write after claim index {claim_index} within {timeout}s")
+    raise AssertionError(f"no controller write after claim index {claim_index} within {timeout}s\n"
+                         f"{await driver.explain_quiet(claimed)}")
 
 
 async def test_leader_kills_during_rollouts(process_cluster: ProcessCluster) -> None:
@@ -200,13 +240,13 @@ async def test_leader_kills_during_rollouts(process_cluster: ProcessCluster) -> 
                 leader, status = await cluster.find_leader(session)
                 epoch = status["leaderEpoch"]
                 await driver.set_image(image)
-                await asyncio.sleep(rng.uniform(0.05, 0.4))  # into the rollout
+                await asyncio.sleep(rng.uniform(*KILL_DELAY))  # into the rollout
                 survivors = [i for i in range(len(cluster.masters)) if i != leader]
                 killed_at = time.monotonic()
                 cluster.kill(leader)
                 claimed = await wait_new_claim(cluster, session, survivors, epoch)
                 claim_seen = time.monotonic() - killed_at
-                written_at = await first_write_after(driver, claimed["leaderClaimIndex"])
+                written_at = await first_write_after(driver, claimed)
                 failovers.append(written_at - killed_at)
                 print(f"kill {round_:2d}: {cluster.masters[leader].name} (epoch {epoch}) -> "
                       f"{claimed['leaderHolder']} (epoch {claimed['leaderEpoch']}): claim seen after "
@@ -242,7 +282,7 @@ async def test_a_partitioned_leader_makes_no_write_after_its_successor_claims(pr
             await asyncio.sleep(0.2)  # mid-rollout, with the old leader's controllers busy
             cluster.freeze([old])
             claimed = await wait_new_claim(cluster, session, others, old_epoch)
-            await first_write_after(driver, claimed["leaderClaimIndex"])
+            await first_write_after(driver, claimed)
             await asyncio.sleep(1.0)  # the successor rolls on while the old one is frozen
             cluster.thaw([old])  # it wakes up still believing it leads, with work queued
             await driver.set_image("web:2")

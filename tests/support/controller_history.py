@@ -4,7 +4,9 @@ Watches pods and ReplicaSets of one namespace through whichever master answers, 
 resourceVersion on another master when one dies (a 410 would be a gap: counted, and checks fail on it).
 Every event is kept with its receive time (time.monotonic()) and resourceVersion. A *controller write*
 is a ReplicaSet event, a pod created or deleted, or a pod bound or adopted; pod status updates (what
-hollow nodes write) are not.
+hollow nodes write) are not, nor are the leader's Lease renewals (not watched here): a leader with
+nothing to do makes no controller write. An error response is retried like a dropped connection (a
+recorder that stopped would look like controllers that stopped).
 """
 
 from __future__ import annotations
@@ -56,6 +58,7 @@ class ControllerHistory:
             try:
                 if rv == 0:
                     async with session.get(path, timeout=aiohttp.ClientTimeout(total=5)) as response:
+                        response.raise_for_status()  # a Status body (503 mid-election) is no list
                         body = await response.json()
                     rv = int(body["metadata"]["resourceVersion"])
                     for obj in body["items"]:
@@ -63,6 +66,7 @@ class ControllerHistory:
                 params = {"watch": "1", "resourceVersion": str(rv), "allowWatchBookmarks": "true"}
                 async with session.get(path, params=params,
                                        timeout=aiohttp.ClientTimeout(total=None, sock_read=5)) as response:
+                    response.raise_for_status()
                     async for line in response.content:
                         event = json.loads(line)
                         if event["type"] == "ERROR":

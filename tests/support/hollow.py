@@ -3,7 +3,9 @@
 It registers Ready Node objects and, for every pod bound to one of them, writes what a kubelet would:
 phase Running, Ready/ContainersReady/Initialized conditions, container statuses, pod IP. With
 ``bind=True`` it also binds pending pods round-robin (a stand-in where no scheduler runs). Pods whose
-image contains ``hollow/never-ready`` stay Pending (a container that never starts). It goes
+image contains ``hollow/never-ready`` stay Pending (a container that never starts). With
+``start_delay``, a pod turns Running only that long after its node first saw it bound, as a container
+takes time to pull and start on a real node (a rollout then cannot finish in a few hundred ms). It goes
 through a ``ClusterClient`` (in-process or HTTP) like any other component, so everything it does is a
 real write through the API path. Nothing is faked below it.
 """
@@ -56,8 +58,10 @@ def node_object(name: str, index: int, taints: list[Obj] | None = None) -> Obj:
 
 class HollowNodes:
     def __init__(self, client: ClusterClient, names: list[str], *, bind: bool = False,
-                 taints: list[Obj] | None = None, heartbeat: float | None = None) -> None:
+                 taints: list[Obj] | None = None, heartbeat: float | None = None, start_delay: float = 0.0) -> None:
         self._client = client
+        self._start_delay = start_delay
+        self._starting: dict[str, float] = {}  # uid -> loop time its node first saw it bound (with start_delay)
         self.names = names
         self._taints = taints
         self._heartbeat_interval = heartbeat  # renew kube-node-lease Leases as kubelets do (None: never)
@@ -77,7 +81,8 @@ class HollowNodes:
         informers = InformerFactory(self._client)
         pods = informers.informer(PODS)
         pods.add_handlers(Handlers(on_add=lambda p: self.queue.add(key_of(p)),
-                                   on_update=lambda _o, p: self.queue.add(key_of(p))))
+                                   on_update=lambda _o, p: self.queue.add(key_of(p)),
+                                   on_delete=lambda p: self._starting.pop(p["metadata"].get("uid", ""), None)))
         self._pods = pods
 
         async def sync(key: str) -> None:
@@ -128,8 +133,15 @@ class HollowNodes:
             return
         if any(UNREADY_IMAGE in c.get("image", "") for c in pod["spec"].get("containers") or ()):
             return  # a pod that never starts, for progress-deadline tests
+        if self._start_delay > 0:
+            now = asyncio.get_running_loop().time()
+            started = self._starting.setdefault(pod["metadata"]["uid"], now)
+            if now < started + self._start_delay:
+                self.queue.add_after(key, started + self._start_delay - now)
+                return
         await self._client.update_status(PODS, {**pod, "status": self._running_status(pod, node)})
         self.started.add(pod["metadata"]["uid"])
+        self._starting.pop(pod["metadata"]["uid"], None)
 
     def _running_status(self, pod: Obj, node: str) -> dict[str, Any]:
         now = _now()
