@@ -86,9 +86,9 @@ async def test_a_successor_of_a_settled_rollout_writes_only_its_lease(tmp_path: 
                             and lease.decode()["spec"]["holderIdentity"] == new.config.name)
 
                 await wait_for(renewed, timeout=10)
-                await asyncio.sleep(3.0)  # past a Lease renewal interval (2 s): the successor is working
+                await asyncio.sleep(3.0)  # give the successor's controllers time to (wrongly) act
                 assert new.gate.epoch is not None and new.gate.epoch > old_epoch
-                assert new.gate.terms[-1][2].writes >= 2  # Lease renewals only
+                assert new.gate.terms[-1][2].writes >= 1  # its Lease, written when the term starts
                 late = [e for e in history.events if e.controller_write and e.rv > claim_index]
                 assert late == [], f"controller writes after the claim of a settled rollout: {late[:5]}"
                 assert history.first_controller_write_after(claim_index) is None
