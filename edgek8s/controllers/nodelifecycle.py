@@ -233,6 +233,22 @@ def eviction_plan(
     return plan
 
 
+class OrphanQuarantine:
+    """Which missing nodes have been missing long enough for their pods to go (upstream's pod GC: 40 s).
+
+    A pod created with ``spec.nodeName`` just before its node registers is not an orphan: a node name
+    counts as gone only once this controller has seen it absent for ``period`` seconds in a row.
+    """
+
+    def __init__(self, period: float) -> None:
+        self.period = period
+        self._absent_since: dict[str, float] = {}
+
+    def gone(self, absent: set[str], mono: float) -> set[str]:
+        self._absent_since = {name: self._absent_since.get(name, mono) for name in absent}
+        return {name for name, since in self._absent_since.items() if mono - since >= self.period}
+
+
 def orphaned_pods(pods: Sequence[Mapping[str, Any]], node_names: set[str]) -> Plan:
     """Delete pods bound to nodes that no longer exist (upstream's pod GC of orphans)."""
     plan = Plan()
@@ -259,11 +275,8 @@ class NodeLifecycleController(PlanLoop):
     def __init__(self, *, settings: NodeLifecycleSettings | None = None, clock: Clock | None = None,
                  orphan_sweep: float = 30.0, orphan_quarantine: float = 40.0) -> None:
         super().__init__()
-        # A pod's node must have been missing this long (as this controller saw it) before the pod goes:
-        # a pod created with spec.nodeName just before its node registers is not an orphan (upstream's
-        # pod GC quarantines for 40 s too).
         self._orphan_quarantine = orphan_quarantine
-        self._absent_since: dict[str, float] = {}
+        self._quarantine = OrphanQuarantine(orphan_quarantine)
         self.settings = settings or NodeLifecycleSettings()
         self._clock = clock or SystemClock()
         self._orphan_sweep = orphan_sweep
@@ -274,7 +287,7 @@ class NodeLifecycleController(PlanLoop):
 
     async def setup(self, client: ClusterClient, informers: InformerFactory) -> list[Callable[[], Awaitable[None]]]:
         self._heartbeats = {}  # a new term starts every node's grace afresh
-        self._absent_since = {}  # and every missing node's quarantine
+        self._quarantine = OrphanQuarantine(self._orphan_quarantine)  # and every missing node's quarantine
         self._nodes = informers.informer(by_id(NODES))
         self._leases = informers.informer(by_id(LEASES))
         self._pods = informers.informer(by_id(PODS), indexers={NODE_NAME_INDEX: index_by_node_name})
@@ -311,12 +324,9 @@ class NodeLifecycleController(PlanLoop):
         if key == ORPHANS_KEY:
             names = set(self._nodes.keys())
             bound = [pod for pod in self._pods.list() if p.spec(pod).get("nodeName")]
-            mono = self._clock.monotonic()
             absent = {str(p.spec(pod)["nodeName"]) for pod in bound} - names
-            self._absent_since = {name: self._absent_since.get(name, mono) for name in absent}
-            quarantined = {name for name, since in self._absent_since.items()
-                           if mono - since < self._orphan_quarantine}
-            return orphaned_pods(bound, names | quarantined), None
+            gone = self._quarantine.gone(absent, self._clock.monotonic())
+            return orphaned_pods(bound, names | (absent - gone)), None
         node = self._nodes.get("", key)
         if node is None:
             self._heartbeats.pop(key, None)

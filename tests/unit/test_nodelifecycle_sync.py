@@ -14,6 +14,7 @@ from edgek8s.controllers.nodelifecycle import (
     UNSCHEDULABLE,
     Heartbeat,
     NodeLifecycleSettings,
+    OrphanQuarantine,
     eviction_plan,
     mark_pods_not_ready,
     node_plan,
@@ -168,3 +169,12 @@ def test_orphaned_pods() -> None:
 def test_now_is_after_the_grace_exactly() -> None:
     beat = Heartbeat(lease_renew="", node_heartbeat="", seen_at=0.0)
     assert updates(node_plan(node("n1"), beat, 20.0, NOW + datetime.timedelta(seconds=1), SETTINGS))
+
+
+def test_orphan_quarantine_waits_for_a_node_missing_the_whole_period() -> None:
+    quarantine = OrphanQuarantine(40.0)
+    assert quarantine.gone({"late", "dead"}, 0.0) == set()
+    assert quarantine.gone({"dead"}, 30.0) == set()  # "late" registered meanwhile: forgotten
+    assert quarantine.gone({"late", "dead"}, 40.0) == {"dead"}  # "late" missing again: its clock restarts
+    assert quarantine.gone({"late", "dead"}, 79.0) == {"dead"}
+    assert quarantine.gone({"late", "dead"}, 80.0) == {"late", "dead"}
