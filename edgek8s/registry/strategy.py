@@ -135,6 +135,10 @@ def _validate_kind_specific(body: dict[str, Any], rtype: ResourceType) -> list[F
             if not container.get("image"):
                 problems.append(FieldError.required(f"spec.containers[{i}].image", ""))
         return problems
+    if rtype.plural == "controllerrevisions":
+        number = body.get("revision")
+        if not isinstance(number, int) or isinstance(number, bool) or number < 0:
+            return [FieldError.invalid("revision", number, "must be greater than or equal to 0")]
     return []
 
 

@@ -555,6 +555,9 @@ _COLUMNS: dict[str, tuple[_Column, ...]] = {
         _Column("Name", "string", _DESCRIPTIONS["name"], priority=1, format="name"),
     ),
     "Lease": (_NAME, _Column("Holder", "string", _DESCRIPTIONS["lease.holderIdentity"]), _AGE),
+    "ControllerRevision": (_NAME, _Column("Controller", "string", "Controller of the object"),
+                           _Column("Revision", "number", "Revision indicates the revision of the state represented "
+                                                         "by Data."), _AGE),
     "Job": (
         _NAME,
         _Column("Status", "string", "Status of the job."),
@@ -1003,6 +1006,16 @@ def _print_lease(lease: Mapping[str, Any], now: datetime.datetime) -> _Row:
     return [_name(lease), _str(_map(lease, "spec"), "holderIdentity"), _age(lease, now)], None
 
 
+def _print_controller_revision(revision: Mapping[str, Any], now: datetime.datetime) -> _Row:
+    controller = "<none>"
+    for ref in _maps(_map(revision, "metadata"), "ownerReferences"):
+        if ref.get("controller"):
+            group = str(ref.get("apiVersion") or "").rpartition("/")[0]
+            kind = str(ref.get("kind") or "").lower()
+            controller = f"{kind}.{group}/{ref.get('name')}" if group else f"{kind}/{ref.get('name')}"
+    return [_name(revision), controller, _int(revision, "revision"), _age(revision, now)], None
+
+
 # --- batch and discovery ---------------------------------------------------------------------------
 
 
@@ -1095,6 +1108,7 @@ _PRINTERS: dict[str, _Printer] = {
     "Secret": _print_secret,
     "Event": _print_event,
     "Lease": _print_lease,
+    "ControllerRevision": _print_controller_revision,
     "Job": _print_job,
     "CronJob": _print_cron_job,
     "EndpointSlice": _print_endpoint_slice,

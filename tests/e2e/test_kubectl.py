@@ -154,6 +154,7 @@ EXPECTED_RESOURCES = [
     ("pods", "po", "v1", "true", "Pod"),
     ("secrets", "", "v1", "true", "Secret"),
     ("services", "svc", "v1", "true", "Service"),
+    ("controllerrevisions", "", "apps/v1", "true", "ControllerRevision"),
     ("daemonsets", "ds", "apps/v1", "true", "DaemonSet"),
     ("deployments", "deploy", "apps/v1", "true", "Deployment"),
     ("replicasets", "rs", "apps/v1", "true", "ReplicaSet"),
@@ -1128,6 +1129,48 @@ def test_get_daemonsets_jobs_cronjobs(kubectl: Kubectl, ns: str) -> None:
     assert sections[0][1].split()[:7] == ["daemonset.apps/agent", "0", "0", "0", "0", "0", "edgek8s.io/none=true"]
     assert sections[1][1].split()[:3] == ["job.batch/once", "Running", "0/1"]
     assert sections[2][1].split()[:6] == ["cronjob.batch/nightly", "@daily", "<none>", "False", "0", "<none>"]
+
+
+@compat("kubectl rollout", "history|undo|status daemonset (ControllerRevisions)")
+def test_rollout_history_and_undo_daemonset(kubectl: Kubectl, ns: str) -> None:
+    # No node matches: the history is the controller's alone, and status is immediate.
+    create(kubectl, ns, {"apiVersion": "apps/v1", "kind": "DaemonSet",
+                         "metadata": {"name": "agent", "annotations": {"kubernetes.io/change-cause": "first"}},
+                         "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                                  "template": {"metadata": {"labels": {"app": "agent"}},
+                                               "spec": {"nodeSelector": {"edgek8s.io/none": "true"},
+                                                        "containers": [container(image="nginx:1.25")]}}}})
+
+    def revisions(expected: list[str]) -> Any:
+        header, rows = table_rows(kubectl("get", "controllerrevisions", "-n", ns, "-l", "app=agent").stdout)
+        return (header, rows) if sorted(r["REVISION"] for r in rows) == expected else None
+
+    header, rows = _wait_for(lambda: revisions(["1"]), "revision 1")
+    assert header == ["NAME", "CONTROLLER", "REVISION", "AGE"]
+    assert rows[0]["CONTROLLER"] == "daemonset.apps/agent" and rows[0]["NAME"].startswith("agent-")
+    kubectl("annotate", "-n", ns, "ds/agent", "kubernetes.io/change-cause=second", "--overwrite")
+    kubectl("set", "image", "-n", ns, "ds/agent", "nginx=nginx:1.27")
+    _wait_for(lambda: revisions(["1", "2"]), "revision 2")
+    assert "successfully rolled out" in kubectl("rollout", "status", "-n", ns, "ds/agent", "--timeout=30s").stdout
+
+    header, rows = parse_table(kubectl("rollout", "history", "-n", ns, "ds/agent").stdout.split("\n", 1)[1])
+    assert header == ["REVISION", "CHANGE-CAUSE"]
+    assert [(r["REVISION"], r["CHANGE-CAUSE"]) for r in rows] == [("1", "first"), ("2", "second")]
+    detail = kubectl("rollout", "history", "-n", ns, "ds/agent", "--revision=1").stdout
+    assert "nginx:1.25" in detail and "nginx:1.27" not in detail
+
+    # undo reads the revisions and PATCHes the DaemonSet with revision 1's template.
+    out = kubectl("rollout", "undo", "-n", ns, "ds/agent").stdout
+    assert out.strip() == "daemonset.apps/agent rolled back"
+    image = get_json(kubectl, ns, "ds/agent")["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "nginx:1.25"
+    _wait_for(lambda: revisions(["2", "3"]), "revision 1 renumbered 3")
+    out = kubectl("rollout", "undo", "-n", ns, "ds/agent", "--to-revision=2").stdout
+    assert out.strip() == "daemonset.apps/agent rolled back"
+    _wait_for(lambda: revisions(["3", "4"]), "revision 2 renumbered 4")
+    assert get_json(kubectl, ns, "ds/agent")["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.27"
+    failed = kubectl("rollout", "undo", "-n", ns, "ds/agent", "--to-revision=9", check=False)
+    assert failed.returncode != 0 and "unable to find specified revision 9" in failed.stderr
 
 
 @compat("kubectl get", "endpoints,endpointslices")
