@@ -17,7 +17,7 @@ real node when the Node arrives. Single-threaded (the event loop); never holds t
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Hashable, Mapping
 from typing import Any
 
 from edgek8s.model.quantity import QuantityError
@@ -27,12 +27,14 @@ from edgek8s.scheduler.resources import ZERO, parse_resource_list
 ARCH_LABEL = "kubernetes.io/arch"
 _JUST_READY = {"Ready": "True"}
 OS_LABEL = "kubernetes.io/os"
+_MAX_CACHED_COUNTS = 64
 
 
 class NodeInfo:
     """One node and what is placed on it. Plugins read it; only ``Snapshot`` changes it."""
 
     __slots__ = (
+        "_counts",
         "allocatable",
         "anti_affinity_pods",
         "conditions",
@@ -64,6 +66,20 @@ class NodeInfo:
         self.owners: Counter[str] = Counter()
         self.anti_affinity_pods: dict[str, PodInfo] = {}
         self.generation = 0
+        self._counts: dict[Hashable, tuple[int, int]] = {}
+
+    def count_matching(self, key: Hashable, matches: Callable[[PodInfo], bool]) -> int:
+        """How many placed pods ``matches`` accepts, remembered under ``key`` until the node changes
+        (``key`` must identify ``matches``: a topology spread constraint's selector and namespace).
+        Scheduling a burst changes one node per pod, so the others answer from the cache."""
+        cached = self._counts.get(key)
+        if cached is not None and cached[0] == self.generation:
+            return cached[1]
+        count = sum(1 for pod in self.pods.values() if matches(pod))
+        if len(self._counts) >= _MAX_CACHED_COUNTS:
+            self._counts.clear()  # bounded: selectors come and go with rollouts
+        self._counts[key] = (self.generation, count)
+        return count
 
     def set_node(self, obj: Mapping[str, Any]) -> bool:
         """Take the Node's fields; True when anything a filter or score reads has changed (a heartbeat
