@@ -135,6 +135,14 @@ def _validate_kind_specific(body: dict[str, Any], rtype: ResourceType) -> list[F
             if not container.get("image"):
                 problems.append(FieldError.required(f"spec.containers[{i}].image", ""))
         return problems
+    if rtype.plural == "jobs" and rtype.group == "batch":
+        spec = body.get("spec")
+        spec = spec if isinstance(spec, dict) else {}
+        mode = spec.get("completionMode")
+        if mode not in (None, "NonIndexed", "Indexed"):
+            return [FieldError.not_supported("spec.completionMode", mode, ["NonIndexed", "Indexed"])]
+        if mode == "Indexed" and spec.get("completions") is None:
+            return [FieldError.required("spec.completions", "when completion mode is Indexed")]
     if rtype.plural == "controllerrevisions":
         number = body.get("revision")
         if not isinstance(number, int) or isinstance(number, bool) or number < 0:

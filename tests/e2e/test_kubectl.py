@@ -1355,6 +1355,30 @@ def test_logs_previous(worker: Worker, ns: str) -> None:
     assert never == "run 1\n"
 
 
+@compat("kubectl create", "-f Job completionMode: Indexed (index env, hostname, completedIndexes)")
+def test_indexed_job_on_a_real_worker(worker: Worker, ns: str) -> None:
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "idx"},
+           "spec": {"completions": 3, "parallelism": 3, "completionMode": "Indexed", "template": {"spec": {
+               "restartPolicy": "Never", "nodeSelector": {"kubernetes.io/hostname": worker.node},
+               "tolerations": [{"key": "edgek8s.io/e2e-streams-only", "operator": "Exists"}],
+               "containers": [{"name": "c", "image": worker.image, "imagePullPolicy": "Never",
+                               "command": ["sh", "-c", 'echo "index=$JOB_COMPLETION_INDEX host=$(hostname)"']}]}}}}
+    worker.kubectl("create", "-n", ns, "-f", "-", input=manifest(job))
+    worker.kubectl("wait", "-n", ns, "--for=condition=complete", "job/idx", "--timeout=120s")
+    assert worker.kubectl("get", "job", "idx", "-n", ns, "-o", "jsonpath={.status.completedIndexes}").stdout == "0-2"
+    pods = worker.kubectl.json("get", "pods", "-n", ns, "-l", "batch.kubernetes.io/job-name=idx")["items"]
+    seen = set()
+    for pod in pods:
+        index = pod["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"]
+        log = worker.kubectl("logs", pod["metadata"]["name"], "-n", ns).stdout.strip()
+        assert log == f"index={index} host=idx-{index}", log
+        seen.add(index)
+    assert seen == {"0", "1", "2"}
+    described = worker.kubectl("describe", "job", "idx", "-n", ns).stdout
+    assert re.search(r"^Completion Mode:\s+Indexed$", described, re.M), described
+    assert re.search(r"^Completed Indexes:\s+0-2$", described, re.M), described
+
+
 @compat("kubectl exec", "-- CMD (stdout, stderr, exit code)")
 def test_exec(worker: Worker, ns: str) -> None:
     worker.run_pod(ns, "shell", {"app": "sleep 3600"})

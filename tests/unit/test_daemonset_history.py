@@ -4,11 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from edgek8s.controllers.actions import Create, Delete, Plan, Update
 from edgek8s.controllers.daemonset import HASH_LABEL
 from edgek8s.controllers.pods import template_hash
 from edgek8s.controllers.revisions import new_revision, revision_template, sync_history
+from edgek8s.model import errors
+from edgek8s.model.resources import by_id, resource_id
 from edgek8s.registry.patch import strategic_merge_patch
+from edgek8s.registry.strategy import prepare_create
 from tests.support.builders import meta, owner, pod, template
 
 
@@ -105,3 +110,12 @@ def test_revisions_of_other_owners_are_ignored() -> None:
     foreign["metadata"]["ownerReferences"] = owner("DaemonSet", "other", "apps/v1")
     _, plan = sync_history(ds, [foreign], [])
     assert kinds(plan) == [("Create", 1)]
+
+
+def test_api_requires_a_revision_number() -> None:
+    body = {"apiVersion": "apps/v1", "kind": "ControllerRevision", "metadata": {"name": "r"}, "data": {}}
+    rtype = by_id(resource_id("apps", "controllerrevisions"))
+    for bad in (None, -1, "2", True):
+        with pytest.raises(errors.StatusError, match="revision"):
+            prepare_create(rtype, {**body, "revision": bad}, namespace="default")
+    assert prepare_create(rtype, {**body, "revision": 0}, namespace="default")["revision"] == 0
