@@ -17,6 +17,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from edgek8s.api import priority
 from edgek8s.model import errors
 from edgek8s.model.resources import ResourceType
 from edgek8s.registry import fieldmanager
@@ -49,6 +50,7 @@ def prepare_created(rtype: ResourceType, body: Any, *, namespace: str, manager: 
 async def store_created(
     store: RaftStore, rtype: ResourceType, obj: dict[str, Any], *, fence: int | None = None
 ) -> StoredObject:
+    priority.admit(store, rtype.id, obj, create=True)
     if rtype.plural == "services":
         return await _create_service(store, rtype, obj, fence)
     return await store.create(rtype, obj, fence=fence)
@@ -60,6 +62,7 @@ def prepare_updated(
 ) -> tuple[dict[str, Any], int | None]:
     """An update body as it will be proposed, and its resourceVersion precondition."""
     obj, expect_rv = prepare_update(rtype, body, namespace=namespace, name=name, subresource=subresource)
+    priority.admit(store, rtype.id, obj, create=False)
     current, _rv = store.state.get(rtype.id, namespace, name)
     obj = fieldmanager.record_update(
         None if current is None else current.decode(), obj, manager=manager, kind=rtype.kind,
@@ -99,6 +102,7 @@ async def patch_object(
             now=now_rfc3339(), subresource=subresource or "",
         )
         obj, expect_rv = prepare_update(rtype, patched, namespace=namespace, name=name, subresource=subresource)
+        priority.admit(store, rtype.id, obj, create=False)
         try:
             return await store.update(rtype, obj, expect_rv=expect_rv, subresource=subresource, fence=fence)
         except errors.Fenced:

@@ -81,6 +81,8 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
                  short_names=("cj",), categories=_ALL),
     ResourceType(group="discovery.k8s.io", version="v1", plural="endpointslices", kind="EndpointSlice",
                  namespaced=True, has_status=False),
+    ResourceType(group="scheduling.k8s.io", version="v1", plural="priorityclasses", kind="PriorityClass",
+                 namespaced=False, short_names=("pc",), has_status=False),
 )
 
 _BY_ID: dict[ResourceId, ResourceType] = {r.id: r for r in BUILTIN_RESOURCES}

@@ -445,8 +445,14 @@ def _endpoint_slice(obj: Obj) -> None:  # SetDefaults_EndpointPort
         _unset_pointer(port, "protocol", "TCP")
 
 
+def _priority_class(obj: Obj) -> None:  # SetDefaults_PriorityClass
+    if obj.get("preemptionPolicy") is None:
+        obj["preemptionPolicy"] = "PreemptLowerPriority"
+
+
 _DEFAULTERS: Final[dict[tuple[str, str], Callable[[Obj], None]]] = {
     ("v1", "Pod"): _pod,
+    ("scheduling.k8s.io/v1", "PriorityClass"): _priority_class,
     ("v1", "Service"): _service,
     ("v1", "Secret"): _secret,
     ("v1", "Namespace"): _namespace,

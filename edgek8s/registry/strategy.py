@@ -26,6 +26,7 @@ from edgek8s.model.validation import (
     validate_object_meta,
 )
 from edgek8s.registry.defaults import apply_defaults
+from edgek8s.registry.scheduling import validate_priority_class
 
 _SERVER_SET_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # upstream's: no vowels, no confusable digits
@@ -143,6 +144,8 @@ def _validate_kind_specific(body: dict[str, Any], rtype: ResourceType) -> list[F
             return [FieldError.not_supported("spec.completionMode", mode, ["NonIndexed", "Indexed"])]
         if mode == "Indexed" and spec.get("completions") is None:
             return [FieldError.required("spec.completions", "when completion mode is Indexed")]
+    if rtype.plural == "priorityclasses":
+        return validate_priority_class(body)
     if rtype.plural == "controllerrevisions":
         number = body.get("revision")
         if not isinstance(number, int) or isinstance(number, bool) or number < 0:

@@ -134,6 +134,7 @@ class PodInfo:
     node_name: str = ""
     scheduler_name: str = "default-scheduler"
     priority: int = 0
+    preempts: bool = True  # spec.preemptionPolicy is not Never
     labels: Mapping[str, str] = field(default_factory=dict)
     owner: str = ""  # uid of the controlling owner, for spreading
     requests: Resources = ZERO
@@ -361,6 +362,7 @@ def pod_info(obj: Mapping[str, Any]) -> PodInfo:
         "node_name": str(spec.get("nodeName") or ""),
         "scheduler_name": str(spec.get("schedulerName") or "default-scheduler"),
         "priority": spec.get("priority") if isinstance(spec.get("priority"), int) else 0,
+        "preempts": spec.get("preemptionPolicy") != "Never",
         "labels": dict(labels) if isinstance(labels, Mapping) else {},
         "owner": _owner(meta),
         "deleting": bool(meta.get("deletionTimestamp")),

@@ -1,0 +1,32 @@
+"""Field validation of ``scheduling.k8s.io/v1`` PriorityClasses (upstream's
+``pkg/apis/scheduling/validation``): ``value`` is required and at most 1,000,000,000 unless the name
+starts ``system-``; ``preemptionPolicy`` is ``PreemptLowerPriority`` (the default) or ``Never``.
+The rules that need other objects (one ``globalDefault``) are the API's admission (``api/priority.py``).
+Not done: ``value`` and ``preemptionPolicy`` are not checked for immutability on update."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from edgek8s.model.validation import FieldError
+
+HIGHEST_USER_PRIORITY = 1_000_000_000
+POLICIES = ("PreemptLowerPriority", "Never")
+
+
+def validate_priority_class(obj: Mapping[str, Any]) -> list[FieldError]:
+    problems: list[FieldError] = []
+    value = obj.get("value")
+    name = str((obj.get("metadata") or {}).get("name") or "")
+    if not isinstance(value, int) or isinstance(value, bool):
+        problems.append(FieldError.required("value", ""))
+    elif value > HIGHEST_USER_PRIORITY and not name.startswith("system-"):
+        problems.append(FieldError.forbidden(
+            "value", f"maximum allowed value of a user defined priority is {HIGHEST_USER_PRIORITY}"))
+    policy = obj.get("preemptionPolicy")
+    if policy is not None and policy not in POLICIES:
+        problems.append(FieldError.not_supported("preemptionPolicy", policy, POLICIES))
+    if "globalDefault" in obj and not isinstance(obj["globalDefault"], bool):
+        problems.append(FieldError.type_invalid("globalDefault", obj["globalDefault"], "must be of type boolean"))
+    return problems
