@@ -162,6 +162,7 @@ EXPECTED_RESOURCES = [
     ("cronjobs", "cj", "batch/v1", "true", "CronJob"),
     ("jobs", "", "batch/v1", "true", "Job"),
     ("endpointslices", "", "discovery.k8s.io/v1", "true", "EndpointSlice"),
+    ("priorityclasses", "pc", "scheduling.k8s.io/v1", "false", "PriorityClass"),
 ]
 
 
@@ -1171,6 +1172,33 @@ def test_rollout_history_and_undo_daemonset(kubectl: Kubectl, ns: str) -> None:
     assert get_json(kubectl, ns, "ds/agent")["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.27"
     failed = kubectl("rollout", "undo", "-n", ns, "ds/agent", "--to-revision=9", check=False)
     assert failed.returncode != 0 and "unable to find specified revision 9" in failed.stderr
+
+
+@compat("kubectl get", "priorityclasses (pod priority from its class)")
+def test_priority_classes(kubectl: Kubectl, ns: str) -> None:
+    name = unique("urgent")
+    kubectl("create", "-f", "-", input=manifest({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
+                                                "metadata": {"name": name}, "value": 1000,
+                                                "description": "e2e"}))
+    try:
+        header, rows = parse_table(kubectl("get", "pc", name).stdout)
+        assert header == ["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"]
+        assert [(r["NAME"], r["VALUE"], r["GLOBAL-DEFAULT"], r["PREEMPTIONPOLICY"]) for r in rows] == [
+            (name, "1000", "false", "PreemptLowerPriority")]
+        urgent = pod("urgent")
+        urgent["spec"]["priorityClassName"] = name
+        create(kubectl, ns, urgent)
+        assert kubectl("get", "pod", "urgent", "-n", ns, "-o", "jsonpath={.spec.priority}").stdout == "1000"
+        described = kubectl("describe", "pod", "urgent", "-n", ns).stdout
+        assert re.search(r"^Priority:\s+1000$", described, re.M), described
+        assert re.search(rf"^Priority Class Name:\s+{name}$", described, re.M), described
+        unknown = pod("lost")
+        unknown["spec"]["priorityClassName"] = "no-such-class"
+        failed = kubectl("create", "-n", ns, "-f", "-", input=manifest(unknown), check=False)
+        assert failed.returncode != 0
+        assert 'pods "lost" is forbidden: no PriorityClass with name no-such-class was found' in failed.stderr
+    finally:
+        kubectl("delete", "pc", name, "--ignore-not-found", check=False)
 
 
 @compat("kubectl get", "endpoints,endpointslices")
