@@ -24,6 +24,7 @@ PACKAGES = {
     "k8s.io.api.apps.v1": (0, "apps/v1"),
     "k8s.io.api.batch.v1": (0, "batch/v1"),
     "k8s.io.api.coordination.v1": (0, "coordination/v1"),
+    "k8s.io.api.scheduling.v1": (0, "scheduling/v1"),
     "k8s.io.api.discovery.v1": (0, "discovery/v1"),
     "k8s.io.api.policy.v1": (0, "policy/v1"),
     "k8s.io.api.autoscaling.v1": (0, "autoscaling/v1"),
@@ -38,6 +39,7 @@ ROOTS = [f"k8s.io.api.core.v1.{k}" for k in (
     "k8s.io.api.apps.v1.Deployment", "k8s.io.api.apps.v1.ReplicaSet", "k8s.io.api.apps.v1.DaemonSet",
     "k8s.io.api.coordination.v1.Lease", "k8s.io.api.batch.v1.Job", "k8s.io.api.batch.v1.CronJob",
     "k8s.io.api.discovery.v1.EndpointSlice", "k8s.io.api.policy.v1.Eviction", "k8s.io.api.autoscaling.v1.Scale",
+    "k8s.io.api.scheduling.v1.PriorityClass",
     "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions", "k8s.io.apimachinery.pkg.runtime.Unknown",
 ]
 # Messages whose JSON form is not their fields: the decoder converts them itself, so their fields are kept

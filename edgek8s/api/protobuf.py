@@ -40,6 +40,7 @@ _META = "k8s.io.apimachinery.pkg.apis.meta.v1."
 _GROUP_PACKAGES = {
     "": "core", "apps": "apps", "batch": "batch", "coordination.k8s.io": "coordination",
     "discovery.k8s.io": "discovery", "policy": "policy", "autoscaling": "autoscaling",
+    "scheduling.k8s.io": "scheduling",
 }
 
 Field = tuple[int, int, "int | bytes"]

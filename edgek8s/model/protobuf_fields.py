@@ -1441,6 +1441,13 @@ MESSAGES: Final[dict[str, dict[int, tuple[str, str, int, str]]]] = {
         1: ('metadata', 'message', 4, 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),
         2: ('deleteOptions', 'message', 6, 'k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions'),
     },
+    'k8s.io.api.scheduling.v1.PriorityClass': {
+        1: ('metadata', 'message', 4, 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),
+        2: ('value', 'int32', 0, ''),
+        3: ('globalDefault', 'bool', 4, ''),
+        4: ('description', 'string', 4, ''),
+        5: ('preemptionPolicy', 'string', 6, ''),
+    },
     'k8s.io.apimachinery.pkg.api.resource.Quantity': {},
     'k8s.io.apimachinery.pkg.apis.meta.v1.Condition': {
         1: ('type', 'string', 0, ''),

@@ -1174,12 +1174,11 @@ def test_rollout_history_and_undo_daemonset(kubectl: Kubectl, ns: str) -> None:
     assert failed.returncode != 0 and "unable to find specified revision 9" in failed.stderr
 
 
-@compat("kubectl get", "priorityclasses (pod priority from its class)")
+@compat("kubectl create", "priorityclass NAME --value (protobuf body); get pc; pod priority from its class")
 def test_priority_classes(kubectl: Kubectl, ns: str) -> None:
     name = unique("urgent")
-    kubectl("create", "-f", "-", input=manifest({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
-                                                "metadata": {"name": name}, "value": 1000,
-                                                "description": "e2e"}))
+    # kubectl create priorityclass sends a protobuf body.
+    kubectl("create", "priorityclass", name, "--value=1000", "--description=e2e")
     try:
         header, rows = parse_table(kubectl("get", "pc", name).stdout)
         assert header == ["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"]
