@@ -51,7 +51,8 @@ def admit_pod(store: RaftStore, pod: dict[str, Any]) -> None:
     class_name = spec.get("priorityClassName") or ""
     policy: str = PREEMPT
     if class_name:
-        found = next((c for c in _classes(store) if c["metadata"]["name"] == class_name), None)
+        stored, _rv = store.state.get(PRIORITY_CLASSES, "", str(class_name))
+        found = None if stored is None else stored.decode()
         if found is not None:
             value, policy = int(found.get("value") or 0), str(found.get("preemptionPolicy") or PREEMPT)
         elif class_name in SYSTEM_CLASSES:
