@@ -7,8 +7,8 @@ from typing import Any
 from edgek8s.scheduler.plugins import default_framework
 from edgek8s.scheduler.podinfo import pod_info
 from edgek8s.scheduler.preemption import find_preemption
-from edgek8s.scheduler.snapshot import Snapshot
 from tests.support.objects import make_node, make_pod
+from tests.unit.test_scheduler_plugins import snapshot_of
 
 SMALL = {"cpu": "2", "memory": "4Gi", "pods": "110"}
 
@@ -19,11 +19,7 @@ def placed(name: str, node: str, cpu: str, priority: int) -> dict[str, Any]:
 
 def preempt(pod: dict[str, Any], nodes: list[dict[str, Any]],
             pods: list[dict[str, Any]]) -> tuple[str, list[str]] | None:
-    snapshot = Snapshot()
-    for node in nodes:
-        snapshot.upsert_node(node)
-    for other in pods:
-        snapshot.add_pod(pod_info(other))
+    snapshot = snapshot_of(nodes, pods)
     info = pod_info(pod)
     framework = default_framework()
     assert framework.schedule(info, snapshot).node is None, "the pod must fit nowhere as things are"

@@ -9,8 +9,8 @@ from typing import Any
 from edgek8s.scheduler.plugins import default_framework
 from edgek8s.scheduler.plugins.pod_topology_spread import MISSING_LABEL_REASON, REASON, PodTopologySpread
 from edgek8s.scheduler.podinfo import pod_info
-from edgek8s.scheduler.snapshot import Snapshot
 from tests.support.objects import make_node, make_pod, node_taint
+from tests.unit.test_scheduler_plugins import snapshot_of
 
 ZONE = "topology.kubernetes.io/zone"
 
@@ -30,15 +30,6 @@ def web(name: str, *constraints: dict[str, Any], node: str = "", **kwargs: Any) 
 
 def zoned(name: str, zone: str | None, **kwargs: Any) -> dict[str, Any]:
     return make_node(name, labels={ZONE: zone} if zone else {}, **kwargs)
-
-
-def snapshot_of(nodes: list[dict[str, Any]], placed: list[dict[str, Any]]) -> Snapshot:
-    snapshot = Snapshot()
-    for node in nodes:
-        snapshot.upsert_node(node)
-    for pod in placed:
-        snapshot.add_pod(pod_info(pod))
-    return snapshot
 
 
 def verdicts(pod: dict[str, Any], nodes: list[dict[str, Any]], placed: list[dict[str, Any]]) -> dict[str, str | None]:
