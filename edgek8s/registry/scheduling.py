@@ -1,8 +1,8 @@
 """Field validation of ``scheduling.k8s.io/v1`` PriorityClasses (upstream's
 ``pkg/apis/scheduling/validation``): ``value`` is required and at most 1,000,000,000 unless the name
 starts ``system-``; ``preemptionPolicy`` is ``PreemptLowerPriority`` (the default) or ``Never``.
-The rules that need other objects (one ``globalDefault``) are the API's admission (``api/priority.py``).
-Not done: ``value`` and ``preemptionPolicy`` are not checked for immutability on update."""
+The rules that need other objects (one ``globalDefault``; ``value`` and ``preemptionPolicy`` fixed on
+update) are the API's admission (``api/priority.py``)."""
 
 from __future__ import annotations
 

@@ -52,6 +52,11 @@ async def test_admission_resolves_classes_and_the_global_default(clients: list[R
         await client.create(CLASSES, priority_class("huge", 2_000_000_000))
     names = {pc["metadata"]["name"] for pc in (await client.get(CLASSES))["items"]}
     assert names == {"high", "batch"}
+    high = await client.get(f"{CLASSES}/high")
+    with pytest.raises(errors.Invalid, match=r"value: Forbidden: may not be changed in an update"):
+        await client.replace(f"{CLASSES}/high", {**high, "value": 2000})
+    described = await client.replace(f"{CLASSES}/high", {**high, "description": "still urgent"})
+    assert (described["value"], described["description"]) == (1000, "still urgent")
 
 
 async def test_a_high_priority_pod_preempts_the_fewest_least_important(clients: list[RestClient]) -> None:
