@@ -1382,6 +1382,39 @@ def test_logs_previous(worker: Worker, ns: str) -> None:
     assert never == "run 1\n"
 
 
+@compat("kubectl rollout", "status|undo daemonset with a real worker (pods replaced per revision)")
+def test_daemonset_rollout_and_undo_on_a_real_worker(worker: Worker, ns: str) -> None:
+    kubectl = worker.kubectl
+    ds = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "daemon"},
+          "spec": {"selector": {"matchLabels": {"app": "daemon"}}, "template": {
+              "metadata": {"labels": {"app": "daemon"}},
+              "spec": {"nodeSelector": {"kubernetes.io/hostname": worker.node}, "terminationGracePeriodSeconds": 1,
+                       "tolerations": [{"key": "edgek8s.io/e2e-streams-only", "operator": "Exists"}],
+                       "containers": [{"name": "c", "image": worker.image, "imagePullPolicy": "Never",
+                                       "command": ["sh", "-c", "echo v=$V; sleep 3600"]}]}}}}
+    kubectl("create", "-n", ns, "-f", "-", input=manifest(ds))
+
+    def rolled_out() -> tuple[str, str]:
+        out = kubectl("rollout", "status", "-n", ns, "ds/daemon", "--timeout=120s").stdout
+        assert 'daemon set "daemon" successfully rolled out' in out, out
+        pods = _wait_for(lambda: [p for p in kubectl.json("get", "pods", "-n", ns, "-l", "app=daemon")["items"]
+                                  if not p["metadata"].get("deletionTimestamp")
+                                  and p["status"].get("phase") == "Running"] or None, "a running daemon")
+        assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+        name = pods[0]["metadata"]["name"]
+        log = _wait_for(lambda: kubectl("logs", name, "-n", ns).stdout.strip(), "the daemon's log")
+        return pods[0]["metadata"]["labels"]["controller-revision-hash"], log
+
+    first_hash, first_log = rolled_out()
+    assert first_log == "v="
+    kubectl("set", "env", "-n", ns, "ds/daemon", "V=2")
+    second_hash, second_log = rolled_out()
+    assert (second_hash != first_hash, second_log) == (True, "v=2")
+    assert kubectl("rollout", "undo", "-n", ns, "ds/daemon").stdout.strip() == "daemonset.apps/daemon rolled back"
+    third_hash, third_log = rolled_out()
+    assert (third_hash, third_log) == (first_hash, "v=")  # revision 1's pods, under revision 1's hash
+
+
 @compat("kubectl create", "-f Job completionMode: Indexed (index env, hostname, completedIndexes)")
 def test_indexed_job_on_a_real_worker(worker: Worker, ns: str) -> None:
     job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "idx"},
