@@ -14,8 +14,9 @@
   services, endpoints, endpointslices: get/list/watch.
 - A join token (``system:bootstrappers``): only ``POST /edgek8s/v1/join`` (its CSR).
 - Anyone: the public health, version and cluster-info endpoints (also when sending credentials).
-- Any authenticated identity: discovery (``/api``, ``/apis``, ``/openapi``) and ``/edgek8s/v1/renew``
-  (renewing its own certificate), except join tokens.
+- Any authenticated identity: discovery (``/api``, ``/apis``, ``/openapi``), ``/edgek8s/v1/renew``
+  (renewing its own certificate) and creating SelfSubjectAccessReviews and SelfSubjectReviews, except
+  join tokens. RBAC objects are stored, never consulted here.
 
 ``decide`` is pure over request attributes and a ``NodeGraph`` (which pods are bound where and what
 they reference), so the decision tables are unit-tested without a server.
@@ -46,6 +47,8 @@ PODS = resource_id("", "pods")
 NODES_ID = resource_id("", "nodes")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_REVIEWS = frozenset({("authorization.k8s.io", "selfsubjectaccessreviews", "create"),
+                      ("authentication.k8s.io", "selfsubjectreviews", "create")})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -135,6 +138,8 @@ def decide(user: User, a: Attributes, graph: NodeGraph) -> str | None:
         if a.path == RENEW_PATH and a.verb == "POST":
             return None
         return f"user {user.name!r} cannot {a.verb} path {a.path!r}"
+    if (a.group, a.plural, a.verb) in _REVIEWS:
+        return None  # "may I?" and "who am I?" (api/reviews.py): upstream's system:basic-user
     node = _node_name(user)
     if node is not None:
         return _decide_node(node, a, graph)

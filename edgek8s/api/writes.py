@@ -17,6 +17,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from edgek8s.api.admission import admit_create
 from edgek8s.model import errors
 from edgek8s.model.resources import ResourceType
 from edgek8s.registry import fieldmanager
@@ -49,6 +50,8 @@ def prepare_created(rtype: ResourceType, body: Any, *, namespace: str, manager: 
 async def store_created(
     store: RaftStore, rtype: ResourceType, obj: dict[str, Any], *, fence: int | None = None
 ) -> StoredObject:
+    """Admit and store a prepared create (a Service gets its cluster IP here)."""
+    await admit_create(store, rtype, obj)
     if rtype.plural == "services":
         return await _create_service(store, rtype, obj, fence)
     return await store.create(rtype, obj, fence=fence)

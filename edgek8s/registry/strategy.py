@@ -26,6 +26,7 @@ from edgek8s.model.validation import (
     validate_object_meta,
 )
 from edgek8s.registry.defaults import apply_defaults
+from edgek8s.registry.kind_validation import path_segment_name, validate_kind
 
 _SERVER_SET_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # upstream's: no vowels, no confusable digits
@@ -35,6 +36,7 @@ NameValidator = Callable[[str, bool], list[str]]
 _NAME_VALIDATORS: dict[str, NameValidator] = {
     "namespaces": name_is_dns1123_label,
     "services": name_is_dns1035_label,
+    **{plural: path_segment_name for plural in ("roles", "clusterroles", "rolebindings", "clusterrolebindings")},
 }
 
 
@@ -83,6 +85,7 @@ def _validate(body: dict[str, Any], rtype: ResourceType) -> None:
     validator = _NAME_VALIDATORS.get(rtype.plural, name_is_dns1123_subdomain)
     problems = validate_object_meta(meta, namespaced=rtype.namespaced, name_validator=validator)
     problems.extend(_validate_kind_specific(body, rtype))
+    problems.extend(validate_kind(rtype.group, rtype.kind, body, namespaced=rtype.namespaced))
     if problems:
         raise errors.invalid(rtype.kind, rtype.group, str(meta.get("name", "")), _causes(problems))
 
