@@ -80,6 +80,24 @@ def test_pod_service_account_admission(kubectl: Kubectl, ns: str) -> None:
     assert kubectl.json("get", "pod", "haunted", "-n", ns)["spec"]["serviceAccountName"] == "ghost"
 
 
+@compat("kubectl create deployment", "naming a ServiceAccount created later (FailedCreate events, then the pod)")
+def test_deployment_waits_for_its_service_account(kubectl: Kubectl, ns: str) -> None:
+    deployment = yaml.safe_load(kubectl("create", "deployment", "late", "--image=nginx:1.25", "-n", ns,
+                                        "--dry-run=client", "-o", "yaml").stdout)
+    deployment["spec"]["template"]["spec"]["serviceAccountName"] = "late"
+    kubectl("create", "-n", ns, "-f", "-", input=manifest(deployment))
+    deadline = time.monotonic() + 30
+    while "error looking up service account" not in (events := kubectl("get", "events", "-n", ns).stdout):
+        assert time.monotonic() < deadline, f"no FailedCreate event: {events}"
+        time.sleep(0.3)
+    assert "FailedCreate" in events and kubectl.json("get", "pods", "-n", ns)["items"] == []
+    kubectl("create", "serviceaccount", "late", "-n", ns)
+    while not (pods := kubectl.json("get", "pods", "-n", ns)["items"]):
+        assert time.monotonic() < deadline + 30, "the ReplicaSet did not create its pod once the account existed"
+        time.sleep(0.3)
+    assert pods[0]["spec"]["serviceAccountName"] == "late"
+
+
 # --- RBAC ----------------------------------------------------------------------------------------------
 
 
