@@ -100,7 +100,7 @@ async def _server_side_apply(request: web.Request, store: RaftStore, target: Tar
                 return add_warnings(request, raw_response(stored.raw, status=201))
             applied.setdefault("metadata", {})["resourceVersion"] = str(current.rv)
             obj, expect_rv = prepare_update(target.rtype, applied, namespace=target.namespace or "",
-                                            name=target.name, subresource=target.subresource)
+                                            name=target.name, subresource=target.subresource, old=current.decode)
             stored = await store.update(target.rtype, obj, expect_rv=expect_rv, subresource=target.subresource)
             return add_warnings(request, raw_response(stored.raw))
         except (errors.Conflict, errors.AlreadyExists):

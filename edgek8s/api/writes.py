@@ -62,8 +62,9 @@ def prepare_updated(
     manager: str,
 ) -> tuple[dict[str, Any], int | None]:
     """An update body as it will be proposed, and its resourceVersion precondition."""
-    obj, expect_rv = prepare_update(rtype, body, namespace=namespace, name=name, subresource=subresource)
     current, _rv = store.state.get(rtype.id, namespace, name)
+    obj, expect_rv = prepare_update(rtype, body, namespace=namespace, name=name, subresource=subresource,
+                                    old=None if current is None else current.decode)
     obj = fieldmanager.record_update(
         None if current is None else current.decode(), obj, manager=manager, kind=rtype.kind,
         api_version=rtype.api_version, now=now_rfc3339(), subresource=subresource or "",
@@ -101,7 +102,8 @@ async def patch_object(
             current.decode(), patched, manager=manager, kind=rtype.kind, api_version=rtype.api_version,
             now=now_rfc3339(), subresource=subresource or "",
         )
-        obj, expect_rv = prepare_update(rtype, patched, namespace=namespace, name=name, subresource=subresource)
+        obj, expect_rv = prepare_update(rtype, patched, namespace=namespace, name=name, subresource=subresource,
+                                        old=current.decode)
         try:
             return await store.update(rtype, obj, expect_rv=expect_rv, subresource=subresource, fence=fence)
         except errors.Fenced:

@@ -4,8 +4,8 @@ Mirrors the parts of upstream's pkg/apis/rbac/validation and pkg/apis/networking
 manifest most often gets wrong, with upstream's field paths and messages, so ``kubectl apply`` of a bad
 Role or Ingress fails as it would against kube-apiserver (422, one cause per field) and changes nothing.
 Objects are checked after defaulting, in their JSON form; values of the wrong JSON type are reported,
-never trusted. Not checked (upstream does): an Ingress host's wildcard DNS form, NetworkPolicy CIDRs,
-immutable fields on update (``roleRef``, ``IngressClass.spec.controller``) and ClusterRole aggregation.
+never trusted. On update, a binding's ``roleRef`` and an IngressClass's ``spec.controller`` may not change. Not checked
+(upstream does): an Ingress host's wildcard DNS form, NetworkPolicy CIDRs, ClusterRole aggregation.
 """
 
 from __future__ import annotations
@@ -170,6 +170,26 @@ _VALIDATORS: dict[tuple[str, str], Callable[[dict[str, Any], bool], list[FieldEr
     ("networking.k8s.io", "IngressClass"): _ingress_class,
     ("networking.k8s.io", "NetworkPolicy"): _network_policy,
 }
+
+
+UPDATE_CHECKED = frozenset({(RBAC_GROUP, "RoleBinding"), (RBAC_GROUP, "ClusterRoleBinding"),
+                            ("networking.k8s.io", "IngressClass")})
+
+
+def validate_kind_update(group: str, kind: str, old: dict[str, Any], new: dict[str, Any]) -> list[FieldError]:
+    """Upstream's ``Validate<Kind>Update`` immutability checks; [] for other kinds."""
+    if group == RBAC_GROUP and kind in ("RoleBinding", "ClusterRoleBinding") and old.get("roleRef") != new.get(
+            "roleRef"):
+        ref = new["roleRef"] if isinstance(new.get("roleRef"), dict) else {}
+        # The internal Go type has no JSON tags: upstream renders its field names.
+        shown = {"APIGroup": ref.get("apiGroup", ""), "Kind": ref.get("kind", ""), "Name": ref.get("name", "")}
+        return [FieldError.invalid("roleRef", shown, "cannot change roleRef")]
+    if group == "networking.k8s.io" and kind == "IngressClass":
+        before, after = (o.get("spec", {}).get("controller") if isinstance(o.get("spec"), dict) else None
+                         for o in (old, new))
+        if before != after:
+            return [FieldError.invalid("spec.controller", after, "field is immutable")]
+    return []
 
 
 def validate_kind(group: str, kind: str, body: dict[str, Any], *, namespaced: bool) -> list[FieldError]:

@@ -134,7 +134,7 @@ def test_create_rbac_generators(kubectl: Kubectl, ns: str) -> None:
         kubectl("delete", "clusterrole", cluster_role, "--ignore-not-found")
 
 
-@compat("errors", "Invalid (Role rules, RoleBinding roleRef, Ingress paths)")
+@compat("errors", "Invalid (Role rules, RoleBinding roleRef and its immutability, Ingress paths)")
 def test_rbac_and_ingress_validation(kubectl: Kubectl, ns: str) -> None:
     bad = [
         ({"apiVersion": f"{RBAC}/v1", "kind": "Role", "metadata": {"name": "r"}, "rules": [{"resources": ["pods"]}]},
@@ -155,6 +155,12 @@ def test_rbac_and_ingress_validation(kubectl: Kubectl, ns: str) -> None:
         result = kubectl("create", "-n", ns, "-f", "-", input=manifest(doc), check=False)
         assert (result.returncode, result.stderr.strip()) == (1, message)
     assert kubectl("get", "roles,rolebindings,ingresses", "-n", ns, "-o", "name").stdout == ""
+    kubectl("create", "rolebinding", "viewers", "--clusterrole=view", "--group=devs", "-n", ns)
+    result = kubectl("patch", "rolebinding", "viewers", "-n", ns, "--type=merge", "-p",
+                     '{"roleRef": {"name": "edit"}}', check=False)
+    assert (result.returncode, result.stderr.strip()) == (1, (
+        'The RoleBinding "viewers" is invalid: roleRef: Invalid value: {"APIGroup":"rbac.authorization.k8s.io",'
+        '"Kind":"ClusterRole","Name":"edit"}: cannot change roleRef'))
 
 
 @compat("kubectl auth can-i", "(answered by edgek8s's authorizer: admin yes, node no)")

@@ -13,7 +13,7 @@ from edgek8s.api.authz import decide
 from edgek8s.api.reviews import review_attributes
 from edgek8s.model import errors
 from edgek8s.model.resources import by_id, resource_id
-from edgek8s.registry.strategy import prepare_create
+from edgek8s.registry.strategy import prepare_create, prepare_update
 from edgek8s.registry.tables import table_for_object
 
 NOW = datetime.datetime(2025, 6, 1, 12, 0, 0, tzinfo=datetime.UTC)
@@ -124,3 +124,20 @@ def test_access_review_answers_from_the_authorizer() -> None:
     for bad in ({}, {"resourceAttributes": {}, "nonResourceAttributes": {}}, {"resourceAttributes": "x"}):
         with pytest.raises(errors.Invalid, match="exactly one of nonResourceAttributes or resourceAttributes"):
             review_attributes(bad)
+
+
+def test_immutable_fields_on_update() -> None:
+    binding = create(RBAC, "rolebindings", {"metadata": {"name": "b"}, "roleRef": {"kind": "Role", "name": "r"}})
+    rtype = by_id(resource_id(RBAC, "rolebindings"))
+    changed = {**binding, "roleRef": {**binding["roleRef"], "name": "other"}}
+    with pytest.raises(errors.Invalid) as caught:
+        prepare_update(rtype, changed, namespace="ns", name="b", subresource=None, old=lambda: binding)
+    assert caught.value.message == (
+        'RoleBinding.rbac.authorization.k8s.io "b" is invalid: roleRef: Invalid value: '
+        '{"APIGroup":"rbac.authorization.k8s.io","Kind":"Role","Name":"other"}: cannot change roleRef')
+    prepare_update(rtype, {**binding, "subjects": [{"kind": "Group", "name": "g"}]}, namespace="ns", name="b",
+                   subresource=None, old=lambda: binding)
+    klass = create(NET, "ingressclasses", {"metadata": {"name": "c"}, "spec": {"controller": "a/b"}})
+    with pytest.raises(errors.Invalid, match=r'spec\.controller: Invalid value: "a/c": field is immutable'):
+        prepare_update(by_id(resource_id(NET, "ingressclasses")), {**klass, "spec": {"controller": "a/c"}},
+                       namespace="", name="c", subresource=None, old=lambda: klass)
