@@ -53,6 +53,10 @@ def test_create_serviceaccount(kubectl: Kubectl, ns: str) -> None:
     assert rows["bot"]["SECRETS"] == "0" and AGE.match(rows["bot"]["AGE"])
     for system in ("default", "kube-system", "kube-public", "kube-node-lease"):
         wait_for(kubectl, "get", "serviceaccount", "default", "-n", system)
+    uid = kubectl.json("get", "sa", "default", "-n", ns)["metadata"]["uid"]
+    kubectl("delete", "sa", "default", "-n", ns)
+    wait_for(kubectl, "get", "serviceaccount", "default", "-n", ns)  # recreated, as upstream's controller does
+    assert kubectl.json("get", "sa", "default", "-n", ns)["metadata"]["uid"] != uid
 
 
 @compat("kubectl create token", "(refused: edgek8s issues no service account tokens)")

@@ -13,6 +13,7 @@ from edgek8s.api.authz import decide
 from edgek8s.api.reviews import review_attributes
 from edgek8s.model import errors
 from edgek8s.model.resources import by_id, resource_id
+from edgek8s.registry.patch import apply_patch
 from edgek8s.registry.strategy import prepare_create, prepare_update
 from edgek8s.registry.tables import table_for_object
 
@@ -141,3 +142,14 @@ def test_immutable_fields_on_update() -> None:
     with pytest.raises(errors.Invalid, match=r'spec\.controller: Invalid value: "a/c": field is immutable'):
         prepare_update(by_id(resource_id(NET, "ingressclasses")), {**klass, "spec": {"controller": "a/c"}},
                        namespace="", name="c", subresource=None, old=lambda: klass)
+
+
+def test_strategic_merge_patch_replaces_rules_and_merges_metadata_lists() -> None:
+    role = {"apiVersion": f"{RBAC}/v1", "kind": "Role", "metadata": {"name": "r", "finalizers": ["a"]},
+            "rules": [{"apiGroups": [""], "resources": ["pods"], "verbs": ["get"]}]}
+    patch = (b'{"metadata": {"finalizers": ["b"]}, '
+             b'"rules": [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]}')
+    patched = apply_patch(role, patch, "application/strategic-merge-patch+json", kind="Role",
+                          api_version=f"{RBAC}/v1")
+    assert sorted(patched["metadata"]["finalizers"]) == ["a", "b"]  # merged, not replaced
+    assert patched["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
