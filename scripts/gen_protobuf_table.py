@@ -46,7 +46,8 @@ ROOTS = [f"k8s.io.api.core.v1.{k}" for k in (
     "k8s.io.api.core.v1.ServiceAccount", "k8s.io.api.authentication.v1.TokenRequest",
     *(f"k8s.io.api.rbac.v1.{k}" for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")),
     *(f"k8s.io.api.networking.v1.{k}" for k in ("Ingress", "IngressClass", "NetworkPolicy")),
-    "k8s.io.api.authorization.v1.SelfSubjectAccessReview", "k8s.io.api.authentication.v1.SelfSubjectReview",
+    "k8s.io.api.authorization.v1.SelfSubjectAccessReview", "k8s.io.api.authorization.v1.SelfSubjectRulesReview",
+    "k8s.io.api.authentication.v1.SelfSubjectReview",
 ]
 # Messages whose JSON form is not their fields: the decoder converts them itself, so their fields are kept
 # only as numbers (see edgek8s/api/protobuf.py).

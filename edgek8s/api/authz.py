@@ -15,7 +15,7 @@
 - A join token (``system:bootstrappers``): only ``POST /edgek8s/v1/join`` (its CSR).
 - Anyone: the public health, version and cluster-info endpoints (also when sending credentials).
 - Any authenticated identity: discovery (``/api``, ``/apis``, ``/openapi``), ``/edgek8s/v1/renew``
-  (renewing its own certificate) and creating SelfSubjectAccessReviews and SelfSubjectReviews, except
+  (renewing its own certificate) and creating SelfSubject{Access,Rules}Reviews and SelfSubjectReviews, except
   join tokens. RBAC objects are stored, never consulted here.
 
 ``decide`` is pure over request attributes and a ``NodeGraph`` (which pods are bound where and what
@@ -48,6 +48,7 @@ NODES_ID = resource_id("", "nodes")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _REVIEWS = frozenset({("authorization.k8s.io", "selfsubjectaccessreviews", "create"),
+                      ("authorization.k8s.io", "selfsubjectrulesreviews", "create"),
                       ("authentication.k8s.io", "selfsubjectreviews", "create")})
 
 
@@ -71,7 +72,7 @@ class NodeGraph(Protocol):
     def node_references(self, node: str, plural: str, namespace: str, name: str) -> bool: ...
 
 
-def _node_name(user: User) -> str | None:
+def node_name(user: User) -> str | None:
     if NODES in user.groups and user.name.startswith(NODE_PREFIX):
         return user.name.removeprefix(NODE_PREFIX) or None
     return None
@@ -140,7 +141,7 @@ def decide(user: User, a: Attributes, graph: NodeGraph) -> str | None:
         return f"user {user.name!r} cannot {a.verb} path {a.path!r}"
     if (a.group, a.plural, a.verb) in _REVIEWS:
         return None  # "may I?" and "who am I?" (api/reviews.py): upstream's system:basic-user
-    node = _node_name(user)
+    node = node_name(user)
     if node is not None:
         return _decide_node(node, a, graph)
     return f"user {user.name!r} cannot {a.verb} resource {a.plural!r}"
@@ -241,7 +242,7 @@ async def authorize(request: web.Request, handler: Handler) -> web.StreamRespons
     reason = decide(user, a, StoreGraph(request.app[STORE]))
     if reason is not None:
         raise errors.Forbidden(f"{user.name} is forbidden: {reason}")
-    node = _node_name(user)
+    node = node_name(user)
     if node is not None and a.verb == "create" and a.plural in ("nodes", "leases") and not a.name:
         await check_create_body(request, node)
     deleting_nodes = a.plural == "nodes" and a.verb in ("delete", "deletecollection") and request.app[CONFIG].api.tls

@@ -180,6 +180,10 @@ MESSAGES: Final[dict[str, dict[int, tuple[str, str, int, str]]]] = {
         1: ('path', 'string', 4, ''),
         2: ('verb', 'string', 4, ''),
     },
+    'k8s.io.api.authorization.v1.NonResourceRule': {
+        1: ('verbs', 'string', 1, ''),
+        2: ('nonResourceURLs', 'string', 5, ''),
+    },
     'k8s.io.api.authorization.v1.ResourceAttributes': {
         1: ('namespace', 'string', 4, ''),
         2: ('verb', 'string', 4, ''),
@@ -191,6 +195,12 @@ MESSAGES: Final[dict[str, dict[int, tuple[str, str, int, str]]]] = {
         8: ('fieldSelector', 'message', 6, 'k8s.io.api.authorization.v1.FieldSelectorAttributes'),
         9: ('labelSelector', 'message', 6, 'k8s.io.api.authorization.v1.LabelSelectorAttributes'),
     },
+    'k8s.io.api.authorization.v1.ResourceRule': {
+        1: ('verbs', 'string', 1, ''),
+        2: ('apiGroups', 'string', 5, ''),
+        3: ('resources', 'string', 5, ''),
+        4: ('resourceNames', 'string', 5, ''),
+    },
     'k8s.io.api.authorization.v1.SelfSubjectAccessReview': {
         1: ('metadata', 'message', 4, 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),
         2: ('spec', 'message', 0, 'k8s.io.api.authorization.v1.SelfSubjectAccessReviewSpec'),
@@ -200,11 +210,25 @@ MESSAGES: Final[dict[str, dict[int, tuple[str, str, int, str]]]] = {
         1: ('resourceAttributes', 'message', 6, 'k8s.io.api.authorization.v1.ResourceAttributes'),
         2: ('nonResourceAttributes', 'message', 6, 'k8s.io.api.authorization.v1.NonResourceAttributes'),
     },
+    'k8s.io.api.authorization.v1.SelfSubjectRulesReview': {
+        1: ('metadata', 'message', 4, 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),
+        2: ('spec', 'message', 0, 'k8s.io.api.authorization.v1.SelfSubjectRulesReviewSpec'),
+        3: ('status', 'message', 4, 'k8s.io.api.authorization.v1.SubjectRulesReviewStatus'),
+    },
+    'k8s.io.api.authorization.v1.SelfSubjectRulesReviewSpec': {
+        1: ('namespace', 'string', 4, ''),
+    },
     'k8s.io.api.authorization.v1.SubjectAccessReviewStatus': {
         1: ('allowed', 'bool', 0, ''),
         4: ('denied', 'bool', 4, ''),
         2: ('reason', 'string', 4, ''),
         3: ('evaluationError', 'string', 4, ''),
+    },
+    'k8s.io.api.authorization.v1.SubjectRulesReviewStatus': {
+        1: ('resourceRules', 'message', 1, 'k8s.io.api.authorization.v1.ResourceRule'),
+        2: ('nonResourceRules', 'message', 1, 'k8s.io.api.authorization.v1.NonResourceRule'),
+        3: ('incomplete', 'bool', 0, ''),
+        4: ('evaluationError', 'string', 4, ''),
     },
     'k8s.io.api.autoscaling.v1.Scale': {
         1: ('metadata', 'message', 4, 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),

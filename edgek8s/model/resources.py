@@ -108,6 +108,8 @@ METRICS_RESOURCES: tuple[ResourceType, ...] = (
 REVIEW_RESOURCES: tuple[ResourceType, ...] = (
     ResourceType(group="authorization.k8s.io", version="v1", plural="selfsubjectaccessreviews",
                  kind="SelfSubjectAccessReview", namespaced=False, has_status=False, verbs=("create",)),
+    ResourceType(group="authorization.k8s.io", version="v1", plural="selfsubjectrulesreviews",
+                 kind="SelfSubjectRulesReview", namespaced=False, has_status=False, verbs=("create",)),
     ResourceType(group="authentication.k8s.io", version="v1", plural="selfsubjectreviews",
                  kind="SelfSubjectReview", namespaced=False, has_status=False, verbs=("create",)),
 )

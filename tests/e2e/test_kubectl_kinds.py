@@ -19,7 +19,7 @@ import yaml
 
 from edgek8s.pki.certs import issue, read_pair, write_pair
 from edgek8s.pki.layout import Layout
-from tests.e2e.kubectl_support import AGE, Cluster, Kubectl, manifest, parse_table, unique
+from tests.e2e.kubectl_support import AGE, Cluster, Kubectl, manifest, parse_table, split_cells, unique
 
 compat = pytest.mark.compat
 RBAC = "rbac.authorization.k8s.io"
@@ -167,23 +167,43 @@ def test_rbac_and_ingress_validation(kubectl: Kubectl, ns: str) -> None:
         '"Kind":"ClusterRole","Name":"edit"}: cannot change roleRef'))
 
 
-@compat("kubectl auth can-i", "(answered by edgek8s's authorizer: admin yes, node no)")
-def test_auth_can_i(kubectl: Kubectl, edgek8s_cluster: Cluster, tmp_path: Path) -> None:
-    assert kubectl("auth", "can-i", "create", "deployments").stdout == "yes\n"
-    assert kubectl("auth", "can-i", "delete", "clusterroles").stdout == "yes\n"
-    first = Layout(edgek8s_cluster.state_dir / "master-1")
+def node_kubeconfig(cluster: Cluster, tmp_path: Path) -> tuple[str, Path]:
+    """A kubeconfig with a fresh node certificate (system:node:<name> in system:nodes) from the cluster CA."""
+    first = Layout(cluster.state_dir / "master-1")
     node = unique("cani")
     write_pair(issue(read_pair(first.ca_cert, first.ca_key), common_name=f"system:node:{node}",
                      organizations=["system:nodes"], client=True), tmp_path / "node.crt", tmp_path / "node.key")
-    config = yaml.safe_load(edgek8s_cluster.kubeconfig.read_text())
+    config = yaml.safe_load(cluster.kubeconfig.read_text())
     config["users"][0]["user"] = {
         "client-certificate-data": base64.b64encode((tmp_path / "node.crt").read_bytes()).decode(),
         "client-key-data": base64.b64encode((tmp_path / "node.key").read_bytes()).decode()}
     (tmp_path / "node.kubeconfig").write_text(yaml.safe_dump(config))
-    as_node = ("--kubeconfig", str(tmp_path / "node.kubeconfig"))
-    result = kubectl("auth", "can-i", "create", "deployments", *as_node, check=False)
+    return node, tmp_path / "node.kubeconfig"
+
+
+@compat("kubectl auth can-i", "(answered by edgek8s's authorizer: admin yes, node no)")
+def test_auth_can_i(kubectl: Kubectl, edgek8s_cluster: Cluster, tmp_path: Path) -> None:
+    assert kubectl("auth", "can-i", "create", "deployments").stdout == "yes\n"
+    assert kubectl("auth", "can-i", "delete", "clusterroles").stdout == "yes\n"
+    node, config = node_kubeconfig(edgek8s_cluster, tmp_path)
+    result = kubectl("auth", "can-i", "create", "deployments", "--kubeconfig", str(config), check=False)
     assert (result.returncode, result.stdout) == (1, f"no - node '{node}' cannot create deployments\n")
-    assert kubectl("auth", "can-i", "list", "services", *as_node).stdout == "yes\n"
+    assert kubectl("auth", "can-i", "list", "services", "--kubeconfig", str(config)).stdout == "yes\n"
+
+
+@compat("kubectl auth can-i", "--list (admin: everything; node: its unconditional rules, incomplete)")
+def test_auth_can_i_list(kubectl: Kubectl, edgek8s_cluster: Cluster, tmp_path: Path) -> None:
+    assert kubectl("auth", "can-i", "--list").stdout.splitlines() == [
+        "Resources   Non-Resource URLs   Resource Names   Verbs",
+        "*.*         []                  []               [*]",
+        "            [*]                 []               [*]"]
+    _node, config = node_kubeconfig(edgek8s_cluster, tmp_path)
+    result = kubectl("auth", "can-i", "--list", "--kubeconfig", str(config))
+    rules = {cells[0]: cells[-1] for cells in (split_cells(line) for line in result.stdout.splitlines()[1:])
+             if not cells[0].startswith("[")}
+    assert rules["nodes"] == rules["services"] == "[get list watch]" and rules["events"] == "[create update patch]"
+    assert "pods" not in rules and "secrets" not in rules
+    assert result.stderr.startswith("Warning: the list may be incomplete: access to pods")
 
 
 @compat("kubectl auth whoami", "")

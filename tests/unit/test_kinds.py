@@ -9,8 +9,8 @@ from typing import Any
 import pytest
 
 from edgek8s.api.authn import User
-from edgek8s.api.authz import decide
-from edgek8s.api.reviews import review_attributes
+from edgek8s.api.authz import Attributes, decide
+from edgek8s.api.reviews import BASIC_RULES, NODE_RULES, NON_RESOURCE_RULES, review_attributes
 from edgek8s.model import errors
 from edgek8s.model.resources import by_id, resource_id
 from edgek8s.registry.patch import apply_patch
@@ -153,3 +153,19 @@ def test_strategic_merge_patch_replaces_rules_and_merges_metadata_lists() -> Non
                           api_version=f"{RBAC}/v1")
     assert sorted(patched["metadata"]["finalizers"]) == ["a", "b"]  # merged, not replaced
     assert patched["rules"] == [{"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"]}]
+
+
+def test_rules_review_lists_only_what_the_authorizer_allows() -> None:
+    node = User(name="system:node:n1", groups=("system:nodes",))
+    other = User(name="someone", groups=())
+    for user, rules in ((node, NODE_RULES + BASIC_RULES), (other, BASIC_RULES)):
+        for rule in rules:
+            for verb in rule["verbs"]:
+                for group in rule["apiGroups"]:
+                    for plural in rule["resources"]:
+                        attributes = Attributes(verb=verb, path="", group=group, plural=plural)
+                        assert decide(user, attributes, NoPods()) is None, (user, verb, group, plural)
+        for rule in NON_RESOURCE_RULES:
+            for url in rule["nonResourceURLs"]:
+                assert decide(user, Attributes(verb="GET", path=url.replace("*", "v1")), NoPods()) is None, url
+    assert decide(other, Attributes(verb="list", path="", plural="nodes"), NoPods()) is not None
