@@ -14,6 +14,7 @@
   services, endpoints, endpointslices: get/list/watch.
 - A join token (``system:bootstrappers``): only ``POST /edgek8s/v1/join`` (its CSR).
 - Anyone: the public health, version and cluster-info endpoints (also when sending credentials).
+- ``system:masters`` may impersonate (``kubectl --as``): the request is then decided as that user.
 - Any authenticated identity: discovery (``/api``, ``/apis``, ``/openapi``), ``/edgek8s/v1/renew``
   (renewing its own certificate) and creating SelfSubject{Access,Rules}Reviews and SelfSubjectReviews, except
   join tokens. RBAC objects are stored, never consulted here.
@@ -32,6 +33,7 @@ from aiohttp import web
 
 from edgek8s.api.authn import PUBLIC_PATHS, USER, User
 from edgek8s.api.context import CONFIG, STORE
+from edgek8s.api.impersonation import impersonate, wants_impersonation
 from edgek8s.model import errors
 from edgek8s.model.resources import resource_id
 from edgek8s.model.selectors import FieldSelector
@@ -236,6 +238,8 @@ async def authorize(request: web.Request, handler: Handler) -> web.StreamRespons
     user = request.get(USER)
     if user is None:  # a public endpoint reached without credentials
         return await handler(request)
+    if wants_impersonation(request):
+        user = impersonate(request, user, privileged=MASTERS in user.groups)
     if MASTERS in user.groups and request.method != "DELETE":
         return await handler(request)  # the hot path: admins and in-process clients
     a = attributes(request)

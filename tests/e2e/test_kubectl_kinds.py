@@ -191,6 +191,22 @@ def test_auth_can_i(kubectl: Kubectl, edgek8s_cluster: Cluster, tmp_path: Path) 
     assert kubectl("auth", "can-i", "list", "services", "--kubeconfig", str(config)).stdout == "yes\n"
 
 
+@compat("kubectl auth can-i", "--as --as-group (admins impersonate; a node may not)")
+def test_auth_can_i_impersonating(kubectl: Kubectl, edgek8s_cluster: Cluster, tmp_path: Path) -> None:
+    as_node = ("--as=system:node:n1", "--as-group=system:nodes")
+    result = kubectl("auth", "can-i", "create", "deployments", *as_node, check=False)
+    assert (result.returncode, result.stdout) == (1, "no - node 'n1' cannot create deployments\n")
+    assert kubectl("auth", "can-i", "watch", "endpointslices", *as_node).stdout == "yes\n"
+    result = kubectl("get", "pods", "-A", *as_node, check=False)
+    assert result.stderr.strip() == ("Error from server (Forbidden): system:node:n1 is forbidden: node 'n1' can only "
+                                     "list/watch pods with fieldSelector spec.nodeName=n1")
+    node, config = node_kubeconfig(edgek8s_cluster, tmp_path)
+    result = kubectl("get", "nodes", "--as=admin", "--kubeconfig", str(config), check=False)
+    assert result.stderr.strip().endswith(
+        f'users "admin" is forbidden: User "system:node:{node}" cannot impersonate resource "users" in API group "" '
+        "at the cluster scope")
+
+
 @compat("kubectl auth can-i", "--list (admin: everything; node: its unconditional rules, incomplete)")
 def test_auth_can_i_list(kubectl: Kubectl, edgek8s_cluster: Cluster, tmp_path: Path) -> None:
     assert kubectl("auth", "can-i", "--list").stdout.splitlines() == [

@@ -7,9 +7,12 @@ import datetime
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import make_mocked_request
+from multidict import CIMultiDict
 
-from edgek8s.api.authn import User
+from edgek8s.api.authn import USER, User
 from edgek8s.api.authz import Attributes, decide
+from edgek8s.api.impersonation import impersonate, wants_impersonation
 from edgek8s.api.reviews import BASIC_RULES, NODE_RULES, NON_RESOURCE_RULES, review_attributes
 from edgek8s.model import errors
 from edgek8s.model.resources import by_id, resource_id
@@ -169,3 +172,21 @@ def test_rules_review_lists_only_what_the_authorizer_allows() -> None:
             for url in rule["nonResourceURLs"]:
                 assert decide(user, Attributes(verb="GET", path=url.replace("*", "v1")), NoPods()) is None, url
     assert decide(other, Attributes(verb="list", path="", plural="nodes"), NoPods()) is not None
+
+
+def test_impersonation_is_for_admins_and_kubernetes_paths_only() -> None:
+    admin = User(name="admin", groups=("system:masters",))
+    headers = CIMultiDict([("Impersonate-User", "system:node:n1"), ("Impersonate-Group", "system:nodes"),
+                           ("Impersonate-Group", "devs")])
+    request = make_mocked_request("GET", "/api/v1/pods", headers=headers)
+    assert wants_impersonation(request)
+    assert impersonate(request, admin, privileged=True) == User("system:node:n1", ("system:nodes", "devs"))
+    assert request[USER] == User("system:node:n1", ("system:nodes", "devs"))
+    node = User(name="system:node:n1", groups=("system:nodes",))
+    with pytest.raises(errors.Forbidden, match='User "system:node:n1" cannot impersonate resource "users"'):
+        impersonate(make_mocked_request("GET", "/api/v1/pods", headers=headers), node, privileged=False)
+    with pytest.raises(errors.BadRequest, match="not supported on edgek8s's own endpoints"):
+        impersonate(make_mocked_request("POST", "/edgek8s/v1/renew", headers=headers), admin, privileged=True)
+    with pytest.raises(errors.BadRequest, match="without impersonating a user"):
+        impersonate(make_mocked_request("GET", "/api", headers={"Impersonate-Group": "g"}), admin, privileged=True)
+    assert not wants_impersonation(make_mocked_request("GET", "/api"))
