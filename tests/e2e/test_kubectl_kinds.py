@@ -20,6 +20,7 @@ import yaml
 from edgek8s.pki.certs import issue, read_pair, write_pair
 from edgek8s.pki.layout import Layout
 from tests.e2e.kubectl_support import AGE, Cluster, Kubectl, manifest, parse_table, split_cells, unique
+from tests.e2e.streams_support import Worker
 
 compat = pytest.mark.compat
 RBAC = "rbac.authorization.k8s.io"
@@ -334,3 +335,20 @@ def test_apply_install_manifest(kubectl: Kubectl, ns: str, tmp_path: Path, serve
         assert again == [f"{name} {verb}" for name in names]
     finally:
         kubectl("delete", "clusterrolebinding,clusterrole,ingressclass", cluster_name, "--ignore-not-found")
+
+
+@compat("kubectl create", "-f Pod with serviceAccountName and automountServiceAccountToken (runs; no token mounted)")
+def test_pod_with_service_account_runs_without_a_token(worker: Worker, ns: str) -> None:
+    worker.kubectl("create", "serviceaccount", "runner", "-n", ns)
+    pod = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "runner"},
+           "spec": {"nodeName": worker.node, "serviceAccountName": "runner", "automountServiceAccountToken": True,
+                    "terminationGracePeriodSeconds": 1,
+                    "containers": [{"name": "app", "image": worker.image, "imagePullPolicy": "Never",
+                                    "command": ["sh", "-c", "sleep 3600"]}]}}
+    worker.kubectl("create", "-n", ns, "-f", "-", input=manifest(pod))
+    running = worker.wait_for(ns, "runner", lambda p: (p.get("status") or {}).get("phase") == "Running", "Running")
+    assert running["spec"]["serviceAccountName"] == "runner"
+    assert [v["name"] for v in running["spec"].get("volumes") or []] == []  # no kube-api-access-* volume
+    out = worker.kubectl("exec", "runner", "-n", ns, "--", "sh", "-c",
+                         "test -e /var/run/secrets/kubernetes.io/serviceaccount/token && echo token || echo none")
+    assert out.stdout == "none\n"
