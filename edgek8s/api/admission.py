@@ -3,8 +3,10 @@
 A pod without ``spec.serviceAccountName`` gets ``default`` (the deprecated ``spec.serviceAccount``
 is kept equal, as upstream's conversion does), and a pod naming an account that does not exist in its
 namespace is refused with upstream's 403: ``pods "p" is forbidden: error looking up service account
-ns/x: serviceaccount "x" not found``. The lookup is linearizable, so an account created just before
-the pod is always seen.
+ns/x: serviceaccount "x" not found``. A pod without ``imagePullSecrets`` gets its account's, as
+upstream's plugin gives them (``kubectl patch serviceaccount default`` with a registry secret is the
+documented way to pull private images). An account this replica has not seen yet is looked up
+linearizably before a pod is refused, so one created just before the pod is always found.
 
 Deviation: ``default`` is admitted even in the moment before the serviceaccount controller has created it
 in a new namespace (upstream refuses then and its controllers retry): ``kubectl create ns x && kubectl
@@ -30,17 +32,22 @@ async def admit_create(store: RaftStore, rtype: ResourceType, obj: dict[str, Any
     spec = obj.get("spec")
     if rtype.id != PODS or not isinstance(spec, dict):
         return
-    account = spec.get("serviceAccountName") or spec.get("serviceAccount") or DEFAULT_SERVICE_ACCOUNT
+    account = str(spec.get("serviceAccountName") or spec.get("serviceAccount") or DEFAULT_SERVICE_ACCOUNT)
     spec["serviceAccountName"] = spec["serviceAccount"] = account
-    if account == DEFAULT_SERVICE_ACCOUNT:
-        return
     meta = obj["metadata"]
     namespace = str(meta.get("namespace", ""))
-    try:
-        await store.get(SERVICE_ACCOUNTS, namespace, str(account), consistent=True)
-    except errors.NotFound:
-        raise errors.Forbidden(
-            f'pods "{meta.get("name", "")}" is forbidden: error looking up service account '
-            f'{namespace}/{account}: serviceaccount "{account}" not found',
-            kind="pods", name=str(meta.get("name", "")),
-        ) from None
+    stored, _rv = store.state.get(SERVICE_ACCOUNTS.id, namespace, account)  # this replica: the common case
+    if stored is None and account != DEFAULT_SERVICE_ACCOUNT:
+        try:
+            stored = await store.get(SERVICE_ACCOUNTS, namespace, account, consistent=True)
+        except errors.NotFound:
+            raise errors.Forbidden(
+                f'pods "{meta.get("name", "")}" is forbidden: error looking up service account '
+                f'{namespace}/{account}: serviceaccount "{account}" not found',
+                kind="pods", name=str(meta.get("name", "")),
+            ) from None
+    if stored is not None and not spec.get("imagePullSecrets") and b'"imagePullSecrets"' in stored.raw:
+        pull = stored.decode().get("imagePullSecrets")
+        names = [s["name"] for s in pull if isinstance(s, dict) and s.get("name")] if isinstance(pull, list) else []
+        if names:
+            spec["imagePullSecrets"] = [{"name": name} for name in names]

@@ -70,7 +70,7 @@ def test_create_token_is_refused_clearly(kubectl: Kubectl, ns: str) -> None:
         "supported; see docs/kinds.md)")
 
 
-@compat("kubectl run", "ServiceAccount admission: default account, unknown account 403")
+@compat("kubectl run", "ServiceAccount admission: default account, unknown account 403, imagePullSecrets")
 def test_pod_service_account_admission(kubectl: Kubectl, ns: str) -> None:
     kubectl("run", "plain", "--image=busybox:1.36", "-n", ns)
     spec = kubectl.json("get", "pod", "plain", "-n", ns)["spec"]
@@ -83,6 +83,14 @@ def test_pod_service_account_admission(kubectl: Kubectl, ns: str) -> None:
     kubectl("create", "serviceaccount", "ghost", "-n", ns)
     kubectl("run", "haunted", "--image=busybox:1.36", "-n", ns, f"--overrides={overrides}")
     assert kubectl.json("get", "pod", "haunted", "-n", ns)["spec"]["serviceAccountName"] == "ghost"
+    # The documented way to pull private images: the account's imagePullSecrets go to its pods.
+    wait_for(kubectl, "get", "serviceaccount", "default", "-n", ns)
+    kubectl("patch", "serviceaccount", "default", "-n", ns, "-p", '{"imagePullSecrets": [{"name": "regcred"}]}')
+    kubectl("run", "private", "--image=registry.example/app:1", "-n", ns)
+    assert kubectl.json("get", "pod", "private", "-n", ns)["spec"]["imagePullSecrets"] == [{"name": "regcred"}]
+    own = '{"apiVersion": "v1", "spec": {"imagePullSecrets": [{"name": "mine"}]}}'
+    kubectl("run", "own", "--image=registry.example/app:1", "-n", ns, f"--overrides={own}")
+    assert kubectl.json("get", "pod", "own", "-n", ns)["spec"]["imagePullSecrets"] == [{"name": "mine"}]
 
 
 @compat("kubectl create deployment", "naming a ServiceAccount created later (FailedCreate events, then the pod)")
