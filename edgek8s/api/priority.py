@@ -10,9 +10,9 @@ Upstream's ``plugin/pkg/admission/priority`` and ``pkg/apis/scheduling/validatio
 - ``system-node-critical`` (2000001000) and ``system-cluster-critical`` (2000000000) resolve even
   when no such object was created (upstream's apiserver creates them at start; edgek8s keeps them
   built in instead of writing them into every new cluster).
-- A second ``globalDefault`` class is refused (403); ``value`` and ``preemptionPolicy`` may not change
-  on update (422), values above 1,000,000,000 are reserved for ``system-`` names (422).
-  (The update checks run on writes through the API; the store itself does not re-check them.)
+- A second ``globalDefault`` class is refused (403). Field rules (values above 1,000,000,000 reserved
+  for ``system-`` names, ``value`` and ``preemptionPolicy`` fixed on update) are the registry's
+  (``registry/scheduling.py``).
 
 Reads come from this master's applied state (as upstream's admission reads its informer cache), so two
 concurrent ``globalDefault`` creates can both pass, as upstream. Runs on creates that reach the store
@@ -87,23 +87,7 @@ def admit(store: RaftStore, rid: ResourceId, obj: dict[str, Any], *, create: boo
     if rid == PODS and create:
         admit_pod(store, obj)
     elif rid == PRIORITY_CLASSES:
-        if not create:
-            _check_unchanged(store, obj)
         admit_priority_class(store, obj)
-
-
-def _check_unchanged(store: RaftStore, obj: dict[str, Any]) -> None:
-    """``value`` and ``preemptionPolicy`` of a class are fixed once created (pods already carry them)."""
-    name = str((obj.get("metadata") or {}).get("name") or "")
-    stored, _rv = store.state.get(PRIORITY_CLASSES, "", name)
-    if stored is None:
-        return
-    current = stored.decode()
-    causes = [errors.StatusCause(reason="FieldValueForbidden", message="Forbidden: may not be changed in an update.",
-                                 field=field)
-              for field in ("value", "preemptionPolicy") if obj.get(field) != current.get(field)]
-    if causes:
-        raise errors.invalid("PriorityClass", "scheduling.k8s.io", name, causes)
 
 
 def admit_priority_class(store: RaftStore, obj: dict[str, Any]) -> None:

@@ -1,8 +1,8 @@
 """Field validation of ``scheduling.k8s.io/v1`` PriorityClasses (upstream's
 ``pkg/apis/scheduling/validation``): ``value`` is required and at most 1,000,000,000 unless the name
 starts ``system-``; ``preemptionPolicy`` is ``PreemptLowerPriority`` (the default) or ``Never``.
-The rules that need other objects (one ``globalDefault``; ``value`` and ``preemptionPolicy`` fixed on
-update) are the API's admission (``api/priority.py``)."""
+On update ``value`` and ``preemptionPolicy`` may not change (pods already carry them). The rule that
+needs other objects (one ``globalDefault``) is the API's admission (``api/priority.py``)."""
 
 from __future__ import annotations
 
@@ -30,3 +30,8 @@ def validate_priority_class(obj: Mapping[str, Any]) -> list[FieldError]:
     if "globalDefault" in obj and not isinstance(obj["globalDefault"], bool):
         problems.append(FieldError.type_invalid("globalDefault", obj["globalDefault"], "must be of type boolean"))
     return problems
+
+
+def validate_priority_class_update(old: Mapping[str, Any], new: Mapping[str, Any]) -> list[FieldError]:
+    return [FieldError.forbidden(field, "may not be changed in an update.")
+            for field in ("value", "preemptionPolicy") if old.get(field) != new.get(field)]
