@@ -17,6 +17,9 @@
   scheduler (or an earlier attempt of ours whose answer was lost) won, and the informer will show
   where the pod went. Binders take whatever bindings wait (up to ``bind_batch``) as one write: one
   Raft entry per batch with the in-process client (``BatchBinder``), one request each over REST.
+- Preemption (``preemption.py``): a pod that fits nowhere may name victims of lower priority on one
+  node; the preempter task writes ``status.nominatedNodeName`` and deletes them, and the pod stays
+  assumed on that node (holding the room) until it is tried again.
 - Level-triggered: pods parked as unschedulable are tried again when a node is added or changes in a
   way filters read (not on heartbeats), when a bound pod goes away, and every ``flush_interval``.
 
