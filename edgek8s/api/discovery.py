@@ -1,4 +1,4 @@
-"""Discovery: aggregated v2 / v2beta1 and legacy (OpenAPI lives in ``openapi.py``).
+"""Discovery: aggregated v2 / v2beta1 and legacy (OpenAPI v3 is ``openapi.py``).
 
 kubectl 1.32 asks ``/api`` and ``/apis`` for aggregated discovery and uses it only if the response
 Content-Type is exactly ``application/json;g=apidiscovery.k8s.io;v=<v2|v2beta1>;as=APIGroupDiscoveryList``;
@@ -20,15 +20,16 @@ _SUBRESOURCE_KINDS = {"status": None, "scale": ("autoscaling", "v1", "Scale")}
 _SUBRESOURCES: dict[str, tuple[str, ...]] = {"deployments": ("status", "scale"), "replicasets": ("status", "scale")}
 
 
-def _groups() -> dict[str, list[ResourceType]]:
-    """Group -> served resource types, the metrics API and the reviews included."""
+def _groups(*, served: bool = True) -> dict[str, list[ResourceType]]:
+    """Group -> resource types; ``served`` adds the metrics API and the reviews (discovery lists them,
+    OpenAPI does not)."""
     groups: dict[str, list[ResourceType]] = {}
-    for rtype in BUILTIN_RESOURCES + METRICS_RESOURCES + REVIEW_RESOURCES:
+    for rtype in BUILTIN_RESOURCES + (METRICS_RESOURCES + REVIEW_RESOURCES if served else ()):
         groups.setdefault(rtype.group, []).append(rtype)
     return groups
 
 
-def subresources(rtype: ResourceType) -> list[str]:
+def _subresources(rtype: ResourceType) -> list[str]:
     return list(_SUBRESOURCES.get(rtype.plural, ("status",) if rtype.has_status else ()))
 
 
@@ -44,15 +45,15 @@ def _aggregated_resource(rtype: ResourceType) -> dict[str, Any]:
         entry["shortNames"] = list(rtype.short_names)
     if rtype.categories:
         entry["categories"] = list(rtype.categories)
-    entries = []
-    for sub in subresources(rtype):
+    subresources = []
+    for sub in _subresources(rtype):
         kind = _SUBRESOURCE_KINDS[sub] or (rtype.group, rtype.version, rtype.kind)
-        entries.append(
+        subresources.append(
             {"subresource": sub, "responseKind": {"group": kind[0], "version": kind[1], "kind": kind[2]},
              "verbs": ["get", "patch", "update"]}
         )
-    if entries:
-        entry["subresources"] = entries
+    if subresources:
+        entry["subresources"] = subresources
     return entry
 
 
@@ -128,7 +129,7 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
         if rtype.categories:
             entry["categories"] = list(rtype.categories)
         resources.append(entry)
-        for sub in subresources(rtype):
+        for sub in _subresources(rtype):
             kind = (_SUBRESOURCE_KINDS[sub] or ("", "", rtype.kind))[2]
             resources.append({"name": f"{rtype.plural}/{sub}", "singularName": "", "namespaced": rtype.namespaced,
                               "kind": kind, "verbs": ["get", "patch", "update"]})
@@ -136,6 +137,11 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
         return None
     group_version = f"{group}/{version}" if group else version
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}
+
+
+def subresources(rtype: ResourceType) -> list[str]:
+    """The subresources served for ``rtype`` (``status``, ``scale``, ...)."""
+    return _subresources(rtype)
 
 
 def add_routes(app: web.Application) -> None:
