@@ -24,6 +24,12 @@ closes one measured hole and has a test in tests/component/test_raft_overrides.p
    ``connectionTimeout``, so the first vote request of an election was lost and failover took two
    rounds.
 7. One membership change at a time: upstream's guard was dead code (two concurrent adds both passed).
+17. Check-quorum that steps a cut-off leader down *before* a successor can be elected: upstream's
+   ``leaderFallbackTimeout`` check runs at the start of a tick, before the poll that reads the
+   followers' answers, so it had to be long (1.5 s, past the 0.6 s minimum election timeout: a cut-off
+   leader still believed it led, and ran the controllers, after its successor started). Here it runs
+   after the poll, and counts silence in tick time (each tick adds at most ``_QUORUM_STEP_MAX``): a
+   leader whose own tick thread was starved is not deposed by answers it has not read yet.
 8. Cheaper frames (``_FramedConnection``): pickle protocol 5 and no zlib, instead of protocol 2 + zlib.
 6. Raft frames are authenticated and encrypted with the cluster key (``edgek8s.pki.cipher.RaftCipher``); PySyncObj
    unpickles whatever a peer sends, so an unauthenticated Raft port is remote code execution.
@@ -64,6 +70,7 @@ _PRE_VOTE = "edgek8s_pre_vote"
 _PRE_VOTE_RESPONSE = "edgek8s_pre_vote_response"
 _BATCH = "edgek8s_batch"  # several messages of one tick to one peer, handled in order as if sent one by one
 _BATCHED = frozenset({"apply_command", "apply_command_response"})  # a forwarded command and its answer
+_QUORUM_STEP_MAX = 0.1  # seconds of silence one tick may add at most (a starved tick thread adds no more)
 
 
 class _FramedConnection(TcpConnection):  # type: ignore[misc]
@@ -280,6 +287,11 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
         self._edge_tick_hooks: list[Callable[[], None]] = []
         self._edge_pending_acks: dict[Any, Any] = {}
         self._edge_wake_pending = False  # a byte is in the tick thread's wake-up pipe, not yet seen
+        self._edge_quorum_timeout = float(conf.leaderFallbackTimeout)
+        self._edge_quorum_heard = 0.0  # newest time a majority had answered this leader (raft_clock)
+        self._edge_quorum_silence = 0.0  # tick time since then
+        self._edge_quorum_checked = 0.0
+        conf.leaderFallbackTimeout = float("inf")  # 17: upstream's check (before the poll) is replaced
         conf.autoTick = False
         conf.appendEntriesUseBatch = False
         super().__init__(self_address, peers, conf, consumers=[consumer], transportClass=_SyncingTransport)
@@ -342,8 +354,41 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
         self._edge_keepalive()
         self._SyncObj__transport.flush()
         super()._onTick(timeToWait)
+        self._edge_check_quorum()  # after the poll: the followers' answers of this tick are counted
         for hook in self._edge_tick_hooks:
             hook()
+
+    # --- 17. check-quorum ----------------------------------------------------------------------------
+
+    def _edge_check_quorum(self) -> None:
+        """Step down when a majority has not answered for ``leaderFallbackTimeout`` of tick time."""
+        now = raft_clock()
+        if self._SyncObj__raftState != _RAFT_STATE.LEADER:
+            self._edge_quorum_silence = 0.0
+            self._edge_quorum_checked = now
+            return
+        others = self._SyncObj__otherNodes
+        needed = (len(others) + 1) // 2  # answers from others that make a majority with this leader
+        if needed == 0:
+            return
+        answered = sorted((self._SyncObj__lastResponseTime.get(node, 0.0) for node in others), reverse=True)
+        heard = answered[needed - 1] if len(answered) >= needed else 0.0
+        step = min(max(0.0, now - self._edge_quorum_checked), _QUORUM_STEP_MAX)
+        self._edge_quorum_checked = now
+        if heard > self._edge_quorum_heard:
+            self._edge_quorum_heard = heard
+            self._edge_quorum_silence = max(0.0, now - heard)
+        else:
+            self._edge_quorum_silence += step
+        if self._edge_quorum_silence < self._edge_quorum_timeout:
+            return
+        logger.warning(
+            "%s: no answer from a majority for %.0f ms; stepping down as leader of term %d",
+            self.selfNode.id, self._edge_quorum_silence * 1000, self._SyncObj__raftCurrentTerm,
+        )
+        self._SyncObj__setState(_RAFT_STATE.FOLLOWER)
+        self._SyncObj__raftLeader = None
+        self._edge_quorum_silence = 0.0
 
     # --- 2. group commit -----------------------------------------------------------------------------
 

@@ -615,3 +615,76 @@ async def test_every_raft_connection_uses_the_cheap_frames(cluster: LocalCluster
         transport = master.store.raft._sync._SyncObj__transport
         classes = {type(conn) for conn in transport._connections.values()}
         assert classes == {_FramedConnection}, classes
+
+
+def test_check_quorum_counts_silence_in_tick_time(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, peer = lonely_syncobj
+    _as_leader_with_queue(obj, peer, 0)
+    timeout = obj._edge_quorum_timeout
+    obj._SyncObj__lastResponseTime[peer] = raft_clock()
+    obj._edge_check_quorum()
+    assert obj.is_leader()
+    # The tick thread was starved for longer than the timeout: the answers it has not read yet must not
+    # depose it (one tick counts at most _QUORUM_STEP_MAX of silence).
+    obj._SyncObj__lastResponseTime[peer] = raft_clock() - 3 * timeout
+    obj._edge_quorum_checked = raft_clock() - 3 * timeout
+    obj._edge_check_quorum()
+    assert obj.is_leader()
+    # Still no answer, tick after tick: it steps down once the ticks add up to the timeout.
+    deadline = time.monotonic() + 5 * timeout
+    while obj.is_leader() and time.monotonic() < deadline:
+        time.sleep(0.01)
+        obj._edge_check_quorum()
+    assert not obj.is_leader()
+    assert obj.leader_address() is None
+
+
+async def test_a_cut_off_leader_steps_down_before_a_successor_is_elected(tmp_path: Path) -> None:
+    """Raft messages between the leader and the others are dropped (a fault injected in the transports):
+    the leader must stop believing it leads before either of the others can become leader. Upstream's
+    fallback (1.5 s, checked before the poll) left it leading ~0.3-0.9 s into its successor's term."""
+    addresses = [f"127.0.0.1:{free_port()}" for _ in range(3)]
+    secret = secrets.token_bytes(32)
+    nodes = [
+        RaftNode(RaftConfig(self_address=a, peers=tuple(x for x in addresses if x != a),
+                            data_dir=tmp_path / a.replace(":", "_"), cluster_secret=secret), ToyMachine())
+        for a in addresses
+    ]
+    for node in nodes:
+        await node.start()
+    try:
+        await wait_for(lambda: sum(n.is_leader for n in nodes) == 1, timeout=10)
+        old = next(n for n in nodes if n.is_leader)
+        await old.propose(b"before", timeout=5)
+        cut = old.address
+
+        def drop_across(node: RaftNode) -> None:
+            transport = node._sync._SyncObj__transport
+            for name in ("send", "send_now"):
+                original = getattr(transport, name)
+
+                def send(target: Any, message: Any, _original: Any = original) -> bool:
+                    if (node.address == cut) != (target.id == cut):
+                        return True  # lost on the wire
+                    return bool(_original(target, message))
+
+                setattr(transport, name, send)
+
+        for node in nodes:
+            drop_across(node)
+        cut_at = time.monotonic()
+        stepped_down = elected = None
+        deadline = cut_at + 10
+        while (stepped_down is None or elected is None) and time.monotonic() < deadline:
+            now = time.monotonic() - cut_at
+            if stepped_down is None and not old.is_leader:
+                stepped_down = now
+            if elected is None and any(n.is_leader for n in nodes if n is not old):
+                elected = now
+            await asyncio.sleep(0.002)
+        print(f"cut-off leader stepped down after {stepped_down} s; successor elected after {elected} s")
+        assert stepped_down is not None and elected is not None
+        assert stepped_down < elected
+    finally:
+        for node in nodes:
+            await node.stop()
