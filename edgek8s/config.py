@@ -35,7 +35,8 @@ class RaftConfig:
     replaced within ~0.1 s (followers ask for a pre-vote at once); one that goes silent (power cut,
     partition) after ``election_timeout_min..max`` plus one pre-vote and one vote round trip. The timeouts
     are long enough that a master starved of CPU for a few hundred milliseconds (a big LIST rendered on a
-    busy Pi) is not deposed.
+    busy Pi) is not deposed. A leader that hears no majority for ``leader_fallback_timeout`` steps down
+    (check-quorum, below ``election_timeout_min``: before the others can elect its successor).
     """
 
     self_address: str

@@ -7,8 +7,9 @@
 - Claiming commits ``claim-leadership(epoch=T)`` through Raft: when it returns, every entry of earlier
   terms is applied here (it is the barrier), and from then on ``apply`` rejects every write fenced with
   an older epoch. PySyncObj's ``_isLeader()`` can be true on two masters for a while (a leader cut off
-  from the majority believes it leads for ``leader_fallback_timeout``): the fence, not the belief, is
-  what stops a deposed leader's writes.
+  from the majority steps down after ``leader_fallback_timeout``, before a successor can be elected, but
+  a starved one may not notice in time): the fence, not the belief, is what stops a deposed leader's
+  writes.
 - A term runs every loop in one TaskGroup with an ``InProcessClient`` fenced at T and one shared
   ``InformerFactory``; informers list after the claim, so their caches start at least as new as it.
 - The Lease ``kube-system/edgek8s-controller`` shows the holder to ``kubectl get lease``; it is written

@@ -39,6 +39,7 @@ from tests.support.rollout_driver import (
     Driver,
     deployment,
     first_write_after,
+    rolled_out_beside_leader,
     wait_new_claim,
 )
 
@@ -97,17 +98,8 @@ async def test_leader_kills_during_rollouts(process_cluster: ProcessCluster) -> 
 async def test_a_partitioned_leader_makes_no_write_after_its_successor_claims(process_cluster: ProcessCluster) -> None:
     cluster = process_cluster
     async with aiohttp.ClientSession() as session:
-        cluster.start_all()
-        await cluster.wait_ready(session, timeout=30.0)
-        old, status = await cluster.find_leader(session)
-        others = [i for i in range(len(cluster.masters)) if i != old]
-        async with Driver.start(cluster, session, avoid={old}) as driver:
-            client = driver.client(others)
-            await client.create(DEPLOYMENTS, deployment("web:0"))
-            await driver.rolled_out("web:0")
-            status = await cluster.status(session, old)
-            old_epoch = status["controllers"]["epoch"]
-            assert old_epoch == status["leaderEpoch"]
+        async with rolled_out_beside_leader(cluster, session) as setup:
+            driver, old, others, old_epoch = setup.driver, setup.old, setup.others, setup.epoch
             await driver.set_image("web:1")
             await asyncio.sleep(0.2)  # mid-rollout, with the old leader's controllers busy
             cluster.freeze([old])

@@ -34,7 +34,7 @@ import pytest
 
 from tests.support.processes import HOST_RAFT_PORT, ProcessCluster, export_objects
 from tests.support.raft_history import committed_commands, fencing_violations
-from tests.support.rollout_driver import DEPLOYMENTS, Driver, deployment, first_write_after, wait_new_claim
+from tests.support.rollout_driver import first_write_after, rolled_out_beside_leader, wait_new_claim
 from tests.support.simhosts import Host, SimNetwork, available
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.skipif(available() is not None, reason=str(available()))]
@@ -123,16 +123,8 @@ async def test_a_partitioned_leader_stops_before_its_successor_starts(
     network, hosts, cluster = sim_cluster
     with network.entered(network.controller):
         async with aiohttp.ClientSession() as session:
-            cluster.start_all()
-            await cluster.wait_ready(session, timeout=60.0)
-            old, status = await cluster.find_leader(session)
-            others = [i for i in range(len(cluster.masters)) if i != old]
-            async with Driver.start(cluster, session, avoid={old}) as driver:
-                await driver.client(others).create(DEPLOYMENTS, deployment("web:0"))
-                await driver.rolled_out("web:0")
-                status = await cluster.status(session, old)
-                old_epoch = status["controllers"]["epoch"]
-                assert old_epoch == status["leaderEpoch"]
+            async with rolled_out_beside_leader(cluster, session, ready_timeout=60.0) as setup:
+                driver, old, others, old_epoch = setup.driver, setup.old, setup.others, setup.epoch
                 await driver.set_image("web:1")
                 await asyncio.sleep(0.2)  # mid-rollout, with the old leader's controllers busy
                 cut_at = time.monotonic()

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
@@ -160,6 +161,32 @@ class Driver:
         twice = self.history.pods_bound_twice()
         assert not twice, f"pods bound to two nodes: {list(twice.items())[:5]}"
         assert self.history.gaps == 0, "the recorded history has gaps (410 on resume)"
+
+
+@dataclass(frozen=True)
+class LeaderUnderTest:
+    driver: Driver
+    old: int  # the controller leader's index
+    others: list[int]
+    epoch: int  # its controllers' epoch
+
+
+@contextlib.asynccontextmanager
+async def rolled_out_beside_leader(cluster: ProcessCluster, session: aiohttp.ClientSession,
+                                   ready_timeout: float = 30.0) -> AsyncIterator[LeaderUnderTest]:
+    """Start every master, find the controller leader, and roll ``web:0`` out with a Driver whose clients
+    avoid the leader (the test is about to freeze or cut it off)."""
+    cluster.start_all()
+    await cluster.wait_ready(session, timeout=ready_timeout)
+    old, _ = await cluster.find_leader(session)
+    others = [i for i in range(len(cluster.masters)) if i != old]
+    async with Driver.start(cluster, session, avoid={old}) as driver:
+        await driver.client(others).create(DEPLOYMENTS, deployment("web:0"))
+        await driver.rolled_out("web:0")
+        status = await cluster.status(session, old)
+        epoch = status["controllers"]["epoch"]
+        assert epoch == status["leaderEpoch"]
+        yield LeaderUnderTest(driver=driver, old=old, others=others, epoch=epoch)
 
 
 def _state(task: asyncio.Task[None]) -> str:
