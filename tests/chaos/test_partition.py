@@ -25,8 +25,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -39,21 +37,9 @@ from tests.support.simhosts import Host, SimNetwork, available
 
 pytestmark = [pytest.mark.timeout(300), pytest.mark.skipif(available() is not None, reason=str(available()))]
 
-SUBNET = "10.241.94.0/24"
 # Check-quorum 0.4 s after the last answer from a majority (at most ~0.1 s before the cut), plus one
 # poll of the gate (50 ms) and the loops' cancellation; doubled for a loaded 2-core machine.
 STEP_DOWN_BOUND = 1.2
-
-
-@pytest.fixture
-def sim_cluster(tmp_path: Path) -> Iterator[tuple[SimNetwork, list[Host], ProcessCluster]]:
-    with SimNetwork(SUBNET) as network:
-        hosts = [network.add_host(f"m{i + 1}") for i in range(3)]
-        cluster = ProcessCluster(tmp_path, hosts=hosts)
-        try:
-            yield network, hosts, cluster
-        finally:
-            cluster.stop_all()
 
 
 async def watch_step_down(cluster: ProcessCluster, session: aiohttp.ClientSession, index: int,

@@ -440,6 +440,28 @@ def configmaps_of(records: list[dict[str, Any]]) -> dict[str, tuple[str, int]]:
     return found
 
 
+async def check_acknowledged_creates(
+    cluster: ProcessCluster, session: aiohttp.ClientSession, history: WriteHistory
+) -> None:
+    """Every acknowledged create is on every master with the uid and resourceVersion its client was told;
+    no fresh name was answered 409 or 4xx; no two acks share a resourceVersion; nothing exists that
+    nobody asked for; uids are unique. Exports are linearizable (a barrier through each master)."""
+    assert not history.anomalies, f"impossible answers to creates of fresh names: {list(history.anomalies.items())[:5]}"
+    rvs = [rv for _uid, rv in history.acked.values()]
+    assert len(set(rvs)) == len(rvs), "two acknowledged creates were given the same resourceVersion"
+    for m in cluster.masters:
+        _header, records = await export_objects(session, m.url)
+        stored = configmaps_of(records)  # raises on a name exported twice
+        missing = sorted(set(history.acked) - set(stored))
+        assert not missing, f"{m.name}: {len(missing)} acknowledged creates missing, e.g. {missing[:10]}"
+        changed = [n for n in history.acked if stored[n] != history.acked[n]]
+        assert not changed, f"{m.name}: stored (uid, rv) differs from the acknowledged one for {changed[:10]}"
+        phantom = sorted(set(stored) - history.attempted)
+        assert not phantom, f"{m.name}: ConfigMaps nobody created: {phantom[:10]}"
+        assert len({uid for uid, _rv in stored.values()}) == len(stored), f"{m.name}: a uid is used twice"
+        print(f"{m.name}: all {len(history.acked)} acknowledged creates present ({len(stored)} ConfigMaps)")
+
+
 async def local_configmaps(
     session: aiohttp.ClientSession, url: str, timeout: float = 30.0
 ) -> dict[str, tuple[str, int]]:
