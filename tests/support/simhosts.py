@@ -86,7 +86,8 @@ def _setns(path: str) -> None:
 
 @dataclass
 class SimNetwork:
-    """Hosts on a private /24 (``subnet``), named ``<prefix><host>``; ``.1`` is the controller."""
+    """Hosts on a private /24 (``subnet``), named ``<prefix><host>``; ``.1`` is the controller, hosts get
+    ``.10``, ``.11``, ... in the order they are added."""
 
     subnet: str
     prefix: str = field(default_factory=lambda: f"sh{os.getpid() % 100000}")
@@ -141,7 +142,7 @@ class SimNetwork:
             raise SimNetworkError("open the network first (the unreachable route must exist)")
         if name in self.hosts or len(name) > 8:
             raise ValueError(f"host name {name!r} taken or longer than 8 characters")
-        octet = octet if octet is not None else 10 + len(self.hosts)
+        octet = octet if octet is not None else 10 + sum(h.name != "ctl" for h in self.hosts.values())
         address = str(self._net.network_address + octet)
         host = Host(name=name, netns=f"{self.prefix}{name}", address=address, port=f"p-{name}")
         _run("ip", "netns", "add", host.netns)
