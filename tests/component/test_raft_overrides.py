@@ -639,10 +639,23 @@ def test_check_quorum_counts_silence_in_tick_time(lonely_syncobj: tuple[EdgeSync
     assert obj.leader_address() is None
 
 
-async def test_a_cut_off_leader_steps_down_before_a_successor_is_elected(tmp_path: Path) -> None:
-    """Raft messages between the leader and the others are dropped (a fault injected in the transports):
-    the leader must stop believing it leads before either of the others can become leader. Upstream's
-    fallback (1.5 s, checked before the poll) left it leading ~0.3-0.9 s into its successor's term."""
+def _cut_off(nodes: list[RaftNode], cut: str) -> None:
+    """Drop every Raft message between the node at ``cut`` and the others (a fault injected in the
+    transports; the TCP links stay up, as in a real partition)."""
+    for node in nodes:
+        transport = node._sync._SyncObj__transport
+        for name in ("send", "send_now"):
+            original = getattr(transport, name)
+
+            def send(target: Any, message: Any, _original: Any = original, _node: RaftNode = node) -> bool:
+                if (_node.address == cut) != (target.id == cut):
+                    return True  # lost on the wire
+                return bool(_original(target, message))
+
+            setattr(transport, name, send)
+
+
+async def _three_nodes(tmp_path: Path) -> list[RaftNode]:
     addresses = [f"127.0.0.1:{free_port()}" for _ in range(3)]
     secret = secrets.token_bytes(32)
     nodes = [
@@ -652,26 +665,19 @@ async def test_a_cut_off_leader_steps_down_before_a_successor_is_elected(tmp_pat
     ]
     for node in nodes:
         await node.start()
+    await wait_for(lambda: sum(n.is_leader for n in nodes) == 1, timeout=10)
+    return nodes
+
+
+async def test_a_cut_off_leader_steps_down_before_a_successor_is_elected(tmp_path: Path) -> None:
+    """Raft messages between the leader and the others are dropped: the leader must stop believing it
+    leads before either of the others can become leader. Upstream's fallback (1.5 s, checked before the
+    poll) left it leading ~0.3-0.9 s into its successor's term."""
+    nodes = await _three_nodes(tmp_path)
     try:
-        await wait_for(lambda: sum(n.is_leader for n in nodes) == 1, timeout=10)
         old = next(n for n in nodes if n.is_leader)
         await old.propose(b"before", timeout=5)
-        cut = old.address
-
-        def drop_across(node: RaftNode) -> None:
-            transport = node._sync._SyncObj__transport
-            for name in ("send", "send_now"):
-                original = getattr(transport, name)
-
-                def send(target: Any, message: Any, _original: Any = original) -> bool:
-                    if (node.address == cut) != (target.id == cut):
-                        return True  # lost on the wire
-                    return bool(_original(target, message))
-
-                setattr(transport, name, send)
-
-        for node in nodes:
-            drop_across(node)
+        _cut_off(nodes, old.address)
         cut_at = time.monotonic()
         stepped_down = elected = None
         deadline = cut_at + 10
@@ -685,6 +691,22 @@ async def test_a_cut_off_leader_steps_down_before_a_successor_is_elected(tmp_pat
         print(f"cut-off leader stepped down after {stepped_down} s; successor elected after {elected} s")
         assert stepped_down is not None and elected is not None
         assert stepped_down < elected
+    finally:
+        for node in nodes:
+            await node.stop()
+
+
+async def test_a_leader_that_loses_one_follower_keeps_leading(tmp_path: Path) -> None:
+    """Check-quorum counts a majority, not every follower: one follower cut off deposes nobody."""
+    nodes = await _three_nodes(tmp_path)
+    try:
+        leader = next(n for n in nodes if n.is_leader)
+        follower = next(n for n in nodes if n is not leader)
+        term = leader.term
+        _cut_off(nodes, follower.address)
+        await asyncio.sleep(2.0)  # five check-quorum timeouts
+        assert leader.is_leader and leader.term == term
+        assert isinstance(await leader.propose(b"still", timeout=5), int)
     finally:
         for node in nodes:
             await node.stop()
