@@ -19,6 +19,9 @@ The checks, from the recorded history:
   cut, and before the successor is elected;
 - after healing, it rejoins as a follower of the successor's term and holds the same objects.
 Printed: the time from the cut to the old leader's loops stopping, and to the successor's first write.
+
+A partial partition (the leader cut from one follower only) must change nothing: same term, same
+controller epoch, writes acknowledged throughout, all of them on the cut follower after healing.
 """
 
 from __future__ import annotations
@@ -30,7 +33,14 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.support.processes import HOST_RAFT_PORT, ProcessCluster, export_objects
+from tests.support.processes import (
+    HOST_RAFT_PORT,
+    ProcessCluster,
+    WriteHistory,
+    check_acknowledged_creates,
+    create_configmap,
+    export_objects,
+)
 from tests.support.raft_history import committed_commands, fencing_violations
 from tests.support.rollout_driver import first_write_after, rolled_out_beside_leader, wait_new_claim
 from tests.support.simhosts import Host, SimNetwork, available
@@ -166,5 +176,39 @@ async def test_a_partitioned_leader_stops_before_its_successor_starts(
     fenced_old = [e for e in logs[0] if e.command.get("fence") == old_epoch]
     assert fenced_old, "no write of the old leader's epoch in the log"
     assert fencing_violations(logs[0]) == []
+    errors = cluster.log_errors()
+    assert not errors, f"internal errors in the masters' logs: {errors[:10]}"
+
+
+async def test_cutting_the_leader_from_one_follower_changes_nothing(
+    sim_cluster: tuple[SimNetwork, list[Host], ProcessCluster],
+) -> None:
+    """A partial partition (leader <-> one follower, that follower still talks to the other): the cut
+    follower's pre-votes are refused by the follower that still hears the leader, the leader keeps a
+    majority (check-quorum counts one answer of two), so term and controller epoch stay; writes through
+    the two connected masters go on, and after healing the cut follower holds every one of them."""
+    network, hosts, cluster = sim_cluster
+    history = WriteHistory()
+    with network.entered(network.controller):
+        async with aiohttp.ClientSession() as session:
+            cluster.start_all()
+            await cluster.wait_ready(session, timeout=60.0)
+            leader, status = await cluster.find_leader(session)
+            cut, kept = [i for i in range(3) if i != leader]
+            network.cut(hosts[leader], hosts[cut], port=HOST_RAFT_PORT)
+            deadline = time.monotonic() + 3.0  # several election timeouts
+            n = 0
+            while time.monotonic() < deadline:
+                await create_configmap(session, cluster.masters[(leader, kept)[n % 2]].url, f"pp-{n:04d}", history)
+                n += 1
+            during = await cluster.status(session, leader)
+            network.heal()
+            await cluster.wait_converged(session)
+            await check_acknowledged_creates(cluster, session, history)
+    print(f"leader {cluster.masters[leader].name} cut from {cluster.masters[cut].name} for 3 s: term "
+          f"{status['term']} -> {during['term']}, {len(history.acked)} creates acknowledged meanwhile")
+    assert during["isLeader"] and during["term"] == status["term"]
+    assert during["controllers"]["epoch"] == status["controllers"]["epoch"] == status["leaderEpoch"]
+    assert len(history.acked) > 20 and not history.unknown
     errors = cluster.log_errors()
     assert not errors, f"internal errors in the masters' logs: {errors[:10]}"
