@@ -24,15 +24,15 @@ closes one measured hole and has a test in tests/component/test_raft_overrides.p
    ``connectionTimeout``, so the first vote request of an election was lost and failover took two
    rounds.
 7. One membership change at a time: upstream's guard was dead code (two concurrent adds both passed).
+8. Cheaper frames (``_FramedConnection``): pickle protocol 5 and no zlib, instead of protocol 2 + zlib.
+6. Raft frames are authenticated and encrypted with the cluster key (``edgek8s.pki.cipher.RaftCipher``); PySyncObj
+   unpickles whatever a peer sends, so an unauthenticated Raft port is remote code execution.
 17. Check-quorum that steps a cut-off leader down *before* a successor can be elected: upstream's
    ``leaderFallbackTimeout`` check runs at the start of a tick, before the poll that reads the
    followers' answers, so it had to be long (1.5 s, past the 0.6 s minimum election timeout: a cut-off
    leader still believed it led, and ran the controllers, after its successor started). Here it runs
    after the poll, and counts silence in tick time (each tick adds at most ``_QUORUM_STEP_MAX``): a
    leader whose own tick thread was starved is not deposed by answers it has not read yet.
-8. Cheaper frames (``_FramedConnection``): pickle protocol 5 and no zlib, instead of protocol 2 + zlib.
-6. Raft frames are authenticated and encrypted with the cluster key (``edgek8s.pki.cipher.RaftCipher``); PySyncObj
-   unpickles whatever a peer sends, so an unauthenticated Raft port is remote code execution.
 
 Everything here runs on the tick thread, except ``propose`` entry points that only enqueue.
 
