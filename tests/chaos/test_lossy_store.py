@@ -27,9 +27,9 @@ from tests.support.processes import (
     create_configmap,
     replicas_identical,
 )
-from tests.support.simhosts import Host, SimNetwork, available
+from tests.support.simhosts import Host, SimNetwork, needs_simhosts
 
-pytestmark = [pytest.mark.timeout(300), pytest.mark.skipif(available() is not None, reason=str(available()))]
+pytestmark = [pytest.mark.timeout(300), needs_simhosts()]
 
 DURATION = 12.0
 WRITERS = 6

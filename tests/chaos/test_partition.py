@@ -43,9 +43,9 @@ from tests.support.processes import (
 )
 from tests.support.raft_history import committed_commands, fencing_violations
 from tests.support.rollout_driver import first_write_after, rolled_out_beside_leader, wait_new_claim
-from tests.support.simhosts import Host, SimNetwork, available
+from tests.support.simhosts import Host, SimNetwork, needs_simhosts
 
-pytestmark = [pytest.mark.timeout(300), pytest.mark.skipif(available() is not None, reason=str(available()))]
+pytestmark = [pytest.mark.timeout(300), needs_simhosts()]
 
 # Check-quorum 0.4 s after the last answer from a majority (at most ~0.1 s before the cut), plus one
 # poll of the gate (50 ms) and the loops' cancellation; doubled for a loaded 2-core machine.

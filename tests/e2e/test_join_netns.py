@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 
 from edgek8s.pki.certs import cert_identity
-from tests.support.simhosts import Host, SimNetwork, available
+from tests.support.simhosts import Host, SimNetwork, needs_simhosts
 
 SUBNET = "10.241.93.0/24"
 
-pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
+pytestmark = needs_simhosts()
 
 
 @pytest.fixture(scope="module")

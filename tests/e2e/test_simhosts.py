@@ -14,9 +14,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.simhosts import Host, SimNetwork, available
+from tests.support.simhosts import Host, SimNetwork, needs_simhosts
 
-pytestmark = pytest.mark.skipif(available() is not None, reason=str(available()))
+pytestmark = needs_simhosts()
 
 SUBNET = "10.241.95.0/24"
 

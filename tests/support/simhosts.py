@@ -35,6 +35,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from types import TracebackType
 
+import pytest
+
 _CLONE_NEWNET = 0x40000000
 _NETNS_DIR = "/run/netns"
 
@@ -45,6 +47,12 @@ def available() -> str | None:
         return "needs root for network namespaces"
     missing = [tool for tool in ("ip", "nft", "nsenter") if shutil.which(tool) is None]
     return f"needs {', '.join(missing)}" if missing else None
+
+
+def needs_simhosts() -> pytest.MarkDecorator:
+    """The mark for a test module that creates simulated hosts: skipped with the reason where it cannot."""
+    reason = available()
+    return pytest.mark.skipif(reason is not None, reason=str(reason))
 
 
 def _run(*argv: str, stdin: str | None = None) -> None:
