@@ -134,9 +134,11 @@ async def test_a_partitioned_leader_stops_before_its_successor_starts(
                 first_seen = await first_write_after(driver, claimed) - cut_at
                 await asyncio.sleep(1.0)  # the successor rolls on; the old leader stays cut off
                 network.heal()
+                healed_at = time.monotonic()
                 successor = next(i for i in others if cluster.masters[i].name == claimed["leaderHolder"])
                 leader_status = await cluster.status(session, successor)
                 await wait_rejoined(cluster, session, old, leader_status)
+                rejoined = time.monotonic() - healed_at
                 await driver.set_image("web:2")
                 await driver.check_end_state("web:2")
             objects = await identical_exports(cluster, session)
@@ -156,7 +158,8 @@ async def test_a_partitioned_leader_stops_before_its_successor_starts(
           + f"its loops stopped {stopped:.3f} s after the cut ({old_term['attempts']} write attempts, last "
           f"{old_term['lastAttemptAt'] - cut_at:+.3f} s); successor {claimed['leaderHolder']} "
           f"(epoch {claimed['leaderEpoch']}) started {successor_started:.3f} s, first write attempt "
-          f"{successor_first:.3f} s, first controller write seen {first_seen:.3f} s after the cut")
+          f"{successor_first:.3f} s, first controller write seen {first_seen:.3f} s after the cut; "
+          f"rejoined as follower {rejoined:.3f} s after healing")
 
     # The old leader stopped before its successor started, and made its last attempt before the first.
     assert old_term["writes"] > 0

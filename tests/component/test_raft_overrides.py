@@ -710,3 +710,46 @@ async def test_a_leader_that_loses_one_follower_keeps_leading(tmp_path: Path) ->
     finally:
         for node in nodes:
             await node.stop()
+
+
+def test_a_mismatch_is_answered_with_the_index_after_the_commit(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    """A deposed leader's uncommitted suffix (here 5-10, term 1) is repaired in one round trip."""
+    obj, leader = lonely_syncobj
+    _fill_log(obj, 10, term=1)
+    obj._SyncObj__raftCommitIndex = 4
+    obj.journal().sync()
+    answers: list[dict[str, Any]] = []
+    transport = obj._SyncObj__transport
+    transport.send_now = lambda node, message: answers.append(message) or True
+    obj._SyncObj__onMessageReceived(leader, {
+        "type": "append_entries", "term": 2, "commit_index": 12, "prevLogIdx": 8, "prevLogTerm": 2, "entries": [],
+    })
+    assert [(a["next_node_idx"], a["success"], a["reset"]) for a in answers] == [(5, False, True)]  # upstream: 8
+    answers.clear()
+    obj._SyncObj__onMessageReceived(leader, {  # "log too short" answers stay as upstream makes them
+        "type": "append_entries", "term": 2, "commit_index": 12, "prevLogIdx": 15, "prevLogTerm": 2, "entries": [],
+    })
+    assert [(a["next_node_idx"], a["reset"]) for a in answers] == [(11, True)]
+
+
+def test_a_stale_failure_answer_does_not_undo_the_walk_back(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, follower = lonely_syncobj
+    _as_leader_with_queue(obj, follower, 0)
+    _fill_log(obj, 20)
+    obj._SyncObj__raftState = _RAFT_STATE.LEADER
+
+    def answer(next_index: int, success: bool, handler: Any = obj._SyncObj__onMessageReceived) -> int:
+        handler(follower, {"type": "next_node_idx", "next_node_idx": next_index, "reset": not success,
+                           "success": success})
+        return int(obj._SyncObj__raftNextIndex[follower])
+
+    obj._SyncObj__raftNextIndex[follower] = 21  # sent optimistically up to 20
+    assert answer(10, False) == 10  # mismatch at 10
+    obj._SyncObj__raftNextIndex[follower] = 21  # resent from 10: optimistic again
+    assert answer(16, False) == 10  # an answer to an earlier send ("too short") must not undo it
+    assert answer(21, True) == 21 and obj._SyncObj__raftMatchIndex[follower] == 20
+    assert answer(16, False) == 16  # after a success, a new walk back starts from the answer
+    upstream = functools.partial(SyncObj._SyncObj__onMessageReceived, obj)
+    obj._SyncObj__raftNextIndex[follower] = 21
+    answer(10, False, upstream)
+    assert answer(16, False, upstream) == 16  # upstream: the walk back is undone
