@@ -11,7 +11,7 @@ import pytest
 
 from edgek8s.api.inprocess import InProcessClient
 from edgek8s.client.events import EventRecorder
-from edgek8s.client.informer import Handlers, InformerFactory
+from edgek8s.client.informer import Handlers, InformerFactory, index_by_owner_uid
 from edgek8s.config import StoreConfig
 from edgek8s.model.resources import by_id, resource_id
 from tests.support.cluster import LocalCluster, eventually, started_cluster
@@ -66,6 +66,41 @@ async def test_an_informer_that_falls_behind_relists_and_converges(small_queues:
         await eventually(converged, 20)
         assert watching.lists >= 2  # the first list, and at least one after its watch was cut off
         assert sorted(deleted) == [f"old-{i}" for i in range(5)]  # a relist reports what went meanwhile
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_a_metadata_informer_keeps_compact_metadata_and_serves_it_decoded(cluster: LocalCluster) -> None:
+    client = InProcessClient(cluster.running()[0].store, manager="test")
+    owner = await client.create(CONFIGMAPS, configmap("owner"))
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"]}
+    dependent = configmap("dependent")
+    dependent["metadata"].update(ownerReferences=[ref], annotations={"note": "x" * 500})
+    await client.create(CONFIGMAPS, dependent)
+    factory = InformerFactory(client)
+    informer = factory.metadata_informer(CONFIGMAPS, indexers={"owner": index_by_owner_uid})
+    added: list[dict[str, Any]] = []
+    informer.add_handlers(Handlers(on_add=added.append))
+    task = asyncio.create_task(factory.run())
+    try:
+        await asyncio.wait_for(factory.wait_synced(), 10)
+        await client.delete(CONFIGMAPS, "default", "owner")
+
+        async def owner_gone() -> bool:
+            return informer.get("default", "owner") is None
+
+        await eventually(owner_gone, 10)
+        cached = informer.get("default", "dependent")
+        assert cached is not None and cached["metadata"]["ownerReferences"] == [ref]
+        assert cached["metadata"]["uid"] and cached["metadata"]["resourceVersion"]
+        # The graph needs none of these; managedFields and annotations were most of the memory.
+        assert "managedFields" not in cached["metadata"] and "annotations" not in cached["metadata"]
+        assert "data" not in cached and cached["kind"] == "ConfigMap"
+        assert [o["metadata"]["name"] for o in informer.by_index("owner", ref["uid"])] == ["dependent"]
+        assert sorted(o["metadata"]["name"] for o in added) == ["dependent", "owner"]
+        assert all(isinstance(value, bytes) for value in informer._cache.values())  # what it holds
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
