@@ -132,8 +132,10 @@ class Informer:
         self._resync = resync
         self._backoff = backoff or ExponentialBackoff(base=0.1, cap=10.0, jitter=0.2)
         self._cache: dict[str, Obj | bytes] = {}  # bytes (compact JSON) when ``compact``
-        self._indexers: dict[str, IndexFunc] = {NAMESPACE_INDEX: index_by_namespace}
-        self._indexes: dict[str, dict[str, set[str]]] = {NAMESPACE_INDEX: {}}
+        # A compact informer is the garbage collector's: it never lists by namespace, and the index
+        # would cost a set entry per object.
+        self._indexers: dict[str, IndexFunc] = {} if compact else {NAMESPACE_INDEX: index_by_namespace}
+        self._indexes: dict[str, dict[str, set[str]]] = {} if compact else {NAMESPACE_INDEX: {}}
         self._handlers: list[Handlers] = []
         self._synced = asyncio.Event()
         self.resource_version = 0
@@ -184,6 +186,8 @@ class Informer:
     def list(self, namespace: str | None = None) -> list[Obj]:
         if namespace is None:
             return self._cached()
+        if NAMESPACE_INDEX not in self._indexes:
+            return [obj for obj in self._cached() if index_by_namespace(obj) == [namespace]]
         return self.by_index(NAMESPACE_INDEX, namespace)
 
     def keys(self) -> Keys:

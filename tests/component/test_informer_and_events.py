@@ -100,6 +100,7 @@ async def test_a_metadata_informer_keeps_compact_metadata_and_serves_it_decoded(
         assert "data" not in cached and cached["kind"] == "ConfigMap"
         assert [o["metadata"]["name"] for o in informer.by_index("owner", ref["uid"])] == ["dependent"]
         assert sorted(o["metadata"]["name"] for o in added) == ["dependent", "owner"]
+        assert [o["metadata"]["name"] for o in informer.list("default")] == ["dependent"]
         assert all(isinstance(value, bytes) for value in informer._cache.values())  # what it holds
     finally:
         task.cancel()
