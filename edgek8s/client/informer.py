@@ -60,16 +60,17 @@ def resource_version(obj: Obj) -> int:
     return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
 
 
-_NOT_IN_METADATA_VIEW = frozenset({"managedFields", "annotations"})
+METADATA_VIEW = ("name", "namespace", "uid", "resourceVersion", "ownerReferences", "finalizers",
+                 "deletionTimestamp", "deletionGracePeriodSeconds")
 
 
 def metadata_only(obj: Obj) -> Obj:
-    """What a metadata informer keeps (PartialObjectMetadata): apiVersion, kind, metadata without
-    ``managedFields`` and ``annotations`` (most of a small object's metadata, and of no use to the
-    ownership graph)."""
+    """What a metadata informer keeps: apiVersion, kind, and of the metadata only the identity and
+    ownership fields in ``METADATA_VIEW`` (upstream's PartialObjectMetadata has all of it; managedFields,
+    annotations, labels and timestamps were most of it, and the ownership graph needs none)."""
     meta = obj.get("metadata") or {}
     return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
-            "metadata": {k: v for k, v in meta.items() if k not in _NOT_IN_METADATA_VIEW}}
+            "metadata": {k: meta[k] for k in METADATA_VIEW if k in meta}}
 
 
 def index_by_namespace(obj: Obj) -> list[str]:
