@@ -2,7 +2,9 @@
 
 Every resource is watched through a metadata-only informer; the owner graph is the informers' index
 of ``ownerReferences`` uids. An owner is found from a reference by kind, namespace and name, then its
-uid compared (no uid -> object map: on a leader with 10,000 objects it cost ~2.7 MB). One queue of
+uid compared (no uid -> object map: on a leader with 10,000 objects it cost ~2.7 MB). Only objects
+with owners, finalizers or a deletion timestamp are cached (``in_graph``); an owner without them is
+read live when a dependent is checked. One queue of
 ``<resource>|<ns>|<name>`` items, level-triggered:
 
 - an object whose owners are all gone (absent, or the name now has another uid; checked with a live
@@ -74,7 +76,7 @@ class _Collector:
         self.queue: WorkQueue[str] = WorkQueue(name="garbage-collector")
         self.informers: dict[str, Informer] = {}
         for rtype in resources:
-            informer = factory.metadata_informer(rtype, indexers={OWNER_UID: index_by_owner_uid})
+            informer = factory.metadata_informer(rtype, indexers={OWNER_UID: index_by_owner_uid}, keep=in_graph)
             self.informers[rtype.id] = informer
             informer.add_handlers(self._handlers(rtype))
 
@@ -225,6 +227,14 @@ class _Collector:
             await self.client.patch(rtype, meta.get("namespace") or "", meta["name"], {"metadata": {
                 "finalizers": remaining or None, "resourceVersion": meta["resourceVersion"]}})
 
+
+
+def in_graph(obj: Obj) -> bool:
+    """Whether the collector caches ``obj``: it has owners, finalizers or a deletion timestamp. Any other
+    object can only be an owner, found by a live read when a dependent names it (and its deletion
+    still reaches ``deleted`` from the watch)."""
+    meta = obj.get("metadata") or {}
+    return bool(meta.get("ownerReferences") or meta.get("finalizers") or meta.get("deletionTimestamp"))
 
 
 def _deleting_in_foreground(obj: Obj) -> bool:
