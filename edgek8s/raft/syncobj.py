@@ -280,12 +280,15 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
         self._edge_tick_hooks: list[Callable[[], None]] = []
         self._edge_pending_acks: dict[Any, Any] = {}
         self._edge_wake_pending = False  # a byte is in the tick thread's wake-up pipe, not yet seen
+        self._edge_tick_ident: int | None = None  # the tick thread, once it runs
+        self._edge_queued_by_tick = False  # the tick thread queued a command since its last drain began
         conf.autoTick = False
         conf.appendEntriesUseBatch = False
         super().__init__(self_address, peers, conf, consumers=[consumer], transportClass=_SyncingTransport)
         self._install_journal(DurableJournal(journal_path, snapshot_path=Path(conf.fullDumpFile)))
         # Upstream runs tick callbacks right before it waits in poll: whatever the tick sent leaves now.
         self.addOnTickCallback(self._SyncObj__transport.flush)
+        self.addOnTickCallback(self._edge_before_poll)
 
     # --- 1. durable journal --------------------------------------------------------------------------
 
@@ -316,6 +319,7 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
             self._edge_thread.join(timeout)
 
     def _edge_tick_loop(self) -> None:
+        self._edge_tick_ident = threading.get_ident()
         period = self.conf.autoTickPeriod
         while not self._edge_stop.is_set():
             try:
@@ -385,12 +389,25 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
         except queue.Full:
             self._SyncObj__callErrCallback(FAIL_REASON.QUEUE_FULL, callback)
             return
+        if threading.get_ident() == self._edge_tick_ident:
+            # The leader queuing a command a follower forwarded (while handling its message): the tick
+            # thread drains the queue before it polls again, so writing to its own pipe only cost a
+            # syscall and an extra empty tick per forwarded write. ``_edge_before_poll`` covers a command
+            # queued after the drain.
+            self._edge_queued_by_tick = True
+            return
         if not self._edge_wake_pending:
             self._edge_wake_pending = True
             self._SyncObj__pipeNotifier.notify()
 
+    def _edge_before_poll(self) -> None:
+        if self._edge_queued_by_tick:  # queued by this thread after this tick's drain began
+            self._edge_queued_by_tick = False
+            self._SyncObj__pipeNotifier.notify()
+
     def _checkCommandsToApply(self) -> None:
         self._edge_wake_pending = False  # before draining: see _applyCommand
+        self._edge_queued_by_tick = False
         self._edge_batching = True
         try:
             super()._checkCommandsToApply()

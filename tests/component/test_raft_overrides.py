@@ -15,6 +15,7 @@ import pickle
 import secrets
 import socket
 import struct
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -312,6 +313,36 @@ def test_upstream_wakes_the_tick_thread_per_command(lonely_syncobj: tuple[EdgeSy
     for i in range(50):
         SyncObj._applyCommand(obj, b"\x00" + pickle.dumps(i), None)
     assert _wake_up_bytes(obj) == 50
+
+
+def _forwarded(command: Any) -> dict[str, Any]:
+    return {"type": "apply_command", "command": b"\x00" + pickle.dumps(command), "request_id": 1}
+
+
+def test_a_command_forwarded_to_the_leader_does_not_wake_its_own_tick_thread(
+    lonely_syncobj: tuple[EdgeSyncObj, Any],
+) -> None:
+    obj, peer = lonely_syncobj
+    sent = _as_leader_with_queue(obj, peer, 0)
+    _wake_up_bytes(obj)
+    obj._edge_tick_ident = threading.get_ident()  # this thread plays the tick thread
+    obj._SyncObj__onMessageReceived(peer, _forwarded("forwarded"))
+    assert _wake_up_bytes(obj) == 0  # the tick drains the queue before it polls again
+    obj._checkCommandsToApply()
+    assert [len(m["entries"]) for m in sent if m["type"] == "append_entries"] == [1]
+    obj._SyncObj__onMessageReceived(peer, _forwarded("late"))  # after this tick's drain, before its poll
+    obj._edge_before_poll()
+    assert _wake_up_bytes(obj) == 1
+
+
+def test_upstream_wakes_its_own_tick_thread_for_a_forwarded_command(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, peer = lonely_syncobj
+    _as_leader_with_queue(obj, peer, 0)
+    _wake_up_bytes(obj)
+    obj._edge_tick_ident = threading.get_ident()
+    message = _forwarded("forwarded")
+    SyncObj._applyCommand(obj, message["command"], (peer, message["request_id"]))  # what upstream's handler does
+    assert _wake_up_bytes(obj) == 1
 
 
 def test_follower_acknowledges_only_durable_entries(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
