@@ -586,15 +586,24 @@ def test_frames_are_pickle_5_without_zlib(lonely_syncobj: tuple[EdgeSyncObj, Any
 
 
 class _CountingSocket:
-    """A socket whose ``send`` calls are counted (each one a syscall)."""
+    """A socket whose ``send``, ``recv`` and ``getsockopt`` calls are counted (each one a syscall)."""
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self.sends = 0
+        self.reads = 0
 
     def send(self, data: bytes) -> int:
         self.sends += 1
         return self._sock.send(data)
+
+    def recv(self, size: int) -> bytes:
+        self.reads += 1
+        return self._sock.recv(size)
+
+    def getsockopt(self, *args: Any) -> Any:
+        self.reads += 1
+        return self._sock.getsockopt(*args)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
@@ -639,6 +648,42 @@ def test_upstream_sends_each_message_on_its_own(lonely_syncobj: tuple[EdgeSyncOb
         for i in range(5):
             sender.send({"type": "apply_command", "command": b"x" * 100, "request_id": i})
         assert counting.sends == 5
+
+
+def _read_counted(obj: EdgeSyncObj, *, framed: bool) -> tuple[int, list[Any]]:
+    """Syscalls a connection makes to read two frames that are waiting, and the messages it parsed."""
+    left, right = socket.socketpair()
+    try:
+        left.setblocking(False)
+        receiver = TcpConnection(obj._poller, socket=left)
+        if framed:
+            obj._SyncObj__transport._adopt(receiver)
+        counting = _CountingSocket(left)
+        receiver._TcpConnection__socket = counting
+        messages = [{"type": "ping", "n": 1}, {"type": "ping", "n": 2}]
+        for message in messages:
+            data = pickle.dumps(message, protocol=5) if framed else zlib.compress(pickle.dumps(message))
+            right.sendall(struct.pack("i", len(data)) + data)
+        time.sleep(0.05)
+        receiver._TcpConnection__tryReadBuffer()
+        parsed = []
+        while (message := receiver._TcpConnection__processParseMessage()) is not None:
+            parsed.append(message)
+        return counting.reads, parsed
+    finally:
+        left.close()
+        right.close()
+
+
+def test_a_waiting_frame_is_read_with_one_syscall(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, _peer = lonely_syncobj
+    assert _read_counted(obj, framed=True) == (1, [{"type": "ping", "n": 1}, {"type": "ping", "n": 2}])
+
+
+def test_upstream_reads_with_three_syscalls(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, _peer = lonely_syncobj
+    reads, parsed = _read_counted(obj, framed=False)
+    assert reads == 3 and len(parsed) == 2  # recv, getsockopt(SO_ERROR), recv until EAGAIN
 
 
 async def test_every_raft_connection_uses_the_cheap_frames(cluster: LocalCluster) -> None:
