@@ -127,7 +127,7 @@ class _FramedConnection(TcpConnection):  # type: ignore[misc]
         means the socket is drained; PySyncObj's poll is level-triggered, so anything that arrives
         later wakes the next poll. A socket error still surfaces: ``recv`` raises it or returns b"".
         """
-        size = self._TcpConnection__recvBufferSize
+        size: int = self._TcpConnection__recvBufferSize
         try:
             incoming: bytes = self._TcpConnection__socket.recv(size)
         except OSError as exc:
