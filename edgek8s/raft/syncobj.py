@@ -5,7 +5,8 @@ closes one measured hole and has a test in tests/component/test_raft_overrides.p
 
 1. Durable journal (``journal.DurableJournal``) swapped in after ``SyncObj.__init__`` (which only knows
    its own mmap journal); the tick loop is our own thread so the swap happens before the first tick.
-2. Group commit: the journal is fdatasync'ed before a follower acknowledges entries (``_SyncingTransport``)
+2. Group commit: the journal is fdatasync'ed before a follower acknowledges entries (``_SyncingTransport``;
+   an acknowledgement identical to one sent within half a heartbeat is not repeated)
    and at the start of every tick, before the leader counts its own log towards a commit; commands
    queued in one tick are appended together and sent in one AppendEntries (``_checkCommandsToApply``),
    instead of PySyncObj's choice between one send per command and one send per heartbeat. Proposals
@@ -303,6 +304,7 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
         self._edge_thread: threading.Thread | None = None
         self._edge_tick_hooks: list[Callable[[], None]] = []
         self._edge_pending_acks: dict[Any, Any] = {}
+        self._edge_last_ack: dict[Any, tuple[tuple[Any, ...], float]] = {}  # node -> (what, when) last sent
         self._edge_wake_pending = False  # a byte is in the tick thread's wake-up pipe, not yet seen
         self._edge_tick_ident: int | None = None  # the tick thread, once it runs
         self._edge_queued_by_tick = False  # the tick thread queued a command since its last drain began
@@ -384,11 +386,11 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
         """
         journal = self._edge_journal
         if journal is None or not journal.dirty:
-            return bool(self._SyncObj__transport.send_now(node, message))
+            return self._edge_send_ack(node, message)
         if message.get("reset"):
             journal.sync()
             self._edge_flush_acks()
-            return bool(self._SyncObj__transport.send_now(node, message))
+            return self._edge_send_ack(node, message)
         self._edge_pending_acks[node] = message
         return True
 
@@ -397,7 +399,27 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
             return
         pending, self._edge_pending_acks = self._edge_pending_acks, {}
         for node, message in pending.items():
-            self._SyncObj__transport.send_now(node, message)
+            self._edge_send_ack(node, message)
+
+    def _edge_send_ack(self, node: Any, message: Any) -> bool:
+        """Send an acknowledgement unless the leader got the very same one (same term, index, outcome)
+        within half a heartbeat period.
+
+        Upstream answers every AppendEntries, so the empty one that only carries a new commit index got
+        a second, identical acknowledgement: 2 of a follower's 4 messages per write, each a send, a
+        wake-up of the leader and a decryption there. The leader learns nothing from a repeat; it
+        still hears from every follower at least every half heartbeat (``lastResponseTime``, leader
+        fallback), and a reset or a new term always goes out.
+        """
+        now = raft_clock()
+        what = (self._SyncObj__raftCurrentTerm, message.get("next_node_idx"), message.get("success"),
+                message.get("reset"))
+        last = self._edge_last_ack.get(node)
+        if (not message.get("reset") and last is not None and last[0] == what
+                and now - last[1] < self.conf.appendEntriesPeriod / 2):
+            return True
+        self._edge_last_ack[node] = (what, now)
+        return bool(self._SyncObj__transport.send_now(node, message))
 
     def _applyCommand(self, command: bytes, callback: Any, commandType: int | None = None) -> None:
         """Queue a command for the tick thread (any thread); wake the tick thread once per batch.

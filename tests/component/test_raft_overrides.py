@@ -369,6 +369,34 @@ def test_follower_acknowledges_only_durable_entries(lonely_syncobj: tuple[EdgeSy
     assert obj._SyncObj__raftLog[-1][1] == 7
 
 
+def test_a_repeated_acknowledgement_is_not_sent_again(
+    lonely_syncobj: tuple[EdgeSyncObj, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    obj, leader = lonely_syncobj
+    _fill_log(obj, 3)
+    obj.journal().sync()
+    now = [1000.0]
+    monkeypatch.setattr("edgek8s.raft.syncobj.raft_clock", lambda: now[0])
+    made: list[int] = []
+    sent: list[int] = []
+    transport = obj._SyncObj__transport
+    acknowledge, send_now = obj._edge_acknowledge, transport.send_now
+    monkeypatch.setattr(obj, "_edge_acknowledge",
+                        lambda node, message: made.append(message["next_node_idx"]) or acknowledge(node, message))
+    monkeypatch.setattr(transport, "send_now",
+                        lambda node, message: sent.append(message["next_node_idx"]) or send_now(node, message))
+    obj._SyncObj__onMessageReceived(leader, _append(3, [4, 5]))
+    obj._onTick(0.0)  # durable: acknowledged
+    commit_only = _append(5, [])
+    commit_only["commit_index"] = 5
+    obj._SyncObj__onMessageReceived(leader, commit_only)  # the leader's new commit index
+    assert made == [6, 6]  # upstream answers both AppendEntries alike
+    assert sent == [6]  # the repeat tells the leader nothing
+    now[0] += obj.conf.appendEntriesPeriod  # a heartbeat later: answered, the leader must hear from us
+    obj._SyncObj__onMessageReceived(leader, _append(5, []))
+    assert sent == [6, 6]
+
+
 async def test_restarted_follower_does_not_depose_the_leader(cluster: LocalCluster) -> None:
     leader = await cluster.wait_stable_leader()
     master = cluster.masters[leader]
