@@ -169,8 +169,10 @@ def _run_server(args: argparse.Namespace) -> int:
     from edgek8s._util.memory import limit_malloc_arenas, settle_garbage_collector
 
     limit_malloc_arenas()  # before any thread starts
+    from edgek8s.client.rest import drop_public_ca_defaults
     from edgek8s.server.control_plane import JoinSettings, MdnsSettings, run_master
 
+    drop_public_ca_defaults()  # a master trusts only its cluster CA
     settle_garbage_collector()  # after the imports: they are what it freezes
 
     if args.cluster_init and not args.config_dir:

@@ -31,6 +31,27 @@ _BY_CODE: dict[int, type[errors.StatusError]] = {
 }
 
 
+def drop_public_ca_defaults() -> None:
+    """Replace the two client TLS contexts aiohttp builds at import with ones that load no CA bundle.
+
+    aiohttp loads the system's public CA bundle into both at import (~3 MB of OpenSSL memory per
+    process), although the unverified one never uses it. For a master, which trusts only its cluster
+    CA and passes that context on every TLS request, the verified default then trusts nothing: a TLS
+    request made without a context fails verification instead of trusting the public CAs. Call once
+    per process, in processes that never talk TLS to the public internet.
+    """
+    from aiohttp import connector
+
+    verified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, with no trusted CA
+    unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+    for context in (verified, unverified):
+        context.set_alpn_protocols(("http/1.1",))
+    connector._SSL_CONTEXT_VERIFIED = verified
+    connector._SSL_CONTEXT_UNVERIFIED = unverified
+
+
 class TransportError(errors.ServiceUnavailable):
     """The request could not be completed (connection refused, reset, timeout): outcome unknown for writes."""
 

@@ -14,6 +14,7 @@ import contextlib
 import logging
 import ssl
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
@@ -21,7 +22,6 @@ from edgek8s.api.app import build_app
 from edgek8s.api.context import CONTROLLER_STATUS
 from edgek8s.client.loops import LeaderLoop
 from edgek8s.config import ServerConfig
-from edgek8s.discovery.mdns import Advertiser
 from edgek8s.model import errors
 from edgek8s.pki.certs import ca_hash, server_tls_context
 from edgek8s.server.leadership import LeaderGate
@@ -29,6 +29,9 @@ from edgek8s.server.loops import leader_loops
 from edgek8s.server.membership import request_membership
 from edgek8s.server.serving import keep_serving_cert
 from edgek8s.store.raftstore import RaftStore
+
+if TYPE_CHECKING:
+    from edgek8s.discovery.mdns import Advertiser
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +95,9 @@ class Master:
         self._bootstrap = asyncio.create_task(self._register(), name="master-bootstrap")
         self._tasks.append(asyncio.create_task(self.gate.run(), name="leader-gate"))
         if self._mdns is not None and api.client_ca_file is not None:
+            # Imported here: zeroconf costs ~3 MB of RSS, wasted on a master that does not advertise.
+            from edgek8s.discovery.mdns import Advertiser
+
             ca_pem = await asyncio.to_thread(api.client_ca_file.read_bytes)
             pin = ca_hash(ca_pem)
             self._advertiser = Advertiser(
