@@ -252,6 +252,11 @@ def build_agent_config(args: argparse.Namespace) -> Any:
         if not sep or not key:
             raise ConfigError(f"--label: expected KEY=VALUE, got {label!r}")
         labels.append((key, value))
+    from edgek8s.model.nodelabels import forbidden_labels
+
+    if bad := forbidden_labels(key for key, _ in labels):  # the API would refuse the registration (403)
+        raise ConfigError(f"--label: a node may not set {', '.join(bad)} on itself (NodeRestriction); "
+                          "label it with an admin's kubectl label instead")
     try:
         reserved_cpu, reserved_memory = milli_value(args.reserved_cpu), quantity_value(args.reserved_memory)
     except ValueError as exc:
