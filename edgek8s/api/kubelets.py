@@ -3,12 +3,14 @@
 A node's kubelet endpoint is ``https://<address>:<status.daemonEndpoints.kubeletEndpoint.Port>``, the
 address being the node's InternalIP (else Hostname, else ExternalIP), as upstream's
 ``--kubelet-preferred-address-types`` default picks it. The client authenticates with the API servers'
-kubelet-client certificate and verifies kubelets against the cluster CA; it lives as long as the app.
+kubelet-client certificate and verifies kubelets against the cluster CA; it lives as long as the app, and
+a renewed certificate is loaded into its context (``KUBELET_TLS``) in place.
 """
 
 from __future__ import annotations
 
 import ipaddress
+import ssl
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -21,6 +23,7 @@ from edgek8s.model.resources import lookup
 from edgek8s.pki.certs import client_tls_context
 
 KUBELETS = web.AppKey("kubelets", KubeletClient)
+KUBELET_TLS = web.AppKey("kubelet_tls", ssl.SSLContext)  # the live context: renewals load into it
 _ADDRESS_PREFERENCE = ("InternalIP", "Hostname", "ExternalIP")
 NODES = lookup("", "v1", "nodes")
 PODS = lookup("", "v1", "pods")
@@ -31,6 +34,7 @@ async def kubelet_client_ctx(app: web.Application) -> AsyncIterator[None]:
     tls = None
     if api.client_ca_file is not None:
         tls = client_tls_context(api.client_ca_file, api.kubelet_client_cert_file, api.kubelet_client_key_file)
+        app[KUBELET_TLS] = tls
     client = KubeletClient(tls)
     async with client:
         app[KUBELETS] = client

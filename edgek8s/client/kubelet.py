@@ -35,7 +35,7 @@ class KubeletClient(RestClient):
     async def open_stream(self, url: str, *, params: list[tuple[str, str]] | None = None) -> aiohttp.ClientResponse:
         """A GET whose body the caller reads incrementally (``response.content``) and then releases."""
         try:
-            response = await self.session.get(url, params=params)
+            response = await self.session.get(url, params=params, ssl=self.ssl)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise errors.ServiceUnavailable(f"cannot reach the kubelet at {url}: {exc}") from exc
         await self._check(response)
@@ -45,7 +45,7 @@ class KubeletClient(RestClient):
                         params: list[tuple[str, str]] | None = None) -> aiohttp.ClientWebSocketResponse:
         try:
             return await self.session.ws_connect(url, params=params, protocols=protocols, autoping=True,
-                                                 max_msg_size=4 * 1024 * 1024, heartbeat=None)
+                                                 max_msg_size=4 * 1024 * 1024, heartbeat=None, ssl=self.ssl)
         except aiohttp.WSServerHandshakeError as exc:
             # The kubelet answered with a Status instead of upgrading: aiohttp drops the body, keep the code.
             cls = {400: errors.BadRequest, 403: errors.Forbidden, 404: errors.NotFound}.get(
