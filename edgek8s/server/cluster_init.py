@@ -13,7 +13,7 @@ import datetime
 import socket
 from pathlib import Path
 
-from edgek8s.config import KUBELET_CLIENT_NAME, ConfigError
+from edgek8s.config import KUBELET_CLIENT_NAME, ConfigError, join_host_port
 from edgek8s.pki.certs import CertPair, ca_hash, issue, new_ca, write_pair
 from edgek8s.pki.layout import Layout, write_json, write_private
 from edgek8s.server.kubeconfig import render_kubeconfig, write_kubeconfig
@@ -58,17 +58,20 @@ def cluster_init(layout: Layout, *, name: str, raft_address: str, listen: str, a
     write_private(layout.ca_cert, ca.cert_pem, mode=0o644)
     generate_secret_file(layout.cluster_secret)
     host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
     url_host = host if host not in ("0.0.0.0", "::", "") else (addresses[0] if addresses else "127.0.0.1")
+    api_url = f"https://{join_host_port(url_host, port)}"
     issue_master_certificates(layout, ca, name=name, addresses=addresses, hostnames=hostnames,
-                              api_url=f"https://{url_host}:{port}", lifetime=lifetime)
+                              api_url=api_url, lifetime=lifetime)
     write_json(layout.server_json, {"name": name, "raftAddress": raft_address, "peers": [], "listen": listen,
                                     "mdnsInterfaces": list(mdns_interfaces or [])})
-    write_json(layout.node_json, {"nodeName": name, "role": "master", "servers": [f"https://{url_host}:{port}"]})
+    write_json(layout.node_json, {"nodeName": name, "role": "master", "servers": [api_url]})
     return ca_hash(ca.cert_pem)
 
 
 def host_addresses() -> list[str]:
-    """IPv4 addresses of this host's interfaces (loopback excluded), for SANs and mDNS."""
+    """This host's interface addresses (IPv4 first, then routable IPv6; loopback and link-local
+    excluded), for SANs and mDNS."""
     from edgek8s.discovery.addresses import interface_addresses
 
     return interface_addresses()

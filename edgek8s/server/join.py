@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from edgek8s.client.rest import RestClient, TransportError, error_from_status
+from edgek8s.config import join_host_port
 from edgek8s.model import errors
 from edgek8s.pki.certs import (
     CertPair,
@@ -153,7 +154,8 @@ def write_layout(request: JoinRequest, answer: dict[str, Any], key_pem: bytes, s
         write_private(layout.serving_key, serving_key)
         write_private(layout.serving_cert, str(answer["servingCertificate"]).encode(), mode=0o644)
         host, _, port = request.listen.rpartition(":")
-        own = f"https://{host if host not in ('0.0.0.0', '') else request.addresses[0]}:{port}"
+        host = host.strip("[]")
+        own = f"https://{join_host_port(host if host not in ('0.0.0.0', '::', '') else request.addresses[0], port)}"
         # The master's own client certificates live as long as the cluster's signer issues them.
         issue_master_certificates(layout, ca, name=request.name, addresses=list(request.addresses),
                                   hostnames=list(request.hostnames), api_url=own, serving=False,

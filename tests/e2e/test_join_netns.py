@@ -121,3 +121,64 @@ def test_a_worker_joins_over_multicast_and_the_rogue_is_refused(hosts: dict[str,
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
+
+
+SUBNET6 = "fd42:e6e6:93::"
+HOSTS6 = {"m6": 0x11, "w6": 0x12}
+
+
+@pytest.fixture(scope="module")
+def hosts6() -> Iterator[dict[str, str]]:
+    """Two hosts with IPv6 only on their link (IPv4 only on loopback): mDNS and the join must use IPv6."""
+    ip("-6", "route", "replace", "unreachable", f"{SUBNET6}/64")  # before any host exists
+    switch = f"{PREFIX}s6"
+    names = {host: f"{PREFIX}{host}" for host in HOSTS6}
+    try:
+        ip("netns", "add", switch)
+        ip("-n", switch, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
+        ip("-n", switch, "link", "set", "br0", "up")
+        for host, netns in names.items():
+            ip("netns", "add", netns)
+            ip("-n", switch, "link", "add", f"p-{host}", "type", "veth", "peer", "name", "eth0", "netns", netns)
+            ip("-n", switch, "link", "set", f"p-{host}", "master", "br0", "up")
+            ip("-n", netns, "-6", "addr", "add", f"{SUBNET6}{HOSTS6[host]:x}/64", "dev", "eth0", "nodad")
+            ip("-n", netns, "link", "set", "eth0", "up")
+            ip("-n", netns, "link", "set", "lo", "up")
+        yield names
+    finally:
+        for netns in [*names.values(), switch]:
+            subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False, timeout=10)
+        subprocess.run(["ip", "-6", "route", "del", "unreachable", f"{SUBNET6}/64"], capture_output=True,
+                       check=False)
+
+
+def test_a_worker_finds_and_joins_a_master_over_ipv6_mdns(hosts6: dict[str, str], tmp_path: Path) -> None:
+    master = f"{SUBNET6}{HOSTS6['m6']:x}"
+    url = f"https://[{master}]:6443"
+    log = open(tmp_path / "m6.log", "wb")  # noqa: SIM115 - handed to the child
+    process = subprocess.Popen(in_host(
+        hosts6["m6"], "edgek8s", "server", "--cluster-init", "--config-dir", str(tmp_path / "m6"), "--data-dir",
+        str(tmp_path / "m6" / "data"), "--name", "m6", "--raft-address=127.0.0.1:7946", f"--listen=[{master}]:6443",
+        f"--advertise-address={master}"), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    try:
+        wait_ready(hosts6["m6"], url, tmp_path / "m6" / "ca.crt")
+        token = subprocess.run(in_host(hosts6["m6"], "edgek8s", "token", "create", "--config-dir",
+                                       str(tmp_path / "m6")), capture_output=True, text=True, check=True,
+                               timeout=60).stdout.strip()
+        joined = subprocess.run(in_host(hosts6["w6"], "edgek8s", "join", "--token", token, "--name", "w6",
+                                        "--config-dir", str(tmp_path / "w6"), "--data-dir", str(tmp_path / "w6d"),
+                                        "--browse-timeout", "3"),
+                                capture_output=True, text=True, timeout=120, check=False)
+        assert joined.returncode == 0, joined.stdout + joined.stderr + (tmp_path / "m6.log").read_text()
+        assert f"joined via {url} as w6" in joined.stderr  # found by IPv6 multicast, verified over IPv6 TLS
+        assert cert_identity((tmp_path / "w6" / "pki" / "node.crt").read_bytes()) == (
+            "system:node:w6", ("system:nodes",))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
