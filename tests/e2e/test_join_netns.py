@@ -37,11 +37,13 @@ def ip(*args: str) -> None:
     subprocess.run(["ip", *args], check=True, capture_output=True, timeout=10)
 
 
-@pytest.fixture(scope="module")
-def hosts() -> Iterator[dict[str, str]]:
-    ip("route", "replace", "unreachable", f"{SUBNET}.0/24")  # before any host exists
-    switch = f"{PREFIX}sw"
-    names = {host: f"{PREFIX}{host}" for host in HOSTS}
+@contextlib.contextmanager
+def simulated_hosts(switch: str, addresses: dict[str, str], subnet: str, *,
+                    v6: bool = False) -> Iterator[dict[str, str]]:
+    """One netns per host (``addresses``: host -> address/prefix on its eth0) on a bridge in ``switch``."""
+    family = ["-6"] if v6 else []
+    ip(*family, "route", "replace", "unreachable", subnet)  # before any host exists
+    names = {host: f"{PREFIX}{host}" for host in addresses}
     try:
         ip("netns", "add", switch)
         ip("-n", switch, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
@@ -50,14 +52,20 @@ def hosts() -> Iterator[dict[str, str]]:
             ip("netns", "add", netns)
             ip("-n", switch, "link", "add", f"p-{host}", "type", "veth", "peer", "name", "eth0", "netns", netns)
             ip("-n", switch, "link", "set", f"p-{host}", "master", "br0", "up")
-            ip("-n", netns, "addr", "add", f"{SUBNET}.{HOSTS[host]}/24", "dev", "eth0")
+            ip("-n", netns, *family, "addr", "add", addresses[host], "dev", "eth0", *(["nodad"] if v6 else []))
             ip("-n", netns, "link", "set", "eth0", "up")
             ip("-n", netns, "link", "set", "lo", "up")
         yield names
     finally:
         for netns in [*names.values(), switch]:
             subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False, timeout=10)
-        subprocess.run(["ip", "route", "del", "unreachable", f"{SUBNET}.0/24"], capture_output=True, check=False)
+        subprocess.run(["ip", *family, "route", "del", "unreachable", subnet], capture_output=True, check=False)
+
+
+@pytest.fixture(scope="module")
+def hosts() -> Iterator[dict[str, str]]:
+    with simulated_hosts(f"{PREFIX}sw", {h: f"{SUBNET}.{n}/24" for h, n in HOSTS.items()}, f"{SUBNET}.0/24") as names:
+        yield names
 
 
 def in_host(netns: str, *args: str) -> list[str]:
@@ -130,26 +138,9 @@ HOSTS6 = {"m6": 0x11, "w6": 0x12}
 @pytest.fixture(scope="module")
 def hosts6() -> Iterator[dict[str, str]]:
     """Two hosts with IPv6 only on their link (IPv4 only on loopback): mDNS and the join must use IPv6."""
-    ip("-6", "route", "replace", "unreachable", f"{SUBNET6}/64")  # before any host exists
-    switch = f"{PREFIX}s6"
-    names = {host: f"{PREFIX}{host}" for host in HOSTS6}
-    try:
-        ip("netns", "add", switch)
-        ip("-n", switch, "link", "add", "br0", "type", "bridge", "mcast_snooping", "0")
-        ip("-n", switch, "link", "set", "br0", "up")
-        for host, netns in names.items():
-            ip("netns", "add", netns)
-            ip("-n", switch, "link", "add", f"p-{host}", "type", "veth", "peer", "name", "eth0", "netns", netns)
-            ip("-n", switch, "link", "set", f"p-{host}", "master", "br0", "up")
-            ip("-n", netns, "-6", "addr", "add", f"{SUBNET6}{HOSTS6[host]:x}/64", "dev", "eth0", "nodad")
-            ip("-n", netns, "link", "set", "eth0", "up")
-            ip("-n", netns, "link", "set", "lo", "up")
+    with simulated_hosts(f"{PREFIX}s6", {h: f"{SUBNET6}{n:x}/64" for h, n in HOSTS6.items()}, f"{SUBNET6}/64",
+                         v6=True) as names:
         yield names
-    finally:
-        for netns in [*names.values(), switch]:
-            subprocess.run(["ip", "netns", "del", netns], capture_output=True, check=False, timeout=10)
-        subprocess.run(["ip", "-6", "route", "del", "unreachable", f"{SUBNET6}/64"], capture_output=True,
-                       check=False)
 
 
 def test_a_worker_finds_and_joins_a_master_over_ipv6_mdns(hosts6: dict[str, str], tmp_path: Path) -> None:
