@@ -29,7 +29,7 @@ def test_renew_at_ignores_the_backdate(tmp_path: Path) -> None:
     due = renew_at(cert)
     assert due >= before - 1 + 20
     assert due <= time.time() + 20
-    assert renewal.BACKDATE_SECONDS == BACKDATE.total_seconds()
+    assert BACKDATE.total_seconds() == renewal.BACKDATE_SECONDS
     assert cert_info(cert.read_bytes()).renew_at().timestamp() == pytest.approx(due, abs=1)
 
 
