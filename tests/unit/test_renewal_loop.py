@@ -37,18 +37,19 @@ async def test_keep_renewed_renews_on_time_and_retries_failures(tmp_path: Path) 
     cert = tmp_path / "c.crt"
     short_cert(cert, 3)
     calls: list[float] = []
+    four = asyncio.Event()
 
     async def renew() -> None:
         calls.append(time.time())
+        if len(calls) >= 4:
+            four.set()
         if len(calls) == 2:
             raise OSError("the master is down")  # retried after a short backoff
         await asyncio.to_thread(short_cert, cert, 3)
 
     task = asyncio.create_task(keep_renewed(cert, renew, what="test", retry_initial=0.1))
     try:
-        deadline = time.monotonic() + 15
-        while len(calls) < 4 and time.monotonic() < deadline:
-            await asyncio.sleep(0.05)
+        await asyncio.wait_for(four.wait(), timeout=15)
     finally:
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
