@@ -25,12 +25,12 @@ from edgek8s.client.loops import LeaderLoop
 from edgek8s.config import ServerConfig
 from edgek8s.discovery.mdns import Advertiser
 from edgek8s.model import errors
-from edgek8s.pki.certs import ca_hash, reload_serving_cert, server_tls_context
+from edgek8s.pki.certs import ca_hash, server_tls_context
 from edgek8s.pki.layout import Layout
 from edgek8s.server.leadership import LeaderGate
 from edgek8s.server.loops import leader_loops
 from edgek8s.server.membership import request_membership
-from edgek8s.server.serving import OwnCertificate, keep_own_certificate
+from edgek8s.server.serving import keep_own_certificate, own_certificates
 from edgek8s.store.raftstore import RaftStore
 
 logger = logging.getLogger(__name__)
@@ -88,11 +88,11 @@ class Master:
             tls = server_tls_context(api.tls_cert_file, api.tls_key_file, api.client_ca_file, verify_in_app=True)
             self.tls = tls
             if api.ca_key_file is not None:
-                lifetime = datetime.timedelta(seconds=api.node_cert_lifetime)
-                for own in self._own_certificates(tls):
-                    self._tasks.append(asyncio.create_task(keep_own_certificate(
-                        own, ca_cert=api.client_ca_file, ca_key=api.ca_key_file, lifetime=lifetime),
-                        name=f"{own.what} certificate"))
+                own = own_certificates(api, self._layout, serving=tls, kubelet_client=lambda: self.app[KUBELET_TLS])
+                self._tasks += [asyncio.create_task(keep_own_certificate(
+                    cert, ca_cert=api.client_ca_file, ca_key=api.ca_key_file,
+                    lifetime=datetime.timedelta(seconds=api.node_cert_lifetime)), name=f"{cert.what} certificate")
+                    for cert in own]
         site = web.TCPSite(self._runner, api.host, api.port, reuse_address=True, ssl_context=tls)
         await site.start()
         self._bootstrap = asyncio.create_task(self._register(), name="master-bootstrap")
@@ -105,29 +105,6 @@ class Master:
                 cluster=pin.removeprefix("sha256:")[:16], ca_hash=pin, interfaces=list(self._mdns.interfaces) or None)
             await self._advertiser.start()
         logger.info("master %s serving the API on %s", self.config.name, self.config.api_url)
-
-    def _own_certificates(self, tls: ssl.SSLContext) -> list[OwnCertificate]:
-        """This master's certificates and how each reaches its users once renewed (server/serving.py)."""
-        api = self.config.api
-        assert api.tls_cert_file is not None and api.tls_key_file is not None
-        serving_cert, serving_key = api.tls_cert_file, api.tls_key_file
-        own = [OwnCertificate(what="API serving", cert=serving_cert, key=serving_key,
-                              reload=lambda: reload_serving_cert(tls, serving_cert, serving_key))]
-        kubelet_cert, kubelet_key = api.kubelet_client_cert_file, api.kubelet_client_key_file
-        if kubelet_cert is not None and kubelet_key is not None:
-            own.append(OwnCertificate(what="kubelet client", cert=kubelet_cert, key=kubelet_key,
-                                      reload=lambda: self.app[KUBELET_TLS].load_cert_chain(kubelet_cert, kubelet_key)))
-        layout = self._layout
-        if layout is not None:
-            if layout.admin_cert.exists():
-                own.append(OwnCertificate(what="admin", cert=layout.admin_cert, key=layout.admin_key,
-                                          kubeconfig=layout.admin_kubeconfig))
-            # Files only: kubelet.kubeconfig names them by path, and no agent runs with them on a master.
-            for what, cert, key in (("node", layout.node_cert, layout.node_key),
-                                    ("kubelet serving", layout.kubelet_serving_cert, layout.kubelet_serving_key)):
-                if cert.exists():
-                    own.append(OwnCertificate(what=what, cert=cert, key=key))
-        return own
 
     async def _register(self) -> None:
         delay = 0.1

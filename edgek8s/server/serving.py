@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import asyncio
 import datetime
+import ssl
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
 from edgek8s._util.renewal import keep_renewed
-from edgek8s.pki.certs import read_pair, reissue, write_pair
+from edgek8s.config import ApiConfig
+from edgek8s.pki.certs import read_pair, reissue, reload_serving_cert, write_pair
+from edgek8s.pki.layout import Layout
 from edgek8s.server.kubeconfig import refresh_client_credentials
 
 
@@ -51,3 +54,27 @@ async def keep_own_certificate(own: OwnCertificate, *, ca_cert: Path, ca_key: Pa
             own.reload()
 
     await keep_renewed(own.cert, renew, what=own.what)
+
+
+def own_certificates(api: ApiConfig, layout: Layout | None, *, serving: ssl.SSLContext,
+                     kubelet_client: Callable[[], ssl.SSLContext]) -> list[OwnCertificate]:
+    """A master's certificates and how each reaches its users once renewed (``kubelet_client``: the API's
+    live kubelet client context, looked up at reload time)."""
+    assert api.tls_cert_file is not None and api.tls_key_file is not None
+    serving_cert, serving_key = api.tls_cert_file, api.tls_key_file
+    own = [OwnCertificate(what="API serving", cert=serving_cert, key=serving_key,
+                          reload=lambda: reload_serving_cert(serving, serving_cert, serving_key))]
+    kubelet_cert, kubelet_key = api.kubelet_client_cert_file, api.kubelet_client_key_file
+    if kubelet_cert is not None and kubelet_key is not None:
+        own.append(OwnCertificate(what="kubelet client", cert=kubelet_cert, key=kubelet_key,
+                                  reload=lambda: kubelet_client().load_cert_chain(kubelet_cert, kubelet_key)))
+    if layout is not None:
+        if layout.admin_cert.exists():
+            own.append(OwnCertificate(what="admin", cert=layout.admin_cert, key=layout.admin_key,
+                                      kubeconfig=layout.admin_kubeconfig))
+        # Files only: kubelet.kubeconfig names them by path, and no agent runs with them on a master.
+        for what, cert, key in (("node", layout.node_cert, layout.node_key),
+                                ("kubelet serving", layout.kubelet_serving_cert, layout.kubelet_serving_key)):
+            if cert.exists():
+                own.append(OwnCertificate(what=what, cert=cert, key=key))
+    return own
