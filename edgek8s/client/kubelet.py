@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from edgek8s.client.rest import RestClient, error_from_status
+from edgek8s.client.rest import ClientTLS, RestClient, error_from_status
 from edgek8s.model import errors
 
 _CONNECT_TIMEOUT = 10.0
@@ -22,7 +22,7 @@ _CONNECT_TIMEOUT = 10.0
 class KubeletClient(RestClient):
     """A ``RestClient`` without a base URL (each kubelet has its own) whose streams have no total timeout."""
 
-    def __init__(self, ssl_context: ssl.SSLContext | None) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | ClientTLS | None) -> None:
         super().__init__("", connections=0, ssl_context=ssl_context)
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=_CONNECT_TIMEOUT)
 

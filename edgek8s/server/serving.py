@@ -5,7 +5,7 @@ usages; a fresh key; ``lifetime``: the cluster's ``--cert-lifetime``), each on i
 (``_util.renewal.keep_renewed``):
 
 - API serving (``pki/server.crt``): loaded into the live server ``SSLContext``; new handshakes present it;
-- kubelet client: loaded into the API's kubelet client context; new connections to kubelets present it;
+- kubelet client: the API's kubelet client gets a new context (``ClientTLS``); new connections present it;
 - admin (``pki/admin.crt``): ``admin.kubeconfig`` is rewritten with it (kubectl reads it on every run);
 - node and kubelet serving (joined masters): files only (``kubelet.kubeconfig`` names them by path).
 
@@ -23,8 +23,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edgek8s._util.renewal import keep_renewed
+from edgek8s.client.rest import ClientTLS
 from edgek8s.config import ApiConfig
-from edgek8s.pki.certs import read_pair, reissue, reload_serving_cert, write_pair
+from edgek8s.pki.certs import client_tls_context, read_pair, reissue, reload_serving_cert, write_pair
 from edgek8s.pki.layout import Layout
 from edgek8s.server.kubeconfig import refresh_client_credentials
 
@@ -57,17 +58,19 @@ async def keep_own_certificate(own: OwnCertificate, *, ca_cert: Path, ca_key: Pa
 
 
 def own_certificates(api: ApiConfig, layout: Layout | None, *, serving: ssl.SSLContext,
-                     kubelet_client: Callable[[], ssl.SSLContext]) -> list[OwnCertificate]:
+                     kubelet_client: Callable[[], ClientTLS]) -> list[OwnCertificate]:
     """A master's certificates and how each reaches its users once renewed (``kubelet_client``: the API's
-    live kubelet client context, looked up at reload time)."""
-    assert api.tls_cert_file is not None and api.tls_key_file is not None
+    kubelet client credentials, looked up at reload time)."""
+    assert api.tls_cert_file is not None and api.tls_key_file is not None and api.client_ca_file is not None
+    ca = api.client_ca_file
     serving_cert, serving_key = api.tls_cert_file, api.tls_key_file
     own = [OwnCertificate(what="API serving", cert=serving_cert, key=serving_key,
                           reload=lambda: reload_serving_cert(serving, serving_cert, serving_key))]
     kubelet_cert, kubelet_key = api.kubelet_client_cert_file, api.kubelet_client_key_file
     if kubelet_cert is not None and kubelet_key is not None:
         own.append(OwnCertificate(what="kubelet client", cert=kubelet_cert, key=kubelet_key,
-                                  reload=lambda: kubelet_client().load_cert_chain(kubelet_cert, kubelet_key)))
+                                  reload=lambda: kubelet_client().replace(
+                                      client_tls_context(ca, kubelet_cert, kubelet_key))))
     if layout is not None:
         if layout.admin_cert.exists():
             own.append(OwnCertificate(what="admin", cert=layout.admin_cert, key=layout.admin_key,
