@@ -109,7 +109,7 @@ def hosts6() -> Iterator[dict[str, Host]]:
     root namespace before any host exists, as SimNetwork does for its IPv4 one."""
     subprocess.run(["ip", "-6", "route", "replace", "unreachable", SUBNET6], check=True, capture_output=True)
     try:
-        with SimNetwork("10.241.94.0/24") as network:
+        with SimNetwork("10.241.94.0/24", prefix=f"s6{os.getpid() % 100000}") as network:  # beside `hosts`
             hosts = {name: network.add_host(name) for name in ("m6", "w6")}
             for index, host in enumerate(hosts.values()):
                 for change in (("-6", "addr", "add", f"{PREFIX6}{0x11 + index:x}/64", "dev", "eth0", "nodad"),
