@@ -164,7 +164,7 @@ async def test_every_certificate_renews_in_place_under_load(state: Path, tmp_pat
         _out, follow_err = await asyncio.wait_for(follow.communicate(), timeout=10)
 
     assert failures == [], sorted(set(failures))[:10]
-    assert counts["api"] > 200 and counts["logs"] >= 20 and counts["exec"] >= 20, counts
+    assert counts["api"] > 200 and counts["logs"] >= 10 and counts["exec"] >= 10, counts
     assert watcher_alive and counts["watch events"] > 50, counts  # the watch opened before the renewals goes on
     assert follow_alive, follow_err.decode(errors="replace")  # so does the log stream
     for label, values in seen.items():
