@@ -1,7 +1,7 @@
 """OpenAPI v3: upstream's documents for the served kinds, for ``kubectl explain``, apply and validation.
 
 ``/openapi/v3`` lists one document per served group-version with a ``?hash=`` URL; the documents are
-upstream's (Kubernetes 1.32), trimmed to the served kinds by ``scripts/gen_openapi.py`` and committed
+upstream's (Kubernetes 1.32, Apache-2.0), trimmed to the served kinds by ``scripts/gen_openapi.py`` and committed
 gzip-compressed in ``openapi_v3/`` with their hashes in ``openapi_v3/index.json``.
 
 As kube-apiserver does: a request whose ``hash`` matches gets ``Cache-Control: public, immutable`` (kubectl's
