@@ -3,6 +3,7 @@
 kubectl reads `/openapi/v3`, then the group-version document at the `?hash=` URL listed there, and renders the
 kind's schema: what it prints must be upstream's text (the documents are upstream's, trimmed to the served
 kinds), its own errors must be its usual ones, and its disk cache must keep the immutable documents.
+Client-side apply computes its strategic merge patch from the same schemas, as against upstream.
 """
 
 from __future__ import annotations
@@ -10,7 +11,7 @@ from __future__ import annotations
 import pytest
 
 from edgek8s.model.resources import BUILTIN_RESOURCES, REVIEW_RESOURCES
-from tests.e2e.kubectl_support import Kubectl
+from tests.e2e.kubectl_support import Kubectl, manifest
 
 compat = pytest.mark.compat
 
@@ -74,3 +75,23 @@ def test_explain_uses_cached_documents(kubectl: Kubectl) -> None:
     headers = request.split("GET https://")[0]
     assert "X-From-Cache: 1" in headers, headers  # answered from kubectl's disk cache, not the server
     assert "Cache-Control: public, immutable" in headers, headers
+
+
+@compat("kubectl apply", "patch computed from the OpenAPI v3 schemas (no /openapi/v2)")
+def test_apply_uses_openapi_v3_schemas(kubectl: Kubectl, ns: str) -> None:
+    container = {"name": "c", "image": "nginx:1.25", "env": [{"name": "A", "value": "1"}]}
+    deployment = {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "oa", "namespace": ns},
+                  "spec": {"selector": {"matchLabels": {"app": "oa"}},
+                           "template": {"metadata": {"labels": {"app": "oa"}}, "spec": {"containers": [container]}}}}
+    kubectl("apply", "-f", "-", input=manifest(deployment))
+    container.update(image="nginx:1.26", env=[{"name": "B", "value": "2"}])
+    sidecar = {"name": "s", "image": "busybox:1.36"}
+    deployment["spec"]["template"]["spec"]["containers"] = [sidecar, container]
+    applied = kubectl("apply", "-f", "-", "-v=6", input=manifest(deployment))
+    assert "deployment.apps/oa configured" in applied.stdout
+    assert "/openapi/v3/apis/apps/v1?hash=" in applied.stderr and "/openapi/v2" not in applied.stderr
+    assert "warning" not in applied.stderr.lower(), applied.stderr
+    live = kubectl.json("get", "deployment", "oa", "-n", ns)["spec"]["template"]["spec"]["containers"]
+    # containers merge by name (x-kubernetes-patch-merge-key), env by name, in the manifest's order
+    assert [(c["name"], c["image"], c.get("env")) for c in live] == [
+        ("s", "busybox:1.36", None), ("c", "nginx:1.26", [{"name": "B", "value": "2"}])]
