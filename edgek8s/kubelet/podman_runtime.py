@@ -1,7 +1,9 @@
 """ContainerRuntime over Podman's REST API (PyPI ``podman`` bindings); the only importer of ``podman``.
 
-The bindings are blocking (requests over a unix socket): every call runs in a worker thread with
-``asyncio.to_thread`` and its errors become ``RuntimeFailure``. A relist is two calls (pods, containers,
+The bindings are blocking (requests over a unix socket): every call runs in a thread of the runtime's
+own pool, larger than the pod workers' concurrency, so slow calls (a pod start sets up its network)
+never queue the quick ones, nor the agent's other blocking work, behind them in asyncio's default pool;
+its errors become ``RuntimeFailure``. A relist is two calls (pods, containers,
 both filtered by the pod-uid label); sandbox IPs and the final state of exited containers never change,
 so each is inspected once and cached.
 """
@@ -9,6 +11,7 @@ so each is inspected once and cached.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import contextlib
 import datetime
 import functools
@@ -49,6 +52,7 @@ logger = logging.getLogger(__name__)
 T = TypeVar("T")
 CPU_PERIOD = 100_000
 IMAGE_LIST_TTL = 300.0  # images loaded behind the agent's back (podman load) show up within this
+CALL_THREADS = 12  # > the pod workers' 8 syncs at once, plus relist, probes and the event log
 
 
 def _time(value: Any) -> str:
@@ -77,6 +81,8 @@ class PodmanRuntime:
         self._events_offset = 0
         self._image_list: tuple[float, list[ImageInfo]] | None = None
         self._images: dict[str, tuple[float, str | None]] = {}  # image -> (when looked up, id)
+        self._own_starts: set[str] = set()  # containers this runtime is starting: their start is no news
+        self._executor: concurrent.futures.ThreadPoolExecutor | None = None
 
     @property
     def client(self) -> podman.PodmanClient:
@@ -86,13 +92,15 @@ class PodmanRuntime:
 
     async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         try:
-            return await asyncio.to_thread(functools.partial(fn, *args, **kwargs))
+            return await asyncio.get_running_loop().run_in_executor(
+                self._executor, functools.partial(fn, *args, **kwargs))
         except podman_errors.ImageNotFound as exc:
             raise ImageNotFound(str(exc)) from exc
         except (podman_errors.PodmanError, OSError) as exc:
             raise RuntimeFailure(f"podman: {exc}") from exc
 
     async def start(self) -> None:
+        self._executor = concurrent.futures.ThreadPoolExecutor(CALL_THREADS, thread_name_prefix="podman")
         self._client = podman.PodmanClient(base_url=f"unix://{self.host.socket}", timeout=120)
         with contextlib.suppress(FileNotFoundError):  # only what happens from now on is news
             self._events_offset = self.host.events_log.stat().st_size
@@ -102,6 +110,9 @@ class PodmanRuntime:
         if self._client is not None:
             self._client.close()  # type: ignore[no-untyped-call]
             self._client = None
+        if self._executor is not None:
+            self._executor.shutdown(wait=False, cancel_futures=True)
+            self._executor = None
 
     async def _ensure_network(self) -> None:
         name = self.host.config.network
@@ -333,8 +344,14 @@ class PodmanRuntime:
             raise
 
     async def start_container(self, container_id: str) -> None:
-        response = await self._call(self.client.api.post, f"/containers/{container_id}/start")
+        self._own_starts.add(container_id)  # before the call: its event cannot be read earlier
+        try:
+            response = await self._call(self.client.api.post, f"/containers/{container_id}/start")
+        except RuntimeFailure:
+            self._own_starts.discard(container_id)
+            raise
         if response.status_code >= 400 and response.status_code != 304:
+            self._own_starts.discard(container_id)
             raise RuntimeFailure(f"podman start: {response.text.strip()}")
 
     async def stop_container(self, container_id: str, *, timeout: float) -> None:
@@ -349,6 +366,7 @@ class PodmanRuntime:
         if response.status_code >= 400 and response.status_code != 404:
             raise RuntimeFailure(f"podman rm: {response.text.strip()}")
         self._exited.pop(container_id, None)
+        self._own_starts.discard(container_id)
 
     async def wait_changes(self, timeout: float) -> set[str]:
         """Tail Podman's event log (tmpfs) for container starts and deaths, polling its size every 0.2 s."""
@@ -380,9 +398,17 @@ class PodmanRuntime:
                 event = json.loads(line)
             except ValueError:
                 continue
-            uid = (event.get("Attributes") or {}).get(LABEL_POD_UID)
-            if uid and event.get("Type") == "container" and event.get("Status") in ("died", "start", "remove"):
-                changed.add(str(uid))
+            labels = event.get("Attributes") or {}
+            uid, status = labels.get(LABEL_POD_UID), event.get("Status")
+            if not uid or event.get("Type") != "container" or status not in ("died", "start", "remove"):
+                continue
+            if status == "start" and (event.get("ID") in self._own_starts or LABEL_CONTAINER_NAME not in labels):
+                # Started by this runtime (an app container, or a sandbox's infra container, which carries
+                # the pod's labels but no container name): the syncer that did it reads the result itself.
+                # Waking the worker again would cost a second relist of the pod for nothing.
+                self._own_starts.discard(str(event.get("ID")))
+                continue
+            changed.add(str(uid))
         return changed
 
     async def exec_probe(self, container_id: str, command: list[str], *, timeout: float) -> ExecResult:
