@@ -18,6 +18,7 @@ import functools
 import ipaddress
 import json
 import logging
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -55,17 +56,26 @@ IMAGE_LIST_TTL = 300.0  # images loaded behind the agent's back (podman load) sh
 CALL_THREADS = 12  # > the pod workers' 8 syncs at once, plus relist, probes and the event log
 
 
+_STATES = {"running": ContainerState.RUNNING, "created": ContainerState.CREATED,
+           "configured": ContainerState.CREATED, "exited": ContainerState.EXITED,
+           "stopped": ContainerState.EXITED, "stopping": ContainerState.RUNNING,
+           "paused": ContainerState.RUNNING}
+_RFC3339 = re.compile(r"(\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d)(?:\.\d+)?(Z|[+-]\d\d:\d\d)?")
+
+
 def _time(value: Any) -> str:
-    """RFC 3339 (seconds) from Podman's unix seconds or its RFC 3339 nanosecond strings."""
+    """RFC 3339 (seconds, UTC) from Podman's unix seconds or its RFC 3339 nanosecond strings (which carry
+    the service's local offset): a list and an inspect of one container give the same text."""
     if isinstance(value, int | float):
         if value <= 0:
             return ""
         moment = datetime.datetime.fromtimestamp(value, datetime.UTC)
     elif isinstance(value, str) and value and not value.startswith("0001"):
-        try:
-            moment = datetime.datetime.fromisoformat(value[:19]).replace(tzinfo=datetime.UTC)
-        except ValueError:
+        match = _RFC3339.match(value)
+        if match is None:
             return ""
+        offset = "+00:00" if match[2] in (None, "Z") else match[2]
+        moment = datetime.datetime.fromisoformat(match[1] + offset).astimezone(datetime.UTC)
     else:
         return ""
     return moment.strftime("%Y-%m-%dT%H:%M:%SZ")
@@ -81,6 +91,7 @@ class PodmanRuntime:
         self._events_offset = 0
         self._image_list: tuple[float, list[ImageInfo]] | None = None
         self._images: dict[str, tuple[float, str | None]] = {}  # image -> (when looked up, id)
+        self._members: dict[str, tuple[str, ContainerStatus]] = {}  # container id -> (Podman state, status)
         self._own_starts: set[str] = set()  # containers this runtime is starting: their start is no news
         self._executor: concurrent.futures.ThreadPoolExecutor | None = None
 
@@ -147,23 +158,18 @@ class PodmanRuntime:
     async def list_pods(self, *, uid: str | None = None) -> list[RuntimePod]:
         label = {"label": [LABEL_POD_UID if uid is None else f"{LABEL_POD_UID}={uid}"]}
         pods_raw = await self._call(self.client.api.get, "/pods/json", params={"filters": json.dumps(label)})
+        pods: list[dict[str, Any]] = pods_raw.json() or []
+        if uid is not None and pods:
+            return [await self._one_pod(uid, pods)]
+        # Every container with the label (for one uid: only when its sandbox is gone, so some may be left).
         ctrs_raw = await self._call(
             self.client.api.get, "/containers/json", params={"all": "true", "filters": json.dumps(label)}
         )
-        pods: list[dict[str, Any]] = pods_raw.json() or []
         containers: list[dict[str, Any]] = ctrs_raw.json() or []
         sandboxes: dict[str, list[SandboxStatus]] = {}
         for pod in pods:
-            labels = pod.get("Labels") or {}
-            uid = labels.get(LABEL_POD_UID, "")
-            ready = pod.get("Status") in ("Running", "Degraded")
-            ip = self._ips.get(pod["Id"], "")
-            if ready and not ip and pod.get("InfraId"):
-                ip = await self._infra_ip(pod["Id"], pod["InfraId"])
-            sandboxes.setdefault(uid, []).append(SandboxStatus(
-                id=pod["Id"], uid=uid, name=labels.get(LABEL_POD_NAME, ""),
-                namespace=labels.get(LABEL_POD_NAMESPACE, ""), ready=ready, ip=ip, created_at=_time(pod.get("Created")),
-            ))
+            sandbox = await self._sandbox(pod)
+            sandboxes.setdefault(sandbox.uid, []).append(sandbox)
         statuses: dict[str, list[ContainerStatus]] = {}
         for raw in containers:
             status = await self._container_status(raw)
@@ -173,10 +179,44 @@ class PodmanRuntime:
             self._ips = {k: v for k, v in self._ips.items() if k in live}
             seen = {c.id for group in statuses.values() for c in group}
             self._exited = {k: v for k, v in self._exited.items() if k in seen}
+            self._members = {k: v for k, v in self._members.items() if k in seen}
         return [
             RuntimePod(uid=uid, sandboxes=tuple(sandboxes.get(uid, ())), containers=tuple(statuses.get(uid, ())))
             for uid in sandboxes.keys() | statuses.keys()
         ]
+
+    async def _one_pod(self, uid: str, pods: list[dict[str, Any]]) -> RuntimePod:
+        """One pod from its sandboxes' member lists. Podman's container list costs O(all containers) even
+        when filtered (measured with 100 pods: 24 ms of its CPU per call; pods/json 3.5 ms, an inspect
+        2 ms): a member is inspected only when new or when its state moved, else its last status stands
+        (what an inspect reports besides the state never changes for a container)."""
+        sandboxes, containers = [], []
+        for pod in pods:
+            sandboxes.append(await self._sandbox(pod))
+            for member in pod.get("Containers") or []:
+                if member.get("Id") == pod.get("InfraId"):
+                    continue
+                state = str(member.get("Status", ""))
+                known = self._members.get(member["Id"])
+                if known is None or known[0] != state:
+                    response = await self._call(self.client.api.get, f"/containers/{member['Id']}/json")
+                    if response.status_code >= 400:
+                        continue  # removed meanwhile
+                    known = (state, self._inspected_status(response.json()))
+                    self._members[member["Id"]] = known
+                containers.append(known[1])
+        return RuntimePod(uid=uid, sandboxes=tuple(sandboxes), containers=tuple(containers))
+
+    async def _sandbox(self, pod: dict[str, Any]) -> SandboxStatus:
+        labels = pod.get("Labels") or {}
+        ready = pod.get("Status") in ("Running", "Degraded")
+        ip = self._ips.get(pod["Id"], "")
+        if ready and not ip and pod.get("InfraId"):
+            ip = await self._infra_ip(pod["Id"], pod["InfraId"])
+        return SandboxStatus(
+            id=pod["Id"], uid=labels.get(LABEL_POD_UID, ""), name=labels.get(LABEL_POD_NAME, ""),
+            namespace=labels.get(LABEL_POD_NAMESPACE, ""), ready=ready, ip=ip, created_at=_time(pod.get("Created")),
+        )
 
     async def _infra_ip(self, pod_id: str, infra_id: str) -> str:
         response = await self._call(self.client.api.get, f"/containers/{infra_id}/json")
@@ -189,25 +229,45 @@ class PodmanRuntime:
         return str(ip)
 
     async def _container_status(self, raw: dict[str, Any]) -> ContainerStatus:
+        """From an entry of Podman's container list (an exited one is inspected once, for its exit)."""
         labels = raw.get("Labels") or {}
-        state = {"running": ContainerState.RUNNING, "created": ContainerState.CREATED,
-                 "configured": ContainerState.CREATED, "exited": ContainerState.EXITED,
-                 "stopped": ContainerState.EXITED, "stopping": ContainerState.RUNNING,
-                 "paused": ContainerState.RUNNING}.get(str(raw.get("State")), ContainerState.UNKNOWN)
+        state = _STATES.get(str(raw.get("State")), ContainerState.UNKNOWN)
         reason, finished, exit_code = "", "", None
         if state == ContainerState.EXITED:
             if raw["Id"] not in self._exited:
                 response = await self._call(self.client.api.get, f"/containers/{raw['Id']}/json")
                 detail = response.json().get("State", {}) if response.status_code < 400 else {}
-                code = int(detail.get("ExitCode", raw.get("ExitCode", 0)) or 0)
-                why = "OOMKilled" if detail.get("OOMKilled") else ("Completed" if code == 0 else "Error")
-                self._exited[raw["Id"]] = (why, _time(detail.get("FinishedAt") or raw.get("ExitedAt")), code)
+                self._remember_exit(raw["Id"], detail, fallback_code=raw.get("ExitCode"),
+                                    fallback_finished=raw.get("ExitedAt"))
             reason, finished, exit_code = self._exited[raw["Id"]]
         return ContainerStatus(
             id=raw["Id"], name=labels.get(LABEL_CONTAINER_NAME, ""), attempt=int(labels.get(LABEL_ATTEMPT, 0)),
             spec_hash=labels.get(LABEL_SPEC_HASH, ""), init=labels.get(LABEL_INIT) == "true", state=state,
             image=str(raw.get("Image", "")), image_id=str(raw.get("ImageID", "")), exit_code=exit_code,
             reason=reason, created_at=_time(raw.get("Created")), started_at=_time(raw.get("StartedAt")),
+            finished_at=finished,
+        )
+
+    def _remember_exit(self, container_id: str, detail: dict[str, Any], *, fallback_code: Any = 0,
+                       fallback_finished: Any = None) -> None:
+        code = int(detail.get("ExitCode", fallback_code) or 0)
+        why = "OOMKilled" if detail.get("OOMKilled") else ("Completed" if code == 0 else "Error")
+        self._exited[container_id] = (why, _time(detail.get("FinishedAt") or fallback_finished), code)
+
+    def _inspected_status(self, attrs: dict[str, Any]) -> ContainerStatus:
+        """The same status as ``_container_status``, from a container inspect."""
+        detail = attrs.get("State") or {}
+        labels = (attrs.get("Config") or {}).get("Labels") or {}
+        state = _STATES.get(str(detail.get("Status")), ContainerState.UNKNOWN)
+        reason, finished, exit_code = "", "", None
+        if state == ContainerState.EXITED:
+            self._remember_exit(attrs["Id"], detail)
+            reason, finished, exit_code = self._exited[attrs["Id"]]
+        return ContainerStatus(
+            id=attrs["Id"], name=labels.get(LABEL_CONTAINER_NAME, ""), attempt=int(labels.get(LABEL_ATTEMPT, 0)),
+            spec_hash=labels.get(LABEL_SPEC_HASH, ""), init=labels.get(LABEL_INIT) == "true", state=state,
+            image=str(attrs.get("ImageName", "")), image_id=str(attrs.get("Image", "")), exit_code=exit_code,
+            reason=reason, created_at=_time(attrs.get("Created")), started_at=_time(detail.get("StartedAt")),
             finished_at=finished,
         )
 
@@ -366,6 +426,7 @@ class PodmanRuntime:
         if response.status_code >= 400 and response.status_code != 404:
             raise RuntimeFailure(f"podman rm: {response.text.strip()}")
         self._exited.pop(container_id, None)
+        self._members.pop(container_id, None)
         self._own_starts.discard(container_id)
 
     async def wait_changes(self, timeout: float) -> set[str]:
