@@ -232,20 +232,24 @@ class PodmanRuntime:
         """From an entry of Podman's container list (an exited one is inspected once, for its exit)."""
         labels = raw.get("Labels") or {}
         state = _STATES.get(str(raw.get("State")), ContainerState.UNKNOWN)
+        if state == ContainerState.EXITED and raw["Id"] not in self._exited:
+            response = await self._call(self.client.api.get, f"/containers/{raw['Id']}/json")
+            detail = response.json().get("State", {}) if response.status_code < 400 else {}
+            self._remember_exit(raw["Id"], detail, fallback_code=raw.get("ExitCode"),
+                                fallback_finished=raw.get("ExitedAt"))
+        return self._status(raw["Id"], labels, state, image=raw.get("Image"), image_id=raw.get("ImageID"),
+                            created=raw.get("Created"), started=raw.get("StartedAt"))
+
+    def _status(self, container_id: str, labels: dict[str, str], state: ContainerState, *, image: Any,
+                image_id: Any, created: Any, started: Any) -> ContainerStatus:
         reason, finished, exit_code = "", "", None
         if state == ContainerState.EXITED:
-            if raw["Id"] not in self._exited:
-                response = await self._call(self.client.api.get, f"/containers/{raw['Id']}/json")
-                detail = response.json().get("State", {}) if response.status_code < 400 else {}
-                self._remember_exit(raw["Id"], detail, fallback_code=raw.get("ExitCode"),
-                                    fallback_finished=raw.get("ExitedAt"))
-            reason, finished, exit_code = self._exited[raw["Id"]]
+            reason, finished, exit_code = self._exited[container_id]
         return ContainerStatus(
-            id=raw["Id"], name=labels.get(LABEL_CONTAINER_NAME, ""), attempt=int(labels.get(LABEL_ATTEMPT, 0)),
+            id=container_id, name=labels.get(LABEL_CONTAINER_NAME, ""), attempt=int(labels.get(LABEL_ATTEMPT, 0)),
             spec_hash=labels.get(LABEL_SPEC_HASH, ""), init=labels.get(LABEL_INIT) == "true", state=state,
-            image=str(raw.get("Image", "")), image_id=str(raw.get("ImageID", "")), exit_code=exit_code,
-            reason=reason, created_at=_time(raw.get("Created")), started_at=_time(raw.get("StartedAt")),
-            finished_at=finished,
+            image=str(image or ""), image_id=str(image_id or ""), exit_code=exit_code, reason=reason,
+            created_at=_time(created), started_at=_time(started), finished_at=finished,
         )
 
     def _remember_exit(self, container_id: str, detail: dict[str, Any], *, fallback_code: Any = 0,
@@ -259,17 +263,10 @@ class PodmanRuntime:
         detail = attrs.get("State") or {}
         labels = (attrs.get("Config") or {}).get("Labels") or {}
         state = _STATES.get(str(detail.get("Status")), ContainerState.UNKNOWN)
-        reason, finished, exit_code = "", "", None
         if state == ContainerState.EXITED:
             self._remember_exit(attrs["Id"], detail)
-            reason, finished, exit_code = self._exited[attrs["Id"]]
-        return ContainerStatus(
-            id=attrs["Id"], name=labels.get(LABEL_CONTAINER_NAME, ""), attempt=int(labels.get(LABEL_ATTEMPT, 0)),
-            spec_hash=labels.get(LABEL_SPEC_HASH, ""), init=labels.get(LABEL_INIT) == "true", state=state,
-            image=str(attrs.get("ImageName", "")), image_id=str(attrs.get("Image", "")), exit_code=exit_code,
-            reason=reason, created_at=_time(attrs.get("Created")), started_at=_time(detail.get("StartedAt")),
-            finished_at=finished,
-        )
+        return self._status(attrs["Id"], labels, state, image=attrs.get("ImageName"), image_id=attrs.get("Image"),
+                            created=attrs.get("Created"), started=detail.get("StartedAt"))
 
     # -- sandboxes ---------------------------------------------------------------------------------
 
