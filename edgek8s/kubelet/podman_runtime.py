@@ -3,9 +3,11 @@
 The bindings are blocking (requests over a unix socket): every call runs in a thread of the runtime's
 own pool, larger than the pod workers' concurrency, so slow calls (a pod start sets up its network)
 never queue the quick ones, nor the agent's other blocking work, behind them in asyncio's default pool;
-its errors become ``RuntimeFailure``. A relist is two calls (pods, containers,
-both filtered by the pod-uid label); sandbox IPs and the final state of exited containers never change,
-so each is inspected once and cached.
+its errors become ``RuntimeFailure``. A relist is one call (pods filtered by the pod-uid label, with
+their members' states) plus an inspect of each member that is new or changed state: Podman's
+container list costs O(all containers) even when filtered. What an inspect reports besides the state
+(labels, image, start time, an exited container's end) never changes, and sandbox IPs neither, so each
+is cached.
 """
 
 from __future__ import annotations
@@ -159,31 +161,30 @@ class PodmanRuntime:
         label = {"label": [LABEL_POD_UID if uid is None else f"{LABEL_POD_UID}={uid}"]}
         pods_raw = await self._call(self.client.api.get, "/pods/json", params={"filters": json.dumps(label)})
         pods: list[dict[str, Any]] = pods_raw.json() or []
-        if uid is not None and pods:
-            return [await self._one_pod(uid, pods)]
-        # Every container with the label (for one uid: only when its sandbox is gone, so some may be left).
+        if uid is not None and not pods:
+            return await self._leftover_containers(uid)
+        # Containers live in their sandbox (created with it, removed with it): the pods' member lists name
+        # them all, and Podman's container list, O(all containers) even filtered, is not needed.
+        groups: dict[str, list[dict[str, Any]]] = {}
+        for pod in pods:
+            groups.setdefault((pod.get("Labels") or {}).get(LABEL_POD_UID, ""), []).append(pod)
+        result = [await self._one_pod(pod_uid, group) for pod_uid, group in groups.items()]
+        if uid is None:  # a full relist: forget what no longer exists
+            live = {s.id for rp in result for s in rp.sandboxes}
+            self._ips = {k: v for k, v in self._ips.items() if k in live}
+            seen = {c.id for rp in result for c in rp.containers}
+            self._exited = {k: v for k, v in self._exited.items() if k in seen}
+            self._members = {k: v for k, v in self._members.items() if k in seen}
+        return result
+
+    async def _leftover_containers(self, uid: str) -> list[RuntimePod]:
+        """Containers with the pod's label and no sandbox (made by someone else, or a removal cut short)."""
+        label = {"label": [f"{LABEL_POD_UID}={uid}"]}
         ctrs_raw = await self._call(
             self.client.api.get, "/containers/json", params={"all": "true", "filters": json.dumps(label)}
         )
-        containers: list[dict[str, Any]] = ctrs_raw.json() or []
-        sandboxes: dict[str, list[SandboxStatus]] = {}
-        for pod in pods:
-            sandbox = await self._sandbox(pod)
-            sandboxes.setdefault(sandbox.uid, []).append(sandbox)
-        statuses: dict[str, list[ContainerStatus]] = {}
-        for raw in containers:
-            status = await self._container_status(raw)
-            statuses.setdefault(raw["Labels"][LABEL_POD_UID], []).append(status)
-        if uid is None:  # a full relist: forget what no longer exists
-            live = {s.id for group in sandboxes.values() for s in group}
-            self._ips = {k: v for k, v in self._ips.items() if k in live}
-            seen = {c.id for group in statuses.values() for c in group}
-            self._exited = {k: v for k, v in self._exited.items() if k in seen}
-            self._members = {k: v for k, v in self._members.items() if k in seen}
-        return [
-            RuntimePod(uid=uid, sandboxes=tuple(sandboxes.get(uid, ())), containers=tuple(statuses.get(uid, ())))
-            for uid in sandboxes.keys() | statuses.keys()
-        ]
+        containers = [await self._container_status(raw) for raw in ctrs_raw.json() or []]
+        return [RuntimePod(uid=uid, containers=tuple(containers))] if containers else []
 
     async def _one_pod(self, uid: str, pods: list[dict[str, Any]]) -> RuntimePod:
         """One pod from its sandboxes' member lists. Podman's container list costs O(all containers) even
