@@ -6,6 +6,7 @@ import ctypes
 import ctypes.util
 import functools
 import gc
+import re
 import sys
 import warnings
 
@@ -63,17 +64,15 @@ def settle_garbage_collector(young_threshold: int = 2000) -> None:
     gc.set_threshold(young_threshold, 10, 10)
 
 
-def keep_out(*modules: str) -> None:
+def keep_out(*modules: str, silence: str = "") -> None:
     """Make every later ``import`` of these modules fail in this process, so they cost no memory.
 
     Only for optional dependencies that a library imports with a fallback and that the process never
     uses: an entry of None in ``sys.modules`` makes the import raise ImportError (documented in the
-    import system reference). Modules already imported are left alone.
+    import system reference). Modules already imported are left alone. ``silence``: the start of the
+    warning a library gives about the missing module, if it gives one.
     """
     for name in modules:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]
-
-
-def ignore_warning(message: str) -> None:
-    """Silence one known, harmless warning (e.g. about a dependency kept out on purpose)."""
-    warnings.filterwarnings("ignore", message=message)
+    if silence:
+        warnings.filterwarnings("ignore", message=re.escape(silence))

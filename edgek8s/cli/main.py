@@ -292,14 +292,14 @@ def _agent_servers(args: argparse.Namespace) -> list[Any]:
 
 
 def _run_agent(args: argparse.Namespace) -> int:
-    from edgek8s._util.memory import ignore_warning, keep_out, limit_malloc_arenas, settle_garbage_collector
+    from edgek8s._util.memory import keep_out, limit_malloc_arenas, settle_garbage_collector
 
     limit_malloc_arenas()  # before any thread starts
     # The podman bindings import rich (when installed) only to draw image-pull progress bars, and requests
     # imports a charset detector only to guess the encoding of an undeclared text body (utf-8 without
     # one): the agent needs neither, and they cost it ~5 MB of RSS.
-    keep_out("rich", "charset_normalizer", "chardet")
-    ignore_warning("Unable to find acceptable character detection dependency")
+    keep_out("rich", "charset_normalizer", "chardet",
+             silence="Unable to find acceptable character detection dependency")
     from edgek8s.server.agent import run_agent
 
     config = build_agent_config(args)

@@ -38,9 +38,8 @@ def test_agent_keeps_optional_modules_out_and_the_podman_bindings_still_work() -
     code = """
 import sys, warnings
 warnings.simplefilter("error")
-from edgek8s._util.memory import ignore_warning, keep_out
-keep_out("rich", "charset_normalizer", "chardet")
-ignore_warning("Unable to find acceptable character detection dependency")
+from edgek8s._util.memory import keep_out
+keep_out("rich", "charset_normalizer", "chardet", silence="Unable to find acceptable character detection dependency")
 import podman, requests
 response = requests.models.Response()
 response._content = "caf\\u00e9".encode()
