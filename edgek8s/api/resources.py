@@ -13,6 +13,8 @@ from typing import Any
 
 from aiohttp import web
 
+from edgek8s.api.admission import admit_create
+from edgek8s.api.authz import admit_node_write
 from edgek8s.api.context import STORE, json_response, parse_json, raw_response, read_body, read_json
 from edgek8s.api.listing import decode_continue, list_body, paginate, parse_selection
 from edgek8s.api.negotiation import (
@@ -89,6 +91,9 @@ async def handle_object(request: web.Request, target: Target) -> web.StreamRespo
         if request.method != "POST":
             raise errors.MethodNotAllowed(f"{request.method} is not supported on binding")
         return await _bind(request, store, target)
+    if target.subresource == "token" and target.rtype.plural == "serviceaccounts":
+        raise errors.MethodNotAllowed("edgek8s does not issue service account tokens (TokenRequest is not supported; "
+                                      "see docs/kinds.md)")
     if target.subresource not in (None, "status"):
         raise errors.NotFound(f"the server could not find the requested resource ({target.subresource})")
     if target.subresource == "status" and not target.rtype.has_status:
@@ -147,6 +152,7 @@ async def _create(request: web.Request, store: RaftStore, target: Target) -> web
     check_fields(request, target.rtype, raw, body)
     obj = prepare_created(target.rtype, body, namespace=namespace, manager=field_manager(request, "unknown"))
     if dry_run:
+        await admit_create(store, target.rtype, obj)
         return add_warnings(request, raw_response(encode_object(obj), status=201))
     stored = await store_created(store, target.rtype, obj)
     return add_warnings(request, raw_response(stored.raw, status=201))
@@ -162,6 +168,11 @@ async def _update(request: web.Request, store: RaftStore, target: Target) -> web
         store, target.rtype, body, namespace=target.namespace or "", name=target.name,
         subresource=target.subresource, manager=field_manager(request, "unknown"),
     )
+    if target.rtype.plural == "nodes" and not target.rtype.group:
+        current, _rv = store.state.get(target.rtype.id, "", target.name)
+        if current is not None:
+            admit_node_write(request, target.rtype, current.labels, obj)
+            expect_rv = current.rv if expect_rv is None else expect_rv  # the labels checked are the ones replaced
     if dry_run:
         return add_warnings(request, raw_response(encode_object(obj)))
     stored = await store.update(target.rtype, obj, expect_rv=expect_rv, subresource=target.subresource)

@@ -17,6 +17,8 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from edgek8s.api import priority
+from edgek8s.api.admission import admit_create
 from edgek8s.model import errors
 from edgek8s.model.resources import ResourceType
 from edgek8s.registry import fieldmanager
@@ -49,6 +51,9 @@ def prepare_created(rtype: ResourceType, body: Any, *, namespace: str, manager: 
 async def store_created(
     store: RaftStore, rtype: ResourceType, obj: dict[str, Any], *, fence: int | None = None
 ) -> StoredObject:
+    """Admit and store a prepared create (a Service gets its cluster IP here)."""
+    await admit_create(store, rtype, obj)
+    priority.admit(store, rtype.id, obj, create=True)
     if rtype.plural == "services":
         return await _create_service(store, rtype, obj, fence)
     return await store.create(rtype, obj, fence=fence)
@@ -59,8 +64,10 @@ def prepare_updated(
     manager: str,
 ) -> tuple[dict[str, Any], int | None]:
     """An update body as it will be proposed, and its resourceVersion precondition."""
-    obj, expect_rv = prepare_update(rtype, body, namespace=namespace, name=name, subresource=subresource)
     current, _rv = store.state.get(rtype.id, namespace, name)
+    obj, expect_rv = prepare_update(rtype, body, namespace=namespace, name=name, subresource=subresource,
+                                    old=None if current is None else current.decode)
+    priority.admit(store, rtype.id, obj, create=False)
     obj = fieldmanager.record_update(
         None if current is None else current.decode(), obj, manager=manager, kind=rtype.kind,
         api_version=rtype.api_version, now=now_rfc3339(), subresource=subresource or "",
@@ -79,7 +86,7 @@ async def patch_object(
     manager: str,
     subresource: str | None,
     pinned: bool,
-    check: Callable[[dict[str, Any]], None] | None = None,
+    check: Callable[[StoredObject, dict[str, Any]], None] | None = None,
     fence: int | None = None,
 ) -> StoredObject:
     """Apply a patch to the object read linearizably and write it back with its resourceVersion; on a
@@ -91,14 +98,16 @@ async def patch_object(
         except PatchError as exc:
             raise patch_error(exc) from None
         if check is not None:
-            check(patched)
+            check(current, patched)
         if not pinned:
             patched.setdefault("metadata", {})["resourceVersion"] = str(current.rv)
         patched = fieldmanager.record_update(
             current.decode(), patched, manager=manager, kind=rtype.kind, api_version=rtype.api_version,
             now=now_rfc3339(), subresource=subresource or "",
         )
-        obj, expect_rv = prepare_update(rtype, patched, namespace=namespace, name=name, subresource=subresource)
+        obj, expect_rv = prepare_update(rtype, patched, namespace=namespace, name=name, subresource=subresource,
+                                        old=current.decode)
+        priority.admit(store, rtype.id, obj, create=False)
         try:
             return await store.update(rtype, obj, expect_rv=expect_rv, subresource=subresource, fence=fence)
         except errors.Fenced:

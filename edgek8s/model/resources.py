@@ -72,6 +72,8 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
                  short_names=("rs",), categories=_ALL),
     ResourceType(group="apps", version="v1", plural="daemonsets", kind="DaemonSet", namespaced=True,
                  short_names=("ds",), categories=_ALL),
+    ResourceType(group="apps", version="v1", plural="controllerrevisions", kind="ControllerRevision",
+                 namespaced=True, has_status=False),
     ResourceType(group="coordination.k8s.io", version="v1", plural="leases", kind="Lease", namespaced=True,
                  has_status=False),
     ResourceType(group="batch", version="v1", plural="jobs", kind="Job", namespaced=True, categories=_ALL),
@@ -79,6 +81,20 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
                  short_names=("cj",), categories=_ALL),
     ResourceType(group="discovery.k8s.io", version="v1", plural="endpointslices", kind="EndpointSlice",
                  namespaced=True, has_status=False),
+    # Stored and served so existing manifests apply; none of them is enforced (docs/kinds.md).
+    ResourceType(group="", version="v1", plural="serviceaccounts", kind="ServiceAccount", namespaced=True,
+                 short_names=("sa",), has_status=False),
+    *(ResourceType(group="rbac.authorization.k8s.io", version="v1", plural=kind.lower() + "s", kind=kind,
+                   namespaced=not kind.startswith("Cluster"), has_status=False)
+      for kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")),
+    ResourceType(group="networking.k8s.io", version="v1", plural="ingresses", kind="Ingress", namespaced=True,
+                 short_names=("ing",)),
+    ResourceType(group="networking.k8s.io", version="v1", plural="ingressclasses", kind="IngressClass",
+                 namespaced=False, has_status=False),
+    ResourceType(group="networking.k8s.io", version="v1", plural="networkpolicies", kind="NetworkPolicy",
+                 namespaced=True, short_names=("netpol",), has_status=False),
+    ResourceType(group="scheduling.k8s.io", version="v1", plural="priorityclasses", kind="PriorityClass",
+                 namespaced=False, short_names=("pc",), has_status=False),
 )
 
 _BY_ID: dict[ResourceId, ResourceType] = {r.id: r for r in BUILTIN_RESOURCES}
@@ -89,6 +105,17 @@ METRICS_RESOURCES: tuple[ResourceType, ...] = (
                  has_status=False, verbs=("get", "list")),
     ResourceType(group="metrics.k8s.io", version="v1beta1", plural="pods", kind="PodMetrics", namespaced=True,
                  has_status=False, verbs=("get", "list")),
+)
+
+
+# Create-only reviews answered from the request (api/reviews.py), never stored.
+REVIEW_RESOURCES: tuple[ResourceType, ...] = (
+    ResourceType(group="authorization.k8s.io", version="v1", plural="selfsubjectaccessreviews",
+                 kind="SelfSubjectAccessReview", namespaced=False, has_status=False, verbs=("create",)),
+    ResourceType(group="authorization.k8s.io", version="v1", plural="selfsubjectrulesreviews",
+                 kind="SelfSubjectRulesReview", namespaced=False, has_status=False, verbs=("create",)),
+    ResourceType(group="authentication.k8s.io", version="v1", plural="selfsubjectreviews",
+                 kind="SelfSubjectReview", namespaced=False, has_status=False, verbs=("create",)),
 )
 
 

@@ -5,7 +5,8 @@ closes one measured hole and has a test in tests/component/test_raft_overrides.p
 
 1. Durable journal (``journal.DurableJournal``) swapped in after ``SyncObj.__init__`` (which only knows
    its own mmap journal); the tick loop is our own thread so the swap happens before the first tick.
-2. Group commit: the journal is fdatasync'ed before a follower acknowledges entries (``_SyncingTransport``)
+2. Group commit: the journal is fdatasync'ed before a follower acknowledges entries (``_SyncingTransport``;
+   an acknowledgement identical to one sent within half a heartbeat is not repeated)
    and at the start of every tick, before the leader counts its own log towards a commit; commands
    queued in one tick are appended together and sent in one AppendEntries (``_checkCommandsToApply``),
    instead of PySyncObj's choice between one send per command and one send per heartbeat. Proposals
@@ -24,9 +25,24 @@ closes one measured hole and has a test in tests/component/test_raft_overrides.p
    ``connectionTimeout``, so the first vote request of an election was lost and failover took two
    rounds.
 7. One membership change at a time: upstream's guard was dead code (two concurrent adds both passed).
-8. Cheaper frames (``_FramedConnection``): pickle protocol 5 and no zlib, instead of protocol 2 + zlib.
+8. Cheaper frames (``_FramedConnection``): pickle protocol 5 and no zlib, instead of protocol 2 + zlib;
+   a waiting frame is read with one ``recv`` (upstream: recv, getsockopt, recv until EAGAIN). A command
+   forwarded to the leader does not wake the leader's own tick thread (it drains the queue anyway).
 6. Raft frames are authenticated and encrypted with the cluster key (``edgek8s.pki.cipher.RaftCipher``); PySyncObj
    unpickles whatever a peer sends, so an unauthenticated Raft port is remote code execution.
+17. Check-quorum that steps a cut-off leader down *before* a successor can be elected: upstream's
+   ``leaderFallbackTimeout`` check runs at the start of a tick, before the poll that reads the
+   followers' answers, so it had to be long (1.5 s, past the 0.6 s minimum election timeout: a cut-off
+   leader still believed it led, and ran the controllers, after its successor started). Here it runs
+   after the poll, and counts silence in tick time (each tick adds at most ``_QUORUM_STEP_MAX``): a
+   leader whose own tick thread was starved is not deposed by answers it has not read yet.
+18. A follower whose log ends with entries the leader does not have (a deposed leader's uncommitted
+   writes) is repaired in one round trip, not one per entry: it answers a mismatch with the first
+   index after its commit index, not just one index back (entries up to the commit index are in every
+   later leader's log, Raft §5.4). And a failure answer never moves the leader's nextIndex above the
+   lowest one answered since the last success: upstream advances nextIndex optimistically on every
+   send, so answers to later sends ("log too short") undid the walk back, and under write load a
+   healed old leader never caught up (measured: stuck for 20 s).
 
 Everything here runs on the tick thread, except ``propose`` entry points that only enqueue.
 
@@ -36,6 +52,7 @@ Time: PySyncObj's deadlines use its own clock (CLOCK_MONOTONIC_RAW, here ~0.26 s
 
 from __future__ import annotations
 
+import errno
 import logging
 import pickle
 import queue
@@ -64,6 +81,7 @@ _PRE_VOTE = "edgek8s_pre_vote"
 _PRE_VOTE_RESPONSE = "edgek8s_pre_vote_response"
 _BATCH = "edgek8s_batch"  # several messages of one tick to one peer, handled in order as if sent one by one
 _BATCHED = frozenset({"apply_command", "apply_command_response"})  # a forwarded command and its answer
+_QUORUM_STEP_MAX = 0.1  # seconds of silence one tick may add at most (a starved tick thread adds no more)
 
 
 class _FramedConnection(TcpConnection):  # type: ignore[misc]
@@ -117,6 +135,27 @@ class _FramedConnection(TcpConnection):  # type: ignore[misc]
         self._edge_queued = False
         if self._TcpConnection__writeBuffer:
             self._TcpConnection__trySendBuffer()
+
+    def _TcpConnection__processRead(self) -> bool:
+        """One ``recv`` per readable socket when it holds less than a buffer's worth.
+
+        Upstream follows every ``recv`` with a ``getsockopt(SO_ERROR)`` and reads again until EAGAIN:
+        three syscalls per message received (~3 messages per write on each replica). A short read
+        means the socket is drained; PySyncObj's poll is level-triggered, so anything that arrives
+        later wakes the next poll. A socket error still surfaces: ``recv`` raises it or returns b"".
+        """
+        size: int = self._TcpConnection__recvBufferSize
+        try:
+            incoming: bytes = self._TcpConnection__socket.recv(size)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
+                self.disconnect()
+            return False
+        if not incoming:
+            self.disconnect()
+            return False
+        self._TcpConnection__readBuffer += incoming
+        return len(incoming) == size
 
     def _TcpConnection__processParseMessage(self) -> Any:
         buffer = self._TcpConnection__readBuffer
@@ -279,13 +318,23 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
         self._edge_thread: threading.Thread | None = None
         self._edge_tick_hooks: list[Callable[[], None]] = []
         self._edge_pending_acks: dict[Any, Any] = {}
+        self._edge_last_ack: dict[Any, tuple[tuple[Any, ...], float]] = {}  # node -> (what, when) last sent
         self._edge_wake_pending = False  # a byte is in the tick thread's wake-up pipe, not yet seen
+        self._edge_quorum_timeout = float(conf.leaderFallbackTimeout)
+        self._edge_quorum_heard = 0.0  # newest time a majority had answered this leader (raft_clock)
+        self._edge_quorum_silence = 0.0  # tick time since then
+        self._edge_quorum_checked = 0.0
+        self._edge_next_floor: dict[Any, tuple[int, int]] = {}  # 18: node -> (term, lowest failure answer)
+        conf.leaderFallbackTimeout = float("inf")  # 17: upstream's check (before the poll) is replaced
+        self._edge_tick_ident: int | None = None  # the tick thread, once it runs
+        self._edge_queued_by_tick = False  # the tick thread queued a command since its last drain began
         conf.autoTick = False
         conf.appendEntriesUseBatch = False
         super().__init__(self_address, peers, conf, consumers=[consumer], transportClass=_SyncingTransport)
         self._install_journal(DurableJournal(journal_path, snapshot_path=Path(conf.fullDumpFile)))
         # Upstream runs tick callbacks right before it waits in poll: whatever the tick sent leaves now.
         self.addOnTickCallback(self._SyncObj__transport.flush)
+        self.addOnTickCallback(self._edge_before_poll)
 
     # --- 1. durable journal --------------------------------------------------------------------------
 
@@ -316,6 +365,7 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
             self._edge_thread.join(timeout)
 
     def _edge_tick_loop(self) -> None:
+        self._edge_tick_ident = threading.get_ident()
         period = self.conf.autoTickPeriod
         while not self._edge_stop.is_set():
             try:
@@ -342,8 +392,41 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
         self._edge_keepalive()
         self._SyncObj__transport.flush()
         super()._onTick(timeToWait)
+        self._edge_check_quorum()  # after the poll: the followers' answers of this tick are counted
         for hook in self._edge_tick_hooks:
             hook()
+
+    # --- 17. check-quorum ----------------------------------------------------------------------------
+
+    def _edge_check_quorum(self) -> None:
+        """Step down when a majority has not answered for ``leaderFallbackTimeout`` of tick time."""
+        now = raft_clock()
+        if self._SyncObj__raftState != _RAFT_STATE.LEADER:
+            self._edge_quorum_silence = 0.0
+            self._edge_quorum_checked = now
+            return
+        others = self._SyncObj__otherNodes
+        needed = (len(others) + 1) // 2  # answers from others that make a majority with this leader
+        if needed == 0:
+            return
+        answered = sorted((self._SyncObj__lastResponseTime.get(node, 0.0) for node in others), reverse=True)
+        heard = answered[needed - 1] if len(answered) >= needed else 0.0
+        step = min(max(0.0, now - self._edge_quorum_checked), _QUORUM_STEP_MAX)
+        self._edge_quorum_checked = now
+        if heard > self._edge_quorum_heard:
+            self._edge_quorum_heard = heard
+            self._edge_quorum_silence = max(0.0, now - heard)
+        else:
+            self._edge_quorum_silence += step
+        if self._edge_quorum_silence < self._edge_quorum_timeout:
+            return
+        logger.warning(
+            "%s: no answer from a majority for %.0f ms; stepping down as leader of term %d",
+            self.selfNode.id, self._edge_quorum_silence * 1000, self._SyncObj__raftCurrentTerm,
+        )
+        self._SyncObj__setState(_RAFT_STATE.FOLLOWER)
+        self._SyncObj__raftLeader = None
+        self._edge_quorum_silence = 0.0
 
     # --- 2. group commit -----------------------------------------------------------------------------
 
@@ -354,22 +437,53 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
         acknowledgement per leader is kept (a later next_node_idx supersedes an earlier one, except that a
         reset must not be lost, so a reset is sent after a sync at once).
         """
+        if message.get("reset") and not message.get("success"):
+            message = self._edge_conflict_hint(message)
         journal = self._edge_journal
         if journal is None or not journal.dirty:
-            return bool(self._SyncObj__transport.send_now(node, message))
+            return self._edge_send_ack(node, message)
         if message.get("reset"):
             journal.sync()
             self._edge_flush_acks()
-            return bool(self._SyncObj__transport.send_now(node, message))
+            return self._edge_send_ack(node, message)
         self._edge_pending_acks[node] = message
         return True
+
+    def _edge_conflict_hint(self, message: dict[str, Any]) -> dict[str, Any]:
+        """18. A mismatch at index P (P within this log) is answered with the first index after the commit
+        index: one round trip repairs a whole divergent suffix. A "log too short" answer is left as is."""
+        answered = int(message["next_node_idx"])
+        hint = self._SyncObj__raftCommitIndex + 1
+        if answered <= self._SyncObj__getCurrentLogIndex() and hint < answered:
+            return dict(message, next_node_idx=hint)
+        return message
 
     def _edge_flush_acks(self) -> None:
         if not self._edge_pending_acks:
             return
         pending, self._edge_pending_acks = self._edge_pending_acks, {}
         for node, message in pending.items():
-            self._SyncObj__transport.send_now(node, message)
+            self._edge_send_ack(node, message)
+
+    def _edge_send_ack(self, node: Any, message: Any) -> bool:
+        """Send an acknowledgement unless the leader got the very same one (same term, index, outcome)
+        within half a heartbeat period.
+
+        Upstream answers every AppendEntries, so the empty one that only carries a new commit index got
+        a second, identical acknowledgement: 2 of a follower's 4 messages per write, each a send, a
+        wake-up of the leader and a decryption there. The leader learns nothing from a repeat; it
+        still hears from every follower at least every half heartbeat (``lastResponseTime``, leader
+        fallback), and a reset or a new term always goes out.
+        """
+        now = raft_clock()
+        what = (self._SyncObj__raftCurrentTerm, message.get("next_node_idx"), message.get("success"),
+                message.get("reset"))
+        last = self._edge_last_ack.get(node)
+        if (not message.get("reset") and last is not None and last[0] == what
+                and now - last[1] < self.conf.appendEntriesPeriod / 2):
+            return True
+        self._edge_last_ack[node] = (what, now)
+        return bool(self._SyncObj__transport.send_now(node, message))
 
     def _applyCommand(self, command: bytes, callback: Any, commandType: int | None = None) -> None:
         """Queue a command for the tick thread (any thread); wake the tick thread once per batch.
@@ -385,12 +499,25 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
         except queue.Full:
             self._SyncObj__callErrCallback(FAIL_REASON.QUEUE_FULL, callback)
             return
+        if threading.get_ident() == self._edge_tick_ident:
+            # The leader queuing a command a follower forwarded (while handling its message): the tick
+            # thread drains the queue before it polls again, so writing to its own pipe only cost a
+            # syscall and an extra empty tick per forwarded write. ``_edge_before_poll`` covers a command
+            # queued after the drain.
+            self._edge_queued_by_tick = True
+            return
         if not self._edge_wake_pending:
             self._edge_wake_pending = True
             self._SyncObj__pipeNotifier.notify()
 
+    def _edge_before_poll(self) -> None:
+        if self._edge_queued_by_tick:  # queued by this thread after this tick's drain began
+            self._edge_queued_by_tick = False
+            self._SyncObj__pipeNotifier.notify()
+
     def _checkCommandsToApply(self) -> None:
         self._edge_wake_pending = False  # before draining: see _applyCommand
+        self._edge_queued_by_tick = False
         self._edge_batching = True
         try:
             super()._checkCommandsToApply()
@@ -463,12 +590,30 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
             message = trimmed
         if kind == "next_node_idx" and self._SyncObj__raftState == _RAFT_STATE.LEADER:
             before = self._SyncObj__raftNextIndex.get(node)
+            message = self._edge_floor_next_index(node, message)
             SyncObj._SyncObj__onMessageReceived(self, node, message)
             if message["success"] and not message["reset"] and before is not None:
                 next_index = self._SyncObj__raftNextIndex
                 next_index[node] = max(next_index.get(node, before), before)
             return
         SyncObj._SyncObj__onMessageReceived(self, node, message)
+
+    def _edge_floor_next_index(self, node: Any, message: dict[str, Any]) -> dict[str, Any]:
+        """18. Until a success, a failure answer moves nextIndex down only (answers to the optimistic sends
+        made meanwhile would move it back up past the known mismatch)."""
+        term = self._SyncObj__raftCurrentTerm
+        if message["success"]:
+            self._edge_next_floor.pop(node, None)
+            return message
+        if not message["reset"]:
+            return message
+        answered = int(message["next_node_idx"])
+        floor_term, floor = self._edge_next_floor.get(node, (term, answered))
+        if floor_term == term and floor < answered:
+            message = dict(message, next_node_idx=floor)
+            answered = floor
+        self._edge_next_floor[node] = (term, answered)
+        return message
 
     def _edge_skip_matching_entries(self, message: dict[str, Any]) -> dict[str, Any] | None:
         """Drop leading entries this log already holds with the same term (Raft §5.3, step 3).

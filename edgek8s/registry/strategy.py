@@ -26,6 +26,8 @@ from edgek8s.model.validation import (
     validate_object_meta,
 )
 from edgek8s.registry.defaults import apply_defaults
+from edgek8s.registry.kind_validation import UPDATE_CHECKED, path_segment_name, validate_kind, validate_kind_update
+from edgek8s.registry.scheduling import validate_priority_class, validate_priority_class_update
 
 _SERVER_SET_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # upstream's: no vowels, no confusable digits
@@ -35,6 +37,7 @@ NameValidator = Callable[[str, bool], list[str]]
 _NAME_VALIDATORS: dict[str, NameValidator] = {
     "namespaces": name_is_dns1123_label,
     "services": name_is_dns1035_label,
+    **{plural: path_segment_name for plural in ("roles", "clusterroles", "rolebindings", "clusterrolebindings")},
 }
 
 
@@ -78,11 +81,16 @@ def _set_namespace(meta: dict[str, Any], rtype: ResourceType, namespace: str) ->
         meta.pop("namespace", None)
 
 
-def _validate(body: dict[str, Any], rtype: ResourceType) -> None:
+def _validate(body: dict[str, Any], rtype: ResourceType, old: Callable[[], dict[str, Any]] | None = None) -> None:
     meta = body["metadata"]
     validator = _NAME_VALIDATORS.get(rtype.plural, name_is_dns1123_subdomain)
     problems = validate_object_meta(meta, namespaced=rtype.namespaced, name_validator=validator)
     problems.extend(_validate_kind_specific(body, rtype))
+    problems.extend(validate_kind(rtype.group, rtype.kind, body, namespaced=rtype.namespaced))
+    if old is not None and (rtype.group, rtype.kind) in UPDATE_CHECKED:
+        problems.extend(validate_kind_update(rtype.group, rtype.kind, old(), body))
+    if old is not None and rtype.plural == "priorityclasses":
+        problems.extend(validate_priority_class_update(old(), body))
     if problems:
         raise errors.invalid(rtype.kind, rtype.group, str(meta.get("name", "")), _causes(problems))
 
@@ -135,6 +143,20 @@ def _validate_kind_specific(body: dict[str, Any], rtype: ResourceType) -> list[F
             if not container.get("image"):
                 problems.append(FieldError.required(f"spec.containers[{i}].image", ""))
         return problems
+    if rtype.plural == "jobs" and rtype.group == "batch":
+        spec = body.get("spec")
+        spec = spec if isinstance(spec, dict) else {}
+        mode = spec.get("completionMode")
+        if mode not in (None, "NonIndexed", "Indexed"):
+            return [FieldError.not_supported("spec.completionMode", mode, ["NonIndexed", "Indexed"])]
+        if mode == "Indexed" and spec.get("completions") is None:
+            return [FieldError.required("spec.completions", "when completion mode is Indexed")]
+    if rtype.plural == "priorityclasses":
+        return validate_priority_class(body)
+    if rtype.plural == "controllerrevisions":
+        number = body.get("revision")
+        if not isinstance(number, int) or isinstance(number, bool) or number < 0:
+            return [FieldError.invalid("revision", number, "must be greater than or equal to 0")]
     return []
 
 
@@ -225,9 +247,12 @@ def prepare_create(rtype: ResourceType, body: Any, *, namespace: str) -> dict[st
 
 
 def prepare_update(
-    rtype: ResourceType, body: Any, *, namespace: str, name: str, subresource: str | None
+    rtype: ResourceType, body: Any, *, namespace: str, name: str, subresource: str | None,
+    old: Callable[[], dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], int | None]:
-    """Validate an update; returns the object and the resourceVersion precondition (None: unconditional)."""
+    """Validate an update; returns the object and the resourceVersion precondition (None: unconditional).
+
+    ``old`` returns the stored object, for kinds with immutable fields; it is called only for them."""
     obj = _require_object(body)
     _check_type(obj, rtype)
     meta = obj["metadata"]
@@ -240,7 +265,7 @@ def prepare_update(
     if subresource is None:
         _normalize(obj, rtype)
         apply_defaults(rtype.kind, rtype.api_version, obj)
-        _validate(obj, rtype)
+        _validate(obj, rtype, old)
     return obj, expect_rv
 
 

@@ -18,6 +18,8 @@ from edgek8s.controllers.job import JobController, JobSettings
 from edgek8s.controllers.namespace import NamespaceController
 from edgek8s.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleSettings
 from edgek8s.controllers.replicaset import ReplicaSetController
+from edgek8s.controllers.revocations import RevocationPruner, RevocationPruneSettings
+from edgek8s.controllers.serviceaccount import ServiceAccountsController
 from edgek8s.scheduler.loop import Scheduler
 
 
@@ -29,6 +31,7 @@ def leader_loops(config: ServerConfig) -> list[LeaderLoop]:
         ReplicaSetController(),
         GarbageCollector(),
         NamespaceController(),
+        ServiceAccountsController(),
         NodeLifecycleController(settings=NodeLifecycleSettings(
             grace_period=c.node_monitor_grace_period, default_toleration_seconds=c.default_toleration_seconds)),
         DaemonSetController(),
@@ -36,5 +39,7 @@ def leader_loops(config: ServerConfig) -> list[LeaderLoop]:
         CronJobController(),
         EndpointsController(),
         EventTTLController(settings=EventTTLSettings(ttl=c.event_ttl)),
+        RevocationPruner(settings=RevocationPruneSettings(
+            lifetime=config.api.node_cert_lifetime, interval=min(600.0, max(1.0, config.api.node_cert_lifetime / 4)))),
     ]
     return loops

@@ -15,6 +15,7 @@ import pickle
 import secrets
 import socket
 import struct
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -314,6 +315,36 @@ def test_upstream_wakes_the_tick_thread_per_command(lonely_syncobj: tuple[EdgeSy
     assert _wake_up_bytes(obj) == 50
 
 
+def _forwarded(command: Any) -> dict[str, Any]:
+    return {"type": "apply_command", "command": b"\x00" + pickle.dumps(command), "request_id": 1}
+
+
+def test_a_command_forwarded_to_the_leader_does_not_wake_its_own_tick_thread(
+    lonely_syncobj: tuple[EdgeSyncObj, Any],
+) -> None:
+    obj, peer = lonely_syncobj
+    sent = _as_leader_with_queue(obj, peer, 0)
+    _wake_up_bytes(obj)
+    obj._edge_tick_ident = threading.get_ident()  # this thread plays the tick thread
+    obj._SyncObj__onMessageReceived(peer, _forwarded("forwarded"))
+    assert _wake_up_bytes(obj) == 0  # the tick drains the queue before it polls again
+    obj._checkCommandsToApply()
+    assert [len(m["entries"]) for m in sent if m["type"] == "append_entries"] == [1]
+    obj._SyncObj__onMessageReceived(peer, _forwarded("late"))  # after this tick's drain, before its poll
+    obj._edge_before_poll()
+    assert _wake_up_bytes(obj) == 1
+
+
+def test_upstream_wakes_its_own_tick_thread_for_a_forwarded_command(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, peer = lonely_syncobj
+    _as_leader_with_queue(obj, peer, 0)
+    _wake_up_bytes(obj)
+    obj._edge_tick_ident = threading.get_ident()
+    message = _forwarded("forwarded")
+    SyncObj._applyCommand(obj, message["command"], (peer, message["request_id"]))  # what upstream's handler does
+    assert _wake_up_bytes(obj) == 1
+
+
 def test_follower_acknowledges_only_durable_entries(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
     obj, leader = lonely_syncobj
     _fill_log(obj, 3)
@@ -336,6 +367,34 @@ def test_follower_acknowledges_only_durable_entries(lonely_syncobj: tuple[EdgeSy
     assert acks == [(8, True)]  # one acknowledgement, the newest, after one fdatasync for both messages
     assert obj.journal().fsync_count - before == 1
     assert obj._SyncObj__raftLog[-1][1] == 7
+
+
+def test_a_repeated_acknowledgement_is_not_sent_again(
+    lonely_syncobj: tuple[EdgeSyncObj, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    obj, leader = lonely_syncobj
+    _fill_log(obj, 3)
+    obj.journal().sync()
+    now = [1000.0]
+    monkeypatch.setattr("edgek8s.raft.syncobj.raft_clock", lambda: now[0])
+    made: list[int] = []
+    sent: list[int] = []
+    transport = obj._SyncObj__transport
+    acknowledge, send_now = obj._edge_acknowledge, transport.send_now
+    monkeypatch.setattr(obj, "_edge_acknowledge",
+                        lambda node, message: made.append(message["next_node_idx"]) or acknowledge(node, message))
+    monkeypatch.setattr(transport, "send_now",
+                        lambda node, message: sent.append(message["next_node_idx"]) or send_now(node, message))
+    obj._SyncObj__onMessageReceived(leader, _append(3, [4, 5]))
+    obj._onTick(0.0)  # durable: acknowledged
+    commit_only = _append(5, [])
+    commit_only["commit_index"] = 5
+    obj._SyncObj__onMessageReceived(leader, commit_only)  # the leader's new commit index
+    assert made == [6, 6]  # upstream answers both AppendEntries alike
+    assert sent == [6]  # the repeat tells the leader nothing
+    now[0] += obj.conf.appendEntriesPeriod  # a heartbeat later: answered, the leader must hear from us
+    obj._SyncObj__onMessageReceived(leader, _append(5, []))
+    assert sent == [6, 6]
 
 
 async def test_restarted_follower_does_not_depose_the_leader(cluster: LocalCluster) -> None:
@@ -555,15 +614,24 @@ def test_frames_are_pickle_5_without_zlib(lonely_syncobj: tuple[EdgeSyncObj, Any
 
 
 class _CountingSocket:
-    """A socket whose ``send`` calls are counted (each one a syscall)."""
+    """A socket whose ``send``, ``recv`` and ``getsockopt`` calls are counted (each one a syscall)."""
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self.sends = 0
+        self.reads = 0
 
     def send(self, data: bytes) -> int:
         self.sends += 1
         return self._sock.send(data)
+
+    def recv(self, size: int) -> bytes:
+        self.reads += 1
+        return self._sock.recv(size)
+
+    def getsockopt(self, *args: Any) -> Any:
+        self.reads += 1
+        return self._sock.getsockopt(*args)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
@@ -610,8 +678,182 @@ def test_upstream_sends_each_message_on_its_own(lonely_syncobj: tuple[EdgeSyncOb
         assert counting.sends == 5
 
 
+def _read_counted(obj: EdgeSyncObj, *, framed: bool) -> tuple[int, list[Any]]:
+    """Syscalls a connection makes to read two frames that are waiting, and the messages it parsed."""
+    left, right = socket.socketpair()
+    try:
+        left.setblocking(False)
+        receiver = TcpConnection(obj._poller, socket=left)
+        if framed:
+            obj._SyncObj__transport._adopt(receiver)
+        counting = _CountingSocket(left)
+        receiver._TcpConnection__socket = counting
+        messages = [{"type": "ping", "n": 1}, {"type": "ping", "n": 2}]
+        for message in messages:
+            data = pickle.dumps(message, protocol=5) if framed else zlib.compress(pickle.dumps(message))
+            right.sendall(struct.pack("i", len(data)) + data)
+        time.sleep(0.05)
+        receiver._TcpConnection__tryReadBuffer()
+        parsed = []
+        while (message := receiver._TcpConnection__processParseMessage()) is not None:
+            parsed.append(message)
+        return counting.reads, parsed
+    finally:
+        left.close()
+        right.close()
+
+
+def test_a_waiting_frame_is_read_with_one_syscall(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, _peer = lonely_syncobj
+    assert _read_counted(obj, framed=True) == (1, [{"type": "ping", "n": 1}, {"type": "ping", "n": 2}])
+
+
+def test_upstream_reads_with_three_syscalls(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, _peer = lonely_syncobj
+    reads, parsed = _read_counted(obj, framed=False)
+    assert reads == 3 and len(parsed) == 2  # recv, getsockopt(SO_ERROR), recv until EAGAIN
+
+
 async def test_every_raft_connection_uses_the_cheap_frames(cluster: LocalCluster) -> None:
     for master in cluster.running():
         transport = master.store.raft._sync._SyncObj__transport
         classes = {type(conn) for conn in transport._connections.values()}
         assert classes == {_FramedConnection}, classes
+
+
+def test_check_quorum_counts_silence_in_tick_time(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, peer = lonely_syncobj
+    _as_leader_with_queue(obj, peer, 0)
+    timeout = obj._edge_quorum_timeout
+    obj._SyncObj__lastResponseTime[peer] = raft_clock()
+    obj._edge_check_quorum()
+    assert obj.is_leader()
+    # The tick thread was starved for longer than the timeout: the answers it has not read yet must not
+    # depose it (one tick counts at most _QUORUM_STEP_MAX of silence).
+    obj._SyncObj__lastResponseTime[peer] = raft_clock() - 3 * timeout
+    obj._edge_quorum_checked = raft_clock() - 3 * timeout
+    obj._edge_check_quorum()
+    assert obj.is_leader()
+    # Still no answer, tick after tick: it steps down once the ticks add up to the timeout.
+    deadline = time.monotonic() + 5 * timeout
+    while obj.is_leader() and time.monotonic() < deadline:
+        time.sleep(0.01)
+        obj._edge_check_quorum()
+    assert not obj.is_leader()
+    assert obj.leader_address() is None
+
+
+def _cut_off(nodes: list[RaftNode], cut: str) -> None:
+    """Drop every Raft message between the node at ``cut`` and the others (a fault injected in the
+    transports; the TCP links stay up, as in a real partition)."""
+    for node in nodes:
+        transport = node._sync._SyncObj__transport
+        for name in ("send", "send_now"):
+            original = getattr(transport, name)
+
+            def send(target: Any, message: Any, _original: Any = original, _node: RaftNode = node) -> bool:
+                if (_node.address == cut) != (target.id == cut):
+                    return True  # lost on the wire
+                return bool(_original(target, message))
+
+            setattr(transport, name, send)
+
+
+async def _three_nodes(tmp_path: Path) -> list[RaftNode]:
+    addresses = [f"127.0.0.1:{free_port()}" for _ in range(3)]
+    secret = secrets.token_bytes(32)
+    nodes = [
+        RaftNode(RaftConfig(self_address=a, peers=tuple(x for x in addresses if x != a),
+                            data_dir=tmp_path / a.replace(":", "_"), cluster_secret=secret), ToyMachine())
+        for a in addresses
+    ]
+    for node in nodes:
+        await node.start()
+    await wait_for(lambda: sum(n.is_leader for n in nodes) == 1, timeout=10)
+    return nodes
+
+
+async def test_a_cut_off_leader_steps_down_before_a_successor_is_elected(tmp_path: Path) -> None:
+    """Raft messages between the leader and the others are dropped: the leader must stop believing it
+    leads before either of the others can become leader. Upstream's fallback (1.5 s, checked before the
+    poll) left it leading ~0.3-0.9 s into its successor's term."""
+    nodes = await _three_nodes(tmp_path)
+    try:
+        old = next(n for n in nodes if n.is_leader)
+        await old.propose(b"before", timeout=5)
+        _cut_off(nodes, old.address)
+        cut_at = time.monotonic()
+        stepped_down = elected = None
+        deadline = cut_at + 10
+        while (stepped_down is None or elected is None) and time.monotonic() < deadline:
+            now = time.monotonic() - cut_at
+            if stepped_down is None and not old.is_leader:
+                stepped_down = now
+            if elected is None and any(n.is_leader for n in nodes if n is not old):
+                elected = now
+            await asyncio.sleep(0.002)
+        print(f"cut-off leader stepped down after {stepped_down} s; successor elected after {elected} s")
+        assert stepped_down is not None and elected is not None
+        assert stepped_down < elected
+    finally:
+        for node in nodes:
+            await node.stop()
+
+
+async def test_a_leader_that_loses_one_follower_keeps_leading(tmp_path: Path) -> None:
+    """Check-quorum counts a majority, not every follower: one follower cut off deposes nobody."""
+    nodes = await _three_nodes(tmp_path)
+    try:
+        leader = next(n for n in nodes if n.is_leader)
+        follower = next(n for n in nodes if n is not leader)
+        term = leader.term
+        _cut_off(nodes, follower.address)
+        await asyncio.sleep(2.0)  # five check-quorum timeouts
+        assert leader.is_leader and leader.term == term
+        assert isinstance(await leader.propose(b"still", timeout=5), int)
+    finally:
+        for node in nodes:
+            await node.stop()
+
+
+def test_a_mismatch_is_answered_with_the_index_after_the_commit(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    """A deposed leader's uncommitted suffix (here 5-10, term 1) is repaired in one round trip."""
+    obj, leader = lonely_syncobj
+    _fill_log(obj, 10, term=1)
+    obj._SyncObj__raftCommitIndex = 4
+    obj.journal().sync()
+    answers: list[dict[str, Any]] = []
+    transport = obj._SyncObj__transport
+    transport.send_now = lambda node, message: answers.append(message) or True
+    obj._SyncObj__onMessageReceived(leader, {
+        "type": "append_entries", "term": 2, "commit_index": 12, "prevLogIdx": 8, "prevLogTerm": 2, "entries": [],
+    })
+    assert [(a["next_node_idx"], a["success"], a["reset"]) for a in answers] == [(5, False, True)]  # upstream: 8
+    answers.clear()
+    obj._SyncObj__onMessageReceived(leader, {  # "log too short" answers stay as upstream makes them
+        "type": "append_entries", "term": 2, "commit_index": 12, "prevLogIdx": 15, "prevLogTerm": 2, "entries": [],
+    })
+    assert [(a["next_node_idx"], a["reset"]) for a in answers] == [(11, True)]
+
+
+def test_a_stale_failure_answer_does_not_undo_the_walk_back(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, follower = lonely_syncobj
+    _as_leader_with_queue(obj, follower, 0)
+    _fill_log(obj, 20)
+    obj._SyncObj__raftState = _RAFT_STATE.LEADER
+
+    def answer(next_index: int, success: bool, handler: Any = obj._SyncObj__onMessageReceived) -> int:
+        handler(follower, {"type": "next_node_idx", "next_node_idx": next_index, "reset": not success,
+                           "success": success})
+        return int(obj._SyncObj__raftNextIndex[follower])
+
+    obj._SyncObj__raftNextIndex[follower] = 21  # sent optimistically up to 20
+    assert answer(10, False) == 10  # mismatch at 10
+    obj._SyncObj__raftNextIndex[follower] = 21  # resent from 10: optimistic again
+    assert answer(16, False) == 10  # an answer to an earlier send ("too short") must not undo it
+    assert answer(21, True) == 21 and obj._SyncObj__raftMatchIndex[follower] == 20
+    assert answer(16, False) == 16  # after a success, a new walk back starts from the answer
+    upstream = functools.partial(SyncObj._SyncObj__onMessageReceived, obj)
+    obj._SyncObj__raftNextIndex[follower] = 21
+    answer(10, False, upstream)
+    assert answer(16, False, upstream) == 16  # upstream: the walk back is undone

@@ -47,3 +47,22 @@ print(sorted(m for m in ("rich", "charset_normalizer", "chardet") if sys.modules
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert result.stdout.strip() == "[] caf\u00e9"
+
+
+def test_dropped_public_ca_defaults_hold_no_ca_and_still_verify() -> None:
+    # A subprocess: the setting is process-wide. Before, aiohttp's two default contexts held the system
+    # CA bundle (~3 MB); after, the verified one trusts nothing (a TLS request without the cluster
+    # context fails closed) and the unverified one stays unverified.
+    code = """
+import ssl
+from aiohttp import connector
+before = connector._SSL_CONTEXT_VERIFIED.cert_store_stats()["x509_ca"]
+from edgek8s.client.rest import drop_public_ca_defaults
+drop_public_ca_defaults()
+verified, unverified = connector._SSL_CONTEXT_VERIFIED, connector._SSL_CONTEXT_UNVERIFIED
+print(before > 0, verified.cert_store_stats()["x509_ca"], unverified.cert_store_stats()["x509_ca"],
+      verified.verify_mode == ssl.CERT_REQUIRED and verified.check_hostname,
+      unverified.verify_mode == ssl.CERT_NONE)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30)
+    assert result.stdout.split() == ["True", "0", "0", "True", "True"]
