@@ -321,10 +321,12 @@ def _run_agent(args: argparse.Namespace) -> int:
     # one): the agent needs neither, and they cost it ~5 MB of RSS.
     keep_out("rich", "charset_normalizer", "chardet",
              silence="Unable to find acceptable character detection dependency")
+    from edgek8s.client.rest import drop_public_ca_defaults
     from edgek8s.server.agent import run_agent
 
     config = build_agent_config(args)
     servers = _agent_servers(args)
+    drop_public_ca_defaults()  # an agent trusts only its cluster CA (Podman pulls images, not the agent)
     settle_garbage_collector()  # after the imports: they are what it freezes
     logging.basicConfig(
         level=args.log_level.upper(), format=f"%(asctime)s {config.node_name} %(levelname)s %(name)s: %(message)s"
