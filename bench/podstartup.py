@@ -1,8 +1,12 @@
 """Pod startup through the API on one real Podman node, agent RSS with 30 pods, and idle disk writes.
 
-Setup: 3 `edgek8s server` processes (plain HTTP on loopback), one `edgek8s agent` process with its own
-Podman (storage and pod network under a temp dir), and the busybox test image built locally and loaded
-into the agent's storage beforehand (so no pull is timed).
+Setup: the production configuration, formed exactly as ``edgek8s up`` forms it (``local_cluster.form_cluster``):
+master-1 with ``--cluster-init`` (cluster CA, TLS, mTLS), master-2 and master-3 joined by token, and one worker
+joined with ``edgek8s join --token --foreground``: its agent talks mTLS to the masters with its node
+certificate, serves its kubelet HTTPS endpoint (only the API servers' client certificate may call it) and
+renews its certificates, with its own Podman (storage and pod network under a temp dir). The busybox test
+image is built locally and loaded into the agent's storage beforehand (so no pull is timed). The bench talks
+to the API with the admin kubeconfig.
 
 1. Startup: ``--pods`` (100) pods with ``spec.nodeName`` set are created at ``--rate`` pods/s; each pod's
    time from the POST to the first watch event that shows it Ready is recorded. Anchors: the Kubernetes
@@ -23,7 +27,6 @@ import argparse
 import asyncio
 import json
 import os
-import random
 import subprocess
 import sys
 import time
@@ -33,11 +36,10 @@ from typing import Any
 import aiohttp
 
 from bench import procs
-from bench.edgek8s_cluster import EdgeCluster
 from bench.podtimeline import PodmanEventTail, slowest, summarize
 from bench.stats import percentile, rounded
 
-NODE = "bench-node"
+LOG_LEVEL = "WARNING"  # the agent's and masters' log level (INFO would add log writes to the idle figure)
 PODS = "/api/v1/namespaces/default/pods"
 
 
@@ -60,9 +62,9 @@ def _cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def _pod(name: str, image: str) -> dict[str, Any]:
+def _pod(name: str, image: str, node: str) -> dict[str, Any]:
     return {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "labels": {"bench": "podstartup"}},
-            "spec": {"nodeName": NODE, "terminationGracePeriodSeconds": 1,
+            "spec": {"nodeName": node, "terminationGracePeriodSeconds": 1,
                      "containers": [{"name": "c", "image": image, "imagePullPolicy": "Never",
                                      "command": ["sleep", "3600"]}]}}
 
@@ -70,20 +72,6 @@ def _pod(name: str, image: str) -> dict[str, Any]:
 def _ready(pod: dict[str, Any]) -> bool:
     return any(c.get("type") == "Ready" and c.get("status") == "True"
                for c in (pod.get("status") or {}).get("conditions") or [])
-
-
-async def _start_agent(base: Path, api_urls: list[str], python: str) -> tuple[Any, Path]:
-    from edgek8s.config import PodmanConfig
-    from edgek8s.kubelet.podman_host import resolve
-
-    data_dir = base / "agent"
-    pod_cidr = f"10.{random.randint(200, 250)}.{random.randint(0, 255)}.0/24"
-    argv = [python, "-m", "edgek8s", "agent", "--name", NODE, "--data-dir", str(data_dir),
-            "--pod-cidr", pod_cidr, "--log-level", "WARNING",
-            *[f"--server={u}" for u in api_urls]]
-    proc = procs.spawn(argv, base / "agent.log")
-    host = resolve(PodmanConfig(), data_dir)
-    return proc, host.socket
 
 
 async def _wait(condition: Any, timeout: float, what: str) -> None:
@@ -95,7 +83,8 @@ async def _wait(condition: Any, timeout: float, what: str) -> None:
 
 
 async def _create_and_time(session: aiohttp.ClientSession, api: str, names: list[str], rate: float,
-                           image: str, timeline: dict[str, dict[str, float]] | None = None) -> dict[str, float]:
+                           image: str, node: str,
+                           timeline: dict[str, dict[str, float]] | None = None) -> dict[str, float]:
     """Create pods at ``rate``/s; seconds from each POST to the watch event showing it Ready. With
     ``timeline``, also the wall-clock times of the POST, its answer and the Ready event per pod."""
     marks: dict[str, dict[str, float]] = timeline if timeline is not None else {}
@@ -125,7 +114,7 @@ async def _create_and_time(session: aiohttp.ClientSession, api: str, names: list
     async def create(name: str) -> None:
         sent[name] = time.monotonic()
         marks.setdefault(name, {})["sent"] = time.time()
-        async with session.post(f"{api}{PODS}", json=_pod(name, image)) as response:
+        async with session.post(f"{api}{PODS}", json=_pod(name, image, node)) as response:
             if response.status != 201:
                 raise RuntimeError(f"create {name}: HTTP {response.status} {await response.text()}")
         marks[name]["created"] = time.time()
@@ -155,55 +144,66 @@ async def _delete_all(session: aiohttp.ClientSession, api: str, podman_env: dict
     await _wait(none_left, 300, "the pods' containers to be removed")
 
 
+def _form(state_dir: Path) -> dict[str, Any]:
+    """3 masters and one worker, formed as ``edgek8s up`` forms them (without its sample app)."""
+    from edgek8s.server.local_cluster import form_cluster
+
+    os.environ["EDGEK8S_LOG_LEVEL"] = LOG_LEVEL  # inherited by every node process
+    return form_cluster(state_dir, masters=3, workers=1, sample_app=False)
+
+
+def configuration(manifest: dict[str, Any]) -> str:
+    worker = manifest["workers"][0]
+    return (f"production: {len(manifest['masters'])} masters formed as `edgek8s up` does (cluster-init, TLS API, "
+            f"mTLS), worker {worker['name']} joined with `edgek8s join --token --foreground` (node certificate, "
+            f"kubelet HTTPS endpoint, certificate renewal), log level {LOG_LEVEL}")
+
+
 async def run(args: argparse.Namespace) -> dict[str, Any]:
+    from edgek8s.client.kubeconfig import load_kubeconfig
     from edgek8s.config import PodmanConfig
-    from edgek8s.kubelet.podman_host import remove_everything, resolve
+    from edgek8s.kubelet.podman_host import resolve
     from edgek8s.server.images import TEST_IMAGE, build_archive
+    from edgek8s.server.local_cluster import down, kubeconfig_path
 
     procs.install_cleanup()
-    python = sys.executable
-    cluster = EdgeCluster(python)
     base = procs.make_temp_dir("bench-podstartup-")
-    agent_proc = None
-    host = resolve(PodmanConfig(), base / "agent")
+    state_dir = base / "cluster"
     try:
         print("building the test image...", flush=True)
         archive = await asyncio.to_thread(build_archive, TEST_IMAGE, base / "busybox.tar")
-        async with aiohttp.ClientSession() as session:
-            await cluster.start(session)
-            urls = [m.api_url for m in cluster.masters]
-            agent_proc, socket_path = await _start_agent(base, urls, python)
+        manifest = await asyncio.to_thread(_form, state_dir)
+        worker = manifest["workers"][0]
+        node, agent_pid = worker["name"], int(worker["pid"])  # `join --foreground` execs the agent in place
+        host = resolve(PodmanConfig(), Path(worker["data_dir"]))
+        endpoint = load_kubeconfig(kubeconfig_path(state_dir))
+        connector = aiohttp.TCPConnector(ssl=endpoint.ssl_context if endpoint.ssl_context is not None else False)
+        async with aiohttp.ClientSession(connector=connector) as session:
+            api = endpoint.server
 
             async def socket_ready() -> bool:
-                return socket_path.exists() and host.containers_conf.exists()
+                return host.socket.exists() and host.containers_conf.exists()
 
             await _wait(socket_ready, 60, "the agent's Podman service")
             await asyncio.to_thread(subprocess.run, ["podman", "load", "--quiet", "--input", str(archive)],
                                     env=host.env(), check=True, capture_output=True)
-            api = urls[0]
-
-            async def node_ready() -> bool:
-                async with session.get(f"{api}/api/v1/nodes/{NODE}") as response:
-                    return response.status == 200
-
-            await _wait(node_ready, 60, "the node to register")
             # Warm-up: the first pod builds Podman's pause image and the pod network.
-            await _create_and_time(session, api, ["warmup"], 1.0, TEST_IMAGE)
+            await _create_and_time(session, api, ["warmup"], 1.0, TEST_IMAGE, node)
             await _delete_all(session, api, host.env())
 
             print(f"creating {args.pods} pods at {args.rate}/s...", flush=True)
             cpu_before = time.process_time()
             service_pid = int((host.run_dir / "service.pid").read_text())
-            agent_cpu, service_cpu = _cpu_seconds(agent_proc.pid), _cpu_seconds(service_pid)
+            agent_cpu, service_cpu = _cpu_seconds(agent_pid), _cpu_seconds(service_pid)
             events = PodmanEventTail(host.events_log)
             follower = asyncio.create_task(events.follow())
             timeline: dict[str, dict[str, float]] = {}
             try:
                 times = await _create_and_time(session, api, [f"p{i}" for i in range(args.pods)], args.rate,
-                                               TEST_IMAGE, timeline)
+                                               TEST_IMAGE, node, timeline)
             finally:
                 follower.cancel()
-            agent_cpu = _cpu_seconds(agent_proc.pid) - agent_cpu
+            agent_cpu = _cpu_seconds(agent_pid) - agent_cpu
             service_cpu = _cpu_seconds(service_pid) - service_cpu
             await asyncio.to_thread(events.read)
             for name, stages in events.stages.items():
@@ -213,14 +213,14 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
 
             if args.skip_footprint:
                 await _delete_all(session, api, host.env())
-                return _startup_result(args, startup, timeline, agent_cpu, service_cpu)
+                return _startup_result(args, manifest, startup, timeline, agent_cpu, service_cpu)
             print("30 pods for the footprint and idle figures...", flush=True)
-            await _create_and_time(session, api, [f"r{i}" for i in range(30)], args.rate, TEST_IMAGE)
+            await _create_and_time(session, api, [f"r{i}" for i in range(30)], args.rate, TEST_IMAGE, node)
             await asyncio.sleep(5)  # let status writes and events settle
-            agent_rss = procs.rss_bytes(agent_proc.pid) or 0
+            agent_rss = procs.rss_bytes(agent_pid) or 0
             service_rss = procs.rss_bytes(service_pid) or 0
-            master_pids = [p for p in cluster.pids() if p is not None]
-            watched = {"agent": agent_proc.pid, **{f"master-{i + 1}": p for i, p in enumerate(master_pids)},
+            master_pids = [int(m["pid"]) for m in manifest["masters"]]
+            watched = {"agent": agent_pid, **{f"master-{i + 1}": p for i, p in enumerate(master_pids)},
                        "podman-service": service_pid}
             before = {k: _write_bytes(p) or 0 for k, p in watched.items()}
             print(f"idle for {args.idle_seconds:.0f}s...", flush=True)
@@ -230,12 +230,9 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             await _delete_all(session, api, host.env())
             bench_cpu = time.process_time() - cpu_before
     finally:
-        if agent_proc is not None:
-            procs.stop(agent_proc)
-        await remove_everything(host)
-        cluster.stop()
+        await asyncio.to_thread(down, state_dir, quiet=True)  # every node process, pod, container and image
         procs.remove_temp_dir(base)
-    return _startup_result(args, startup, timeline, agent_cpu, service_cpu) | {
+    return _startup_result(args, manifest, startup, timeline, agent_cpu, service_cpu) | {
         "agent_rss_mb_30_pods": round(agent_rss / 2**20, 1),
         "podman_service_rss_mb_30_pods": round(service_rss / 2**20, 1),
         "idle_disk_write_bytes_per_s": max(v for k, v in idle.items() if k != "podman-service"),
@@ -243,11 +240,12 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
     }
 
 
-def _startup_result(args: argparse.Namespace, startup: list[float], timeline: dict[str, dict[str, float]],
-                    agent_cpu: float, service_cpu: float) -> dict[str, Any]:
+def _startup_result(args: argparse.Namespace, manifest: dict[str, Any], startup: list[float],
+                    timeline: dict[str, dict[str, float]], agent_cpu: float, service_cpu: float) -> dict[str, Any]:
     p50, p90, p99 = (percentile(startup, p) for p in (50, 90, 99))
     return {
-        "pods": args.pods, "rate_per_s": args.rate, "p50_s": rounded(p50), "p90_s": rounded(p90),
+        "configuration": configuration(manifest), "pods": args.pods, "rate_per_s": args.rate,
+        "p50_s": rounded(p50), "p90_s": rounded(p90),
         "p99_s": rounded(p99), "max_s": rounded(startup[-1]),
         "agent_cpu_ms_per_pod_start": round(1000 * agent_cpu / args.pods, 1),
         "podman_cpu_ms_per_pod_start": round(1000 * service_cpu / args.pods, 1),
@@ -267,6 +265,7 @@ def main(argv: list[str]) -> int:
         print("bench podstartup: run as root (Podman rootful, as the agent runs)", file=sys.stderr)
         return 2
     result = asyncio.run(run(args))
+    print(f"configuration measured: {result['configuration']}")
     print(f"pod startup, create -> Ready, {result['pods']} pods at {result['rate_per_s']}/s: "
           f"p50 {result['p50_s']} s  p90 {result['p90_s']} s  p99 {result['p99_s']} s  "
           f"(target <= 1.5 s; Kubernetes SLO p99 <= 5 s; KubeEdge reported 4.1 s)")

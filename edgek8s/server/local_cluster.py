@@ -213,7 +213,7 @@ def up(state_dir: Path, *, masters: int = 3, workers: int = 1) -> int:
         down(state_dir, quiet=True)
     try:
         preflight(workers)
-        manifest = _up(state_dir, masters=masters, workers=workers)
+        manifest = form_cluster(state_dir, masters=masters, workers=workers)
     except (UpError, ConfigError) as exc:
         print(f"edgek8s up: {exc}", file=sys.stderr)
         print(f"edgek8s up: logs are in {state_dir}; `edgek8s down --state-dir {state_dir}` cleans up",
@@ -223,7 +223,9 @@ def up(state_dir: Path, *, masters: int = 3, workers: int = 1) -> int:
     return 0
 
 
-def _up(state_dir: Path, *, masters: int, workers: int) -> dict[str, Any]:
+def form_cluster(state_dir: Path, *, masters: int, workers: int, sample_app: bool = True) -> dict[str, Any]:
+    """Form the cluster the way ``up`` does and return its manifest; without ``sample_app``, stop once the
+    workers are Ready (``bench podstartup`` measures this production configuration). Raises UpError."""
     state_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
     manifest: dict[str, Any] = {"state_dir": str(state_dir), "masters": [], "workers": []}
     _write_manifest(state_dir, manifest)
@@ -287,32 +289,37 @@ def _up(state_dir: Path, *, masters: int, workers: int) -> dict[str, Any]:
 
         _wait_for(nodes_ready, "the workers to register and report Ready", 90, manifest["workers"])
         _step(f"{workers} worker(s) registered and Ready")
-        for worker in manifest["workers"]:
-            host = resolve(PodmanConfig(), Path(worker["data_dir"]))
-            _wait_for(host.containers_conf.exists, f"{worker['name']}'s Podman", 60, [worker])
-            _step(f"building {SAMPLE_APP_IMAGE} from images/sample-app into {worker['name']}'s Podman (no registry)")
-            build_image(SAMPLE_APP_IMAGE, env=host.env())
-        host_port = _free_port()
-        _step(f"deploying the sample app (Deployment {SAMPLE_APP}, busybox httpd, hostPort {host_port})")
-        api.call("POST", "/apis/apps/v1/namespaces/default/deployments", _sample_app(host_port))
-
-        def app_ready() -> bool:
-            pods = api.call("GET", "/api/v1/namespaces/default/pods?labelSelector=app%3Dhello")["items"]
-            return any(c["type"] == "Ready" and c["status"] == "True"
-                       for p in pods for c in (p.get("status") or {}).get("conditions", []))
-
-        _wait_for(app_ready, "the sample app's pod to be Ready", 120, manifest["workers"])
-        url = f"http://127.0.0.1:{host_port}/"
-
-        def answers() -> bool:
-            with urllib.request.urlopen(url, timeout=3) as response:
-                return b"edgek8s" in response.read()
-
-        _wait_for(answers, f"{url} to answer", 30, manifest["workers"])
-        manifest["sample_app"] = url
-        _write_manifest(state_dir, manifest)
-        _step(f"the sample app answers at {url}")
+        if sample_app:
+            _deploy_sample_app(api, manifest)
     return manifest
+
+
+def _deploy_sample_app(api: _Api, manifest: dict[str, Any]) -> None:
+    for worker in manifest["workers"]:
+        host = resolve(PodmanConfig(), Path(worker["data_dir"]))
+        _wait_for(host.containers_conf.exists, f"{worker['name']}'s Podman", 60, [worker])
+        _step(f"building {SAMPLE_APP_IMAGE} from images/sample-app into {worker['name']}'s Podman (no registry)")
+        build_image(SAMPLE_APP_IMAGE, env=host.env())
+    host_port = _free_port()
+    _step(f"deploying the sample app (Deployment {SAMPLE_APP}, busybox httpd, hostPort {host_port})")
+    api.call("POST", "/apis/apps/v1/namespaces/default/deployments", _sample_app(host_port))
+
+    def app_ready() -> bool:
+        pods = api.call("GET", "/api/v1/namespaces/default/pods?labelSelector=app%3Dhello")["items"]
+        return any(c["type"] == "Ready" and c["status"] == "True"
+                   for p in pods for c in (p.get("status") or {}).get("conditions", []))
+
+    _wait_for(app_ready, "the sample app's pod to be Ready", 120, manifest["workers"])
+    url = f"http://127.0.0.1:{host_port}/"
+
+    def answers() -> bool:
+        with urllib.request.urlopen(url, timeout=3) as response:
+            return b"edgek8s" in response.read()
+
+    _wait_for(answers, f"{url} to answer", 30, manifest["workers"])
+    manifest["sample_app"] = url
+    _write_manifest(Path(manifest["state_dir"]), manifest)
+    _step(f"the sample app answers at {url}")
 
 
 def _command_name() -> str:
