@@ -15,7 +15,8 @@ from typing import Any
 
 from edgek8s.model.resources import by_id, resource_id
 from edgek8s.model.revocations import NAME, NAMESPACE, revocation_times
-from edgek8s.pki.certs import BACKDATE, ClientIdentity
+from edgek8s.pki.certs import BACKDATE
+from edgek8s.pki.peer import ClientIdentity
 from edgek8s.pki.tokens import rfc3339
 from edgek8s.store.raftstore import RaftStore
 

@@ -33,13 +33,12 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from edgek8s.config import KubeletServerConfig
 from edgek8s.kubelet.streams import ContainerRef, ContainerStreams, ExecOptions, ExecSession, LogOptions, PodRef
 from edgek8s.model import channels, errors
-from edgek8s.pki.certs import ClientVerifier, mutual_tls_server_context
+from edgek8s.pki.peer import mutual_tls_server_context, verified_identity
 
 logger = logging.getLogger(__name__)
 
 STREAMS = web.AppKey("container_streams", ContainerStreams)
 ALLOWED = web.AppKey("allowed_clients", frozenset)
-VERIFIER = web.AppKey("client_verifier", ClientVerifier)
 
 
 _MAX_MESSAGE = 4 * 1024 * 1024
@@ -54,11 +53,12 @@ def _status(error: errors.StatusError) -> web.Response:
 
 @web.middleware
 async def guard(request: web.Request, handler: Handler) -> web.StreamResponse:
-    # The handshake required a certificate of the cluster CA already; this also checks its validity period
-    # per request (a kept-alive connection outlives a certificate) and reads who it names.
+    # The handshake required and verified a certificate of the cluster CA (CERT_REQUIRED, no accept-any
+    # callback: pki.peer), so its decoded dict is trustworthy; this re-checks its validity period per request
+    # (a kept-alive connection outlives a certificate) and reads who it names.
     transport = request.transport
     ssl_object = transport.get_extra_info("ssl_object") if transport is not None else None
-    identity = request.app[VERIFIER].identity(ssl_object.getpeercert(binary_form=True) if ssl_object else None)
+    identity = verified_identity(ssl_object.getpeercert() if ssl_object else None)
     try:
         if identity is None:
             raise errors.Unauthorized("Unauthorized")
@@ -244,12 +244,10 @@ async def healthz(request: web.Request) -> web.Response:
     return web.Response(text="ok")
 
 
-def build_kubelet_app(streams: ContainerStreams, allowed_clients: tuple[str, ...],
-                      verifier: ClientVerifier) -> web.Application:
+def build_kubelet_app(streams: ContainerStreams, allowed_clients: tuple[str, ...]) -> web.Application:
     app = web.Application(middlewares=[guard], client_max_size=_MAX_MESSAGE)
     app[STREAMS] = streams
     app[ALLOWED] = frozenset(allowed_clients)
-    app[VERIFIER] = verifier
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/containerLogs/{namespace}/{pod}/{uid}/{container}", container_logs)
     app.router.add_get("/exec/{namespace}/{pod}/{uid}/{container}", exec_command)
@@ -265,8 +263,7 @@ class KubeletServer:
 
     def __init__(self, config: KubeletServerConfig, streams: ContainerStreams) -> None:
         self.config = config
-        self.app = build_kubelet_app(streams, config.allowed_clients,
-                                     ClientVerifier(config.client_ca_file.read_bytes()))
+        self.app = build_kubelet_app(streams, config.allowed_clients)
         self._runner: web.AppRunner | None = None
         self.port = config.port
         self.tls: ssl.SSLContext | None = None  # the live context: loading a renewed certificate into it is enough

@@ -16,7 +16,6 @@ import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature
@@ -27,6 +26,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from edgek8s._util.renewal import BACKDATE_SECONDS, RENEW_FRACTION
 from edgek8s.pki.layout import write_private
 from edgek8s.pki.openssl_ext import accept_any_client_certificate
+from edgek8s.pki.peer import ClientIdentity
 
 CA_DAYS = 3650
 LEAF_DAYS = 365
@@ -297,18 +297,6 @@ def server_tls_context(
     return context
 
 
-def mutual_tls_server_context(cert_file: Path, key_file: Path, client_ca_file: Path) -> ssl.SSLContext:
-    """TLS for a server only other cluster components call (the kubelet's endpoint, which only API servers
-    may use): a client certificate signed by ``client_ca_file`` and valid now is required by the handshake
-    itself, with OpenSSL's full verification; the caller then checks who it names (``getpeercert()``)."""
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert_file, key_file)
-    context.load_verify_locations(client_ca_file)
-    context.verify_mode = ssl.CERT_REQUIRED
-    return context
-
-
 def reload_serving_cert(context: ssl.SSLContext, cert_file: Path, key_file: Path) -> None:
     """Swap the serving certificate in place: connections accepted from now on present the new one."""
     context.load_cert_chain(cert_file, key_file)
@@ -319,14 +307,6 @@ def client_tls_context(ca_file: Path, cert_file: Path | None = None, key_file: P
     if cert_file is not None and key_file is not None:
         context.load_cert_chain(cert_file, key_file)
     return context
-
-
-@dataclass(frozen=True, slots=True)
-class ClientIdentity:
-    user: str
-    groups: tuple[str, ...]
-    not_before: float  # unix seconds
-    not_after: float
 
 
 class ClientVerifier:
@@ -386,24 +366,6 @@ class ClientVerifier:
         groups = tuple(str(a.value) for a in cert.subject.get_attributes_for_oid(NameOID.ORGANIZATION_NAME))
         return ClientIdentity(common_names[0], groups, cert.not_valid_before_utc.timestamp(),
                               cert.not_valid_after_utc.timestamp())
-
-
-def identity_from_peercert(peercert: dict[str, Any] | None) -> tuple[str, tuple[str, ...]] | None:
-    """(user, groups) from a peer certificate OpenSSL verified (``getpeercert()``); None without one.
-
-    Only for contexts made without ``verify_in_app``: on those the dict may describe a certificate
-    nobody verified (use ``ClientVerifier``)."""
-    if not peercert:
-        return None
-    user = ""
-    groups: list[str] = []
-    for rdn in peercert.get("subject", ()):
-        for key, value in rdn:
-            if key == "commonName":
-                user = value
-            elif key == "organizationName":
-                groups.append(value)
-    return (user, tuple(groups)) if user else None
 
 
 def unauthenticated_fetch_context() -> ssl.SSLContext:

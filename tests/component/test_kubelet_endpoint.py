@@ -3,7 +3,10 @@ certificate whose CN is the API servers' kubelet-client name. Real TLS on loopba
 
 from __future__ import annotations
 
+import asyncio
+import datetime
 import ssl
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -16,8 +19,10 @@ from edgek8s.kubelet.stream_server import KubeletServer
 from edgek8s.pki.certs import CertPair, client_tls_context, issue, new_ca, write_pair
 
 
-def _client(tmp: Path, ca: CertPair, name: str, *, signer: CertPair | None = None) -> ssl.SSLContext:
-    pair = issue(signer or ca, common_name=name, organizations=["system:masters"], client=True)
+def _client(tmp: Path, ca: CertPair, name: str, *, signer: CertPair | None = None, client: bool = True,
+            server: bool = False, lifetime: datetime.timedelta | None = None) -> ssl.SSLContext:
+    pair = issue(signer or ca, common_name=name, organizations=["system:masters"], client=client, server=server,
+                 lifetime=lifetime)
     write_pair(pair, tmp / f"{name}.crt", tmp / f"{name}.key")
     return client_tls_context(tmp / "ca.crt", tmp / f"{name}.crt", tmp / f"{name}.key")
 
@@ -59,6 +64,31 @@ async def test_no_certificate_or_a_foreign_ca_fails_the_handshake(endpoint: tupl
     for tls in (anonymous, foreign):
         with pytest.raises(aiohttp.ClientError):
             await _get(f"{url}/healthz", tls)
+
+
+async def test_a_certificate_not_for_client_auth_fails_the_handshake(endpoint: tuple[str, CertPair],
+                                                                     tmp_path: Path) -> None:
+    url, ca = endpoint
+    serving_only = _client(tmp_path, ca, KUBELET_CLIENT_NAME, client=False, server=True)
+    with pytest.raises(aiohttp.ClientError):
+        await _get(f"{url}/healthz", serving_only)
+
+
+async def test_a_certificate_that_expires_on_a_kept_alive_connection_is_refused(
+        endpoint: tuple[str, CertPair], tmp_path: Path) -> None:
+    url, ca = endpoint
+    lifetime = 3.0
+    issued = time.time()
+    tls = _client(tmp_path, ca, KUBELET_CLIENT_NAME, lifetime=datetime.timedelta(seconds=lifetime))
+    connector = aiohttp.TCPConnector(limit=1, ssl=tls)
+    async with aiohttp.ClientSession(connector=connector) as session:
+        async with session.get(f"{url}/healthz") as response:
+            assert response.status == 200 and time.time() < issued + lifetime  # else the machine is too slow
+            await response.read()
+        await asyncio.sleep(max(0.0, issued + lifetime + 1.5 - time.time()))
+        # A new handshake would fail (OpenSSL rejects the expired certificate): a 401 is the per-request check.
+        async with session.get(f"{url}/healthz") as response:
+            assert response.status == 401
 
 
 async def test_a_missing_runtime_is_a_clean_status(endpoint: tuple[str, CertPair], tmp_path: Path) -> None:

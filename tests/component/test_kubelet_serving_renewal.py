@@ -12,7 +12,8 @@ import pytest
 from edgek8s.client.certificates import renew_kubelet_serving
 from edgek8s.client.rest import RestClient
 from edgek8s.model import errors
-from edgek8s.pki.certs import cert_identity, cert_sans, client_tls_context, mutual_tls_server_context, new_csr
+from edgek8s.pki.certs import cert_identity, cert_sans, client_tls_context, new_csr
+from edgek8s.pki.peer import mutual_tls_server_context
 from tests.component.test_join_api import Env, env, join_worker, make_token, node_tls
 
 __all__ = ["env"]
