@@ -25,10 +25,11 @@ import ssl
 from collections.abc import Sequence
 from pathlib import Path
 
-from edgek8s._util.renewal import keep_renewed
+from edgek8s._util.renewal import keep_renewed, renew_at
 from edgek8s.client.rest import ClientTLS, RestClient
-from edgek8s.pki.certs import cert_identity, cert_info, cert_sans, client_tls_context, new_csr
 from edgek8s.pki.layout import ClientFiles, Layout, write_private
+from edgek8s.pki.peer import client_tls_context
+from edgek8s.pki.renewal_request import renewal_request
 
 logger = logging.getLogger(__name__)
 RENEW_PATH = "/edgek8s/v1/renew"
@@ -40,12 +41,10 @@ async def renew_certificate(
     """One renewal: new key and CSR for the current identity, signed by ``server``, written, and then a
     ``ClientTLS`` gets a new context (see there why) while a bare ``SSLContext`` is reloaded in place."""
     files = files.client_files if isinstance(files, Layout) else files
-    cert_pem = await asyncio.to_thread(files.cert.read_bytes)
-    user, groups = cert_identity(cert_pem)
-    csr_pem, key_pem = await asyncio.to_thread(new_csr, user, groups)
+    request = await renewal_request(files.cert)  # in a child process: cryptography stays out of agents
     async with RestClient(server, timeout=timeout, ssl_context=context) as client:
-        answer = await client.create(RENEW_PATH, {"csr": csr_pem.decode()})
-    await asyncio.to_thread(_install, files.cert, files.key, str(answer["certificate"]).encode(), key_pem)
+        answer = await client.create(RENEW_PATH, {"csr": request.csr_pem.decode()})
+    await asyncio.to_thread(_install, files.cert, files.key, str(answer["certificate"]).encode(), request.key_pem)
     if isinstance(context, ClientTLS):
         context.replace(await asyncio.to_thread(client_tls_context, files.ca, files.cert, files.key))
     else:  # on the loop, not in a thread: handshakes on the loop read this SSL_CTX (two small files)
@@ -56,14 +55,13 @@ async def renew_kubelet_serving(cert_file: Path, key_file: Path, *, server: str,
                                 serving: ssl.SSLContext, timeout: float = 10.0) -> None:
     """Renew the kubelet endpoint's serving certificate for the names it has now, authenticated as the
     node (``client``), and load it into the live ``serving`` context."""
-    cert_pem = await asyncio.to_thread(cert_file.read_bytes)
-    user, groups = cert_identity(cert_pem)
-    dns, ips = cert_sans(cert_pem)
-    csr_pem, key_pem = await asyncio.to_thread(new_csr, user, groups)
-    body = {"kubeletCsr": csr_pem.decode(), "addresses": ips, "hostnames": dns}
+    request = await renewal_request(cert_file)  # in a child process: cryptography stays out of agents
+    body = {"kubeletCsr": request.csr_pem.decode(), "addresses": request.ip_addresses,
+            "hostnames": request.dns_names}
     async with RestClient(server, timeout=timeout, ssl_context=client) as rest:
         answer = await rest.create(RENEW_PATH, body)
-    await asyncio.to_thread(_install, cert_file, key_file, str(answer["kubeletCertificate"]).encode(), key_pem)
+    await asyncio.to_thread(_install, cert_file, key_file, str(answer["kubeletCertificate"]).encode(),
+                            request.key_pem)
     serving.load_cert_chain(cert_file, key_file)
 
 
@@ -86,7 +84,7 @@ class CertificateKeeper:
         return self.credentials.context
 
     def renew_at(self) -> datetime.datetime:
-        return cert_info(self.files.cert.read_bytes()).renew_at(self.fraction)
+        return datetime.datetime.fromtimestamp(renew_at(self.files.cert, self.fraction), datetime.UTC)
 
     async def renew(self) -> None:
         """One renewal through the next master in turn (a failed attempt moves on to another)."""

@@ -27,6 +27,7 @@ from edgek8s._util.renewal import BACKDATE_SECONDS, RENEW_FRACTION
 from edgek8s.pki.layout import write_private
 from edgek8s.pki.openssl_ext import accept_any_client_certificate
 from edgek8s.pki.peer import ClientIdentity
+from edgek8s.pki.peer import client_tls_context as client_tls_context  # its home before pki.peer
 
 CA_DAYS = 3650
 LEAF_DAYS = 365
@@ -300,13 +301,6 @@ def server_tls_context(
 def reload_serving_cert(context: ssl.SSLContext, cert_file: Path, key_file: Path) -> None:
     """Swap the serving certificate in place: connections accepted from now on present the new one."""
     context.load_cert_chain(cert_file, key_file)
-
-
-def client_tls_context(ca_file: Path, cert_file: Path | None = None, key_file: Path | None = None) -> ssl.SSLContext:
-    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file))
-    if cert_file is not None and key_file is not None:
-        context.load_cert_chain(cert_file, key_file)
-    return context
 
 
 class ClientVerifier:

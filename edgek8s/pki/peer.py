@@ -1,7 +1,7 @@
-"""Mutual TLS for servers only cluster components call, with the stdlib alone (no ``cryptography``).
+"""TLS contexts and peer identities with the stdlib alone (no ``cryptography``), for processes that must stay light.
 
 The kubelet's HTTPS endpoint runs in every agent; importing ``cryptography`` there would cost each worker
-~9 MB of RSS. Its context (``mutual_tls_server_context``) makes OpenSSL *require* a client certificate and
+~10 MB of RSS. Its context (``mutual_tls_server_context``) makes OpenSSL *require* a client certificate and
 verify it in the handshake (chain to the cluster CA, signature, validity period, ``clientAuth`` usage for
 a server-side handshake), so the decoded ``getpeercert()`` dict describes a verified certificate and
 ``verified_identity`` only reads who it names and re-checks the validity period per request (a
@@ -38,6 +38,13 @@ def mutual_tls_server_context(cert_file: Path, key_file: Path, client_ca_file: P
     context.load_cert_chain(cert_file, key_file)
     context.load_verify_locations(client_ca_file)
     context.verify_mode = ssl.CERT_REQUIRED
+    return context
+
+
+def client_tls_context(ca_file: Path, cert_file: Path | None = None, key_file: Path | None = None) -> ssl.SSLContext:
+    context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(ca_file))
+    if cert_file is not None and key_file is not None:
+        context.load_cert_chain(cert_file, key_file)
     return context
 
 

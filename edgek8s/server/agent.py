@@ -61,8 +61,8 @@ class Agent:
         self._renewal: asyncio.Task[None] | None = None
 
     def _tls(self) -> ssl.SSLContext | None:
-        # The stdlib builds the context: importing cryptography (pki/) would cost the agent ~9 MB of RSS
-        # for a renewal that happens once in months; it is imported only then (_renew_client_cert).
+        # The stdlib builds the context: importing cryptography (pki.certs) would cost the agent ~10 MB of RSS;
+        # renewals make their key and CSR in a child process (pki.renewal_request).
         c = self.config
         if c.ca_file and c.cert_file and c.key_file:
             context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(c.ca_file))

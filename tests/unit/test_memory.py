@@ -66,3 +66,17 @@ print(before > 0, verified.cert_store_stats()["x509_ca"], unverified.cert_store_
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30)
     assert result.stdout.split() == ["True", "0", "0", "True", "True"]
+
+
+def test_a_tls_agent_never_imports_cryptography() -> None:
+    """Everything a joined agent loads (CLI, agent, kubelet endpoint with its client-certificate check,
+    certificate renewal) stays free of cryptography (~10 MB of RSS): renewals make their key and CSR in
+    a child process (pki.renewal_request)."""
+    code = """
+import sys
+import edgek8s.cli.main, edgek8s.server.agent, edgek8s.server.kubelet_endpoint, edgek8s.client.certificates
+import edgek8s.kubelet.stream_server, edgek8s.pki.layout, edgek8s.pki.peer, edgek8s.pki.renewal_request
+print(sorted(m for m in sys.modules if m.split(".")[0] == "cryptography"))
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout.strip() == "[]"
