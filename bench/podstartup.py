@@ -131,6 +131,14 @@ async def _create_and_time(session: aiohttp.ClientSession, api: str, names: list
     return ready
 
 
+async def _kubelet_endpoint_answers(session: aiohttp.ClientSession, api: str, pod: str) -> None:
+    """``kubectl logs`` through the API server: proves the agent's kubelet HTTPS endpoint (mTLS) serves."""
+    async with session.get(f"{api}{PODS}/{pod}/log") as response:
+        if response.status != 200:
+            raise RuntimeError(f"logs of {pod} through the kubelet endpoint: HTTP {response.status} "
+                               f"{(await response.text())[:300]}")
+
+
 async def _delete_all(session: aiohttp.ClientSession, api: str, podman_env: dict[str, str]) -> None:
     async with session.delete(f"{api}{PODS}", params={"labelSelector": "bench=podstartup"}) as response:
         await response.read()
@@ -217,6 +225,7 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             print("30 pods for the footprint and idle figures...", flush=True)
             await _create_and_time(session, api, [f"r{i}" for i in range(30)], args.rate, TEST_IMAGE, node)
             await asyncio.sleep(5)  # let status writes and events settle
+            await _kubelet_endpoint_answers(session, api, "r0")
             agent_rss = procs.rss_bytes(agent_pid) or 0
             service_rss = procs.rss_bytes(service_pid) or 0
             master_pids = [int(m["pid"]) for m in manifest["masters"]]
