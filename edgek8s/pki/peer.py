@@ -5,7 +5,8 @@ The kubelet's HTTPS endpoint runs in every agent; importing ``cryptography`` the
 verify it in the handshake (chain to the cluster CA, signature, validity period, ``clientAuth`` usage for
 a server-side handshake), so the decoded ``getpeercert()`` dict describes a verified certificate and
 ``verified_identity`` only reads who it names and re-checks the validity period per request (a
-kept-alive connection outlives a certificate).
+kept-alive connection outlives a certificate). Unlike ``certs.ClientVerifier`` it cannot see
+basicConstraints; the cluster CA (path length 0) signs only leaves (``ca=False``).
 
 Invariant: ``verified_identity`` is only sound on a context made by ``mutual_tls_server_context`` (never on
 one with ``openssl_ext.accept_any_client_certificate``: there the dict may describe a certificate nobody
