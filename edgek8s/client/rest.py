@@ -248,6 +248,8 @@ class RestClusterClient:
                 body["preconditions"] = {k: str(v) for k, v in preconditions.items()}
             if options.propagation_policy:
                 body["propagationPolicy"] = options.propagation_policy
+            if options.grace_period_seconds is not None:
+                body["gracePeriodSeconds"] = options.grace_period_seconds
         result = await self._rest.delete(resource_path(rtype, namespace, name), body)
         if isinstance(result, dict) and result.get("kind") != "Status":
             return result
