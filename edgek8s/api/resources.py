@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from edgek8s.api.context import STORE, json_response, parse_json, raw_response, read_body, read_json
+from edgek8s.api.eviction import evict
 from edgek8s.api.listing import decode_continue, list_body, paginate, parse_selection
 from edgek8s.api.negotiation import (
     add_warnings,
@@ -96,6 +97,10 @@ async def handle_object(request: web.Request, target: Target) -> web.StreamRespo
         if request.method != "POST":
             raise errors.MethodNotAllowed(f"{request.method} is not supported on binding")
         return await _bind(request, store, target)
+    if target.subresource == "eviction" and target.rtype.plural == "pods" and target.rtype.group == "":
+        if request.method != "POST":
+            raise errors.MethodNotAllowed(f"{request.method} is not supported on eviction")
+        return await evict(request, store, target)
     if target.subresource not in (None, "status"):
         raise errors.NotFound(f"the server could not find the requested resource ({target.subresource})")
     if target.subresource == "status" and not target.rtype.has_status:

@@ -26,6 +26,7 @@ from edgek8s.model.validation import (
     validate_object_meta,
 )
 from edgek8s.registry.defaults import apply_defaults
+from edgek8s.registry.disruption import validate_budget
 
 _SERVER_SET_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # upstream's: no vowels, no confusable digits
@@ -118,6 +119,8 @@ def _validate_kind_specific(body: dict[str, Any], rtype: ResourceType) -> list[F
         return _validate_data_map(body, "data", values_are_strings=True) + _validate_data_map(
             body, "stringData", values_are_strings=True
         )
+    if rtype.plural == "poddisruptionbudgets":
+        return validate_budget(body)
     if rtype.plural == "pods":
         containers = (body.get("spec") or {}).get("containers")
         if not isinstance(containers, list) or not containers:

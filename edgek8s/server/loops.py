@@ -11,6 +11,7 @@ from edgek8s.config import ServerConfig
 from edgek8s.controllers.cronjob import CronJobController
 from edgek8s.controllers.daemonset import DaemonSetController
 from edgek8s.controllers.deployment import DeploymentController
+from edgek8s.controllers.disruption import DisruptionController
 from edgek8s.controllers.endpoints import EndpointsController
 from edgek8s.controllers.eventttl import EventTTLController, EventTTLSettings
 from edgek8s.controllers.garbagecollector import GarbageCollector
@@ -36,5 +37,6 @@ def leader_loops(config: ServerConfig) -> list[LeaderLoop]:
         CronJobController(),
         EndpointsController(),
         EventTTLController(settings=EventTTLSettings(ttl=c.event_ttl)),
+        DisruptionController(),
     ]
     return loops

@@ -51,7 +51,8 @@ NAMESPACES = resource_id("", "namespaces")
 PODS = resource_id("", "pods")
 SERVICES = resource_id("", "services")
 _GENERATION_TRACKED = frozenset(
-    {resource_id("apps", "deployments"), resource_id("apps", "replicasets"), resource_id("apps", "daemonsets")}
+    {resource_id("apps", "deployments"), resource_id("apps", "replicasets"), resource_id("apps", "daemonsets"),
+     resource_id("policy", "poddisruptionbudgets")}
 )
 # deleteOptions.propagationPolicy -> the finalizer that makes the garbage collector finish the deletion
 _POLICY_FINALIZERS = {"Foreground": "foregroundDeletion", "Orphan": "orphan"}
