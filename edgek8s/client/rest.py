@@ -40,14 +40,18 @@ def error_from_status(code: int, body: bytes) -> errors.StatusError:
         status = json.loads(body)
         message = str(status.get("message", "")) or body.decode(errors="replace")
         reason = status.get("reason", "")
-    except ValueError:
-        message, reason = body.decode(errors="replace"), ""
+        details = status.get("details") or {}
+        causes = tuple(errors.StatusCause(field=str(c.get("field") or ""), reason=str(c.get("reason") or ""),
+                                          message=str(c.get("message") or ""))
+                       for c in details.get("causes") or () if isinstance(c, dict))
+    except (ValueError, AttributeError):
+        message, reason, causes = body.decode(errors="replace"), "", ()
     cls = _BY_CODE.get(code, errors.InternalError)
     if code == 409 and reason == "AlreadyExists":
         cls = errors.AlreadyExists
     elif code == 409 and message.startswith("fenced:"):
         cls = errors.Fenced
-    return cls(message)
+    return cls(message, causes=causes)
 
 
 class RestClient:
