@@ -133,7 +133,9 @@ async def _observed(rest: RestClient, name: str) -> bool:
     return (pdb.get("status") or {}).get("observedGeneration") == pdb["metadata"]["generation"]
 
 
-async def test_bad_budgets_and_evictions_are_rejected(hollow_client: InProcessClient, clients: list[RestClient]) -> None:
+async def test_bad_budgets_and_evictions_are_rejected(
+    hollow_client: InProcessClient, clients: list[RestClient]
+) -> None:
     rest = clients[0]
     with pytest.raises(errors.Invalid):
         await rest.create(PDB_PATH, budget("both", minAvailable=1, maxUnavailable=1))
