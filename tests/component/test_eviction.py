@@ -10,7 +10,6 @@ become ready.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -22,6 +21,7 @@ from edgek8s.model import errors
 from edgek8s.model.resources import by_id, resource_id
 from tests.support.cluster import LocalCluster, eventually
 from tests.support.hollow import HollowNodes
+from tests.support.hollow_agents import running
 
 PODS = by_id(resource_id("", "pods"))
 DEPLOYMENTS = by_id(resource_id("apps", "deployments"))
@@ -36,14 +36,9 @@ START_S = 3.0  # a replacement takes this long to be ready: the window in which 
 async def slow_client(cluster: LocalCluster) -> AsyncIterator[InProcessClient]:
     """Hollow kubelets whose containers take ``START_S`` to start and 1 s to stop."""
     client = InProcessClient(cluster.running()[0].store, manager="test")
-    task = asyncio.create_task(HollowNodes(client, ["n1", "n2", "n3"], heartbeat=2.0, start_delay=START_S,
-                                           termination_delay=1.0).run())
-    try:
+    async with running(HollowNodes(client, ["n1", "n2", "n3"], heartbeat=2.0, start_delay=START_S,
+                                   termination_delay=1.0)):
         yield client
-    finally:
-        task.cancel()
-        with pytest.raises(asyncio.CancelledError):
-            await task
 
 
 def web(replicas: int) -> dict[str, Any]:
@@ -121,7 +116,7 @@ async def test_eviction_respects_a_disruption_budget(slow_client: InProcessClien
     # Two budgets over one pod: upstream refuses with 500 and deletes nothing.
     await rest.create(PDB_PATH, budget("web-too", minAvailable=1))
     await eventually(lambda: _observed(rest, "web-too"), timeout=20)
-    third = sorted(p["metadata"]["name"] for p in await live_pods(client))[0]
+    third = sorted(p["metadata"]["name"] for p in await live_pods(client) if ready(p))[0]  # Pending ones skip budgets
     with pytest.raises(errors.StatusError) as failed:
         await evict(rest, third)
     assert failed.value.code == 500 and "more than one PodDisruptionBudget" in failed.value.message
