@@ -1956,7 +1956,7 @@ def test_run_pod(kubectl: Kubectl, ns: str) -> None:
     assert pod["metadata"]["labels"] == {"tier": "t"}
 
 
-@compat("kubectl drain", "--force --ignore-daemonsets (pod deletion with protobuf DeleteOptions)")
+@compat("kubectl drain", "--force --ignore-daemonsets (pods/eviction of a pod that asks for no grace)")
 def test_drain_deletes_the_pods_of_a_node(kubectl: Kubectl, ns: str) -> None:
     node = unique("drained")
     # Unschedulable and tainted from the start: the scheduler must not put other tests' pods on it.
@@ -1964,9 +1964,12 @@ def test_drain_deletes_the_pods_of_a_node(kubectl: Kubectl, ns: str) -> None:
         "apiVersion": "v1", "kind": "Node", "metadata": {"name": node},
         "spec": {"unschedulable": True, "taints": [{"key": "test", "value": "drain", "effect": "NoSchedule"}]}}))
     try:
+        # No kubelet runs on this node, so nothing would finish a graceful deletion: the pod asks for none.
         create(kubectl, ns, {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "victim"},
-                             "spec": {"nodeName": node, "containers": [container("c", "busybox:1.36", None)]}})
+                             "spec": {"nodeName": node, "terminationGracePeriodSeconds": 0,
+                                      "containers": [container("c", "busybox:1.36", None)]}})
         result = kubectl("drain", node, "--force", "--ignore-daemonsets", "--timeout=30s", timeout=60)
+        assert f"evicting pod {ns}/victim" in result.stdout
         assert f"node/{node} drained" in result.stdout
         assert kubectl("get", "pod", "victim", "-n", ns, "--ignore-not-found").stdout == ""
     finally:
