@@ -13,6 +13,7 @@ from edgek8s.client.rest import RestClient
 from edgek8s.config import AgentConfig
 from edgek8s.kubelet.fake_runtime import Behaviour, FakeRuntime
 from edgek8s.kubelet.runtime import ContainerConfig, ContainerState, ImageNotFound, SandboxConfig
+from edgek8s.model import errors
 from edgek8s.server.agent import Agent
 from tests.support.agent import container_status, is_ready, pod_body, wait_pod
 from tests.support.cluster import LocalCluster
@@ -63,6 +64,44 @@ async def test_fifty_pods_run_and_are_deleted(hollow: tuple[Agent, FakeRuntime],
         if not runtime.containers and not runtime.sandboxes:
             break
         await asyncio.sleep(0.1)
+    assert not runtime.containers and not runtime.sandboxes
+    for _ in range(100):  # each pod was terminating until its kubelet's final delete removed it
+        if not (await kubelet_client.get(PODS))["items"]:
+            break
+        await asyncio.sleep(0.1)
+    assert not (await kubelet_client.get(PODS))["items"]
+
+
+async def test_a_namespace_with_running_pods_goes_once_its_kubelet_stopped_them(
+    hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient
+) -> None:
+    _, runtime = hollow
+    await kubelet_client.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                       "metadata": {"name": "doomed"}})
+    doomed = "/api/v1/namespaces/doomed/pods"
+    await kubelet_client.create(doomed, _pod("resident", terminationGracePeriodSeconds=5))
+    pod = await wait_pod(kubelet_client, "resident", is_ready, namespace="doomed", timeout=30)
+    seen: list[tuple[str, bool]] = []
+
+    async def watch() -> None:
+        async for event in kubelet_client.watch(doomed, resourceVersion=pod["metadata"]["resourceVersion"]):
+            seen.append((event["type"], bool(event["object"]["metadata"].get("deletionTimestamp"))))
+            if event["type"] == "DELETED":
+                return
+
+    watcher = asyncio.create_task(watch())
+    await kubelet_client.delete("/api/v1/namespaces/doomed")
+    for _ in range(300):
+        try:
+            await kubelet_client.get("/api/v1/namespaces/doomed")
+        except errors.NotFound:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the namespace never finished deleting")
+    await asyncio.wait_for(watcher, 10)
+    # The namespace controller's delete was graceful (marked), and the kubelet's final delete removed it.
+    assert ("MODIFIED", True) in seen and seen[-1][0] == "DELETED"
     assert not runtime.containers and not runtime.sandboxes
 
 
