@@ -105,6 +105,48 @@ async def test_a_namespace_with_running_pods_goes_once_its_kubelet_stopped_them(
     assert not runtime.containers and not runtime.sandboxes
 
 
+async def test_a_pod_terminating_when_the_masters_went_away_is_never_run_again(
+    kubelet_master: LocalCluster, tmp_path: Path, kubelet_client: RestClient
+) -> None:
+    """Autonomy mode must not resurrect a terminating pod: the agent saved it as terminating, so an agent
+    restarted during the outage finishes stopping it instead of running it from local state."""
+    runtime = FakeRuntime(images=(IMAGE, "localhost/slow-stop:1"))
+    runtime.behaviours["localhost/slow-stop:1"] = Behaviour(stop_seconds=4.0)
+    config = _config(tmp_path, kubelet_master)
+    agent = Agent(config, runtime=runtime)
+    await agent.start()
+    try:
+        await kubelet_client.create(PODS, pod_body("lingering", NODE, [{"name": "c", "image": "localhost/slow-stop:1"}],
+                                                   terminationGracePeriodSeconds=30))
+        pod = await wait_pod(kubelet_client, "lingering", is_ready, timeout=30)
+        uid = pod["metadata"]["uid"]
+        await kubelet_client.delete(f"{PODS}/lingering")
+        saved = config.data_dir / "state" / "pods" / "default_lingering.json"
+        for _ in range(100):
+            if saved.exists() and b"deletionTimestamp" in saved.read_bytes():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the terminating pod was not saved locally")
+        await agent.stop()  # the agent goes down while the pod's containers are still stopping
+        await kubelet_master.stop()  # and every master with it
+        running = [c for _, c in runtime.containers.values() if c.state == ContainerState.RUNNING]
+        assert running, "the stop finished before the outage; the test needs it under way"
+
+        agent = Agent(config, runtime=runtime)  # restarted during the outage
+        await agent.start()
+        assert uid not in agent.kubelet.desired
+        for _ in range(300):
+            if not runtime.sandboxes and not runtime.containers:
+                break
+            await asyncio.sleep(0.05)
+        assert not runtime.containers and not runtime.sandboxes, "the terminating pod was not stopped"
+        await asyncio.sleep(1.0)
+        assert not runtime.containers, "autonomy mode ran a terminating pod again"
+    finally:
+        await agent.stop()
+
+
 async def test_crash_loop_and_restart_policies(hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient) -> None:
     _, runtime = hollow
     runtime.images["localhost/crash:1"] = "sha256:crash"
