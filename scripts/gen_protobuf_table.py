@@ -27,6 +27,10 @@ PACKAGES = {
     "k8s.io.api.discovery.v1": (0, "discovery/v1"),
     "k8s.io.api.policy.v1": (0, "policy/v1"),
     "k8s.io.api.autoscaling.v1": (0, "autoscaling/v1"),
+    "k8s.io.api.rbac.v1": (0, "rbac/v1"),
+    "k8s.io.api.networking.v1": (0, "networking/v1"),
+    "k8s.io.api.authorization.v1": (0, "authorization/v1"),
+    "k8s.io.api.authentication.v1": (0, "authentication/v1"),
     "k8s.io.apimachinery.pkg.apis.meta.v1": (1, "pkg/apis/meta/v1"),
     "k8s.io.apimachinery.pkg.runtime": (1, "pkg/runtime"),
     "k8s.io.apimachinery.pkg.runtime.schema": (1, "pkg/runtime/schema"),
@@ -39,6 +43,11 @@ ROOTS = [f"k8s.io.api.core.v1.{k}" for k in (
     "k8s.io.api.coordination.v1.Lease", "k8s.io.api.batch.v1.Job", "k8s.io.api.batch.v1.CronJob",
     "k8s.io.api.discovery.v1.EndpointSlice", "k8s.io.api.policy.v1.Eviction", "k8s.io.api.autoscaling.v1.Scale",
     "k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions", "k8s.io.apimachinery.pkg.runtime.Unknown",
+    "k8s.io.api.core.v1.ServiceAccount", "k8s.io.api.authentication.v1.TokenRequest",
+    *(f"k8s.io.api.rbac.v1.{k}" for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")),
+    *(f"k8s.io.api.networking.v1.{k}" for k in ("Ingress", "IngressClass", "NetworkPolicy")),
+    "k8s.io.api.authorization.v1.SelfSubjectAccessReview", "k8s.io.api.authorization.v1.SelfSubjectRulesReview",
+    "k8s.io.api.authentication.v1.SelfSubjectReview",
 ]
 # Messages whose JSON form is not their fields: the decoder converts them itself, so their fields are kept
 # only as numbers (see edgek8s/api/protobuf.py).

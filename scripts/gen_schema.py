@@ -49,6 +49,11 @@ ROOTS: dict[tuple[str, str], str] = {
     ("batch/v1", "CronJob"): "V1CronJob",
     ("discovery.k8s.io/v1", "EndpointSlice"): "V1EndpointSlice",
     ("autoscaling/v1", "Scale"): "V1Scale",
+    ("v1", "ServiceAccount"): "V1ServiceAccount",
+    **{("rbac.authorization.k8s.io/v1", k): f"V1{k}" for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")},
+    **{("networking.k8s.io/v1", k): f"V1{k}" for k in ("Ingress", "IngressClass", "NetworkPolicy")},
+    ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): "V1SelfSubjectAccessReview",
+    ("authentication.k8s.io/v1", "SelfSubjectReview"): "V1SelfSubjectReview",
 }
 
 # The client spells every Quantity as a plain string and every MicroTime as a datetime; upstream's

@@ -14,8 +14,10 @@
   services, endpoints, endpointslices: get/list/watch.
 - A join token (``system:bootstrappers``): only ``POST /edgek8s/v1/join`` (its CSR).
 - Anyone: the public health, version and cluster-info endpoints (also when sending credentials).
-- Any authenticated identity: discovery (``/api``, ``/apis``, ``/openapi``) and ``/edgek8s/v1/renew``
-  (renewing its own certificate), except join tokens.
+- ``system:masters`` may impersonate (``kubectl --as``): the request is then decided as that user.
+- Any authenticated identity: discovery (``/api``, ``/apis``, ``/openapi``), ``/edgek8s/v1/renew``
+  (renewing its own certificate) and creating SelfSubject{Access,Rules}Reviews and SelfSubjectReviews, except
+  join tokens. RBAC objects are stored, never consulted here.
 
 ``decide`` is pure over request attributes and a ``NodeGraph`` (which pods are bound where and what
 they reference), so the decision tables are unit-tested without a server.
@@ -31,6 +33,7 @@ from aiohttp import web
 
 from edgek8s.api.authn import PUBLIC_PATHS, USER, User
 from edgek8s.api.context import CONFIG, STORE
+from edgek8s.api.impersonation import impersonate, wants_impersonation
 from edgek8s.model import errors
 from edgek8s.model.resources import resource_id
 from edgek8s.model.selectors import FieldSelector
@@ -46,6 +49,9 @@ PODS = resource_id("", "pods")
 NODES_ID = resource_id("", "nodes")
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+_REVIEWS = frozenset({("authorization.k8s.io", "selfsubjectaccessreviews", "create"),
+                      ("authorization.k8s.io", "selfsubjectrulesreviews", "create"),
+                      ("authentication.k8s.io", "selfsubjectreviews", "create")})
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -68,7 +74,7 @@ class NodeGraph(Protocol):
     def node_references(self, node: str, plural: str, namespace: str, name: str) -> bool: ...
 
 
-def _node_name(user: User) -> str | None:
+def node_name(user: User) -> str | None:
     if NODES in user.groups and user.name.startswith(NODE_PREFIX):
         return user.name.removeprefix(NODE_PREFIX) or None
     return None
@@ -135,7 +141,9 @@ def decide(user: User, a: Attributes, graph: NodeGraph) -> str | None:
         if a.path == RENEW_PATH and a.verb == "POST":
             return None
         return f"user {user.name!r} cannot {a.verb} path {a.path!r}"
-    node = _node_name(user)
+    if (a.group, a.plural, a.verb) in _REVIEWS:
+        return None  # "may I?" and "who am I?" (api/reviews.py): upstream's system:basic-user
+    node = node_name(user)
     if node is not None:
         return _decide_node(node, a, graph)
     return f"user {user.name!r} cannot {a.verb} resource {a.plural!r}"
@@ -230,13 +238,15 @@ async def authorize(request: web.Request, handler: Handler) -> web.StreamRespons
     user = request.get(USER)
     if user is None:  # a public endpoint reached without credentials
         return await handler(request)
+    if wants_impersonation(request):
+        user = impersonate(request, user, privileged=MASTERS in user.groups)
     if MASTERS in user.groups and request.method != "DELETE":
         return await handler(request)  # the hot path: admins and in-process clients
     a = attributes(request)
     reason = decide(user, a, StoreGraph(request.app[STORE]))
     if reason is not None:
         raise errors.Forbidden(f"{user.name} is forbidden: {reason}")
-    node = _node_name(user)
+    node = node_name(user)
     if node is not None and a.verb == "create" and a.plural in ("nodes", "leases") and not a.name:
         await check_create_body(request, node)
     deleting_nodes = a.plural == "nodes" and a.verb in ("delete", "deletecollection") and request.app[CONFIG].api.tls

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from edgek8s.api.context import json_response
 from edgek8s.model import errors
-from edgek8s.model.resources import BUILTIN_RESOURCES, METRICS_RESOURCES, ResourceType
+from edgek8s.model.resources import BUILTIN_RESOURCES, METRICS_RESOURCES, REVIEW_RESOURCES, ResourceType
 
 _DISCOVERY_TYPE = "application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
 _SUBRESOURCE_KINDS = {"status": None, "scale": ("autoscaling", "v1", "Scale"), "eviction": ("policy", "v1", "Eviction")}
@@ -29,9 +29,10 @@ _SUBRESOURCES: dict[str, tuple[str, ...]] = {"deployments": ("status", "scale"),
 
 
 def _groups(*, served: bool = True) -> dict[str, list[ResourceType]]:
-    """Group -> resource types; ``served`` adds the metrics API (discovery lists it, OpenAPI does not)."""
+    """Group -> resource types; ``served`` adds the metrics API and the reviews (discovery lists them,
+    OpenAPI does not)."""
     groups: dict[str, list[ResourceType]] = {}
-    for rtype in BUILTIN_RESOURCES + (METRICS_RESOURCES if served else ()):
+    for rtype in BUILTIN_RESOURCES + (METRICS_RESOURCES + REVIEW_RESOURCES if served else ()):
         groups.setdefault(rtype.group, []).append(rtype)
     return groups
 
@@ -126,7 +127,7 @@ async def api_groups(request: web.Request) -> web.Response:
 def resource_list(group: str, version: str) -> dict[str, Any] | None:
     """Legacy ``APIResourceList`` of one group-version, or None if it is not served."""
     resources: list[dict[str, Any]] = []
-    for rtype in BUILTIN_RESOURCES + METRICS_RESOURCES:
+    for rtype in BUILTIN_RESOURCES + METRICS_RESOURCES + REVIEW_RESOURCES:
         if rtype.group != group or rtype.version != version:
             continue
         entry: dict[str, Any] = {"name": rtype.plural, "singularName": rtype.singular, "namespaced": rtype.namespaced,

@@ -21,7 +21,7 @@ from aiohttp import web
 from edgek8s.api.context import STORE, json_response, raw_response, read_body
 from edgek8s.api.negotiation import add_warnings, check_object_fields, field_manager
 from edgek8s.api.paths import Target
-from edgek8s.api.writes import PATCH_RETRIES, patch_error, patch_object
+from edgek8s.api.writes import PATCH_RETRIES, patch_error, patch_object, store_created
 from edgek8s.model import errors
 from edgek8s.model.resources import ResourceType
 from edgek8s.model.selectors import LabelSelector
@@ -96,11 +96,11 @@ async def _server_side_apply(request: web.Request, store: RaftStore, target: Tar
         try:
             if current is None:
                 obj = prepare_create(target.rtype, applied, namespace=target.namespace or "")
-                stored = await store.create(target.rtype, obj)
+                stored = await store_created(store, target.rtype, obj)
                 return add_warnings(request, raw_response(stored.raw, status=201))
             applied.setdefault("metadata", {})["resourceVersion"] = str(current.rv)
             obj, expect_rv = prepare_update(target.rtype, applied, namespace=target.namespace or "",
-                                            name=target.name, subresource=target.subresource)
+                                            name=target.name, subresource=target.subresource, old=current.decode)
             stored = await store.update(target.rtype, obj, expect_rv=expect_rv, subresource=target.subresource)
             return add_warnings(request, raw_response(stored.raw))
         except (errors.Conflict, errors.AlreadyExists):

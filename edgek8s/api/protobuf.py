@@ -40,6 +40,8 @@ _META = "k8s.io.apimachinery.pkg.apis.meta.v1."
 _GROUP_PACKAGES = {
     "": "core", "apps": "apps", "batch": "batch", "coordination.k8s.io": "coordination",
     "discovery.k8s.io": "discovery", "policy": "policy", "autoscaling": "autoscaling",
+    "rbac.authorization.k8s.io": "rbac", "networking.k8s.io": "networking",
+    "authorization.k8s.io": "authorization", "authentication.k8s.io": "authentication",
 }
 
 Field = tuple[int, int, "int | bytes"]

@@ -13,6 +13,7 @@ from typing import Any
 
 from aiohttp import web
 
+from edgek8s.api.admission import admit_create
 from edgek8s.api.context import STORE, json_response, parse_json, raw_response, read_body, read_json
 from edgek8s.api.eviction import evict
 from edgek8s.api.listing import decode_continue, list_body, paginate, parse_selection
@@ -101,6 +102,9 @@ async def handle_object(request: web.Request, target: Target) -> web.StreamRespo
         if request.method != "POST":
             raise errors.MethodNotAllowed(f"{request.method} is not supported on eviction")
         return await evict(request, store, target)
+    if target.subresource == "token" and target.rtype.plural == "serviceaccounts":
+        raise errors.MethodNotAllowed("edgek8s does not issue service account tokens (TokenRequest is not supported; "
+                                      "see docs/kinds.md)")
     if target.subresource not in (None, "status"):
         raise errors.NotFound(f"the server could not find the requested resource ({target.subresource})")
     if target.subresource == "status" and not target.rtype.has_status:
@@ -159,6 +163,7 @@ async def _create(request: web.Request, store: RaftStore, target: Target) -> web
     check_fields(request, target.rtype, raw, body)
     obj = prepare_created(target.rtype, body, namespace=namespace, manager=field_manager(request, "unknown"))
     if dry_run:
+        await admit_create(store, target.rtype, obj)
         return add_warnings(request, raw_response(encode_object(obj), status=201))
     stored = await store_created(store, target.rtype, obj)
     return add_warnings(request, raw_response(stored.raw, status=201))

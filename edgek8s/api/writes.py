@@ -17,6 +17,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from edgek8s.api.admission import admit_create
 from edgek8s.model import errors
 from edgek8s.model.resources import ResourceType
 from edgek8s.registry import fieldmanager
@@ -50,6 +51,8 @@ def prepare_created(rtype: ResourceType, body: Any, *, namespace: str, manager: 
 async def store_created(
     store: RaftStore, rtype: ResourceType, obj: dict[str, Any], *, fence: int | None = None
 ) -> StoredObject:
+    """Admit and store a prepared create (a Service gets its cluster IP here)."""
+    await admit_create(store, rtype, obj)
     if rtype.plural == "services":
         return await _create_service(store, rtype, obj, fence)
     return await store.create(rtype, obj, fence=fence)
@@ -60,8 +63,9 @@ def prepare_updated(
     manager: str,
 ) -> tuple[dict[str, Any], int | None]:
     """An update body as it will be proposed, and its resourceVersion precondition."""
-    obj, expect_rv = prepare_update(rtype, body, namespace=namespace, name=name, subresource=subresource)
     current, _rv = store.state.get(rtype.id, namespace, name)
+    obj, expect_rv = prepare_update(rtype, body, namespace=namespace, name=name, subresource=subresource,
+                                    old=None if current is None else current.decode)
     obj = fieldmanager.record_update(
         None if current is None else current.decode(), obj, manager=manager, kind=rtype.kind,
         api_version=rtype.api_version, now=now_rfc3339(), subresource=subresource or "",
@@ -99,7 +103,8 @@ async def patch_object(
             current.decode(), patched, manager=manager, kind=rtype.kind, api_version=rtype.api_version,
             now=now_rfc3339(), subresource=subresource or "",
         )
-        obj, expect_rv = prepare_update(rtype, patched, namespace=namespace, name=name, subresource=subresource)
+        obj, expect_rv = prepare_update(rtype, patched, namespace=namespace, name=name, subresource=subresource,
+                                        old=current.decode)
         try:
             return await store.update(rtype, obj, expect_rv=expect_rv, subresource=subresource, fence=fence)
         except errors.Fenced:

@@ -128,6 +128,108 @@ MESSAGES: Final[dict[str, dict[int, tuple[str, str, int, str]]]] = {
         1: ('maxUnavailable', 'message', 6, 'k8s.io.apimachinery.pkg.util.intstr.IntOrString'),
         2: ('maxSurge', 'message', 6, 'k8s.io.apimachinery.pkg.util.intstr.IntOrString'),
     },
+    'k8s.io.api.authentication.v1.AttestationValue': {
+        1: ('items', 'string', 5, ''),
+    },
+    'k8s.io.api.authentication.v1.BoundObjectReference': {
+        1: ('kind', 'string', 4, ''),
+        2: ('apiVersion', 'string', 4, ''),
+        3: ('name', 'string', 4, ''),
+        4: ('uid', 'string', 4, ''),
+    },
+    'k8s.io.api.authentication.v1.ExtraValue': {
+        1: ('items', 'string', 5, ''),
+    },
+    'k8s.io.api.authentication.v1.SelfSubjectReview': {
+        1: ('metadata', 'message', 4, 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),
+        2: ('status', 'message', 4, 'k8s.io.api.authentication.v1.SelfSubjectReviewStatus'),
+    },
+    'k8s.io.api.authentication.v1.SelfSubjectReviewStatus': {
+        1: ('userInfo', 'message', 4, 'k8s.io.api.authentication.v1.UserInfo'),
+    },
+    'k8s.io.api.authentication.v1.TokenRequest': {
+        1: ('metadata', 'message', 4, 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),
+        2: ('spec', 'message', 0, 'k8s.io.api.authentication.v1.TokenRequestSpec'),
+        3: ('status', 'message', 4, 'k8s.io.api.authentication.v1.TokenRequestStatus'),
+    },
+    'k8s.io.api.authentication.v1.TokenRequestSpec': {
+        1: ('audiences', 'string', 1, ''),
+        4: ('expirationSeconds', 'int64', 2, ''),
+        3: ('boundObjectRef', 'message', 2, 'k8s.io.api.authentication.v1.BoundObjectReference'),
+        5: ('attestations', 'map:string', 4, 'k8s.io.api.authentication.v1.AttestationValue'),
+    },
+    'k8s.io.api.authentication.v1.TokenRequestStatus': {
+        1: ('token', 'string', 0, ''),
+        2: ('expirationTimestamp', 'message', 0, 'k8s.io.apimachinery.pkg.apis.meta.v1.Time'),
+    },
+    'k8s.io.api.authentication.v1.UserInfo': {
+        1: ('username', 'string', 4, ''),
+        2: ('uid', 'string', 4, ''),
+        3: ('groups', 'string', 5, ''),
+        4: ('extra', 'map:string', 4, 'k8s.io.api.authentication.v1.ExtraValue'),
+    },
+    'k8s.io.api.authorization.v1.FieldSelectorAttributes': {
+        1: ('rawSelector', 'string', 4, ''),
+        2: ('requirements', 'message', 5, 'k8s.io.apimachinery.pkg.apis.meta.v1.FieldSelectorRequirement'),
+    },
+    'k8s.io.api.authorization.v1.LabelSelectorAttributes': {
+        1: ('rawSelector', 'string', 4, ''),
+        2: ('requirements', 'message', 5, 'k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelectorRequirement'),
+    },
+    'k8s.io.api.authorization.v1.NonResourceAttributes': {
+        1: ('path', 'string', 4, ''),
+        2: ('verb', 'string', 4, ''),
+    },
+    'k8s.io.api.authorization.v1.NonResourceRule': {
+        1: ('verbs', 'string', 1, ''),
+        2: ('nonResourceURLs', 'string', 5, ''),
+    },
+    'k8s.io.api.authorization.v1.ResourceAttributes': {
+        1: ('namespace', 'string', 4, ''),
+        2: ('verb', 'string', 4, ''),
+        3: ('group', 'string', 4, ''),
+        4: ('version', 'string', 4, ''),
+        5: ('resource', 'string', 4, ''),
+        6: ('subresource', 'string', 4, ''),
+        7: ('name', 'string', 4, ''),
+        8: ('fieldSelector', 'message', 6, 'k8s.io.api.authorization.v1.FieldSelectorAttributes'),
+        9: ('labelSelector', 'message', 6, 'k8s.io.api.authorization.v1.LabelSelectorAttributes'),
+    },
+    'k8s.io.api.authorization.v1.ResourceRule': {
+        1: ('verbs', 'string', 1, ''),
+        2: ('apiGroups', 'string', 5, ''),
+        3: ('resources', 'string', 5, ''),
+        4: ('resourceNames', 'string', 5, ''),
+    },
+    'k8s.io.api.authorization.v1.SelfSubjectAccessReview': {
+        1: ('metadata', 'message', 4, 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),
+        2: ('spec', 'message', 0, 'k8s.io.api.authorization.v1.SelfSubjectAccessReviewSpec'),
+        3: ('status', 'message', 4, 'k8s.io.api.authorization.v1.SubjectAccessReviewStatus'),
+    },
+    'k8s.io.api.authorization.v1.SelfSubjectAccessReviewSpec': {
+        1: ('resourceAttributes', 'message', 6, 'k8s.io.api.authorization.v1.ResourceAttributes'),
+        2: ('nonResourceAttributes', 'message', 6, 'k8s.io.api.authorization.v1.NonResourceAttributes'),
+    },
+    'k8s.io.api.authorization.v1.SelfSubjectRulesReview': {
+        1: ('metadata', 'message', 4, 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),
+        2: ('spec', 'message', 0, 'k8s.io.api.authorization.v1.SelfSubjectRulesReviewSpec'),
+        3: ('status', 'message', 4, 'k8s.io.api.authorization.v1.SubjectRulesReviewStatus'),
+    },
+    'k8s.io.api.authorization.v1.SelfSubjectRulesReviewSpec': {
+        1: ('namespace', 'string', 4, ''),
+    },
+    'k8s.io.api.authorization.v1.SubjectAccessReviewStatus': {
+        1: ('allowed', 'bool', 0, ''),
+        4: ('denied', 'bool', 4, ''),
+        2: ('reason', 'string', 4, ''),
+        3: ('evaluationError', 'string', 4, ''),
+    },
+    'k8s.io.api.authorization.v1.SubjectRulesReviewStatus': {
+        1: ('resourceRules', 'message', 1, 'k8s.io.api.authorization.v1.ResourceRule'),
+        2: ('nonResourceRules', 'message', 1, 'k8s.io.api.authorization.v1.NonResourceRule'),
+        3: ('incomplete', 'bool', 0, ''),
+        4: ('evaluationError', 'string', 4, ''),
+    },
     'k8s.io.api.autoscaling.v1.Scale': {
         1: ('metadata', 'message', 4, 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),
         2: ('spec', 'message', 4, 'k8s.io.api.autoscaling.v1.ScaleSpec'),
@@ -1212,6 +1314,12 @@ MESSAGES: Final[dict[str, dict[int, tuple[str, str, int, str]]]] = {
         2: ('spec', 'message', 4, 'k8s.io.api.core.v1.ServiceSpec'),
         3: ('status', 'message', 4, 'k8s.io.api.core.v1.ServiceStatus'),
     },
+    'k8s.io.api.core.v1.ServiceAccount': {
+        1: ('metadata', 'message', 4, 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),
+        2: ('secrets', 'message', 5, 'k8s.io.api.core.v1.ObjectReference'),
+        3: ('imagePullSecrets', 'message', 5, 'k8s.io.api.core.v1.LocalObjectReference'),
+        4: ('automountServiceAccountToken', 'bool', 6, ''),
+    },
     'k8s.io.api.core.v1.ServiceAccountTokenProjection': {
         1: ('audience', 'string', 4, ''),
         2: ('expirationSeconds', 'int64', 6, ''),
@@ -1437,9 +1545,154 @@ MESSAGES: Final[dict[str, dict[int, tuple[str, str, int, str]]]] = {
     'k8s.io.api.discovery.v1.ForZone': {
         1: ('name', 'string', 0, ''),
     },
+    'k8s.io.api.networking.v1.HTTPIngressPath': {
+        1: ('path', 'string', 4, ''),
+        3: ('pathType', 'string', 2, ''),
+        2: ('backend', 'message', 0, 'k8s.io.api.networking.v1.IngressBackend'),
+    },
+    'k8s.io.api.networking.v1.HTTPIngressRuleValue': {
+        1: ('paths', 'message', 1, 'k8s.io.api.networking.v1.HTTPIngressPath'),
+    },
+    'k8s.io.api.networking.v1.IPBlock': {
+        1: ('cidr', 'string', 0, ''),
+        2: ('except', 'string', 5, ''),
+    },
+    'k8s.io.api.networking.v1.Ingress': {
+        1: ('metadata', 'message', 4, 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),
+        2: ('spec', 'message', 4, 'k8s.io.api.networking.v1.IngressSpec'),
+        3: ('status', 'message', 4, 'k8s.io.api.networking.v1.IngressStatus'),
+    },
+    'k8s.io.api.networking.v1.IngressBackend': {
+        4: ('service', 'message', 6, 'k8s.io.api.networking.v1.IngressServiceBackend'),
+        3: ('resource', 'message', 6, 'k8s.io.api.core.v1.TypedLocalObjectReference'),
+    },
+    'k8s.io.api.networking.v1.IngressClass': {
+        1: ('metadata', 'message', 4, 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),
+        2: ('spec', 'message', 4, 'k8s.io.api.networking.v1.IngressClassSpec'),
+    },
+    'k8s.io.api.networking.v1.IngressClassParametersReference': {
+        1: ('apiGroup', 'string', 6, ''),
+        2: ('kind', 'string', 0, ''),
+        3: ('name', 'string', 0, ''),
+        4: ('scope', 'string', 2, ''),
+        5: ('namespace', 'string', 6, ''),
+    },
+    'k8s.io.api.networking.v1.IngressClassSpec': {
+        1: ('controller', 'string', 4, ''),
+        2: ('parameters', 'message', 6, 'k8s.io.api.networking.v1.IngressClassParametersReference'),
+    },
+    'k8s.io.api.networking.v1.IngressLoadBalancerIngress': {
+        1: ('ip', 'string', 4, ''),
+        2: ('hostname', 'string', 4, ''),
+        4: ('ports', 'message', 5, 'k8s.io.api.networking.v1.IngressPortStatus'),
+    },
+    'k8s.io.api.networking.v1.IngressLoadBalancerStatus': {
+        1: ('ingress', 'message', 5, 'k8s.io.api.networking.v1.IngressLoadBalancerIngress'),
+    },
+    'k8s.io.api.networking.v1.IngressPortStatus': {
+        1: ('port', 'int32', 0, ''),
+        2: ('protocol', 'string', 0, ''),
+        3: ('error', 'string', 6, ''),
+    },
+    'k8s.io.api.networking.v1.IngressRule': {
+        1: ('host', 'string', 4, ''),
+        2: ('', 'message', 8, 'k8s.io.api.networking.v1.IngressRuleValue'),
+    },
+    'k8s.io.api.networking.v1.IngressRuleValue': {
+        1: ('http', 'message', 6, 'k8s.io.api.networking.v1.HTTPIngressRuleValue'),
+    },
+    'k8s.io.api.networking.v1.IngressServiceBackend': {
+        1: ('name', 'string', 0, ''),
+        2: ('port', 'message', 4, 'k8s.io.api.networking.v1.ServiceBackendPort'),
+    },
+    'k8s.io.api.networking.v1.IngressSpec': {
+        4: ('ingressClassName', 'string', 6, ''),
+        1: ('defaultBackend', 'message', 6, 'k8s.io.api.networking.v1.IngressBackend'),
+        2: ('tls', 'message', 5, 'k8s.io.api.networking.v1.IngressTLS'),
+        3: ('rules', 'message', 5, 'k8s.io.api.networking.v1.IngressRule'),
+    },
+    'k8s.io.api.networking.v1.IngressStatus': {
+        1: ('loadBalancer', 'message', 4, 'k8s.io.api.networking.v1.IngressLoadBalancerStatus'),
+    },
+    'k8s.io.api.networking.v1.IngressTLS': {
+        1: ('hosts', 'string', 5, ''),
+        2: ('secretName', 'string', 4, ''),
+    },
+    'k8s.io.api.networking.v1.NetworkPolicy': {
+        1: ('metadata', 'message', 4, 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),
+        2: ('spec', 'message', 4, 'k8s.io.api.networking.v1.NetworkPolicySpec'),
+    },
+    'k8s.io.api.networking.v1.NetworkPolicyEgressRule': {
+        1: ('ports', 'message', 5, 'k8s.io.api.networking.v1.NetworkPolicyPort'),
+        2: ('to', 'message', 5, 'k8s.io.api.networking.v1.NetworkPolicyPeer'),
+    },
+    'k8s.io.api.networking.v1.NetworkPolicyIngressRule': {
+        1: ('ports', 'message', 5, 'k8s.io.api.networking.v1.NetworkPolicyPort'),
+        2: ('from', 'message', 5, 'k8s.io.api.networking.v1.NetworkPolicyPeer'),
+    },
+    'k8s.io.api.networking.v1.NetworkPolicyPeer': {
+        1: ('podSelector', 'message', 6, 'k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector'),
+        2: ('namespaceSelector', 'message', 6, 'k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector'),
+        3: ('ipBlock', 'message', 6, 'k8s.io.api.networking.v1.IPBlock'),
+    },
+    'k8s.io.api.networking.v1.NetworkPolicyPort': {
+        1: ('protocol', 'string', 6, ''),
+        2: ('port', 'message', 6, 'k8s.io.apimachinery.pkg.util.intstr.IntOrString'),
+        3: ('endPort', 'int32', 6, ''),
+    },
+    'k8s.io.api.networking.v1.NetworkPolicySpec': {
+        1: ('podSelector', 'message', 0, 'k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector'),
+        2: ('ingress', 'message', 5, 'k8s.io.api.networking.v1.NetworkPolicyIngressRule'),
+        3: ('egress', 'message', 5, 'k8s.io.api.networking.v1.NetworkPolicyEgressRule'),
+        4: ('policyTypes', 'string', 5, ''),
+    },
+    'k8s.io.api.networking.v1.ServiceBackendPort': {
+        1: ('name', 'string', 4, ''),
+        2: ('number', 'int32', 4, ''),
+    },
     'k8s.io.api.policy.v1.Eviction': {
         1: ('metadata', 'message', 4, 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),
         2: ('deleteOptions', 'message', 6, 'k8s.io.apimachinery.pkg.apis.meta.v1.DeleteOptions'),
+    },
+    'k8s.io.api.rbac.v1.AggregationRule': {
+        1: ('clusterRoleSelectors', 'message', 5, 'k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector'),
+    },
+    'k8s.io.api.rbac.v1.ClusterRole': {
+        1: ('metadata', 'message', 4, 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),
+        2: ('rules', 'message', 1, 'k8s.io.api.rbac.v1.PolicyRule'),
+        3: ('aggregationRule', 'message', 6, 'k8s.io.api.rbac.v1.AggregationRule'),
+    },
+    'k8s.io.api.rbac.v1.ClusterRoleBinding': {
+        1: ('metadata', 'message', 4, 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),
+        2: ('subjects', 'message', 5, 'k8s.io.api.rbac.v1.Subject'),
+        3: ('roleRef', 'message', 0, 'k8s.io.api.rbac.v1.RoleRef'),
+    },
+    'k8s.io.api.rbac.v1.PolicyRule': {
+        1: ('verbs', 'string', 1, ''),
+        2: ('apiGroups', 'string', 5, ''),
+        3: ('resources', 'string', 5, ''),
+        4: ('resourceNames', 'string', 5, ''),
+        5: ('nonResourceURLs', 'string', 5, ''),
+    },
+    'k8s.io.api.rbac.v1.Role': {
+        1: ('metadata', 'message', 4, 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),
+        2: ('rules', 'message', 1, 'k8s.io.api.rbac.v1.PolicyRule'),
+    },
+    'k8s.io.api.rbac.v1.RoleBinding': {
+        1: ('metadata', 'message', 4, 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),
+        2: ('subjects', 'message', 5, 'k8s.io.api.rbac.v1.Subject'),
+        3: ('roleRef', 'message', 0, 'k8s.io.api.rbac.v1.RoleRef'),
+    },
+    'k8s.io.api.rbac.v1.RoleRef': {
+        1: ('apiGroup', 'string', 0, ''),
+        2: ('kind', 'string', 0, ''),
+        3: ('name', 'string', 0, ''),
+    },
+    'k8s.io.api.rbac.v1.Subject': {
+        1: ('kind', 'string', 0, ''),
+        2: ('apiGroup', 'string', 4, ''),
+        3: ('name', 'string', 0, ''),
+        4: ('namespace', 'string', 4, ''),
     },
     'k8s.io.apimachinery.pkg.api.resource.Quantity': {},
     'k8s.io.apimachinery.pkg.apis.meta.v1.Condition': {
@@ -1457,6 +1710,11 @@ MESSAGES: Final[dict[str, dict[int, tuple[str, str, int, str]]]] = {
         4: ('propagationPolicy', 'string', 6, ''),
         5: ('dryRun', 'string', 5, ''),
         6: ('ignoreStoreReadErrorWithClusterBreakingPotential', 'bool', 6, ''),
+    },
+    'k8s.io.apimachinery.pkg.apis.meta.v1.FieldSelectorRequirement': {
+        1: ('key', 'string', 0, ''),
+        2: ('operator', 'string', 0, ''),
+        3: ('values', 'string', 5, ''),
     },
     'k8s.io.apimachinery.pkg.apis.meta.v1.FieldsV1': {},
     'k8s.io.apimachinery.pkg.apis.meta.v1.LabelSelector': {

@@ -81,6 +81,18 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
                  namespaced=True, short_names=("pdb",)),
     ResourceType(group="discovery.k8s.io", version="v1", plural="endpointslices", kind="EndpointSlice",
                  namespaced=True, has_status=False),
+    # Stored and served so existing manifests apply; none of them is enforced (docs/kinds.md).
+    ResourceType(group="", version="v1", plural="serviceaccounts", kind="ServiceAccount", namespaced=True,
+                 short_names=("sa",), has_status=False),
+    *(ResourceType(group="rbac.authorization.k8s.io", version="v1", plural=kind.lower() + "s", kind=kind,
+                   namespaced=not kind.startswith("Cluster"), has_status=False)
+      for kind in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")),
+    ResourceType(group="networking.k8s.io", version="v1", plural="ingresses", kind="Ingress", namespaced=True,
+                 short_names=("ing",)),
+    ResourceType(group="networking.k8s.io", version="v1", plural="ingressclasses", kind="IngressClass",
+                 namespaced=False, has_status=False),
+    ResourceType(group="networking.k8s.io", version="v1", plural="networkpolicies", kind="NetworkPolicy",
+                 namespaced=True, short_names=("netpol",), has_status=False),
 )
 
 _BY_ID: dict[ResourceId, ResourceType] = {r.id: r for r in BUILTIN_RESOURCES}
@@ -91,6 +103,17 @@ METRICS_RESOURCES: tuple[ResourceType, ...] = (
                  has_status=False, verbs=("get", "list")),
     ResourceType(group="metrics.k8s.io", version="v1beta1", plural="pods", kind="PodMetrics", namespaced=True,
                  has_status=False, verbs=("get", "list")),
+)
+
+
+# Create-only reviews answered from the request (api/reviews.py), never stored.
+REVIEW_RESOURCES: tuple[ResourceType, ...] = (
+    ResourceType(group="authorization.k8s.io", version="v1", plural="selfsubjectaccessreviews",
+                 kind="SelfSubjectAccessReview", namespaced=False, has_status=False, verbs=("create",)),
+    ResourceType(group="authorization.k8s.io", version="v1", plural="selfsubjectrulesreviews",
+                 kind="SelfSubjectRulesReview", namespaced=False, has_status=False, verbs=("create",)),
+    ResourceType(group="authentication.k8s.io", version="v1", plural="selfsubjectreviews",
+                 kind="SelfSubjectReview", namespaced=False, has_status=False, verbs=("create",)),
 )
 
 

@@ -2,7 +2,7 @@
 
 kube-apiserver fills these in when it decodes a create or update body, before validation, so
 ``kubectl get -o yaml`` shows them and controllers can rely on them. This module does the same on
-the JSON form, in place. It mirrors pkg/apis/{core,apps,batch,discovery}/v1 defaults.go and the
+the JSON form, in place. It mirrors pkg/apis/{core,apps,batch,discovery,rbac,networking}/v1 defaults.go and the
 generated walk (zz_generated.defaults.go) that applies them to every nested place a type occurs:
 the pod spec of a Pod and of every template (Deployment, ReplicaSet, DaemonSet, Job, CronJob).
 
@@ -445,6 +445,38 @@ def _endpoint_slice(obj: Obj) -> None:  # SetDefaults_EndpointPort
         _unset_pointer(port, "protocol", "TCP")
 
 
+# --- rbac.authorization.k8s.io/v1, networking.k8s.io/v1 --------------------------------------------
+
+RBAC_GROUP: Final = "rbac.authorization.k8s.io"
+
+
+def _role_binding(obj: Obj) -> None:  # SetDefaults_(Cluster)RoleBinding, SetDefaults_Subject
+    role_ref = _struct(obj, "roleRef")
+    if role_ref is not None:
+        _unset_string(role_ref, "apiGroup", RBAC_GROUP)
+    for subject in _each(obj, "subjects"):
+        if subject.get("kind") in ("User", "Group"):
+            _unset_string(subject, "apiGroup", RBAC_GROUP)
+
+
+def _network_policy(obj: Obj) -> None:  # SetDefaults_NetworkPolicy, SetDefaults_NetworkPolicyPort
+    spec = _struct(obj, "spec")
+    if spec is None:
+        return
+    if not spec.get("policyTypes"):
+        spec["policyTypes"] = ["Ingress", "Egress"] if spec.get("egress") else ["Ingress"]
+    for direction in ("ingress", "egress"):
+        for rule in _each(spec, direction):
+            for port in _each(rule, "ports"):
+                _unset_pointer(port, "protocol", "TCP")
+
+
+def _ingress_class(obj: Obj) -> None:  # SetDefaults_IngressClass
+    parameters = _pointer(_pointer(obj, "spec"), "parameters")
+    if parameters is not None:
+        _unset_pointer(parameters, "scope", "Cluster")
+
+
 _DEFAULTERS: Final[dict[tuple[str, str], Callable[[Obj], None]]] = {
     ("v1", "Pod"): _pod,
     ("v1", "Service"): _service,
@@ -458,6 +490,10 @@ _DEFAULTERS: Final[dict[tuple[str, str], Callable[[Obj], None]]] = {
     ("batch/v1", "Job"): _job,
     ("batch/v1", "CronJob"): _cron_job,
     ("discovery.k8s.io/v1", "EndpointSlice"): _endpoint_slice,
+    (f"{RBAC_GROUP}/v1", "RoleBinding"): _role_binding,
+    (f"{RBAC_GROUP}/v1", "ClusterRoleBinding"): _role_binding,
+    ("networking.k8s.io/v1", "NetworkPolicy"): _network_policy,
+    ("networking.k8s.io/v1", "IngressClass"): _ingress_class,
 }
 
 

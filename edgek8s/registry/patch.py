@@ -352,6 +352,9 @@ _KIND_LISTS: dict[tuple[str, str], dict[str, str]] = {
     ("", "Event"): {},
     ("events.k8s.io", "Event"): {},
     ("coordination.k8s.io", "Lease"): {},
+    # Rules, subjects, Ingress rules and TLS, NetworkPolicy peers and ports: all atomic upstream.
+    **{("rbac.authorization.k8s.io", k): {} for k in ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")},
+    **{("networking.k8s.io", k): {} for k in ("Ingress", "IngressClass", "NetworkPolicy")},
 }
 
 _MERGE_KEYS: dict[tuple[str, str], dict[Path, str]] = {

@@ -27,6 +27,7 @@ from edgek8s.model.validation import (
 )
 from edgek8s.registry.defaults import apply_defaults
 from edgek8s.registry.disruption import validate_budget
+from edgek8s.registry.kind_validation import UPDATE_CHECKED, path_segment_name, validate_kind, validate_kind_update
 
 _SERVER_SET_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # upstream's: no vowels, no confusable digits
@@ -36,6 +37,7 @@ NameValidator = Callable[[str, bool], list[str]]
 _NAME_VALIDATORS: dict[str, NameValidator] = {
     "namespaces": name_is_dns1123_label,
     "services": name_is_dns1035_label,
+    **{plural: path_segment_name for plural in ("roles", "clusterroles", "rolebindings", "clusterrolebindings")},
 }
 
 
@@ -79,11 +81,14 @@ def _set_namespace(meta: dict[str, Any], rtype: ResourceType, namespace: str) ->
         meta.pop("namespace", None)
 
 
-def _validate(body: dict[str, Any], rtype: ResourceType) -> None:
+def _validate(body: dict[str, Any], rtype: ResourceType, old: Callable[[], dict[str, Any]] | None = None) -> None:
     meta = body["metadata"]
     validator = _NAME_VALIDATORS.get(rtype.plural, name_is_dns1123_subdomain)
     problems = validate_object_meta(meta, namespaced=rtype.namespaced, name_validator=validator)
     problems.extend(_validate_kind_specific(body, rtype))
+    problems.extend(validate_kind(rtype.group, rtype.kind, body, namespaced=rtype.namespaced))
+    if old is not None and (rtype.group, rtype.kind) in UPDATE_CHECKED:
+        problems.extend(validate_kind_update(rtype.group, rtype.kind, old(), body))
     if problems:
         raise errors.invalid(rtype.kind, rtype.group, str(meta.get("name", "")), _causes(problems))
 
@@ -228,9 +233,12 @@ def prepare_create(rtype: ResourceType, body: Any, *, namespace: str) -> dict[st
 
 
 def prepare_update(
-    rtype: ResourceType, body: Any, *, namespace: str, name: str, subresource: str | None
+    rtype: ResourceType, body: Any, *, namespace: str, name: str, subresource: str | None,
+    old: Callable[[], dict[str, Any]] | None = None,
 ) -> tuple[dict[str, Any], int | None]:
-    """Validate an update; returns the object and the resourceVersion precondition (None: unconditional)."""
+    """Validate an update; returns the object and the resourceVersion precondition (None: unconditional).
+
+    ``old`` returns the stored object, for kinds with immutable fields; it is called only for them."""
     obj = _require_object(body)
     _check_type(obj, rtype)
     meta = obj["metadata"]
@@ -243,7 +251,7 @@ def prepare_update(
     if subresource is None:
         _normalize(obj, rtype)
         apply_defaults(rtype.kind, rtype.api_version, obj)
-        _validate(obj, rtype)
+        _validate(obj, rtype, old)
     return obj, expect_rv
 
 

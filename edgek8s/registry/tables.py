@@ -595,6 +595,32 @@ _COLUMNS: dict[str, tuple[_Column, ...]] = {
         _Column("Endpoints", "string", _DESCRIPTIONS["endpointslice.endpoints"]),
         _AGE,
     ),
+    "ServiceAccount": (_NAME, _Column("Secrets", "string", "Secrets is a list of the secrets in the same namespace "
+                                      "that pods running using this ServiceAccount are allowed to use."), _AGE),
+    **dict.fromkeys(("Role", "ClusterRole"),
+                    (_NAME, _Column("Created At", "date", _DESCRIPTIONS["creationTimestamp"]))),
+    **{kind: (_NAME, _Column("Role", "string", "RoleRef can reference a Role in the current namespace or a "
+                             "ClusterRole in the global namespace."), _AGE,
+              *(_Column(what, "string", f"{what} in the {kind[0].lower()}{kind[1:]}", priority=1)
+                for what in ("Users", "Groups", "ServiceAccounts")))
+       for kind in ("RoleBinding", "ClusterRoleBinding")},
+    "Ingress": (
+        _NAME,
+        _Column("Class", "string", "The name of the IngressClass resource that should be used for additional "
+                "configuration"),
+        _Column("Hosts", "string", "Hosts that incoming requests are matched against before the ingress rule"),
+        _Column("Address", "string", "Address is a list containing ingress points for the load-balancer"),
+        _Column("Ports", "string", "Ports of TLS configurations that open"),
+        _AGE,
+    ),
+    "IngressClass": (
+        _NAME,
+        _Column("Controller", "string", "Controller that is responsible for handling this class"),
+        _Column("Parameters", "string", "A reference to a resource with additional parameters"),
+        _AGE,
+    ),
+    "NetworkPolicy": (_NAME, _Column("Pod-Selector", "string", "Selects the pods to which this NetworkPolicy object "
+                                     "applies."), _AGE),
 }
 _DEFAULT_COLUMNS: tuple[_Column, ...] = (_NAME, _AGE)
 
@@ -1101,6 +1127,58 @@ def _print_endpoint_slice(endpoint_slice: Mapping[str, Any], now: datetime.datet
     return cells, None
 
 
+def _print_service_account(account: Mapping[str, Any], now: datetime.datetime) -> _Row:
+    return [_name(account), len(_list(account, "secrets")), _age(account, now)], None
+
+
+def _print_role(role: Mapping[str, Any], _now: datetime.datetime) -> _Row:
+    created = _parse_time(_map(role, "metadata").get("creationTimestamp"))
+    stamp = created.astimezone(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ") if created else "0001-01-01T00:00:00Z"
+    return [_name(role), stamp], None
+
+
+def _print_role_binding(binding: Mapping[str, Any], now: datetime.datetime) -> _Row:
+    """``printRoleBinding`` with ``rbac.SubjectsStrings``: users, groups and ``namespace/name`` accounts."""
+    ref = _map(binding, "roleRef")
+    subjects: dict[str, list[str]] = {"User": [], "Group": [], "ServiceAccount": []}
+    for subject in _maps(binding, "subjects"):
+        kind, name = _str(subject, "kind"), _str(subject, "name")
+        if kind in subjects:
+            subjects[kind].append(f"{_str(subject, 'namespace')}/{name}" if kind == "ServiceAccount" else name)
+    cells: list[Cell] = [_name(binding), f"{_str(ref, 'kind')}/{_str(ref, 'name')}", _age(binding, now)]
+    return cells + [", ".join(names) for names in subjects.values()], None
+
+
+def _print_ingress(ingress: Mapping[str, Any], now: datetime.datetime) -> _Row:
+    spec = _map(ingress, "spec")
+    rules = _maps(spec, "rules")
+    hosts = [_str(rule, "host") for rule in rules[:3] if _str(rule, "host")]
+    host_cell = ",".join(hosts) or "*"
+    if len(rules) > 3:
+        host_cell += f" + {len(rules) - 3} more..."
+    points = {_str(p, "ip") or _str(p, "hostname") for p in _maps(_map(_map(ingress, "status"), "loadBalancer"),
+                                                                    "ingress")}
+    cells: list[Cell] = [_name(ingress), _str(spec, "ingressClassName") or _NONE, host_cell,
+                         ",".join(sorted(points - {""})), "80, 443" if _list(spec, "tls") else "80", _age(ingress, now)]
+    return cells, None
+
+
+def _print_ingress_class(ingress_class: Mapping[str, Any], now: datetime.datetime) -> _Row:
+    spec = _map(ingress_class, "spec")
+    parameters = _opt_map(spec, "parameters")
+    shown = _NONE
+    if parameters is not None:
+        group = parameters.get("apiGroup")
+        shown = _str(parameters, "kind") + (f".{group}" if isinstance(group, str) else "") + "/" + _str(
+            parameters, "name")
+    return [_name(ingress_class), _str(spec, "controller"), shown, _age(ingress_class, now)], None
+
+
+def _print_network_policy(policy: Mapping[str, Any], now: datetime.datetime) -> _Row:
+    selector = _map(_map(policy, "spec"), "podSelector")
+    return [_name(policy), _format_label_selector(selector), _age(policy, now)], None
+
+
 def _print_default(obj: Mapping[str, Any], now: datetime.datetime) -> _Row:
     return [_name(obj), _age(obj, now)], None
 
@@ -1122,6 +1200,14 @@ _PRINTERS: dict[str, _Printer] = {
     "CronJob": _print_cron_job,
     "PodDisruptionBudget": _print_pod_disruption_budget,
     "EndpointSlice": _print_endpoint_slice,
+    "ServiceAccount": _print_service_account,
+    "Role": _print_role,
+    "ClusterRole": _print_role,
+    "RoleBinding": _print_role_binding,
+    "ClusterRoleBinding": _print_role_binding,
+    "Ingress": _print_ingress,
+    "IngressClass": _print_ingress_class,
+    "NetworkPolicy": _print_network_policy,
 }
 
 

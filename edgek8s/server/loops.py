@@ -19,6 +19,7 @@ from edgek8s.controllers.job import JobController, JobSettings
 from edgek8s.controllers.namespace import NamespaceController
 from edgek8s.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleSettings
 from edgek8s.controllers.replicaset import ReplicaSetController
+from edgek8s.controllers.serviceaccount import ServiceAccountsController
 from edgek8s.scheduler.loop import Scheduler
 
 
@@ -30,6 +31,7 @@ def leader_loops(config: ServerConfig) -> list[LeaderLoop]:
         ReplicaSetController(),
         GarbageCollector(),
         NamespaceController(),
+        ServiceAccountsController(),
         NodeLifecycleController(settings=NodeLifecycleSettings(
             grace_period=c.node_monitor_grace_period, default_toleration_seconds=c.default_toleration_seconds)),
         DaemonSetController(),

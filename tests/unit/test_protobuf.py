@@ -143,7 +143,7 @@ def test_delete_options() -> None:
         (MAGIC + b"\x00", "field number 0"),
         (MAGIC + b"\x08" + b"\xff" * 11, "longer than 10 bytes"),
         (envelope("v1", "Pod", b"", encoding="gzip"), "unsupported contentEncoding"),
-        (envelope("rbac.authorization.k8s.io/v1", "Role", b""), "no protobuf message is known for kind 'Role'"),
+        (envelope("storage.k8s.io/v1", "StorageClass", b""), "no protobuf message is known for kind 'StorageClass'"),
         (envelope("v1", "Secret", meta("s") + ld(3, b"\xff\xfe")), "not valid UTF-8"),
         (envelope("v1", "Pod", num(1, 5)), "expected an embedded ObjectMeta message"),
         (envelope("v1", "Pod", ld(2, ld(2, ld(1, b"c") + ld(2, b"i") + num(8, 1)))), "expected an embedded"),

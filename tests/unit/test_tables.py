@@ -616,7 +616,7 @@ def test_lease() -> None:
 def test_kinds_without_a_printer_get_name_and_age() -> None:
     obj = {"apiVersion": "example.com/v1", "kind": "Widget", "metadata": meta("w", age={"minutes": 3, "seconds": 5})}
     assert cells("Widget", obj) == ["w", "3m5s"]
-    assert cells("ServiceAccount", {"metadata": meta("default")}) == ["default", "5m"]
+    assert cells("PodTemplate", {"metadata": meta("default")}) == ["default", "5m"]
 
 
 # --- workloads -------------------------------------------------------------------------------------
