@@ -13,7 +13,9 @@
    precondition, retried on conflict) before the pod is deleted, or the eviction is refused with
    429 TooManyRequests, which ``kubectl drain`` retries.
 
-The pod's deletion is the ordinary graceful one (``DeleteOptions`` of the Eviction apply).
+The pod's deletion is the ordinary graceful one (``DeleteOptions`` of the Eviction apply). A dry run
+(``?dryRun=All`` or ``deleteOptions.dryRun``, ``kubectl drain --dry-run=server``) makes every check and
+writes nothing.
 """
 
 from __future__ import annotations
@@ -67,6 +69,7 @@ async def evict(request: web.Request, store: RaftStore, target: Target) -> web.R
     if not isinstance(preconditions, dict):
         raise errors.BadRequest("preconditions must be a JSON object")
     grace = parse_grace_period(options.get("gracePeriodSeconds"))
+    dry_run = _dry_run(request, options)
     expect_uid = preconditions.get("uid")
     expect_rv = parse_resource_version(preconditions.get("resourceVersion"), field="preconditions.resourceVersion")
 
@@ -85,6 +88,8 @@ async def evict(request: web.Request, store: RaftStore, target: Target) -> web.R
                                and int(status.get("currentHealthy") or 0) >= int(status.get("desiredHealthy") or 0))
             if unready_but_met:
                 pinned = expect_rv if expect_rv is not None else int(pod["metadata"]["resourceVersion"])
+                if dry_run:
+                    return _success()
                 try:
                     await _delete(store, target, expect_uid, pinned, grace)
                 except errors.Conflict:
@@ -92,10 +97,21 @@ async def evict(request: web.Request, store: RaftStore, target: Target) -> web.R
                         raise
                     raise errors.TooManyRequests(VIOLATION, retry_after=10) from None  # it changed: retry
                 return _success()
+            elif dry_run:
+                take_disruption(budget, name, now_rfc3339())  # raises as the real eviction would
             else:
                 await _take_disruption(store, namespace, str(budget["metadata"]["name"]), name)
-    await _delete(store, target, expect_uid, expect_rv, grace)
+    if not dry_run:
+        await _delete(store, target, expect_uid, expect_rv, grace)
     return _success()
+
+
+def _dry_run(request: web.Request, options: dict[str, Any]) -> bool:
+    values = [*request.query.getall("dryRun", []), *(options.get("dryRun") or [])]
+    for value in values:
+        if value != "All":
+            raise errors.BadRequest(f'dryRun: Unsupported value: "{value}": supported values: "All"')
+    return bool(values)
 
 
 async def _take_disruption(store: RaftStore, namespace: str, budget_name: str, pod_name: str) -> None:

@@ -93,6 +93,11 @@ async def test_eviction_respects_a_disruption_budget(slow_client: InProcessClien
     assert (allowed["status"], allowed["reason"]) == ("True", "SufficientPods")
 
     first, second, *_ = sorted(p["metadata"]["name"] for p in await live_pods(client))
+    dry = await rest.request("POST", f"/api/v1/namespaces/default/pods/{first}/eviction", body=eviction(first),
+                             params={"dryRun": "All"})
+    assert dry["status"] == "Success"  # checked, nothing written
+    assert not (await client.get(PODS, "default", first))["metadata"].get("deletionTimestamp")
+    assert (await rest.get(f"{PDB_PATH}/web"))["status"]["disruptionsAllowed"] == 1
     answer = await evict(rest, first)
     assert answer["status"] == "Success"
     # The eviction took the one disruption; a second one at once is refused with the budget's cause.
