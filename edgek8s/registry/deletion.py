@@ -16,6 +16,7 @@ from edgek8s.model.resources import ResourceType
 from edgek8s.model.timestamps import format_time
 
 DEFAULT_GRACE_SECONDS = 30
+MAX_GRACE_SECONDS = 10 * 365 * 24 * 3600  # a deadline must stay a date (and keep apply's arithmetic in range)
 
 
 def parse_grace_period(value: Any) -> int | None:
@@ -40,7 +41,7 @@ def deletion_grace(
         spec_grace = ((obj or {}).get("spec") or {}).get("terminationGracePeriodSeconds")
         requested = spec_grace if isinstance(spec_grace, int) and not isinstance(spec_grace, bool) \
             else DEFAULT_GRACE_SECONDS
-    grace = 1 if requested < 0 else requested
+    grace = 1 if requested < 0 else min(requested, MAX_GRACE_SECONDS)
     deadline = (now or datetime.datetime.now(datetime.UTC)) + datetime.timedelta(seconds=grace)
     if deadline.microsecond:  # the wire keeps whole seconds: round up, so the kubelet gets the whole grace
         deadline += datetime.timedelta(seconds=1)

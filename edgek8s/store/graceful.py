@@ -50,7 +50,10 @@ def pod_deletion(pod: dict[str, Any], grace: int, deadline: str) -> Graceful | s
         started = parse_time(meta["deletionTimestamp"])
         if started is None:
             return Graceful(deadline, grace)
-        return Graceful(format_time(started - datetime.timedelta(seconds=current - grace)), grace)
+        try:  # apply never raises: a date out of range falls back to the proposer's deadline
+            return Graceful(format_time(started - datetime.timedelta(seconds=current - grace)), grace)
+        except (OverflowError, ValueError):
+            return Graceful(deadline, grace)
     if meta.get("deletionTimestamp"):
         return UNCHANGED  # marked by a finalizer-held delete: already on its way out
     if grace <= 0:

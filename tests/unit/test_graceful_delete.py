@@ -161,3 +161,18 @@ def test_a_bad_grace_period_is_a_bad_request(value: Any) -> None:
     with pytest.raises(errors.BadRequest):
         parse_grace_period(value)
     assert parse_grace_period("15") == 15 and parse_grace_period(None) is None
+
+
+def test_absurd_graces_stay_dates() -> None:
+    now = datetime.datetime(2024, 5, 1, 12, 0, 0, tzinfo=datetime.UTC)
+    grace, deadline = deletion_grace(by_id(PODS), bound_pod(), 10**18, now=now) or (0, "")
+    assert grace == 10 * 365 * 24 * 3600 and deadline.startswith("2034-")
+
+
+def test_apply_never_raises_on_a_stored_timestamp_out_of_range(r: Replica) -> None:
+    pod = bound_pod()
+    r.ok(create_cmd(PODS, pod))
+    r.ok(graceful_cmd("web", 30, "0001-01-01T00:00:05Z"))  # as if a proposer's clock were absurd
+    r.ok(graceful_cmd("web", 1, DEADLINE))  # shortening would go before year 1: the proposer's deadline wins
+    stored = r.get(PODS, "default", "web")
+    assert stored is not None and stored["metadata"]["deletionTimestamp"] == DEADLINE
