@@ -35,7 +35,8 @@ class RaftConfig:
     replaced within ~0.1 s (followers ask for a pre-vote at once); one that goes silent (power cut,
     partition) after ``election_timeout_min..max`` plus one pre-vote and one vote round trip. The timeouts
     are long enough that a master starved of CPU for a few hundred milliseconds (a big LIST rendered on a
-    busy Pi) is not deposed.
+    busy Pi) is not deposed. A leader that hears no majority for ``leader_fallback_timeout`` steps down
+    (check-quorum, below ``election_timeout_min``: before the others can elect its successor).
     """
 
     self_address: str
@@ -45,7 +46,7 @@ class RaftConfig:
     heartbeat_period: float = 0.05
     election_timeout_min: float = 0.6
     election_timeout_max: float = 1.2
-    leader_fallback_timeout: float = 1.5
+    leader_fallback_timeout: float = 0.4  # check-quorum: below election_timeout_min, see docs/raft.md
     connection_timeout: float = 2.0
     connection_retry: float = 0.3
     tick_period: float = 0.02
@@ -63,6 +64,9 @@ class RaftConfig:
             raise ConfigError("the cluster secret must be at least 16 bytes")
         if not self.election_timeout_min > 3 * self.heartbeat_period:
             raise ConfigError("election_timeout_min must exceed 3 heartbeat periods")
+        if not 2 * self.heartbeat_period < self.leader_fallback_timeout < self.election_timeout_min:
+            # A cut-off leader must step down before the others can elect its successor (docs/raft.md #17).
+            raise ConfigError("leader_fallback_timeout must be between 2 heartbeat periods and election_timeout_min")
         if not self.election_timeout_max > self.election_timeout_min:
             raise ConfigError("election_timeout_max must exceed election_timeout_min")
         if self.connection_timeout < self.election_timeout_max:

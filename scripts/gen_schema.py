@@ -54,6 +54,8 @@ ROOTS: dict[tuple[str, str], str] = {
     **{("networking.k8s.io/v1", k): f"V1{k}" for k in ("Ingress", "IngressClass", "NetworkPolicy")},
     ("authorization.k8s.io/v1", "SelfSubjectAccessReview"): "V1SelfSubjectAccessReview",
     ("authentication.k8s.io/v1", "SelfSubjectReview"): "V1SelfSubjectReview",
+    ("apps/v1", "ControllerRevision"): "V1ControllerRevision",
+    ("scheduling.k8s.io/v1", "PriorityClass"): "V1PriorityClass",
 }
 
 # The client spells every Quantity as a plain string and every MicroTime as a datetime; upstream's

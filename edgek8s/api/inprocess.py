@@ -14,6 +14,7 @@ of cached (shared, read-only) objects.
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Awaitable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -35,12 +36,24 @@ BindResults = list[errors.StatusError | None]  # an alias: the method `list` sha
 @dataclass(slots=True)
 class WriteLog:
     """What a client wrote: for the history checks of fencing (a deposed leader's last write must come
-    before its successor's claim)."""
+    before its successor's claim, and its last write *attempt* before its successor's first).
+
+    Attempt times are ``time.monotonic()``: CLOCK_MONOTONIC is one clock for every process of a machine
+    (simulated hosts included), so a test can order the attempts of two masters.
+    """
 
     writes: int = 0
     first_index: int = 0
     last_index: int = 0
     fenced: int = 0
+    attempts: int = 0
+    first_attempt_at: float = 0.0
+    last_attempt_at: float = 0.0
+
+    def attempted(self) -> None:
+        self.attempts += 1
+        self.last_attempt_at = time.monotonic()
+        self.first_attempt_at = self.first_attempt_at or self.last_attempt_at
 
     def committed(self, index: int) -> None:
         self.writes += 1
@@ -61,6 +74,7 @@ class InProcessClient:
         return InProcessClient(self._store, manager=manager or self.manager, fence=epoch)
 
     async def _write(self, write: Awaitable[StoredObject]) -> StoredObject:
+        self.log.attempted()  # ``write`` has not started yet: nothing is proposed before this
         try:
             stored = await write
         except errors.Fenced:

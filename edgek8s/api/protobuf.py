@@ -42,6 +42,7 @@ _GROUP_PACKAGES = {
     "discovery.k8s.io": "discovery", "policy": "policy", "autoscaling": "autoscaling",
     "rbac.authorization.k8s.io": "rbac", "networking.k8s.io": "networking",
     "authorization.k8s.io": "authorization", "authentication.k8s.io": "authentication",
+    "scheduling.k8s.io": "scheduling",
 }
 
 Field = tuple[int, int, "int | bytes"]

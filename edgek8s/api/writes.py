@@ -17,6 +17,7 @@ import secrets
 from collections.abc import Callable
 from typing import Any
 
+from edgek8s.api import priority
 from edgek8s.api.admission import admit_create
 from edgek8s.model import errors
 from edgek8s.model.resources import ResourceType
@@ -53,6 +54,7 @@ async def store_created(
 ) -> StoredObject:
     """Admit and store a prepared create (a Service gets its cluster IP here)."""
     await admit_create(store, rtype, obj)
+    priority.admit(store, rtype.id, obj, create=True)
     if rtype.plural == "services":
         return await _create_service(store, rtype, obj, fence)
     return await store.create(rtype, obj, fence=fence)
@@ -66,6 +68,7 @@ def prepare_updated(
     current, _rv = store.state.get(rtype.id, namespace, name)
     obj, expect_rv = prepare_update(rtype, body, namespace=namespace, name=name, subresource=subresource,
                                     old=None if current is None else current.decode)
+    priority.admit(store, rtype.id, obj, create=False)
     obj = fieldmanager.record_update(
         None if current is None else current.decode(), obj, manager=manager, kind=rtype.kind,
         api_version=rtype.api_version, now=now_rfc3339(), subresource=subresource or "",
@@ -105,6 +108,7 @@ async def patch_object(
         )
         obj, expect_rv = prepare_update(rtype, patched, namespace=namespace, name=name, subresource=subresource,
                                         old=current.decode)
+        priority.admit(store, rtype.id, obj, create=False)
         try:
             return await store.update(rtype, obj, expect_rv=expect_rv, subresource=subresource, fence=fence)
         except errors.Fenced:

@@ -28,6 +28,7 @@ LEASES = resource_id("coordination.k8s.io", "leases")
 JOBS = resource_id("batch", "jobs")
 CRON_JOBS = resource_id("batch", "cronjobs")
 DAEMON_SETS = resource_id("apps", "daemonsets")
+CONTROLLER_REVISIONS = resource_id("apps", "controllerrevisions")
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

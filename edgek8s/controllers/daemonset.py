@@ -34,13 +34,23 @@ from edgek8s._util.workqueue import ExponentialBackoff
 from edgek8s.client.informer import Handlers, Informer, InformerFactory
 from edgek8s.client.interface import ClusterClient, Obj
 from edgek8s.controllers import pods as p
-from edgek8s.controllers.actions import DAEMON_SETS, NODES, PODS, Create, Delete, Emit, Plan, Update
+from edgek8s.controllers.actions import (
+    CONTROLLER_REVISIONS,
+    DAEMON_SETS,
+    NODES,
+    PODS,
+    Create,
+    Delete,
+    Emit,
+    Plan,
+    Update,
+)
 from edgek8s.controllers.base import enqueue_handlers
 from edgek8s.controllers.placement import node_matches, node_taints, required_node_terms, untolerated
+from edgek8s.controllers.revisions import HASH_LABEL, sync_history
 from edgek8s.controllers.runner import CONTROLLER_UID, PlanLoop, controller_index, enqueue_all, owned_handlers
 from edgek8s.model.resources import by_id
 
-HASH_LABEL = "controller-revision-hash"
 _FAILURE_MEMORY = 900.0  # seconds after its last retry that a node's failure count is forgotten
 _NO_EXECUTE = ("NoExecute",)
 _NO_SCHEDULE_OR_EXECUTE = ("NoSchedule", "NoExecute")
@@ -134,9 +144,12 @@ def sync_daemon_set(
     *,
     burst: int = 100,
     hold: Mapping[str, float] | None = None,
+    revision: str = "",
 ) -> Plan:
     """``hold``: nodes where a daemon failed lately -> seconds to wait before creating another there
-    (upstream's failedPodsBackoff: a pod the kubelet keeps rejecting is not recreated in a hot loop)."""
+    (upstream's failedPodsBackoff: a pod the kubelet keeps rejecting is not recreated in a hot loop).
+    ``revision``: the current ControllerRevision's hash (``revisions.sync_history``); by default the
+    template's own hash, which is what a new revision gets."""
     plan = Plan()
     hold = hold or {}
     if p.is_deleting(ds):
@@ -144,7 +157,7 @@ def sync_daemon_set(
     ds_spec = p.spec(ds)
     template = ds_spec.get("template") or {}
     pod_spec = p.spec(template)
-    revision = p.template_hash(template)
+    revision = revision or p.template_hash(template)
     min_ready = p.int_field(ds_spec, "minReadySeconds", 0)
     by_node: dict[str, list[Mapping[str, Any]]] = {}
     for pod in pods:
@@ -303,6 +316,7 @@ class DaemonSetController(PlanLoop):
         self._ds: Informer | None = None
         self._nodes: Informer | None = None
         self._pods: Informer | None = None
+        self._revisions: Informer | None = None
 
     async def setup(self, client: ClusterClient, informers: InformerFactory) -> list[Callable[[], Awaitable[None]]]:
         self._ds = informers.informer(by_id(DAEMON_SETS))
@@ -311,6 +325,8 @@ class DaemonSetController(PlanLoop):
         self._ds.add_handlers(enqueue_handlers(self.queue))
         self.primary = self._ds
         self._pods.add_handlers(owned_handlers(self, self._ds, "DaemonSet", track=True))
+        self._revisions = controller_index(informers.informer(by_id(CONTROLLER_REVISIONS)))
+        self._revisions.add_handlers(owned_handlers(self, self._ds, "DaemonSet", track=False))
         every_ds = enqueue_all(self, self._ds)
         self._nodes.add_handlers(Handlers(on_add=lambda _n: every_ds(), on_update=_if_changed(every_ds),
                                           on_delete=lambda _n: every_ds()))
@@ -318,12 +334,17 @@ class DaemonSetController(PlanLoop):
 
     def plan_for(self, key: str) -> tuple[Plan, Obj | None] | None:
         assert self._ds is not None and self._nodes is not None and self._pods is not None
+        assert self._revisions is not None
         ds = self._ds.get_by_key(key)
         if ds is None:
             return None
         pods = self._pods.by_index(CONTROLLER_UID, p.uid(ds))
-        return sync_daemon_set(ds, self._nodes.list(), pods, self._clock.now(), burst=self._burst,
-                               hold=self._hold(p.uid(ds), pods)), ds
+        if p.is_deleting(ds):
+            return Plan(), ds
+        # History first: the revision must exist before pods carry its hash.
+        revision, plan = sync_history(ds, self._revisions.by_index(CONTROLLER_UID, p.uid(ds)), pods)
+        return plan.merge(sync_daemon_set(ds, self._nodes.list(), pods, self._clock.now(), burst=self._burst,
+                                          hold=self._hold(p.uid(ds), pods), revision=revision)), ds
 
     def _hold(self, ds_uid: str, pods: list[Obj]) -> dict[str, float]:
         """Nodes where creating a daemon must wait: a failed one was just seen there."""

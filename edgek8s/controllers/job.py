@@ -18,7 +18,11 @@ Upstream's ``pkg/controller/job`` with pod tracking by finalizers (the only mode
 - ``suspend`` deletes active pods and sets ``Suspended``; ``ttlSecondsAfterFinished`` deletes the
   finished Job (pods follow through the garbage collector) that many seconds after it finished.
 
-Not done: ``completionMode: Indexed``, ``podFailurePolicy``, ``successPolicy``, ``backoffLimitPerIndex``,
+- ``completionMode: Indexed`` (``controllers/indexed.py``): one pod per index, completed indexes in
+  ``status.completedIndexes``, succeeded pods counted by index instead of through
+  ``uncountedTerminatedPods``.
+
+Not done: ``podFailurePolicy``, ``successPolicy``, ``backoffLimitPerIndex``,
 ``podReplacementPolicy: Failed`` (a replacement is created as soon as the old pod is terminating).
 """
 
@@ -32,6 +36,7 @@ from typing import Any
 from edgek8s._util.clock import Clock, SystemClock
 from edgek8s.client.informer import Handlers, Informer, InformerFactory, key_of
 from edgek8s.client.interface import ClusterClient, Obj
+from edgek8s.controllers import indexed as ix
 from edgek8s.controllers import pods as p
 from edgek8s.controllers.actions import JOBS, PODS, Create, Delete, Emit, Plan, Update
 from edgek8s.controllers.base import enqueue_handlers
@@ -147,10 +152,19 @@ def sync_job(
     last_failure: datetime.datetime | None = None
     # Once the Job has succeeded, the pods it stops are not failures.
     succeeded_already = (p.condition(job, "SuccessCriteriaMet") or {}).get("status") == "True"
+    completions = spec.get("completions")
+    # Indexed: a succeeded pod completes its index; the index, not the uid, keeps it from counting twice.
+    completed = ix.parse_intervals(old_status.get("completedIndexes")) if ix.is_indexed(job) else None
     for pod in owned:
         pod_uid = p.uid(pod)
         if p.phase(pod) == "Succeeded":
-            if _tracked(pod):
+            index = ix.completion_index(pod)
+            if completed is not None:
+                if index is not None and isinstance(completions, int) and index < completions:
+                    completed.add(index)
+                if _tracked(pod):
+                    releases.append(pod)
+            elif _tracked(pod):
                 pending_ok.add(pod_uid)
                 releases.append(pod)
         elif p.phase(pod) == "Failed" or p.is_deleting(pod):
@@ -165,13 +179,14 @@ def sync_job(
                 last_failure = finish
         else:
             active.append(pod)
+    if completed is not None:
+        succeeded = len(completed)
     total_ok = succeeded + len(pending_ok)
     total_failed = failed + len(pending_failed)
 
     conditions = [dict(c) for c in old_status.get("conditions") or ()]
     start = parse_time(old_status.get("startTime"))
     suspended = bool(spec.get("suspend"))
-    completions = spec.get("completions")
     parallelism = p.int_field(spec, "parallelism", 1)
     backoff_limit = p.int_field(spec, "backoffLimit", 6)
     deadline = spec.get("activeDeadlineSeconds")
@@ -230,13 +245,18 @@ def sync_job(
             wanted = min(parallelism, max(completions - total_ok, 0))
         else:
             wanted = len(active) if total_ok > 0 else parallelism  # a work queue: let the rest finish
-        active = _manage_pods(job, active, wanted, total_failed, last_failure, now, settings, plan)
+        active = _manage_pods(job, active, wanted, total_failed, last_failure, now, settings, plan,
+                              completed=completed)
 
     new_status["active"] = len(active)
     new_status["ready"] = sum(1 for pod in active if p.is_ready(pod))
     new_status["terminating"] = terminating
     new_status["succeeded"] = succeeded
     new_status["failed"] = failed
+    if completed is not None:
+        new_status["completedIndexes"] = ix.format_intervals(completed)
+        if not completed:
+            del new_status["completedIndexes"]  # omitempty, as upstream's string field
     new_status["uncountedTerminatedPods"] = {
         key: sorted(values) for key, values in (("succeeded", pending_ok), ("failed", pending_failed)) if values
     }
@@ -261,8 +281,15 @@ def _manage_pods(
     now: datetime.datetime,
     settings: JobSettings,
     plan: Plan,
+    *,
+    completed: set[int] | None = None,
 ) -> list[Mapping[str, Any]]:
-    """Create or delete pods towards ``wanted`` active; returns the active pods counted afterwards."""
+    """Create or delete pods towards ``wanted`` active; returns the active pods counted afterwards.
+    ``completed``: the complete indexes of an Indexed Job (None for NonIndexed)."""
+    completions = p.spec(job).get("completions")
+    if completed is not None and isinstance(completions, int):
+        active, unwanted = ix.surplus(active, completions, completed)
+        plan.actions.extend(_delete(pod) for pod in unwanted)
     if len(active) > wanted:
         # Upstream's order: not yet scheduled, then not ready, then the newest go first.
         excess = sorted(
@@ -284,13 +311,19 @@ def _manage_pods(
     count = min(missing, settings.burst)
     ref = p.controller_reference(job, api_version="batch/v1", kind="Job")
     template = p.spec(job).get("template") or {}
-    for _ in range(count):
+    indexes: list[int | None] = [None] * count
+    if completed is not None and isinstance(completions, int):
+        taken = completed | {i for pod in active if (i := ix.completion_index(pod)) is not None}
+        indexes = list(ix.free_indexes(completions, taken, count))
+    for index in indexes:
         body = p.pod_from_template(template, owner_ref=ref, namespace_=p.namespace(job),
                                    generate_name=f"{p.name(job)}-", finalizers=[TRACKING_FINALIZER])
+        if index is not None:
+            ix.add_index(body, p.name(job), index)
         plan.actions.append(Create(resource=PODS, namespace=p.namespace(job), body=body))
     if count < missing:
         plan.requeue(0)
-    return active + [{} for _ in range(count)]  # placeholders: the new pods count as active, not ready
+    return active + [{} for _ in indexes]  # placeholders: the new pods count as active, not ready
 
 
 # --- the loop -----------------------------------------------------------------------------------------

@@ -1694,6 +1694,13 @@ MESSAGES: Final[dict[str, dict[int, tuple[str, str, int, str]]]] = {
         3: ('name', 'string', 0, ''),
         4: ('namespace', 'string', 4, ''),
     },
+    'k8s.io.api.scheduling.v1.PriorityClass': {
+        1: ('metadata', 'message', 4, 'k8s.io.apimachinery.pkg.apis.meta.v1.ObjectMeta'),
+        2: ('value', 'int32', 0, ''),
+        3: ('globalDefault', 'bool', 4, ''),
+        4: ('description', 'string', 4, ''),
+        5: ('preemptionPolicy', 'string', 6, ''),
+    },
     'k8s.io.apimachinery.pkg.api.resource.Quantity': {},
     'k8s.io.apimachinery.pkg.apis.meta.v1.Condition': {
         1: ('type', 'string', 0, ''),

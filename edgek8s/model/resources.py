@@ -72,6 +72,8 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
                  short_names=("rs",), categories=_ALL),
     ResourceType(group="apps", version="v1", plural="daemonsets", kind="DaemonSet", namespaced=True,
                  short_names=("ds",), categories=_ALL),
+    ResourceType(group="apps", version="v1", plural="controllerrevisions", kind="ControllerRevision",
+                 namespaced=True, has_status=False),
     ResourceType(group="coordination.k8s.io", version="v1", plural="leases", kind="Lease", namespaced=True,
                  has_status=False),
     ResourceType(group="batch", version="v1", plural="jobs", kind="Job", namespaced=True, categories=_ALL),
@@ -93,6 +95,8 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
                  namespaced=False, has_status=False),
     ResourceType(group="networking.k8s.io", version="v1", plural="networkpolicies", kind="NetworkPolicy",
                  namespaced=True, short_names=("netpol",), has_status=False),
+    ResourceType(group="scheduling.k8s.io", version="v1", plural="priorityclasses", kind="PriorityClass",
+                 namespaced=False, short_names=("pc",), has_status=False),
 )
 
 _BY_ID: dict[ResourceId, ResourceType] = {r.id: r for r in BUILTIN_RESOURCES}

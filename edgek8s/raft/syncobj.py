@@ -27,6 +27,19 @@ closes one measured hole and has a test in tests/component/test_raft_overrides.p
 8. Cheaper frames (``_FramedConnection``): pickle protocol 5 and no zlib, instead of protocol 2 + zlib.
 6. Raft frames are authenticated and encrypted with the cluster key (``edgek8s.pki.cipher.RaftCipher``); PySyncObj
    unpickles whatever a peer sends, so an unauthenticated Raft port is remote code execution.
+17. Check-quorum that steps a cut-off leader down *before* a successor can be elected: upstream's
+   ``leaderFallbackTimeout`` check runs at the start of a tick, before the poll that reads the
+   followers' answers, so it had to be long (1.5 s, past the 0.6 s minimum election timeout: a cut-off
+   leader still believed it led, and ran the controllers, after its successor started). Here it runs
+   after the poll, and counts silence in tick time (each tick adds at most ``_QUORUM_STEP_MAX``): a
+   leader whose own tick thread was starved is not deposed by answers it has not read yet.
+18. A follower whose log ends with entries the leader does not have (a deposed leader's uncommitted
+   writes) is repaired in one round trip, not one per entry: it answers a mismatch with the first
+   index after its commit index, not just one index back (entries up to the commit index are in every
+   later leader's log, Raft §5.4). And a failure answer never moves the leader's nextIndex above the
+   lowest one answered since the last success: upstream advances nextIndex optimistically on every
+   send, so answers to later sends ("log too short") undid the walk back, and under write load a
+   healed old leader never caught up (measured: stuck for 20 s).
 
 Everything here runs on the tick thread, except ``propose`` entry points that only enqueue.
 
@@ -64,6 +77,7 @@ _PRE_VOTE = "edgek8s_pre_vote"
 _PRE_VOTE_RESPONSE = "edgek8s_pre_vote_response"
 _BATCH = "edgek8s_batch"  # several messages of one tick to one peer, handled in order as if sent one by one
 _BATCHED = frozenset({"apply_command", "apply_command_response"})  # a forwarded command and its answer
+_QUORUM_STEP_MAX = 0.1  # seconds of silence one tick may add at most (a starved tick thread adds no more)
 
 
 class _FramedConnection(TcpConnection):  # type: ignore[misc]
@@ -280,6 +294,12 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
         self._edge_tick_hooks: list[Callable[[], None]] = []
         self._edge_pending_acks: dict[Any, Any] = {}
         self._edge_wake_pending = False  # a byte is in the tick thread's wake-up pipe, not yet seen
+        self._edge_quorum_timeout = float(conf.leaderFallbackTimeout)
+        self._edge_quorum_heard = 0.0  # newest time a majority had answered this leader (raft_clock)
+        self._edge_quorum_silence = 0.0  # tick time since then
+        self._edge_quorum_checked = 0.0
+        self._edge_next_floor: dict[Any, tuple[int, int]] = {}  # 18: node -> (term, lowest failure answer)
+        conf.leaderFallbackTimeout = float("inf")  # 17: upstream's check (before the poll) is replaced
         conf.autoTick = False
         conf.appendEntriesUseBatch = False
         super().__init__(self_address, peers, conf, consumers=[consumer], transportClass=_SyncingTransport)
@@ -342,8 +362,41 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
         self._edge_keepalive()
         self._SyncObj__transport.flush()
         super()._onTick(timeToWait)
+        self._edge_check_quorum()  # after the poll: the followers' answers of this tick are counted
         for hook in self._edge_tick_hooks:
             hook()
+
+    # --- 17. check-quorum ----------------------------------------------------------------------------
+
+    def _edge_check_quorum(self) -> None:
+        """Step down when a majority has not answered for ``leaderFallbackTimeout`` of tick time."""
+        now = raft_clock()
+        if self._SyncObj__raftState != _RAFT_STATE.LEADER:
+            self._edge_quorum_silence = 0.0
+            self._edge_quorum_checked = now
+            return
+        others = self._SyncObj__otherNodes
+        needed = (len(others) + 1) // 2  # answers from others that make a majority with this leader
+        if needed == 0:
+            return
+        answered = sorted((self._SyncObj__lastResponseTime.get(node, 0.0) for node in others), reverse=True)
+        heard = answered[needed - 1] if len(answered) >= needed else 0.0
+        step = min(max(0.0, now - self._edge_quorum_checked), _QUORUM_STEP_MAX)
+        self._edge_quorum_checked = now
+        if heard > self._edge_quorum_heard:
+            self._edge_quorum_heard = heard
+            self._edge_quorum_silence = max(0.0, now - heard)
+        else:
+            self._edge_quorum_silence += step
+        if self._edge_quorum_silence < self._edge_quorum_timeout:
+            return
+        logger.warning(
+            "%s: no answer from a majority for %.0f ms; stepping down as leader of term %d",
+            self.selfNode.id, self._edge_quorum_silence * 1000, self._SyncObj__raftCurrentTerm,
+        )
+        self._SyncObj__setState(_RAFT_STATE.FOLLOWER)
+        self._SyncObj__raftLeader = None
+        self._edge_quorum_silence = 0.0
 
     # --- 2. group commit -----------------------------------------------------------------------------
 
@@ -354,6 +407,8 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
         acknowledgement per leader is kept (a later next_node_idx supersedes an earlier one, except that a
         reset must not be lost, so a reset is sent after a sync at once).
         """
+        if message.get("reset") and not message.get("success"):
+            message = self._edge_conflict_hint(message)
         journal = self._edge_journal
         if journal is None or not journal.dirty:
             return bool(self._SyncObj__transport.send_now(node, message))
@@ -363,6 +418,15 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
             return bool(self._SyncObj__transport.send_now(node, message))
         self._edge_pending_acks[node] = message
         return True
+
+    def _edge_conflict_hint(self, message: dict[str, Any]) -> dict[str, Any]:
+        """18. A mismatch at index P (P within this log) is answered with the first index after the commit
+        index: one round trip repairs a whole divergent suffix. A "log too short" answer is left as is."""
+        answered = int(message["next_node_idx"])
+        hint = self._SyncObj__raftCommitIndex + 1
+        if answered <= self._SyncObj__getCurrentLogIndex() and hint < answered:
+            return dict(message, next_node_idx=hint)
+        return message
 
     def _edge_flush_acks(self) -> None:
         if not self._edge_pending_acks:
@@ -463,12 +527,30 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
             message = trimmed
         if kind == "next_node_idx" and self._SyncObj__raftState == _RAFT_STATE.LEADER:
             before = self._SyncObj__raftNextIndex.get(node)
+            message = self._edge_floor_next_index(node, message)
             SyncObj._SyncObj__onMessageReceived(self, node, message)
             if message["success"] and not message["reset"] and before is not None:
                 next_index = self._SyncObj__raftNextIndex
                 next_index[node] = max(next_index.get(node, before), before)
             return
         SyncObj._SyncObj__onMessageReceived(self, node, message)
+
+    def _edge_floor_next_index(self, node: Any, message: dict[str, Any]) -> dict[str, Any]:
+        """18. Until a success, a failure answer moves nextIndex down only (answers to the optimistic sends
+        made meanwhile would move it back up past the known mismatch)."""
+        term = self._SyncObj__raftCurrentTerm
+        if message["success"]:
+            self._edge_next_floor.pop(node, None)
+            return message
+        if not message["reset"]:
+            return message
+        answered = int(message["next_node_idx"])
+        floor_term, floor = self._edge_next_floor.get(node, (term, answered))
+        if floor_term == term and floor < answered:
+            message = dict(message, next_node_idx=floor)
+            answered = floor
+        self._edge_next_floor[node] = (term, answered)
+        return message
 
     def _edge_skip_matching_entries(self, message: dict[str, Any]) -> dict[str, Any] | None:
         """Drop leading entries this log already holds with the same term (Raft §5.3, step 3).

@@ -445,6 +445,11 @@ def _endpoint_slice(obj: Obj) -> None:  # SetDefaults_EndpointPort
         _unset_pointer(port, "protocol", "TCP")
 
 
+def _priority_class(obj: Obj) -> None:  # SetDefaults_PriorityClass
+    if obj.get("preemptionPolicy") is None:
+        obj["preemptionPolicy"] = "PreemptLowerPriority"
+
+
 # --- rbac.authorization.k8s.io/v1, networking.k8s.io/v1 --------------------------------------------
 
 RBAC_GROUP: Final = "rbac.authorization.k8s.io"
@@ -479,6 +484,7 @@ def _ingress_class(obj: Obj) -> None:  # SetDefaults_IngressClass
 
 _DEFAULTERS: Final[dict[tuple[str, str], Callable[[Obj], None]]] = {
     ("v1", "Pod"): _pod,
+    ("scheduling.k8s.io/v1", "PriorityClass"): _priority_class,
     ("v1", "Service"): _service,
     ("v1", "Secret"): _secret,
     ("v1", "Namespace"): _namespace,

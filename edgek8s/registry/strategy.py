@@ -28,6 +28,7 @@ from edgek8s.model.validation import (
 from edgek8s.registry.defaults import apply_defaults
 from edgek8s.registry.disruption import validate_budget
 from edgek8s.registry.kind_validation import UPDATE_CHECKED, path_segment_name, validate_kind, validate_kind_update
+from edgek8s.registry.scheduling import validate_priority_class, validate_priority_class_update
 
 _SERVER_SET_META = ("uid", "creationTimestamp", "deletionTimestamp", "deletionGracePeriodSeconds", "generation")
 _GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # upstream's: no vowels, no confusable digits
@@ -89,6 +90,8 @@ def _validate(body: dict[str, Any], rtype: ResourceType, old: Callable[[], dict[
     problems.extend(validate_kind(rtype.group, rtype.kind, body, namespaced=rtype.namespaced))
     if old is not None and (rtype.group, rtype.kind) in UPDATE_CHECKED:
         problems.extend(validate_kind_update(rtype.group, rtype.kind, old(), body))
+    if old is not None and rtype.plural == "priorityclasses":
+        problems.extend(validate_priority_class_update(old(), body))
     if problems:
         raise errors.invalid(rtype.kind, rtype.group, str(meta.get("name", "")), _causes(problems))
 
@@ -143,6 +146,20 @@ def _validate_kind_specific(body: dict[str, Any], rtype: ResourceType) -> list[F
             if not container.get("image"):
                 problems.append(FieldError.required(f"spec.containers[{i}].image", ""))
         return problems
+    if rtype.plural == "jobs" and rtype.group == "batch":
+        spec = body.get("spec")
+        spec = spec if isinstance(spec, dict) else {}
+        mode = spec.get("completionMode")
+        if mode not in (None, "NonIndexed", "Indexed"):
+            return [FieldError.not_supported("spec.completionMode", mode, ["NonIndexed", "Indexed"])]
+        if mode == "Indexed" and spec.get("completions") is None:
+            return [FieldError.required("spec.completions", "when completion mode is Indexed")]
+    if rtype.plural == "priorityclasses":
+        return validate_priority_class(body)
+    if rtype.plural == "controllerrevisions":
+        number = body.get("revision")
+        if not isinstance(number, int) or isinstance(number, bool) or number < 0:
+            return [FieldError.invalid("revision", number, "must be greater than or equal to 0")]
     return []
 
 

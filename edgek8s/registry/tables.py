@@ -366,6 +366,20 @@ _DESCRIPTIONS: dict[str, str] = {
         "The number of nodes that should be running the daemon pod and have one or more of the daemon pod "
         "running and available (ready for at least spec.minReadySeconds)"
     ),
+    "priorityclass.value": (
+        "value represents the integer value of this priority class. This is the actual priority that pods "
+        "receive when they have the name of this class in their pod spec."
+    ),
+    "priorityclass.globalDefault": (
+        "globalDefault specifies whether this PriorityClass should be considered as the default priority for "
+        "pods that do not have any priority class. Only one PriorityClass can be marked as `globalDefault`. "
+        "However, if more than one PriorityClasses exists with their `globalDefault` field set to true, the "
+        "smallest value of such global default PriorityClasses will be used as the default priority."
+    ),
+    "priorityclass.preemptionPolicy": (
+        "preemptionPolicy is the Policy for preempting pods with lower priority. One of Never, "
+        "PreemptLowerPriority. Defaults to PreemptLowerPriority if unset."
+    ),
     "lease.holderIdentity": (
         "holderIdentity contains the identity of the holder of a current lease. If Coordinated Leader "
         "Election is used, the holder identity must be equal to the elected LeaseCandidate.metadata.name "
@@ -555,6 +569,12 @@ _COLUMNS: dict[str, tuple[_Column, ...]] = {
         _Column("Name", "string", _DESCRIPTIONS["name"], priority=1, format="name"),
     ),
     "Lease": (_NAME, _Column("Holder", "string", _DESCRIPTIONS["lease.holderIdentity"]), _AGE),
+    "PriorityClass": (_NAME, _Column("Value", "integer", _DESCRIPTIONS["priorityclass.value"]),
+                      _Column("Global-Default", "boolean", _DESCRIPTIONS["priorityclass.globalDefault"]), _AGE,
+                      _Column("PreemptionPolicy", "string", _DESCRIPTIONS["priorityclass.preemptionPolicy"])),
+    "ControllerRevision": (_NAME, _Column("Controller", "string", "Controller of the object"),
+                           _Column("Revision", "number", "Revision indicates the revision of the state represented "
+                                                         "by Data."), _AGE),
     "Job": (
         _NAME,
         _Column("Status", "string", "Status of the job."),
@@ -1040,6 +1060,21 @@ def _print_lease(lease: Mapping[str, Any], now: datetime.datetime) -> _Row:
     return [_name(lease), _str(_map(lease, "spec"), "holderIdentity"), _age(lease, now)], None
 
 
+def _print_priority_class(pc: Mapping[str, Any], now: datetime.datetime) -> _Row:
+    return [_name(pc), _int(pc, "value"), pc.get("globalDefault") is True, _age(pc, now),
+            _str(pc, "preemptionPolicy")], None
+
+
+def _print_controller_revision(revision: Mapping[str, Any], now: datetime.datetime) -> _Row:
+    controller = "<none>"
+    for ref in _maps(_map(revision, "metadata"), "ownerReferences"):
+        if ref.get("controller"):
+            group = str(ref.get("apiVersion") or "").rpartition("/")[0]
+            kind = str(ref.get("kind") or "").lower()
+            controller = f"{kind}.{group}/{ref.get('name')}" if group else f"{kind}/{ref.get('name')}"
+    return [_name(revision), controller, _int(revision, "revision"), _age(revision, now)], None
+
+
 # --- batch and discovery ---------------------------------------------------------------------------
 
 
@@ -1196,6 +1231,8 @@ _PRINTERS: dict[str, _Printer] = {
     "Secret": _print_secret,
     "Event": _print_event,
     "Lease": _print_lease,
+    "ControllerRevision": _print_controller_revision,
+    "PriorityClass": _print_priority_class,
     "Job": _print_job,
     "CronJob": _print_cron_job,
     "PodDisruptionBudget": _print_pod_disruption_budget,

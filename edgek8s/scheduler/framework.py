@@ -82,7 +82,7 @@ class Framework:
         nodes = snapshot.nodes()
         if pod.invalid:
             return Decision(None, len(nodes), Counter({pod.invalid: len(nodes)}))
-        checks = [check for plugin in self.filters if (check := plugin.check_for(pod, snapshot)) is not None]
+        checks = self.checks_for(pod, snapshot)
         feasible: list[NodeInfo] = []
         reasons: Counter[str] = Counter()
         for node in nodes:
@@ -102,6 +102,10 @@ class Framework:
         tied = [i for i, total in enumerate(totals) if total == best]
         chosen = tied[0] if len(tied) == 1 else random.Random(f"{self.seed}/{pod.uid}").choice(tied)
         return Decision(feasible[chosen].name, len(nodes), reasons)
+
+    def checks_for(self, pod: PodInfo, snapshot: Snapshot) -> list[Check]:
+        """The filters that have something to say about ``pod``, prepared once for a cycle."""
+        return [check for plugin in self.filters if (check := plugin.check_for(pod, snapshot)) is not None]
 
     def _score(self, pod: PodInfo, snapshot: Snapshot, feasible: list[NodeInfo]) -> list[int]:
         totals = [0] * len(feasible)

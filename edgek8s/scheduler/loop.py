@@ -17,6 +17,9 @@
   scheduler (or an earlier attempt of ours whose answer was lost) won, and the informer will show
   where the pod went. Binders take whatever bindings wait (up to ``bind_batch``) as one write: one
   Raft entry per batch with the in-process client (``BatchBinder``), one request each over REST.
+- Preemption (``preemption.py``): a pod that fits nowhere may name victims of lower priority on one
+  node; the preempter task writes ``status.nominatedNodeName`` and deletes them, and the pod stays
+  assumed on that node (holding the room) until it is tried again.
 - Level-triggered: pods parked as unschedulable are tried again when a node is added or changes in a
   way filters read (not on heartbeats), when a bound pod goes away, and every ``flush_interval``.
 
@@ -34,12 +37,13 @@ from typing import Any
 
 from edgek8s.client.events import EventRecorder
 from edgek8s.client.informer import Handlers, InformerFactory, key_of
-from edgek8s.client.interface import BatchBinder, Binding, ClusterClient, Obj
+from edgek8s.client.interface import BatchBinder, Binding, ClusterClient, DeleteOptions, Obj
 from edgek8s.model import errors
 from edgek8s.model.resources import by_id, resource_id
 from edgek8s.scheduler.framework import Decision, Framework
 from edgek8s.scheduler.plugins import default_framework
-from edgek8s.scheduler.podinfo import pod_info
+from edgek8s.scheduler.podinfo import PodInfo, pod_info
+from edgek8s.scheduler.preemption import Preemption, find_preemption
 from edgek8s.scheduler.queue import SchedulingQueue
 from edgek8s.scheduler.snapshot import Snapshot
 
@@ -157,6 +161,11 @@ class SchedulerTerm:
         self._status_queue: asyncio.Queue[str] = asyncio.Queue()  # keys of _status_writes, each once
         self._move_timer: asyncio.TimerHandle | None = None
         self._move_first: float | None = None
+        # Preemption: pod key -> (nominated node, victim keys); reserved = assumed there to hold the room.
+        self._preempting: dict[str, tuple[str, set[str]]] = {}
+        self._reserved: set[str] = set()
+        self._preemptions: asyncio.Queue[tuple[Obj, Preemption]] = asyncio.Queue()
+        self.preempted = 0
         self.bound = 0
         self.failed_bindings = 0
         self._over = False  # informers cannot drop handlers: a term that ended ignores their calls
@@ -174,6 +183,7 @@ class SchedulerTerm:
                 for i in range(self._binders):
                     group.create_task(self._binder(), name=f"scheduler-binder-{i}")
                     group.create_task(self._status_writer(), name=f"scheduler-status-{i}")
+                group.create_task(self._preempter(), name="scheduler-preempter")
                 await nodes.wait_synced()
                 await pods.wait_synced()
                 logger.info("scheduler started: %d nodes, %d pending pods", len(self.snapshot.nodes()),
@@ -243,6 +253,8 @@ class SchedulerTerm:
         if spec.get("nodeName"):
             self._evented.pop(key, None)
             self._pending.pop(key, None)
+            self._preempting.pop(key, None)
+            self._reserved.discard(key)
             self.queue.delete(key)
             if phase in _FINISHED:
                 self._release(key)
@@ -262,6 +274,8 @@ class SchedulerTerm:
         if self._over:
             return
         key = key_of(obj)
+        self._preempting.pop(key, None)
+        self._reserved.discard(key)
         self._evented.pop(key, None)
         self._pending.pop(key, None)
         self.queue.delete(key)
@@ -292,13 +306,84 @@ class SchedulerTerm:
             self.queue.done(key)
             return
         pod = pod_info(obj)
+        if key in self._reserved:  # the room a preemption held for it is not room it competes with
+            self._reserved.discard(key)
+            self.snapshot.forget(key)
         decision = self._framework.schedule(pod, self.snapshot)
         if decision.node is None:
             self.queue.unschedulable(key)
             self._report_unschedulable(obj, decision)
+            self._preempt(obj, pod)
             return
+        self._preempting.pop(key, None)
         self.snapshot.assume(pod, decision.node)
         await self._bindings.put(_Assumed(obj, Binding(pod.namespace, pod.name, decision.node, pod.uid)))
+
+    def _preempt(self, obj: Obj, pod: PodInfo) -> None:
+        """Find victims for a pod that fits nowhere; hold the room on the nominated node (assumed there,
+        so lower-priority pods do not take it while the victims go) until the pod is tried again. While
+        earlier victims are still placed, the same node is held again rather than more pods preempted."""
+        key = pod.key
+        earlier = self._preempting.get(key)
+        if earlier is not None and any(self.snapshot.node_of(victim) is not None for victim in earlier[1]):
+            node = earlier[0]
+        else:
+            found = None
+            if self.snapshot.has_pods_below(pod.priority):
+                found = find_preemption(pod, self.snapshot, self._framework.checks_for(pod, self.snapshot))
+            if found is None:
+                self._preempting.pop(key, None)
+                return
+            node = found.node
+            self._preempting[key] = (node, {victim.key for victim in found.victims})
+            self._preemptions.put_nowait((obj, found))
+        if self.snapshot.node(node) is not None:
+            self.snapshot.assume(pod, node)
+            self._reserved.add(key)
+
+    async def _preempter(self) -> None:
+        """Carry out preemptions: nominate the node on the pod, then mark and delete each victim (its uid
+        as precondition: a pod recreated under the same name is not touched)."""
+        while True:
+            obj, found = await self._preemptions.get()
+            meta = obj["metadata"]
+            namespace, name = str(meta.get("namespace", "")), str(meta.get("name", ""))
+            try:
+                await self._client.patch(PODS, namespace, name, {"status": {"nominatedNodeName": found.node}},
+                                         subresource="status")
+            except errors.Fenced:
+                raise
+            except errors.StatusError as exc:
+                logger.info("not preempting for %s/%s: %s", namespace, name, exc.message)
+                continue
+            for victim in found.victims:
+                ref = {"apiVersion": "v1", "kind": "Pod",
+                       "metadata": {"namespace": victim.namespace, "name": victim.name, "uid": victim.uid}}
+                try:
+                    await self._mark_disrupted(victim)
+                    await self._client.delete(PODS, victim.namespace, victim.name,
+                                              options=DeleteOptions(uid=victim.uid))
+                except errors.Fenced:
+                    raise
+                except errors.StatusError as exc:  # gone already, or replaced: nothing to do
+                    logger.info("preempting %s for %s/%s: %s", victim.key, namespace, name, exc.message)
+                    continue
+                self.preempted += 1
+                self.recorder.normal(ref, "Preempted", f"Preempted by pod {meta.get('uid', '')} on node {found.node}")
+
+    async def _mark_disrupted(self, victim: PodInfo) -> None:
+        """Upstream's DisruptionTarget condition on a victim, beside its other conditions (a status
+        merge patch replaces the whole list, so the current one is read first)."""
+        current = await self._client.get(PODS, victim.namespace, victim.name)
+        if (current.get("metadata") or {}).get("uid") != victim.uid:
+            raise errors.NotFound(f"pod {victim.key} was replaced")
+        condition = {"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler",
+                     "message": f"{COMPONENT}: preempting to accommodate a higher priority pod",
+                     "lastTransitionTime": _now()}
+        others = [c for c in (current.get("status") or {}).get("conditions") or ()
+                  if c.get("type") != "DisruptionTarget"]
+        await self._client.patch(PODS, victim.namespace, victim.name, {"status": {"conditions": [*others, condition]}},
+                                 subresource="status")
 
     async def _binder(self) -> None:
         """Bindings in batches: whatever is waiting (up to ``bind_batch``) becomes one write, so the

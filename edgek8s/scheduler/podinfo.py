@@ -17,6 +17,7 @@ Pure; never mutates the object it parses.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -34,6 +35,7 @@ _NODE_OPERATORS = {
     "DoesNotExist": Operator.DOES_NOT_EXIST, "Gt": Operator.GREATER_THAN, "Lt": Operator.LESS_THAN,
 }
 _NO_LABELS: Mapping[str, str] = {}
+_HARD_EFFECTS = frozenset({"NoSchedule", "NoExecute"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,24 @@ class PodAffinityTerm:
 
 
 @dataclass(frozen=True, slots=True)
+class SpreadConstraint:
+    """One ``topologySpreadConstraints`` entry (``matchLabelKeys`` already folded into ``selector``)."""
+
+    max_skew: int
+    topology_key: str
+    hard: bool  # whenUnsatisfiable: DoNotSchedule (a filter); ScheduleAnyway is a score
+    selector: LabelSelector
+    min_domains: int = 0  # 0: unset
+    honor_node_affinity: bool = True  # nodeAffinityPolicy: Honor (default) / Ignore
+    honor_taints: bool = False  # nodeTaintsPolicy: Ignore (default) / Honor
+    cache_key: str = ""  # identifies (namespace, selector) for NodeInfo.count_matching
+
+    def selects(self, pod: PodInfo, namespace: str) -> bool:
+        """Whether ``pod`` counts for a pod in ``namespace`` (upstream counts its own namespace only)."""
+        return pod.namespace == namespace and not pod.deleting and self.selector.matches(pod.labels)
+
+
+@dataclass(frozen=True, slots=True)
 class HostPort:
     protocol: str
     port: int
@@ -114,6 +134,7 @@ class PodInfo:
     node_name: str = ""
     scheduler_name: str = "default-scheduler"
     priority: int = 0
+    preempts: bool = True  # spec.preemptionPolicy is not Never
     labels: Mapping[str, str] = field(default_factory=dict)
     owner: str = ""  # uid of the controlling owner, for spreading
     requests: Resources = ZERO
@@ -125,6 +146,7 @@ class PodInfo:
     tolerations: tuple[Toleration, ...] = ()
     anti_affinity: tuple[PodAffinityTerm, ...] = ()
     affinity: tuple[PodAffinityTerm, ...] = ()
+    spread: tuple[SpreadConstraint, ...] = ()
     platforms: frozenset[str] | None = None  # "os/arch" the images exist for; None: unknown
     deleting: bool = False
     invalid: str = ""  # why the spec could not be parsed; never scheduled while set
@@ -132,6 +154,21 @@ class PodInfo:
     @property
     def key(self) -> str:
         return f"{self.namespace}/{self.name}"
+
+    def fits_node_affinity(self, labels: Mapping[str, str], name: str) -> bool:
+        """``spec.nodeSelector`` and required node affinity both hold for a node (upstream's
+        ``RequiredNodeAffinity.Match``), as the NodeSelector and NodeAffinity filters decide."""
+        if any(labels.get(key) != value for key, value in self.node_selector.items()):
+            return False
+        terms = self.required_node_terms
+        return terms is None or any(term.matches(labels, name) for term in terms)
+
+    def untolerated(self, taints: tuple[Taint, ...]) -> Taint | None:
+        """The first ``NoSchedule``/``NoExecute`` taint none of the pod's tolerations tolerates."""
+        for taint in taints:
+            if taint.effect in _HARD_EFFECTS and not any(t.tolerates(taint) for t in self.tolerations):
+                return taint
+        return None
 
 
 def _strings(value: Any, what: str) -> Mapping[str, str]:
@@ -184,6 +221,44 @@ def _pod_affinity_terms(terms: Any, namespace: str) -> tuple[PodAffinityTerm, ..
             namespaces=namespaces,
             all_namespaces=all_namespaces,
             topology_key=str(term["topologyKey"]),
+        ))
+    return tuple(parsed)
+
+
+_WHEN_UNSATISFIABLE = {"DoNotSchedule": True, "ScheduleAnyway": False}
+_POLICIES = {None: None, "Honor": True, "Ignore": False}
+
+
+def _spread_constraints(
+    constraints: Any, labels: Mapping[str, str], namespace: str
+) -> tuple[SpreadConstraint, ...]:
+    parsed = []
+    for constraint in constraints or ():
+        if not isinstance(constraint, Mapping) or not constraint.get("topologyKey"):
+            raise ValueError("a topology spread constraint needs a topologyKey")
+        max_skew = constraint.get("maxSkew")
+        hard = _WHEN_UNSATISFIABLE.get(str(constraint.get("whenUnsatisfiable")))
+        min_domains = constraint.get("minDomains") or 0
+        affinity_policy = _POLICIES.get(constraint.get("nodeAffinityPolicy"), "bad")
+        taints_policy = _POLICIES.get(constraint.get("nodeTaintsPolicy"), "bad")
+        if not isinstance(max_skew, int) or max_skew < 1:
+            raise ValueError("topologySpreadConstraints maxSkew must be an integer of at least 1")
+        if hard is None:
+            raise ValueError("topologySpreadConstraints whenUnsatisfiable must be DoNotSchedule or ScheduleAnyway")
+        if not isinstance(min_domains, int) or min_domains < 0 or (min_domains and not hard):
+            raise ValueError("topologySpreadConstraints minDomains must be a positive integer, with DoNotSchedule")
+        if affinity_policy == "bad" or taints_policy == "bad":
+            raise ValueError("topologySpreadConstraints node policies must be Honor or Ignore")
+        selector = constraint.get("labelSelector")
+        keys = [str(k) for k in constraint.get("matchLabelKeys") or () if str(k) in labels]
+        if keys and isinstance(selector, Mapping):  # upstream ANDs "key in (the pod's value)"
+            extra = [{"key": k, "operator": "In", "values": [labels[k]]} for k in keys]
+            selector = {**selector, "matchExpressions": [*(selector.get("matchExpressions") or ()), *extra]}
+        parsed.append(SpreadConstraint(
+            max_skew=max_skew, topology_key=str(constraint["topologyKey"]), hard=hard,
+            selector=LabelSelector.from_dict(selector), min_domains=min_domains,
+            honor_node_affinity=affinity_policy is not False, honor_taints=taints_policy is True,
+            cache_key=f"{namespace}/{json.dumps(selector, sort_keys=True)}",
         ))
     return tuple(parsed)
 
@@ -266,6 +341,8 @@ def _scheduling_fields(meta: Mapping[str, Any], spec: Mapping[str, Any], namespa
             namespace),
         "affinity": _pod_affinity_terms(
             (affinity.get("podAffinity") or {}).get("requiredDuringSchedulingIgnoredDuringExecution"), namespace),
+        "spread": _spread_constraints(spec.get("topologySpreadConstraints"),
+                                      _strings(meta.get("labels"), "metadata.labels"), namespace),
         "platforms": _platforms(_strings(meta.get("annotations"), "metadata.annotations")),
     }
 
@@ -285,6 +362,7 @@ def pod_info(obj: Mapping[str, Any]) -> PodInfo:
         "node_name": str(spec.get("nodeName") or ""),
         "scheduler_name": str(spec.get("schedulerName") or "default-scheduler"),
         "priority": spec.get("priority") if isinstance(spec.get("priority"), int) else 0,
+        "preempts": spec.get("preemptionPolicy") != "Never",
         "labels": dict(labels) if isinstance(labels, Mapping) else {},
         "owner": _owner(meta),
         "deleting": bool(meta.get("deletionTimestamp")),

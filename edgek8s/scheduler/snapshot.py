@@ -17,7 +17,7 @@ real node when the Node arrives. Single-threaded (the event loop); never holds t
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Mapping
+from collections.abc import Callable, Collection, Hashable, Mapping
 from typing import Any
 
 from edgek8s.model.quantity import QuantityError
@@ -27,12 +27,14 @@ from edgek8s.scheduler.resources import ZERO, parse_resource_list
 ARCH_LABEL = "kubernetes.io/arch"
 _JUST_READY = {"Ready": "True"}
 OS_LABEL = "kubernetes.io/os"
+_MAX_CACHED_COUNTS = 64
 
 
 class NodeInfo:
     """One node and what is placed on it. Plugins read it; only ``Snapshot`` changes it."""
 
     __slots__ = (
+        "_counts",
         "allocatable",
         "anti_affinity_pods",
         "conditions",
@@ -64,6 +66,30 @@ class NodeInfo:
         self.owners: Counter[str] = Counter()
         self.anti_affinity_pods: dict[str, PodInfo] = {}
         self.generation = 0
+        self._counts: dict[Hashable, tuple[int, int]] = {}
+
+    def count_matching(self, key: Hashable, matches: Callable[[PodInfo], bool]) -> int:
+        """How many placed pods ``matches`` accepts, remembered under ``key`` until the node changes
+        (``key`` must identify ``matches``: a topology spread constraint's selector and namespace).
+        Scheduling a burst changes one node per pod, so the others answer from the cache."""
+        cached = self._counts.get(key)
+        if cached is not None and cached[0] == self.generation:
+            return cached[1]
+        count = sum(1 for pod in self.pods.values() if matches(pod))
+        if len(self._counts) >= _MAX_CACHED_COUNTS:
+            self._counts.clear()  # bounded: selectors come and go with rollouts
+        self._counts[key] = (self.generation, count)
+        return count
+
+    def without(self, keys: Collection[str]) -> NodeInfo:
+        """A copy of this node without the pods ``keys`` (what-if for preemption; the snapshot is untouched)."""
+        clone = NodeInfo(self.name)
+        clone.labels, clone.allocatable, clone.taints = self.labels, self.allocatable, self.taints
+        clone.unschedulable, clone.conditions, clone.present = self.unschedulable, self.conditions, self.present
+        for key, pod in self.pods.items():
+            if key not in keys:
+                clone.add(pod)
+        return clone
 
     def set_node(self, obj: Mapping[str, Any]) -> bool:
         """Take the Node's fields; True when anything a filter or score reads has changed (a heartbeat
@@ -135,6 +161,7 @@ class Snapshot:
         self._tainted: set[str] = set()
         self._cordoned: set[str] = set()
         self._unusual: set[str] = set()
+        self._priorities: Counter[int] = Counter()  # priority -> placed pods with it
 
     # --- reads (plugins) --------------------------------------------------------------------------
 
@@ -159,6 +186,10 @@ class Snapshot:
 
     def placed_pods(self) -> int:
         return len(self._pod_node)
+
+    def has_pods_below(self, priority: int) -> bool:
+        """Some placed pod has a lower priority (else preemption has nothing to look at)."""
+        return any(p < priority for p in self._priorities)
 
     # --- nodes (informer) -------------------------------------------------------------------------
 
@@ -242,7 +273,11 @@ class Snapshot:
         if node_name is None:
             return
         info = self._nodes[node_name]
-        info.remove(key)
+        removed = info.remove(key)
+        if removed is not None:
+            self._priorities[removed.priority] -= 1
+            if self._priorities[removed.priority] <= 0:
+                del self._priorities[removed.priority]
         if not info.anti_affinity_pods:
             self._anti_affinity_nodes.discard(node_name)
         if not info.present and not info.pods:
@@ -254,5 +289,6 @@ class Snapshot:
             info = self._nodes[node_name] = NodeInfo(node_name)
         info.add(pod)
         self._pod_node[pod.key] = node_name
+        self._priorities[pod.priority] += 1
         if pod.anti_affinity:
             self._anti_affinity_nodes.add(node_name)

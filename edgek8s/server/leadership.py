@@ -7,8 +7,9 @@
 - Claiming commits ``claim-leadership(epoch=T)`` through Raft: when it returns, every entry of earlier
   terms is applied here (it is the barrier), and from then on ``apply`` rejects every write fenced with
   an older epoch. PySyncObj's ``_isLeader()`` can be true on two masters for a while (a leader cut off
-  from the majority believes it leads for ``leader_fallback_timeout``): the fence, not the belief, is
-  what stops a deposed leader's writes.
+  from the majority steps down after ``leader_fallback_timeout``, before a successor can be elected, but
+  a starved one may not notice in time): the fence, not the belief, is what stops a deposed leader's
+  writes.
 - A term runs every loop in one TaskGroup with an ``InProcessClient`` fenced at T and one shared
   ``InformerFactory``; informers list after the claim, so their caches start at least as new as it.
 - The Lease ``kube-system/edgek8s-controller`` shows the holder to ``kubectl get lease``; it is written
@@ -23,8 +24,10 @@ import asyncio
 import contextlib
 import datetime
 import logging
+import time
 from collections import deque
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from edgek8s._util.workqueue import ExponentialBackoff
@@ -41,6 +44,17 @@ logger = logging.getLogger(__name__)
 LEASES = by_id(resource_id("coordination.k8s.io", "leases"))
 LEASE_NAMESPACE, LEASE_NAME = "kube-system", "edgek8s-controller"
 CONTROLLER_MANAGER = "kube-controller-manager"
+
+
+@dataclass(slots=True)
+class Term:
+    """One term of this master as controller leader; times are ``time.monotonic()`` (see ``WriteLog``)."""
+
+    epoch: int
+    claim_index: int
+    log: WriteLog
+    started_at: float  # the claim committed; the loops start now
+    ended_at: float | None = None  # every loop of the term has stopped
 
 
 class LostLeadership(Exception):
@@ -71,7 +85,7 @@ class LeaderGate:
         self._check_interval = check_interval
         self._resync = resync
         self.epoch: int | None = None  # the epoch this master's loops run at, None when not leading
-        self.terms: deque[tuple[int, int, WriteLog]] = deque(maxlen=32)  # (epoch, claim index, writes)
+        self.terms: deque[Term] = deque(maxlen=32)
 
     async def run(self) -> None:
         """Until cancelled: wait for leadership, claim, run the loops, stop them when it is lost."""
@@ -115,7 +129,8 @@ class LeaderGate:
     async def _lead(self, epoch: int, claim_index: int) -> None:
         self.epoch = epoch
         client = InProcessClient(self._store, manager=CONTROLLER_MANAGER, fence=epoch)
-        self.terms.append((epoch, claim_index, client.log))
+        term = Term(epoch=epoch, claim_index=claim_index, log=client.log, started_at=time.monotonic())
+        self.terms.append(term)
         informers = InformerFactory(client, resync=self._resync)
         logger.info("master %s leads the controllers at epoch %d", self.identity, epoch)
         try:
@@ -126,8 +141,10 @@ class LeaderGate:
                 for loop in self._loops:
                     group.create_task(self._supervise(loop, client, informers), name=f"loop-{loop.name}")
         except BaseExceptionGroup as failures:
+            term.ended_at = time.monotonic()
             await self._term_ended(epoch, failures)
         finally:
+            term.ended_at = term.ended_at or time.monotonic()
             self.epoch = None
 
     async def _term_ended(self, epoch: int, failures: BaseExceptionGroup[BaseException]) -> None:
@@ -172,9 +189,12 @@ class LeaderGate:
         """This master's terms as controller leader and what each wrote (for operators and history checks)."""
         return {
             "epoch": self.epoch,
-            "terms": [{"epoch": epoch, "claimIndex": claim, "writes": log.writes, "firstWriteIndex": log.first_index,
-                       "lastWriteIndex": log.last_index, "fencedWrites": log.fenced}
-                      for epoch, claim, log in self.terms],
+            "terms": [{"epoch": t.epoch, "claimIndex": t.claim_index, "writes": t.log.writes,
+                       "firstWriteIndex": t.log.first_index, "lastWriteIndex": t.log.last_index,
+                       "fencedWrites": t.log.fenced, "attempts": t.log.attempts,
+                       "firstAttemptAt": t.log.first_attempt_at, "lastAttemptAt": t.log.last_attempt_at,
+                       "startedAt": t.started_at, "endedAt": t.ended_at}
+                      for t in self.terms],
         }
 
     # --- the Lease -----------------------------------------------------------------------------------

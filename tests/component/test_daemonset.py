@@ -118,3 +118,49 @@ async def test_node_selector_taints_and_new_nodes(agents: tuple[InProcessClient,
 
 async def _nodes_exist(client: InProcessClient, count: int) -> bool:
     return len((await client.list(NODES)).items) >= count
+
+
+REVISIONS = by_id(resource_id("apps", "controllerrevisions"))
+
+
+async def test_revisions_follow_updates_and_an_undo(agents: tuple[InProcessClient, HollowAgents]) -> None:
+    """One ControllerRevision per template; restoring an old template (what ``kubectl rollout undo``
+    patches in) brings back its pods' hash and renumbers it; the history limit prunes the rest."""
+    client, _ = agents
+    ds = await client.create(DAEMON_SETS, daemon_set("hist"))
+    uid = ds["metadata"]["uid"]
+
+    async def revisions() -> dict[int, dict[str, Any]]:
+        items = (await client.list(REVISIONS, "default", label_selector="app=hist")).items
+        return {r["revision"]: r for r in items
+                if any(ref.get("uid") == uid for ref in r["metadata"].get("ownerReferences") or ())}
+
+    async def rolled_out(image: str, numbers: list[int]) -> Any:
+        pods = await daemons(client, uid)
+        history = await revisions()
+        current = history.get(max(numbers)) if sorted(history) == numbers else None
+        if current is None or len(pods) != 3 or {p["spec"]["containers"][0]["image"] for p in pods} != {image}:
+            return None
+        hashes = {p["metadata"]["labels"][HASH_LABEL] for p in pods}
+        return history if hashes == {current["metadata"]["labels"][HASH_LABEL]} else None
+
+    first = await eventually(lambda: rolled_out("busybox:1", [1]))
+    r1 = first[1]
+    assert r1["metadata"]["name"] == f"hist-{r1['metadata']['labels'][HASH_LABEL]}"
+    assert r1["data"]["spec"]["template"]["spec"]["containers"][0]["image"] == "busybox:1"
+
+    current = await client.get(DAEMON_SETS, "default", "hist")
+    current["spec"]["template"]["spec"]["containers"][0]["image"] = "busybox:2"
+    await client.update(DAEMON_SETS, current)
+    await eventually(lambda: rolled_out("busybox:2", [1, 2]))
+
+    current = await client.get(DAEMON_SETS, "default", "hist")
+    current["spec"]["template"] = {k: v for k, v in r1["data"]["spec"]["template"].items() if k != "$patch"}
+    await client.update(DAEMON_SETS, current)
+    undone = await eventually(lambda: rolled_out("busybox:1", [2, 3]))
+    assert undone[3]["metadata"]["uid"] == r1["metadata"]["uid"]  # the same revision, renumbered
+
+    current = await client.get(DAEMON_SETS, "default", "hist")
+    current["spec"]["revisionHistoryLimit"] = 0
+    await client.update(DAEMON_SETS, current)
+    await eventually(lambda: rolled_out("busybox:1", [3]))

@@ -18,6 +18,7 @@ from edgek8s.api.inprocess import InProcessClient
 from edgek8s.client.loops import LeaderLoop
 from edgek8s.config import ControllersConfig, ServerConfig
 from edgek8s.controllers.cronjob import CronJobController, job_name
+from edgek8s.controllers.indexed import INDEX_KEY
 from edgek8s.controllers.job import TRACKING_FINALIZER
 from edgek8s.model import errors
 from edgek8s.model.resources import by_id, resource_id
@@ -116,6 +117,35 @@ async def test_job_runs_to_completions_with_parallelism(harness: Harness) -> Non
     await client.delete(PODS, "default", victim["metadata"]["name"])
     await asyncio.sleep(0.3)
     assert (await client.get(JOBS, "default", "work"))["status"]["succeeded"] == 4
+
+
+async def test_indexed_job_runs_each_index_once(harness: Harness) -> None:
+    client = harness.client
+    created = await client.create(JOBS, job("idx", pod_template(0.1), completions=5, parallelism=2,
+                                            completionMode="Indexed"))
+    uid = created["metadata"]["uid"]
+    overlap = set()
+    deadline = asyncio.get_running_loop().time() + 30
+    while asyncio.get_running_loop().time() < deadline:
+        live = [p for p in await job_pods(client, uid) if p["status"].get("phase") in ("Pending", "Running")
+                and not p["metadata"].get("deletionTimestamp")]
+        indexes = [p["metadata"]["annotations"][INDEX_KEY] for p in live]
+        if len(indexes) != len(set(indexes)) or len(live) > 2:
+            overlap.add(tuple(sorted(indexes)))
+        if await finished(client, "idx", "Complete"):
+            break
+        await asyncio.sleep(0.02)
+    done = await eventually(lambda: finished(client, "idx", "Complete"))
+    assert not overlap, f"an index ran twice at once, or more than parallelism: {overlap}"
+    assert (done["status"]["succeeded"], done["status"]["completedIndexes"]) == (5, "0-4")
+    pods = await job_pods(client, uid)
+    succeeded = sorted(p["metadata"]["labels"][INDEX_KEY] for p in pods if p["status"].get("phase") == "Succeeded")
+    assert succeeded == ["0", "1", "2", "3", "4"]
+    for pod in pods:
+        index = pod["metadata"]["annotations"][INDEX_KEY]
+        assert pod["spec"]["hostname"] == f"idx-{index}" and pod["metadata"]["name"].startswith(f"idx-{index}-")
+        assert {"name": "JOB_COMPLETION_INDEX", "valueFrom": {"fieldRef": {
+            "apiVersion": "v1", "fieldPath": f"metadata.labels['{INDEX_KEY}']"}}} in pod["spec"]["containers"][0]["env"]
 
 
 async def test_backoff_limit_and_deadline_fail_the_job(harness: Harness) -> None:

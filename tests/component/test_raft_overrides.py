@@ -615,3 +615,141 @@ async def test_every_raft_connection_uses_the_cheap_frames(cluster: LocalCluster
         transport = master.store.raft._sync._SyncObj__transport
         classes = {type(conn) for conn in transport._connections.values()}
         assert classes == {_FramedConnection}, classes
+
+
+def test_check_quorum_counts_silence_in_tick_time(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, peer = lonely_syncobj
+    _as_leader_with_queue(obj, peer, 0)
+    timeout = obj._edge_quorum_timeout
+    obj._SyncObj__lastResponseTime[peer] = raft_clock()
+    obj._edge_check_quorum()
+    assert obj.is_leader()
+    # The tick thread was starved for longer than the timeout: the answers it has not read yet must not
+    # depose it (one tick counts at most _QUORUM_STEP_MAX of silence).
+    obj._SyncObj__lastResponseTime[peer] = raft_clock() - 3 * timeout
+    obj._edge_quorum_checked = raft_clock() - 3 * timeout
+    obj._edge_check_quorum()
+    assert obj.is_leader()
+    # Still no answer, tick after tick: it steps down once the ticks add up to the timeout.
+    deadline = time.monotonic() + 5 * timeout
+    while obj.is_leader() and time.monotonic() < deadline:
+        time.sleep(0.01)
+        obj._edge_check_quorum()
+    assert not obj.is_leader()
+    assert obj.leader_address() is None
+
+
+def _cut_off(nodes: list[RaftNode], cut: str) -> None:
+    """Drop every Raft message between the node at ``cut`` and the others (a fault injected in the
+    transports; the TCP links stay up, as in a real partition)."""
+    for node in nodes:
+        transport = node._sync._SyncObj__transport
+        for name in ("send", "send_now"):
+            original = getattr(transport, name)
+
+            def send(target: Any, message: Any, _original: Any = original, _node: RaftNode = node) -> bool:
+                if (_node.address == cut) != (target.id == cut):
+                    return True  # lost on the wire
+                return bool(_original(target, message))
+
+            setattr(transport, name, send)
+
+
+async def _three_nodes(tmp_path: Path) -> list[RaftNode]:
+    addresses = [f"127.0.0.1:{free_port()}" for _ in range(3)]
+    secret = secrets.token_bytes(32)
+    nodes = [
+        RaftNode(RaftConfig(self_address=a, peers=tuple(x for x in addresses if x != a),
+                            data_dir=tmp_path / a.replace(":", "_"), cluster_secret=secret), ToyMachine())
+        for a in addresses
+    ]
+    for node in nodes:
+        await node.start()
+    await wait_for(lambda: sum(n.is_leader for n in nodes) == 1, timeout=10)
+    return nodes
+
+
+async def test_a_cut_off_leader_steps_down_before_a_successor_is_elected(tmp_path: Path) -> None:
+    """Raft messages between the leader and the others are dropped: the leader must stop believing it
+    leads before either of the others can become leader. Upstream's fallback (1.5 s, checked before the
+    poll) left it leading ~0.3-0.9 s into its successor's term."""
+    nodes = await _three_nodes(tmp_path)
+    try:
+        old = next(n for n in nodes if n.is_leader)
+        await old.propose(b"before", timeout=5)
+        _cut_off(nodes, old.address)
+        cut_at = time.monotonic()
+        stepped_down = elected = None
+        deadline = cut_at + 10
+        while (stepped_down is None or elected is None) and time.monotonic() < deadline:
+            now = time.monotonic() - cut_at
+            if stepped_down is None and not old.is_leader:
+                stepped_down = now
+            if elected is None and any(n.is_leader for n in nodes if n is not old):
+                elected = now
+            await asyncio.sleep(0.002)
+        print(f"cut-off leader stepped down after {stepped_down} s; successor elected after {elected} s")
+        assert stepped_down is not None and elected is not None
+        assert stepped_down < elected
+    finally:
+        for node in nodes:
+            await node.stop()
+
+
+async def test_a_leader_that_loses_one_follower_keeps_leading(tmp_path: Path) -> None:
+    """Check-quorum counts a majority, not every follower: one follower cut off deposes nobody."""
+    nodes = await _three_nodes(tmp_path)
+    try:
+        leader = next(n for n in nodes if n.is_leader)
+        follower = next(n for n in nodes if n is not leader)
+        term = leader.term
+        _cut_off(nodes, follower.address)
+        await asyncio.sleep(2.0)  # five check-quorum timeouts
+        assert leader.is_leader and leader.term == term
+        assert isinstance(await leader.propose(b"still", timeout=5), int)
+    finally:
+        for node in nodes:
+            await node.stop()
+
+
+def test_a_mismatch_is_answered_with_the_index_after_the_commit(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    """A deposed leader's uncommitted suffix (here 5-10, term 1) is repaired in one round trip."""
+    obj, leader = lonely_syncobj
+    _fill_log(obj, 10, term=1)
+    obj._SyncObj__raftCommitIndex = 4
+    obj.journal().sync()
+    answers: list[dict[str, Any]] = []
+    transport = obj._SyncObj__transport
+    transport.send_now = lambda node, message: answers.append(message) or True
+    obj._SyncObj__onMessageReceived(leader, {
+        "type": "append_entries", "term": 2, "commit_index": 12, "prevLogIdx": 8, "prevLogTerm": 2, "entries": [],
+    })
+    assert [(a["next_node_idx"], a["success"], a["reset"]) for a in answers] == [(5, False, True)]  # upstream: 8
+    answers.clear()
+    obj._SyncObj__onMessageReceived(leader, {  # "log too short" answers stay as upstream makes them
+        "type": "append_entries", "term": 2, "commit_index": 12, "prevLogIdx": 15, "prevLogTerm": 2, "entries": [],
+    })
+    assert [(a["next_node_idx"], a["reset"]) for a in answers] == [(11, True)]
+
+
+def test_a_stale_failure_answer_does_not_undo_the_walk_back(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, follower = lonely_syncobj
+    _as_leader_with_queue(obj, follower, 0)
+    _fill_log(obj, 20)
+    obj._SyncObj__raftState = _RAFT_STATE.LEADER
+
+    def answer(next_index: int, success: bool, handler: Any = obj._SyncObj__onMessageReceived) -> int:
+        handler(follower, {"type": "next_node_idx", "next_node_idx": next_index, "reset": not success,
+                           "success": success})
+        return int(obj._SyncObj__raftNextIndex[follower])
+
+    obj._SyncObj__raftNextIndex[follower] = 21  # sent optimistically up to 20
+    assert answer(10, False) == 10  # mismatch at 10
+    obj._SyncObj__raftNextIndex[follower] = 21  # resent from 10: optimistic again
+    assert answer(16, False) == 10  # an answer to an earlier send ("too short") must not undo it
+    assert answer(21, True) == 21 and obj._SyncObj__raftMatchIndex[follower] == 20
+    assert answer(16, False) == 16  # after a success, a new walk back starts from the answer
+    upstream = functools.partial(SyncObj._SyncObj__onMessageReceived, obj)
+    obj._SyncObj__raftNextIndex[follower] = 21
+    answer(10, False, upstream)
+    assert answer(16, False, upstream) == 16  # upstream: the walk back is undone

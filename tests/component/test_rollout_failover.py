@@ -21,11 +21,11 @@ import pytest
 from edgek8s.api.inprocess import InProcessClient
 from edgek8s.server.control_plane import Master
 from edgek8s.server.leadership import LEASE_NAME, LEASE_NAMESPACE, LEASES
-from tests.chaos.test_controller_failover import CONTAINER_START, DEPLOYMENTS, KILL_DELAY, REPLICAS, deployment
 from tests.support.cluster import LocalCluster, eventually, started_cluster, wait_for
 from tests.support.controller_history import ControllerHistory
 from tests.support.hollow import HollowNodes
 from tests.support.hollow_agents import running
+from tests.support.rollout_driver import CONTAINER_START, DEPLOYMENTS, KILL_DELAY, REPLICAS, deployment
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -78,7 +78,7 @@ async def test_a_successor_of_a_settled_rollout_writes_only_its_lease(tmp_path: 
                 await wait_for(lambda: successor() is not None, timeout=15)
                 new = successor()
                 assert new is not None
-                _epoch, claim_index, _log = new.gate.terms[-1]
+                claim_index = new.gate.terms[-1].claim_index
 
                 def renewed() -> bool:  # the successor's Lease, written after its claim
                     lease, _ = new.store.state.get(LEASES.id, LEASE_NAMESPACE, LEASE_NAME)
@@ -88,7 +88,7 @@ async def test_a_successor_of_a_settled_rollout_writes_only_its_lease(tmp_path: 
                 await wait_for(renewed, timeout=10)
                 await asyncio.sleep(3.0)  # give the successor's controllers time to (wrongly) act
                 assert new.gate.epoch is not None and new.gate.epoch > old_epoch
-                assert new.gate.terms[-1][2].writes >= 1  # its Lease, written when the term starts
+                assert new.gate.terms[-1].log.writes >= 1  # its Lease, written when the term starts
                 late = [e for e in history.events if e.controller_write and e.rv > claim_index]
                 assert late == [], f"controller writes after the claim of a settled rollout: {late[:5]}"
                 assert history.first_controller_write_after(claim_index) is None

@@ -227,3 +227,44 @@ async def test_scheduler_out_of_process_over_http(clients: list[RestClient]) -> 
     assert {node_of(pods[f"remote-{i}"]) for i in range(5)} == {"r1"}
     huge = next(c for c in pods["remote-huge"]["status"]["conditions"] if c["type"] == "PodScheduled")
     assert huge["message"] == "0/2 nodes are available: 2 Insufficient memory."
+
+
+async def test_topology_spread_over_zones_then_waits_for_a_domain_to_free(clients: list[RestClient]) -> None:
+    """DoNotSchedule on a zone key: a burst of replicas alternates zones (assumed pods count at once);
+    a pod that would skew too far stays Pending with upstream's reason, and lands once a pod is deleted."""
+    client = clients[0]
+    zone = "topology.kubernetes.io/zone"
+    await create_nodes(client, make_node("za-1", labels={zone: "a"}), make_node("za-2", labels={zone: "a"}),
+                       make_node("zb-1", labels={zone: "b"}))
+
+    def spread_pod(name: str, **kwargs: Any) -> dict[str, Any]:
+        pod = make_pod(name, labels={"app": "zonal"}, **kwargs)
+        pod["spec"]["topologySpreadConstraints"] = [
+            {"maxSkew": 1, "topologyKey": zone, "whenUnsatisfiable": "DoNotSchedule", "nodeAffinityPolicy": "Ignore",
+             "labelSelector": {"matchLabels": {"app": "zonal"}}}]
+        return pod
+
+    names = [f"zonal-{i}" for i in range(6)]
+    await create_pods(client, *(spread_pod(n) for n in names))
+    pods = await wait_pods(client, all_bound(names))
+    zones = Counter("a" if node_of(pods[n]) in ("za-1", "za-2") else "b" for n in names)
+    assert zones == {"a": 3, "b": 3}
+
+    # Zone a only: 3 + 1 - 3 = 1 fits once; then a has 4 against b's 3 and the next one waits.
+    await create_pods(client, spread_pod("extra-a", node_selector={zone: "a"}))
+    await wait_pods(client, all_bound(["extra-a"]))
+    await create_pods(client, spread_pod("waits", node_selector={zone: "a"}))
+
+    def unschedulable(pods: dict[str, dict[str, Any]]) -> bool:
+        conditions = (pods["waits"].get("status") or {}).get("conditions") or []
+        return any(c["type"] == "PodScheduled" and c["status"] == "False" for c in conditions)
+
+    pods = await wait_pods(client, unschedulable)
+    condition = next(c for c in pods["waits"]["status"]["conditions"] if c["type"] == "PodScheduled")
+    assert condition["message"] == ("0/3 nodes are available: 1 node(s) didn't match Pod's node affinity/selector, "
+                                    "2 node(s) didn't match pod topology spread constraints.")
+    in_a = [n for n in [*names, "extra-a"] if node_of(pods[n]) in ("za-1", "za-2")]
+    await client.delete(f"{PODS}/{in_a[0]}")
+    await client.delete(f"{PODS}/{in_a[1]}")  # a: 2, b: 3 -> 2 + 1 - 2 = 1
+    pods = await wait_pods(client, all_bound(["waits"]), timeout=20.0)
+    assert node_of(pods["waits"]) in ("za-1", "za-2")

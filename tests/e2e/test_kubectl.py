@@ -154,6 +154,7 @@ EXPECTED_RESOURCES = [
     ("pods", "po", "v1", "true", "Pod"),
     ("secrets", "", "v1", "true", "Secret"),
     ("services", "svc", "v1", "true", "Service"),
+    ("controllerrevisions", "", "apps/v1", "true", "ControllerRevision"),
     ("daemonsets", "ds", "apps/v1", "true", "DaemonSet"),
     ("deployments", "deploy", "apps/v1", "true", "Deployment"),
     ("replicasets", "rs", "apps/v1", "true", "ReplicaSet"),
@@ -161,6 +162,7 @@ EXPECTED_RESOURCES = [
     ("cronjobs", "cj", "batch/v1", "true", "CronJob"),
     ("jobs", "", "batch/v1", "true", "Job"),
     ("endpointslices", "", "discovery.k8s.io/v1", "true", "EndpointSlice"),
+    ("priorityclasses", "pc", "scheduling.k8s.io/v1", "false", "PriorityClass"),
 ]
 
 
@@ -1130,6 +1132,74 @@ def test_get_daemonsets_jobs_cronjobs(kubectl: Kubectl, ns: str) -> None:
     assert sections[2][1].split()[:6] == ["cronjob.batch/nightly", "@daily", "<none>", "False", "0", "<none>"]
 
 
+@compat("kubectl rollout", "history|undo|status daemonset (ControllerRevisions)")
+def test_rollout_history_and_undo_daemonset(kubectl: Kubectl, ns: str) -> None:
+    # No node matches: the history is the controller's alone, and status is immediate.
+    create(kubectl, ns, {"apiVersion": "apps/v1", "kind": "DaemonSet",
+                         "metadata": {"name": "agent", "annotations": {"kubernetes.io/change-cause": "first"}},
+                         "spec": {"selector": {"matchLabels": {"app": "agent"}},
+                                  "template": {"metadata": {"labels": {"app": "agent"}},
+                                               "spec": {"nodeSelector": {"edgek8s.io/none": "true"},
+                                                        "containers": [container(image="nginx:1.25")]}}}})
+
+    def revisions(expected: list[str]) -> Any:
+        header, rows = table_rows(kubectl("get", "controllerrevisions", "-n", ns, "-l", "app=agent").stdout)
+        return (header, rows) if sorted(r["REVISION"] for r in rows) == expected else None
+
+    header, rows = _wait_for(lambda: revisions(["1"]), "revision 1")
+    assert header == ["NAME", "CONTROLLER", "REVISION", "AGE"]
+    assert rows[0]["CONTROLLER"] == "daemonset.apps/agent" and rows[0]["NAME"].startswith("agent-")
+    kubectl("annotate", "-n", ns, "ds/agent", "kubernetes.io/change-cause=second", "--overwrite")
+    kubectl("set", "image", "-n", ns, "ds/agent", "nginx=nginx:1.27")
+    _wait_for(lambda: revisions(["1", "2"]), "revision 2")
+    assert "successfully rolled out" in kubectl("rollout", "status", "-n", ns, "ds/agent", "--timeout=30s").stdout
+
+    header, rows = parse_table(kubectl("rollout", "history", "-n", ns, "ds/agent").stdout.split("\n", 1)[1])
+    assert header == ["REVISION", "CHANGE-CAUSE"]
+    assert [(r["REVISION"], r["CHANGE-CAUSE"]) for r in rows] == [("1", "first"), ("2", "second")]
+    detail = kubectl("rollout", "history", "-n", ns, "ds/agent", "--revision=1").stdout
+    assert "nginx:1.25" in detail and "nginx:1.27" not in detail
+
+    # undo reads the revisions and PATCHes the DaemonSet with revision 1's template.
+    out = kubectl("rollout", "undo", "-n", ns, "ds/agent").stdout
+    assert out.strip() == "daemonset.apps/agent rolled back"
+    image = get_json(kubectl, ns, "ds/agent")["spec"]["template"]["spec"]["containers"][0]["image"]
+    assert image == "nginx:1.25"
+    _wait_for(lambda: revisions(["2", "3"]), "revision 1 renumbered 3")
+    out = kubectl("rollout", "undo", "-n", ns, "ds/agent", "--to-revision=2").stdout
+    assert out.strip() == "daemonset.apps/agent rolled back"
+    _wait_for(lambda: revisions(["3", "4"]), "revision 2 renumbered 4")
+    assert get_json(kubectl, ns, "ds/agent")["spec"]["template"]["spec"]["containers"][0]["image"] == "nginx:1.27"
+    failed = kubectl("rollout", "undo", "-n", ns, "ds/agent", "--to-revision=9", check=False)
+    assert failed.returncode != 0 and "unable to find specified revision 9" in failed.stderr
+
+
+@compat("kubectl create", "priorityclass NAME --value (protobuf body); get pc; pod priority from its class")
+def test_priority_classes(kubectl: Kubectl, ns: str) -> None:
+    name = unique("urgent")
+    # kubectl create priorityclass sends a protobuf body.
+    kubectl("create", "priorityclass", name, "--value=1000", "--description=e2e")
+    try:
+        header, rows = parse_table(kubectl("get", "pc", name).stdout)
+        assert header == ["NAME", "VALUE", "GLOBAL-DEFAULT", "AGE", "PREEMPTIONPOLICY"]
+        assert [(r["NAME"], r["VALUE"], r["GLOBAL-DEFAULT"], r["PREEMPTIONPOLICY"]) for r in rows] == [
+            (name, "1000", "false", "PreemptLowerPriority")]
+        urgent = pod("urgent")
+        urgent["spec"]["priorityClassName"] = name
+        create(kubectl, ns, urgent)
+        assert kubectl("get", "pod", "urgent", "-n", ns, "-o", "jsonpath={.spec.priority}").stdout == "1000"
+        described = kubectl("describe", "pod", "urgent", "-n", ns).stdout
+        assert re.search(r"^Priority:\s+1000$", described, re.M), described
+        assert re.search(rf"^Priority Class Name:\s+{name}$", described, re.M), described
+        unknown = pod("lost")
+        unknown["spec"]["priorityClassName"] = "no-such-class"
+        failed = kubectl("create", "-n", ns, "-f", "-", input=manifest(unknown), check=False)
+        assert failed.returncode != 0
+        assert 'pods "lost" is forbidden: no PriorityClass with name no-such-class was found' in failed.stderr
+    finally:
+        kubectl("delete", "pc", name, "--ignore-not-found", check=False)
+
+
 @compat("kubectl get", "endpoints,endpointslices")
 def test_get_endpoints_and_endpointslices(kubectl: Kubectl, ns: str) -> None:
     create(kubectl, ns, {"apiVersion": "v1", "kind": "Service", "metadata": {"name": "api"},
@@ -1310,6 +1380,63 @@ def test_logs_previous(worker: Worker, ns: str) -> None:
     assert worker.kubectl("logs", "restarter", "-n", ns, "--previous").stdout == "run 1\n"
     never = worker.kubectl("logs", "restarter", "-n", ns, "--previous", "--tail=1", "-c", "app").stdout
     assert never == "run 1\n"
+
+
+@compat("kubectl rollout", "status|undo daemonset with a real worker (pods replaced per revision)")
+def test_daemonset_rollout_and_undo_on_a_real_worker(worker: Worker, ns: str) -> None:
+    kubectl = worker.kubectl
+    ds = {"apiVersion": "apps/v1", "kind": "DaemonSet", "metadata": {"name": "daemon"},
+          "spec": {"selector": {"matchLabels": {"app": "daemon"}}, "template": {
+              "metadata": {"labels": {"app": "daemon"}},
+              "spec": {"nodeSelector": {"kubernetes.io/hostname": worker.node}, "terminationGracePeriodSeconds": 1,
+                       "tolerations": [{"key": "edgek8s.io/e2e-streams-only", "operator": "Exists"}],
+                       "containers": [{"name": "c", "image": worker.image, "imagePullPolicy": "Never",
+                                       "command": ["sh", "-c", "echo v=$V; sleep 3600"]}]}}}}
+    kubectl("create", "-n", ns, "-f", "-", input=manifest(ds))
+
+    def rolled_out() -> tuple[str, str]:
+        out = kubectl("rollout", "status", "-n", ns, "ds/daemon", "--timeout=120s").stdout
+        assert 'daemon set "daemon" successfully rolled out' in out, out
+        pods = _wait_for(lambda: [p for p in kubectl.json("get", "pods", "-n", ns, "-l", "app=daemon")["items"]
+                                  if not p["metadata"].get("deletionTimestamp")
+                                  and p["status"].get("phase") == "Running"] or None, "a running daemon")
+        assert len(pods) == 1, [p["metadata"]["name"] for p in pods]
+        name = pods[0]["metadata"]["name"]
+        log = _wait_for(lambda: kubectl("logs", name, "-n", ns).stdout.strip(), "the daemon's log")
+        return pods[0]["metadata"]["labels"]["controller-revision-hash"], log
+
+    first_hash, first_log = rolled_out()
+    assert first_log == "v="
+    kubectl("set", "env", "-n", ns, "ds/daemon", "V=2")
+    second_hash, second_log = rolled_out()
+    assert (second_hash != first_hash, second_log) == (True, "v=2")
+    assert kubectl("rollout", "undo", "-n", ns, "ds/daemon").stdout.strip() == "daemonset.apps/daemon rolled back"
+    third_hash, third_log = rolled_out()
+    assert (third_hash, third_log) == (first_hash, "v=")  # revision 1's pods, under revision 1's hash
+
+
+@compat("kubectl create", "-f Job completionMode: Indexed (index env, hostname, completedIndexes)")
+def test_indexed_job_on_a_real_worker(worker: Worker, ns: str) -> None:
+    job = {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "idx"},
+           "spec": {"completions": 3, "parallelism": 3, "completionMode": "Indexed", "template": {"spec": {
+               "restartPolicy": "Never", "nodeSelector": {"kubernetes.io/hostname": worker.node},
+               "tolerations": [{"key": "edgek8s.io/e2e-streams-only", "operator": "Exists"}],
+               "containers": [{"name": "c", "image": worker.image, "imagePullPolicy": "Never",
+                               "command": ["sh", "-c", 'echo "index=$JOB_COMPLETION_INDEX host=$(hostname)"']}]}}}}
+    worker.kubectl("create", "-n", ns, "-f", "-", input=manifest(job))
+    worker.kubectl("wait", "-n", ns, "--for=condition=complete", "job/idx", "--timeout=120s")
+    assert worker.kubectl("get", "job", "idx", "-n", ns, "-o", "jsonpath={.status.completedIndexes}").stdout == "0-2"
+    pods = worker.kubectl.json("get", "pods", "-n", ns, "-l", "batch.kubernetes.io/job-name=idx")["items"]
+    seen = set()
+    for pod in pods:
+        index = pod["metadata"]["labels"]["batch.kubernetes.io/job-completion-index"]
+        log = worker.kubectl("logs", pod["metadata"]["name"], "-n", ns).stdout.strip()
+        assert log == f"index={index} host=idx-{index}", log
+        seen.add(index)
+    assert seen == {"0", "1", "2"}
+    described = worker.kubectl("describe", "job", "idx", "-n", ns).stdout
+    assert re.search(r"^Completion Mode:\s+Indexed$", described, re.M), described
+    assert re.search(r"^Completed Indexes:\s+0-2$", described, re.M), described
 
 
 @compat("kubectl exec", "-- CMD (stdout, stderr, exit code)")

@@ -12,7 +12,8 @@ mount). Logs go to ``<base>/<name>.log`` (appended across restarts). ``stop_all`
 in a fixture finalizer so a failing test leaves no process behind.
 
 The HTTP helpers (``status``, ``wait_ready``, ``find_leader``) take the test's ``aiohttp.ClientSession``;
-all traffic goes to 127.0.0.1.
+all traffic goes to 127.0.0.1, or, with ``hosts`` (tests/support/simhosts.py), each master runs in its
+own simulated host on the standard ports and the test's clients must run in the controller namespace.
 """
 
 from __future__ import annotations
@@ -29,13 +30,14 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import aiohttp
 
 from edgek8s._util.ports import free_ports
 
 LOOPBACK = "127.0.0.1"
+HOST_RAFT_PORT, HOST_API_PORT = 7946, 6443  # on a simulated host of its own, as on a Pi
 _REPO_ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -61,6 +63,15 @@ class ClusterError(RuntimeError):
     pass
 
 
+class Placement(Protocol):
+    """Where a master runs: a simulated host (tests/support/simhosts.py ``Host``) with its own address."""
+
+    @property
+    def address(self) -> str: ...
+
+    def argv(self, *command: str) -> list[str]: ...
+
+
 @dataclass
 class MasterProcess:
     name: str
@@ -70,14 +81,19 @@ class MasterProcess:
     log_path: Path
     proc: subprocess.Popen[bytes] | None = None
     starts: int = 0
+    host: Placement | None = None  # None: loopback of this namespace
+
+    @property
+    def address(self) -> str:
+        return LOOPBACK if self.host is None else self.host.address
 
     @property
     def raft_address(self) -> str:
-        return f"{LOOPBACK}:{self.raft_port}"
+        return f"{self.address}:{self.raft_port}"
 
     @property
     def url(self) -> str:
-        return f"http://{LOOPBACK}:{self.api_port}"
+        return f"http://{self.address}:{self.api_port}"
 
     @property
     def running(self) -> bool:
@@ -95,9 +111,12 @@ class ProcessCluster:
         data_dirs: Sequence[Path] | None = None,
         python: str = sys.executable,
         extra_env: dict[str, str] | None = None,
+        hosts: Sequence[Placement] | None = None,
     ) -> None:
         if data_dirs is not None and len(data_dirs) != size:
             raise ValueError("one data dir per master")
+        if hosts is not None and len(hosts) != size:
+            raise ValueError("one host per master")
         self.base = Path(base)
         self.base.mkdir(parents=True, exist_ok=True)
         self.python = python
@@ -108,7 +127,8 @@ class ProcessCluster:
         fd = os.open(self.secret_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
         with os.fdopen(fd, "w") as handle:
             handle.write(secrets.token_hex(32) + "\n")
-        ports = free_ports(2 * size)
+        # Each simulated host has its own address: every master uses the standard ports there.
+        ports = free_ports(2 * size) if hosts is None else [HOST_RAFT_PORT, HOST_API_PORT] * size
         self.masters = [
             MasterProcess(
                 name=f"m{i + 1}",
@@ -116,6 +136,7 @@ class ProcessCluster:
                 api_port=ports[2 * i + 1],
                 data_dir=Path(data_dirs[i]) if data_dirs is not None else self.base / f"m{i + 1}",
                 log_path=self.base / f"m{i + 1}.log",
+                host=None if hosts is None else hosts[i],
             )
             for i in range(size)
         ]
@@ -130,8 +151,8 @@ class ProcessCluster:
         for other in self.masters:
             if other is not m:
                 argv += ["--peer", other.raft_address]
-        argv += ["--listen", f"{LOOPBACK}:{m.api_port}", "--cluster-secret-file", str(self.secret_file)]
-        return argv
+        argv += ["--listen", f"{m.address}:{m.api_port}", "--cluster-secret-file", str(self.secret_file)]
+        return argv if m.host is None else m.host.argv(*argv)
 
     def start(self, index: int) -> None:
         m = self.masters[index]
@@ -417,6 +438,28 @@ def configmaps_of(records: list[dict[str, Any]]) -> dict[str, tuple[str, int]]:
             raise ClusterError(f"ConfigMap {record['name']} exported twice")
         found[record["name"]] = (meta["uid"], int(meta["resourceVersion"]))
     return found
+
+
+async def check_acknowledged_creates(
+    cluster: ProcessCluster, session: aiohttp.ClientSession, history: WriteHistory
+) -> None:
+    """Every acknowledged create is on every master with the uid and resourceVersion its client was told;
+    no fresh name was answered 409 or 4xx; no two acks share a resourceVersion; nothing exists that
+    nobody asked for; uids are unique. Exports are linearizable (a barrier through each master)."""
+    assert not history.anomalies, f"impossible answers to creates of fresh names: {list(history.anomalies.items())[:5]}"
+    rvs = [rv for _uid, rv in history.acked.values()]
+    assert len(set(rvs)) == len(rvs), "two acknowledged creates were given the same resourceVersion"
+    for m in cluster.masters:
+        _header, records = await export_objects(session, m.url)
+        stored = configmaps_of(records)  # raises on a name exported twice
+        missing = sorted(set(history.acked) - set(stored))
+        assert not missing, f"{m.name}: {len(missing)} acknowledged creates missing, e.g. {missing[:10]}"
+        changed = [n for n in history.acked if stored[n] != history.acked[n]]
+        assert not changed, f"{m.name}: stored (uid, rv) differs from the acknowledged one for {changed[:10]}"
+        phantom = sorted(set(stored) - history.attempted)
+        assert not phantom, f"{m.name}: ConfigMaps nobody created: {phantom[:10]}"
+        assert len({uid for uid, _rv in stored.values()}) == len(stored), f"{m.name}: a uid is used twice"
+        print(f"{m.name}: all {len(history.acked)} acknowledged creates present ({len(stored)} ConfigMaps)")
 
 
 async def local_configmaps(

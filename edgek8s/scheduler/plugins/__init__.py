@@ -16,15 +16,16 @@ from edgek8s.scheduler.plugins.node_readiness import NodeReadiness
 from edgek8s.scheduler.plugins.node_resources_fit import NodeResourcesFit
 from edgek8s.scheduler.plugins.node_selector import NodeSelector
 from edgek8s.scheduler.plugins.node_unschedulable import NodeUnschedulable
+from edgek8s.scheduler.plugins.pod_topology_spread import PodTopologySpread
 from edgek8s.scheduler.plugins.selector_spread import SelectorSpread
 from edgek8s.scheduler.plugins.taint_toleration import TaintToleration
 
 
 def default_framework(*, seed: int = 0) -> Framework:
-    taints, node_affinity = TaintToleration(), NodeAffinity()
+    taints, node_affinity, spread = TaintToleration(), NodeAffinity(), PodTopologySpread()
     filters: list[FilterPlugin] = [
         NodeName(), NodeUnschedulable(), NodeReadiness(), taints, NodeSelector(), node_affinity,
-        NodeArchitecture(), NodeResourcesFit(), NodePorts(), InterPodAffinity(),
+        NodeArchitecture(), NodeResourcesFit(), NodePorts(), InterPodAffinity(), spread,
     ]
-    scores: list[ScorePlugin] = [LeastAllocated(), SelectorSpread(), node_affinity, taints]
+    scores: list[ScorePlugin] = [LeastAllocated(), SelectorSpread(), node_affinity, taints, spread]
     return Framework(filters, scores, seed=seed)

@@ -7,8 +7,6 @@ from edgek8s.scheduler.framework import Check, Scorer, normalize_by_max
 from edgek8s.scheduler.podinfo import PodInfo
 from edgek8s.scheduler.snapshot import NodeInfo, Snapshot
 
-_HARD = frozenset({"NoSchedule", "NoExecute"})
-
 
 class TaintToleration:
     name = "TaintToleration"
@@ -17,13 +15,10 @@ class TaintToleration:
     def check_for(self, pod: PodInfo, snapshot: Snapshot) -> Check | None:
         if not snapshot.any_tainted:
             return None
-        tolerations = pod.tolerations
 
         def check(node: NodeInfo) -> str | None:
-            for taint in node.taints:
-                if taint.effect in _HARD and not any(t.tolerates(taint) for t in tolerations):
-                    return f"node(s) had untolerated taint {taint}"
-            return None
+            taint = pod.untolerated(node.taints)
+            return None if taint is None else f"node(s) had untolerated taint {taint}"
 
         return check
 
