@@ -27,6 +27,11 @@ def parse_host_port(value: str, *, what: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def join_host_port(host: str, port: int | str) -> str:
+    """``host:port``, with an IPv6 address in brackets (as URLs need it)."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class RaftConfig:
     """One master's Raft membership, storage and timing.
@@ -164,7 +169,7 @@ class ServerConfig:
     @property
     def api_url(self) -> str:
         scheme = "https" if self.api.tls else "http"
-        return f"{scheme}://{self.api.host}:{self.api.port}"
+        return f"{scheme}://{join_host_port(self.api.host, self.api.port)}"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from edgek8s._util.ratelimit import FailureLimiter
-from edgek8s.api import bootstrap, discovery, metrics, reviews, streams, system
+from edgek8s.api import bootstrap, discovery, metrics, openapi, reviews, streams, system
 from edgek8s.api.authn import REVOCATIONS, TOKEN_LIMITER, VERIFIER, authenticate
 from edgek8s.api.authz import authorize
 from edgek8s.api.context import CONFIG, STORE, json_response, status_response
@@ -88,6 +88,7 @@ def build_app(store: RaftStore, config: ServerConfig) -> web.Application:
     system.add_routes(app)
     bootstrap.add_routes(app)
     discovery.add_routes(app)
+    openapi.add_routes(app)
     streams.add_routes(app)  # before the generic routes below: they would claim these paths
     metrics.add_routes(app)
     reviews.add_routes(app)

@@ -25,7 +25,7 @@ they reference), so the decision tables are unit-tested without a server.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -35,7 +35,8 @@ from edgek8s.api.authn import PUBLIC_PATHS, USER, User
 from edgek8s.api.context import CONFIG, STORE
 from edgek8s.api.impersonation import impersonate, wants_impersonation
 from edgek8s.model import errors
-from edgek8s.model.resources import resource_id
+from edgek8s.model.nodelabels import node_label_violation
+from edgek8s.model.resources import ResourceType, resource_id
 from edgek8s.model.selectors import FieldSelector
 from edgek8s.store.raftstore import RaftStore
 
@@ -272,9 +273,30 @@ async def check_create_body(request: web.Request, node: str) -> None:
     from edgek8s.api.context import parse_json
 
     body = parse_json(await request.read())
-    name = ((body.get("metadata") or {}) if isinstance(body, dict) else {}).get("name")
-    if name != node:
+    metadata = (body.get("metadata") or {}) if isinstance(body, dict) else {}
+    if metadata.get("name") != node:
         raise errors.Forbidden(f"{NODE_PREFIX}{node} is forbidden: a node can only create an object named {node!r}")
+    if request.path.endswith("/nodes"):
+        labels = metadata.get("labels") if isinstance(metadata, dict) else None
+        _refuse_labels(node, None, labels if isinstance(labels, dict) else {})
+
+
+def admit_node_write(request: web.Request, rtype: ResourceType, old_labels: Mapping[str, str] | None,
+                     new: dict[str, Any]) -> None:
+    """NodeRestriction for updates, patches and applies of a Node by a node (any subresource): only
+    kubelet labels may be added, changed or removed (``old_labels`` None: a create). Callers pass the
+    labels of the version the write is conditioned on, so nothing slips in between check and write."""
+    user = request.get(USER)
+    node = node_name(user) if user is not None and rtype.id == NODES_ID else None
+    if node is not None:
+        labels = (new.get("metadata") or {}).get("labels")
+        _refuse_labels(node, old_labels, labels if isinstance(labels, dict) else {})
+
+
+def _refuse_labels(node: str, old: Mapping[str, str] | None, new: Mapping[str, str]) -> None:
+    reason = node_label_violation(old, new)
+    if reason is not None:
+        raise errors.Forbidden(f"{NODE_PREFIX}{node} is forbidden: a node {reason} (NodeRestriction)")
 
 
 

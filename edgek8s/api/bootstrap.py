@@ -14,7 +14,8 @@ its replica with those members as peers and asks to be added (``server/membershi
 membership change from N to N+1 members only commits once the new member answers.
 
 ``POST /edgek8s/v1/renew`` (a valid client certificate): ``{"csr": PEM}`` whose subject is exactly the
-caller's identity; answers a new certificate with a fresh lifetime.
+caller's identity; answers a new certificate with a fresh lifetime. A node may instead send
+``{"kubeletCsr", "addresses", "hostnames"}`` to renew its kubelet endpoint's serving certificate.
 
 Signing runs in a thread; nothing here logs a key, a token or a certificate body.
 """
@@ -178,25 +179,42 @@ async def join(request: web.Request) -> web.Response:
             raftMembers=sorted({store.raft.address, *store.raft.status().members} - {raft_address}),
         )
     if "kubeletCsr" in body:  # the kubelet endpoint's serving certificate (logs, exec, port-forward, top)
-        kubelet = _parse(_field(body, "kubeletCsr"))
-        if node_name_from_csr(kubelet) != name:
-            raise errors.BadRequest("the kubelet's serving request must name the same node")
-        _dns, ips = _serving_sans(body)
-        hostnames = [h for h in _dns if h not in ("localhost", "kubernetes.default.svc")]
-        answer["kubeletCertificate"] = (await asyncio.to_thread(
-            sign_request, ca, kubelet, client=False, server=True, dns_names=sorted({name, *hostnames}),
-            ip_addresses=ips, lifetime=lifetime)).decode()
+        answer["kubeletCertificate"] = await _sign_kubelet_serving(ca, body, name, lifetime)
     answer["certificate"] = (await asyncio.to_thread(sign_request, ca, csr, lifetime=lifetime)).decode()
     logger.info("%s joined %s as a %s", user.name, name, role)
     return json_response(answer, status=201)
 
 
+async def _sign_kubelet_serving(ca: CertPair, body: Any, name: str, lifetime: datetime.timedelta) -> str:
+    """A serving certificate for node ``name``'s kubelet endpoint: its name and the listed hostnames and
+    addresses as SANs, server usage only."""
+    kubelet = _parse(_field(body, "kubeletCsr"))
+    if node_name_from_csr(kubelet) != name:
+        raise errors.BadRequest("the kubelet's serving request must name the same node")
+    dns, ips = _serving_sans(body)
+    hostnames = [h for h in dns if h not in ("localhost", "kubernetes.default.svc")]
+    return (await asyncio.to_thread(
+        sign_request, ca, kubelet, client=False, server=True, dns_names=sorted({name, *hostnames}),
+        ip_addresses=ips, lifetime=lifetime)).decode()
+
+
 async def renew(request: web.Request) -> web.Response:
+    """``{"csr"}``: a new client certificate for the caller's identity; ``{"kubeletCsr", "addresses",
+    "hostnames"}`` (nodes only): a new serving certificate for the caller's kubelet endpoint."""
     user: User = request[USER]
-    csr = _parse(_field(await read_json(request), "csr"))
+    body = await read_json(request)
+    ca = await request.app[SIGNER].ca()
+    if isinstance(body, dict) and "kubeletCsr" in body:
+        groups_ok = NODE_GROUP in user.groups and user.name.startswith(NODE_PREFIX)
+        if not groups_ok:
+            raise errors.Forbidden("only a node may renew a kubelet serving certificate")
+        name = user.name.removeprefix(NODE_PREFIX)
+        cert_pem = await _sign_kubelet_serving(ca, body, name, _lifetime(request))
+        logger.info("renewed the kubelet serving certificate of %s", user.name)
+        return json_response({"kubeletCertificate": cert_pem, "ca": ca.cert_pem.decode()}, status=201)
+    csr = _parse(_field(body, "csr"))
     if csr.common_name != user.name or sorted(csr.organizations) != sorted(user.groups):
         raise errors.Forbidden("a renewal request must ask for exactly the caller's own identity")
-    ca = await request.app[SIGNER].ca()
     cert = await asyncio.to_thread(sign_request, ca, csr, lifetime=_lifetime(request))
     logger.info("renewed the certificate of %s", user.name)
     return json_response({"certificate": cert.decode(), "ca": ca.cert_pem.decode()}, status=201)

@@ -2,7 +2,8 @@
 
 The record is the ConfigMap ``kube-system/edgek8s-node-revocations``: node name -> RFC 3339 time of the
 deletion. A certificate for ``system:node:<name>`` whose issue time (notBefore plus the signer's
-backdate) is not after that time is refused by authentication. A node that joins again afterwards gets
+backdate) is not after that time is refused by authentication. The leader prunes entries whose
+certificates have all expired anyway (controllers/revocations.py). A node that joins again afterwards gets
 a new certificate and is accepted. Only an admin deletes Nodes; the API records the revocation before
 it answers the DELETE, so a node cannot use its certificate once the deletion was acknowledged.
 """
@@ -13,12 +14,12 @@ import datetime
 from typing import Any
 
 from edgek8s.model.resources import by_id, resource_id
+from edgek8s.model.revocations import NAME, NAMESPACE, revocation_times
 from edgek8s.pki.certs import BACKDATE, ClientIdentity
 from edgek8s.pki.tokens import rfc3339
 from edgek8s.store.raftstore import RaftStore
 
 CONFIGMAPS = resource_id("", "configmaps")
-NAMESPACE, NAME = "kube-system", "edgek8s-node-revocations"
 NODE_PREFIX = "system:node:"
 
 
@@ -34,14 +35,7 @@ class Revocations:
         if stored is None:
             return {}
         if stored.rv != self._seen[0]:
-            data = stored.decode().get("data") or {}
-            times = {}
-            for node, when in data.items():
-                try:
-                    times[str(node)] = datetime.datetime.fromisoformat(str(when).replace("Z", "+00:00")).timestamp()
-                except ValueError:
-                    continue
-            self._seen = (stored.rv, times)
+            self._seen = (stored.rv, revocation_times(stored.decode().get("data") or {}))
         return self._seen[1]
 
     def revoked_at(self, node: str) -> float | None:

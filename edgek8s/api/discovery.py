@@ -1,14 +1,9 @@
-"""Discovery (aggregated v2 / v2beta1 and legacy) and the minimal OpenAPI v3 kubectl needs.
+"""Discovery: aggregated v2 / v2beta1 and legacy (OpenAPI v3 is ``openapi.py``).
 
 kubectl 1.32 asks ``/api`` and ``/apis`` for aggregated discovery and uses it only if the response
 Content-Type is exactly ``application/json;g=apidiscovery.k8s.io;v=<v2|v2beta1>;as=APIGroupDiscoveryList``;
 the version is negotiated from ``Accept`` (kubectl 1.28 only knows v2beta1). Anything else gets the
 legacy ``APIVersions`` / ``APIGroupList`` documents, and ``/api/v1``, ``/apis/<g>/<v>`` list resources.
-
-OpenAPI v3: kubectl's ``create -f``/``apply -f`` look for a PATCH operation of the object's GVK that
-takes a ``fieldValidation`` query parameter; finding it, they leave validation to the server (which
-does it strictly). No component schemas are served: a partial schema makes kubectl warn, none makes it
-use its compiled-in types for strategic merge patches.
 """
 
 from __future__ import annotations
@@ -18,7 +13,6 @@ from typing import Any
 from aiohttp import web
 
 from edgek8s.api.context import json_response
-from edgek8s.model import errors
 from edgek8s.model.resources import BUILTIN_RESOURCES, METRICS_RESOURCES, REVIEW_RESOURCES, ResourceType
 
 _DISCOVERY_TYPE = "application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
@@ -151,48 +145,11 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
     return {"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": group_version, "resources": resources}
 
 
-def _group_version_path(group: str, version: str) -> str:
-    return f"api/{version}" if not group else f"apis/{group}/{version}"
-
-
-async def openapi_v3_root(request: web.Request) -> web.Response:
-    paths = {}
-    for group, rtypes in _groups(served=False).items():
-        for version in sorted({r.version for r in rtypes}):
-            path = _group_version_path(group, version)
-            paths[path] = {"serverRelativeURL": f"/openapi/v3/{path}"}
-    return json_response({"paths": paths})
-
-
-async def openapi_v3_group_version(request: web.Request) -> web.Response:
-    tail = request.match_info["tail"].strip("/")
-    for group, rtypes in _groups(served=False).items():
-        for version in {r.version for r in rtypes}:
-            if _group_version_path(group, version) != tail:
-                continue
-            paths = {}
-            prefix = f"/{tail}"
-            for rtype in rtypes:
-                scope = "/namespaces/{namespace}" if rtype.namespaced else ""
-                paths[f"{prefix}{scope}/{rtype.plural}/{{name}}"] = {
-                    "patch": {
-                        "x-kubernetes-group-version-kind": {
-                            "group": rtype.group, "version": rtype.version, "kind": rtype.kind
-                        },
-                        "parameters": [
-                            {"name": "fieldValidation", "in": "query", "schema": {"type": "string"}},
-                            {"name": "fieldManager", "in": "query", "schema": {"type": "string"}},
-                            {"name": "dryRun", "in": "query", "schema": {"type": "string"}},
-                        ],
-                    }
-                }
-            return json_response({"openapi": "3.0.0", "info": {"title": "edgek8s", "version": "v1.32.0"},
-                                  "paths": paths})
-    raise errors.NotFound(f"no OpenAPI document for {tail}")
+def subresources(rtype: ResourceType) -> list[str]:
+    """The subresources served for ``rtype`` (``status``, ``scale``, ...)."""
+    return _subresources(rtype)
 
 
 def add_routes(app: web.Application) -> None:
     app.router.add_get("/api", api_versions)
     app.router.add_get("/apis", api_groups)
-    app.router.add_get("/openapi/v3", openapi_v3_root)
-    app.router.add_get("/openapi/v3/{tail:.*}", openapi_v3_group_version)

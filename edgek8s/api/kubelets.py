@@ -3,7 +3,9 @@
 A node's kubelet endpoint is ``https://<address>:<status.daemonEndpoints.kubeletEndpoint.Port>``, the
 address being the node's InternalIP (else Hostname, else ExternalIP), as upstream's
 ``--kubelet-preferred-address-types`` default picks it. The client authenticates with the API servers'
-kubelet-client certificate and verifies kubelets against the cluster CA; it lives as long as the app.
+kubelet-client certificate and verifies kubelets against the cluster CA; it lives as long as the app, and
+a renewal gives its ``ClientTLS`` (``KUBELET_TLS``) a new context: kubelets check the client certificate
+on every request too, so pooled connections must not go on presenting the old one.
 """
 
 from __future__ import annotations
@@ -16,11 +18,13 @@ from aiohttp import web
 
 from edgek8s.api.context import CONFIG, STORE
 from edgek8s.client.kubelet import KubeletClient
+from edgek8s.client.rest import ClientTLS
 from edgek8s.model import errors
 from edgek8s.model.resources import lookup
 from edgek8s.pki.certs import client_tls_context
 
 KUBELETS = web.AppKey("kubelets", KubeletClient)
+KUBELET_TLS = web.AppKey("kubelet_tls", ClientTLS)  # renewals replace its context
 _ADDRESS_PREFERENCE = ("InternalIP", "Hostname", "ExternalIP")
 NODES = lookup("", "v1", "nodes")
 PODS = lookup("", "v1", "pods")
@@ -30,7 +34,9 @@ async def kubelet_client_ctx(app: web.Application) -> AsyncIterator[None]:
     api = app[CONFIG].api
     tls = None
     if api.client_ca_file is not None:
-        tls = client_tls_context(api.client_ca_file, api.kubelet_client_cert_file, api.kubelet_client_key_file)
+        tls = ClientTLS(client_tls_context(api.client_ca_file, api.kubelet_client_cert_file,
+                                           api.kubelet_client_key_file))
+        app[KUBELET_TLS] = tls
     client = KubeletClient(tls)
     async with client:
         app[KUBELETS] = client

@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import yaml
 from aiohttp import web
 
+from edgek8s.api.authz import admit_node_write
 from edgek8s.api.context import STORE, json_response, raw_response, read_body
 from edgek8s.api.negotiation import add_warnings, check_object_fields, field_manager
 from edgek8s.api.paths import Target
@@ -48,9 +48,14 @@ async def handle_patch(request: web.Request, target: Target) -> web.StreamRespon
         store, target.rtype, target.namespace or "", target.name, raw, content_type,
         manager=field_manager(request, "kubectl-patch"), subresource=target.subresource,
         pinned=_patch_sets_resource_version(raw, content_type),
-        check=lambda patched: check_object_fields(request, target.rtype, patched),
+        check=lambda current, patched: _check_patched(request, target.rtype, current, patched),
     )
     return add_warnings(request, raw_response(stored.raw))
+
+
+def _check_patched(request: web.Request, rtype: ResourceType, current: StoredObject, patched: dict[str, Any]) -> None:
+    check_object_fields(request, rtype, patched)
+    admit_node_write(request, rtype, current.labels, patched)
 
 
 def _patch_sets_resource_version(raw: bytes, content_type: str) -> bool:
@@ -70,6 +75,8 @@ async def _server_side_apply(request: web.Request, store: RaftStore, target: Tar
     if not manager:
         raise errors.BadRequest("PATCH with Content-Type application/apply-patch+yaml requires a fieldManager")
     force = request.query.get("force", "false").lower() in ("1", "true")
+    import yaml  # here: only server-side apply parses YAML, and PyYAML costs ~0.7 MB on every master
+
     try:
         config = yaml.safe_load(raw)
     except yaml.YAMLError as exc:
@@ -95,9 +102,11 @@ async def _server_side_apply(request: web.Request, store: RaftStore, target: Tar
             raise _apply_error(exc) from None
         try:
             if current is None:
+                admit_node_write(request, target.rtype, None, applied)
                 obj = prepare_create(target.rtype, applied, namespace=target.namespace or "")
                 stored = await store_created(store, target.rtype, obj)
                 return add_warnings(request, raw_response(stored.raw, status=201))
+            admit_node_write(request, target.rtype, current.labels, applied)
             applied.setdefault("metadata", {})["resourceVersion"] = str(current.rv)
             obj, expect_rv = prepare_update(target.rtype, applied, namespace=target.namespace or "",
                                             name=target.name, subresource=target.subresource, old=current.decode)

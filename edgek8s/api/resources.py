@@ -14,6 +14,7 @@ from typing import Any
 from aiohttp import web
 
 from edgek8s.api.admission import admit_create
+from edgek8s.api.authz import admit_node_write
 from edgek8s.api.context import STORE, json_response, parse_json, raw_response, read_body, read_json
 from edgek8s.api.eviction import evict
 from edgek8s.api.listing import decode_continue, list_body, paginate, parse_selection
@@ -179,6 +180,11 @@ async def _update(request: web.Request, store: RaftStore, target: Target) -> web
         store, target.rtype, body, namespace=target.namespace or "", name=target.name,
         subresource=target.subresource, manager=field_manager(request, "unknown"),
     )
+    if target.rtype.plural == "nodes" and not target.rtype.group:
+        current, _rv = store.state.get(target.rtype.id, "", target.name)
+        if current is not None:
+            admit_node_write(request, target.rtype, current.labels, obj)
+            expect_rv = current.rv if expect_rv is None else expect_rv  # the labels checked are the ones replaced
     if dry_run:
         return add_warnings(request, raw_response(encode_object(obj)))
     stored = await store.update(target.rtype, obj, expect_rv=expect_rv, subresource=target.subresource)

@@ -87,7 +87,7 @@ async def patch_object(
     manager: str,
     subresource: str | None,
     pinned: bool,
-    check: Callable[[dict[str, Any]], None] | None = None,
+    check: Callable[[StoredObject, dict[str, Any]], None] | None = None,
     fence: int | None = None,
 ) -> StoredObject:
     """Apply a patch to the object read linearizably and write it back with its resourceVersion; on a
@@ -99,7 +99,7 @@ async def patch_object(
         except PatchError as exc:
             raise patch_error(exc) from None
         if check is not None:
-            check(patched)
+            check(current, patched)
         if not pinned:
             patched.setdefault("metadata", {})["resourceVersion"] = str(current.rv)
         patched = fieldmanager.record_update(

@@ -149,13 +149,15 @@ def _run_certs(args: argparse.Namespace) -> int:
     found = 0
     print(f"{'CERTIFICATE':<12} {'SUBJECT':<44} {'EXPIRES':<22} {'RESIDUAL':<10} RENEWS")
     for label, path in (("ca", layout.ca_cert), ("node", layout.node_cert), ("serving", layout.serving_cert),
-                        ("admin", layout.admin_cert)):
+                        ("admin", layout.admin_cert), ("kubelet-cli", layout.kubelet_client_cert),
+                        ("kubelet-srv", layout.kubelet_serving_cert)):
         if not path.exists():
             continue
         found += 1
         info = cert_info(path.read_bytes())
         left = info.not_after - now
-        residual = f"{left.days}d" if left.days >= 1 else f"{int(left.total_seconds() // 3600)}h"
+        seconds = int(left.total_seconds())
+        residual = f"{left.days}d" if left.days >= 1 else f"{seconds // 3600}h" if seconds >= 3600 else f"{seconds}s"
         renews = "-" if label == "ca" else info.renew_at().strftime("%Y-%m-%dT%H:%M:%SZ")
         print(f"{label:<12} {info.subject[:44]:<44} {info.not_after.strftime('%Y-%m-%dT%H:%M:%SZ'):<22} "
               f"{residual if left.total_seconds() > 0 else 'EXPIRED':<10} {renews}")

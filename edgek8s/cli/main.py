@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import datetime
 import logging
 import os
 import signal
@@ -52,7 +53,8 @@ def _apply_config_dir(args: argparse.Namespace) -> None:
         addresses = args.advertise_address or host_addresses()
         pin = cluster_init(layout, name=args.name, raft_address=args.raft_address or "127.0.0.1:7946",
                            listen=args.listen, addresses=addresses, hostnames=args.hostname,
-                           mdns_interfaces=args.mdns_interface)
+                           mdns_interfaces=args.mdns_interface,
+                           lifetime=datetime.timedelta(seconds=_cert_lifetime(args)))
         write_unit(layout, Path(args.data_dir or layout.root / "data"))
         print(f"initialised a new cluster in {layout.root}; CA hash {pin}", flush=True)
     settings = layout.read_json(layout.server_json) if layout.server_json.exists() else {}
@@ -109,6 +111,7 @@ def build_server_config(args: argparse.Namespace) -> ServerConfig:
         kubelet_client_cert_file=Path(args.kubelet_client_certificate) if args.kubelet_client_certificate else None,
         kubelet_client_key_file=Path(args.kubelet_client_key) if args.kubelet_client_key else None,
         ca_key_file=Path(args.ca_key_file) if getattr(args, "ca_key_file", None) else None,
+        node_cert_lifetime=_cert_lifetime(args),
     )
     controllers = ControllersConfig(
         node_monitor_grace_period=_number(args.node_monitor_grace_period, "--node-monitor-grace-period"),
@@ -116,6 +119,13 @@ def build_server_config(args: argparse.Namespace) -> ServerConfig:
         event_ttl=_number(args.event_ttl, "--event-ttl"),
     )
     return ServerConfig(name=args.name, raft=raft, api=api, controllers=controllers)
+
+
+def _cert_lifetime(args: argparse.Namespace) -> float:
+    lifetime = _number(args.cert_lifetime, "--cert-lifetime")
+    if lifetime < 10:
+        raise ConfigError("--cert-lifetime: certificates must live at least 10 seconds")
+    return lifetime
 
 
 def _number(value: str, flag: str) -> float:
@@ -152,6 +162,9 @@ def _add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
                         help="client certificate the API presents to kubelets (logs, exec, port-forward, top)")
     server.add_argument("--kubelet-client-key", default=_env("kubelet_client_key"))
     server.add_argument("--ca-key-file", default=_env("ca_key_file"), help="CA key: this master signs join requests")
+    server.add_argument("--cert-lifetime", default=_env("cert_lifetime", str(ApiConfig().node_cert_lifetime)),
+                        help="seconds every certificate this master signs lives (nodes', kubelets', its own); "
+                             "holders renew at two thirds of it, in place (default one year)")
     server.add_argument("--config-dir", default=_env("config_dir"),
                         help="read unset flags from this layout (see docs/joining.md), e.g. /etc/edgek8s")
     server.add_argument("--cluster-init", action="store_true",
@@ -169,8 +182,10 @@ def _run_server(args: argparse.Namespace) -> int:
     from edgek8s._util.memory import limit_malloc_arenas, settle_garbage_collector
 
     limit_malloc_arenas()  # before any thread starts
+    from edgek8s.client.rest import drop_public_ca_defaults
     from edgek8s.server.control_plane import JoinSettings, MdnsSettings, run_master
 
+    drop_public_ca_defaults()  # a master trusts only its cluster CA
     settle_garbage_collector()  # after the imports: they are what it freezes
 
     if args.cluster_init and not args.config_dir:
@@ -187,12 +202,13 @@ def _run_server(args: argparse.Namespace) -> int:
 
             addresses = host_addresses()
         mdns = MdnsSettings(addresses=tuple(addresses), interfaces=tuple(args.mdns_interface))
-    join = None
-    if getattr(args, "join_servers", None):
-        from edgek8s.pki.certs import client_tls_context
-        from edgek8s.pki.layout import Layout
+    from edgek8s.pki.layout import Layout
 
-        layout = Layout(Path(args.config_dir))
+    layout = Layout(Path(args.config_dir)) if args.config_dir else None
+    join = None
+    if getattr(args, "join_servers", None) and layout is not None:
+        from edgek8s.pki.certs import client_tls_context
+
         join = JoinSettings(servers=tuple(args.join_servers),
                             tls=client_tls_context(layout.ca_cert, layout.admin_cert, layout.admin_key))
 
@@ -201,7 +217,7 @@ def _run_server(args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGTERM, signal.SIGINT):
             loop.add_signal_handler(sig, stop.set)
-        await run_master(config, stop, mdns=mdns, join=join)
+        await run_master(config, stop, mdns=mdns, join=join, layout=layout)
 
     asyncio.run(main())
     return 0
@@ -252,6 +268,11 @@ def build_agent_config(args: argparse.Namespace) -> Any:
         if not sep or not key:
             raise ConfigError(f"--label: expected KEY=VALUE, got {label!r}")
         labels.append((key, value))
+    from edgek8s.model.nodelabels import forbidden_labels
+
+    if bad := forbidden_labels(key for key, _ in labels):  # the API would refuse the registration (403)
+        raise ConfigError(f"--label: a node may not set {', '.join(bad)} on itself (NodeRestriction); "
+                          "label it with an admin's kubectl label instead")
     try:
         reserved_cpu, reserved_memory = milli_value(args.reserved_cpu), quantity_value(args.reserved_memory)
     except ValueError as exc:
@@ -292,13 +313,21 @@ def _agent_servers(args: argparse.Namespace) -> list[Any]:
 
 
 def _run_agent(args: argparse.Namespace) -> int:
-    from edgek8s._util.memory import limit_malloc_arenas
+    from edgek8s._util.memory import keep_out, limit_malloc_arenas, settle_garbage_collector
 
     limit_malloc_arenas()  # before any thread starts
+    # The podman bindings import rich (when installed) only to draw image-pull progress bars, and requests
+    # imports a charset detector only to guess the encoding of an undeclared text body (utf-8 without
+    # one): the agent needs neither, and they cost it ~5 MB of RSS.
+    keep_out("rich", "charset_normalizer", "chardet",
+             silence="Unable to find acceptable character detection dependency")
+    from edgek8s.client.rest import drop_public_ca_defaults
     from edgek8s.server.agent import run_agent
 
     config = build_agent_config(args)
     servers = _agent_servers(args)
+    drop_public_ca_defaults()  # an agent trusts only its cluster CA (Podman pulls images, not the agent)
+    settle_garbage_collector()  # after the imports: they are what it freezes
     logging.basicConfig(
         level=args.log_level.upper(), format=f"%(asctime)s {config.node_name} %(levelname)s %(name)s: %(message)s"
     )

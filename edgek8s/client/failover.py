@@ -14,14 +14,14 @@ from collections.abc import AsyncIterator, Sequence
 from types import TracebackType
 from typing import Any
 
-from edgek8s.client.rest import RestClient, TransportError
+from edgek8s.client.rest import ClientTLS, RestClient, TransportError
 
 logger = logging.getLogger(__name__)
 
 
 class FailoverClient:
-    def __init__(self, urls: Sequence[str], *, timeout: float = 10.0, ssl_context: ssl.SSLContext | None = None,
-                 connections: int = 20) -> None:
+    def __init__(self, urls: Sequence[str], *, timeout: float = 10.0,
+                 ssl_context: ssl.SSLContext | ClientTLS | None = None, connections: int = 20) -> None:
         if not urls:
             raise ValueError("FailoverClient needs at least one master URL")
         self.urls = list(dict.fromkeys(u.rstrip("/") for u in urls))

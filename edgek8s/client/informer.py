@@ -15,6 +15,20 @@ object.
 
 ``InformerFactory`` shares one informer per resource among all loops of a master, so each resource is
 listed and watched once.
+
+Memory: a metadata informer (``InformerFactory.metadata_informer``, the garbage collector's view of
+every resource) keeps each object as its compact JSON (``compact=True``) and decodes it on read: a
+leader with 10,000 ConfigMaps held ~20 MB of small dicts in these caches, ~3.5 MB as bytes. Reads then
+hand out a fresh dict each time (still read-only by convention); a resync hands the same decoded object
+as both ``old`` and ``new``, as the plain cache does.
+
+A ``keep`` filter narrows the cache further: only objects it accepts are cached, listed and handed to
+``on_add``/``on_update``; an object that stops being accepted is dropped with ``on_update(old, new)``;
+``on_delete`` is called for every deleted object the watch reports, cached or not. A deletion of a
+never-cached object that happens while the watch is down (relist) is not reported: consumers that
+care re-check from the objects they do cache (the garbage collector's dependents check their owners
+at every resync). The garbage collector keeps only objects with owners, finalizers or a deletion
+timestamp: with 10,000 unowned ConfigMaps its caches hold nothing (they held ~3 MB as compact JSON).
 """
 
 from __future__ import annotations
@@ -27,7 +41,7 @@ from typing import Any
 
 from edgek8s._util.workqueue import ExponentialBackoff
 from edgek8s.client.interface import ClusterClient, Obj
-from edgek8s.model import errors
+from edgek8s.model import errors, jsoncodec
 from edgek8s.model.resources import ResourceType
 
 logger = logging.getLogger(__name__)
@@ -54,9 +68,17 @@ def resource_version(obj: Obj) -> int:
     return int((obj.get("metadata") or {}).get("resourceVersion") or 0)
 
 
+METADATA_VIEW = ("name", "namespace", "uid", "resourceVersion", "ownerReferences", "finalizers",
+                 "deletionTimestamp", "deletionGracePeriodSeconds")
+
+
 def metadata_only(obj: Obj) -> Obj:
-    """What a metadata informer keeps (PartialObjectMetadata): apiVersion, kind, metadata."""
-    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"), "metadata": obj.get("metadata") or {}}
+    """What a metadata informer keeps: apiVersion, kind, and of the metadata only the identity and
+    ownership fields in ``METADATA_VIEW`` (upstream's PartialObjectMetadata has all of it; managedFields,
+    annotations, labels and timestamps were most of it, and the ownership graph needs none)."""
+    meta = obj.get("metadata") or {}
+    return {"apiVersion": obj.get("apiVersion"), "kind": obj.get("kind"),
+            "metadata": {k: meta[k] for k in METADATA_VIEW if k in meta}}
 
 
 def index_by_namespace(obj: Obj) -> list[str]:
@@ -107,29 +129,45 @@ class Informer:
         resync: float = 300.0,
         backoff: ExponentialBackoff[str] | None = None,
         transform: Callable[[Obj], Obj] | None = None,
+        compact: bool = False,
+        keep: Callable[[Obj], bool] | None = None,
     ) -> None:
         self.rtype = rtype
         self._transform = transform
+        self._compact = compact
+        self._keep = keep
         self._client = client
         self._namespace = namespace
         self._label_selector = label_selector
         self._field_selector = field_selector
         self._resync = resync
         self._backoff = backoff or ExponentialBackoff(base=0.1, cap=10.0, jitter=0.2)
-        self._cache: dict[str, Obj] = {}
-        self._indexers: dict[str, IndexFunc] = {NAMESPACE_INDEX: index_by_namespace}
-        self._indexes: dict[str, dict[str, set[str]]] = {NAMESPACE_INDEX: {}}
+        self._cache: dict[str, Obj | bytes] = {}  # bytes (compact JSON) when ``compact``
+        # A compact informer is the garbage collector's: it never lists by namespace, and the index
+        # would cost a set entry per object.
+        self._indexers: dict[str, IndexFunc] = {} if compact else {NAMESPACE_INDEX: index_by_namespace}
+        self._indexes: dict[str, dict[str, set[str]]] = {} if compact else {NAMESPACE_INDEX: {}}
         self._handlers: list[Handlers] = []
         self._synced = asyncio.Event()
         self.resource_version = 0
 
     # --- consumers -----------------------------------------------------------------------------------
 
+    @staticmethod
+    def _load(value: Obj | bytes) -> Obj:
+        if isinstance(value, bytes):
+            obj: Obj = jsoncodec.loads(value)
+            return obj
+        return value
+
+    def _cached(self) -> Objs:
+        return [self._load(value) for value in self._cache.values()]
+
     def add_handlers(self, handlers: Handlers) -> None:
         """Register callbacks; objects already cached are replayed to ``on_add`` at once."""
         self._handlers.append(handlers)
         if handlers.on_add is not None:
-            for obj in list(self._cache.values()):
+            for obj in self._cached():
                 handlers.on_add(obj)
 
     def add_indexer(self, name: str, func: IndexFunc) -> None:
@@ -137,8 +175,8 @@ class Informer:
             return
         self._indexers[name] = func
         index: dict[str, set[str]] = {}
-        for key, obj in self._cache.items():
-            for value in func(obj):
+        for key, cached in self._cache.items():
+            for value in func(self._load(cached)):
                 index.setdefault(value, set()).add(key)
         self._indexes[name] = index
 
@@ -150,14 +188,17 @@ class Informer:
         await self._synced.wait()
 
     def get(self, namespace: str, name: str) -> Obj | None:
-        return self._cache.get(f"{namespace}/{name}" if namespace else name)
+        return self.get_by_key(f"{namespace}/{name}" if namespace else name)
 
     def get_by_key(self, key: str) -> Obj | None:
-        return self._cache.get(key)
+        cached = self._cache.get(key)
+        return None if cached is None else self._load(cached)
 
     def list(self, namespace: str | None = None) -> list[Obj]:
         if namespace is None:
-            return list(self._cache.values())
+            return self._cached()
+        if NAMESPACE_INDEX not in self._indexes:
+            return [obj for obj in self._cached() if index_by_namespace(obj) == [namespace]]
         return self.by_index(NAMESPACE_INDEX, namespace)
 
     def keys(self) -> Keys:
@@ -165,7 +206,7 @@ class Informer:
 
     def by_index(self, name: str, value: str) -> Objs:
         keys = self._indexes[name].get(value, ())
-        return [self._cache[key] for key in keys]
+        return [self._load(self._cache[key]) for key in keys]
 
     def __len__(self) -> int:
         return len(self._cache)
@@ -239,7 +280,7 @@ class Informer:
         self.resource_version = max(self.resource_version, rv)
 
     def _resync_all(self) -> None:
-        for obj in list(self._cache.values()):
+        for obj in self._cached():
             for handlers in self._handlers:
                 if handlers.on_update is not None:
                     handlers.on_update(obj, obj)
@@ -247,17 +288,25 @@ class Informer:
     # --- cache ---------------------------------------------------------------------------------------
 
     def _upsert(self, key: str, obj: Obj) -> None:
-        old = self._cache.get(key)
+        cached = self._cache.get(key)
+        old = None if cached is None else self._load(cached)
         if old is not None and resource_version(old) == resource_version(obj):
             return  # a relist showing what we have
-        self._cache[key] = obj
+        kept = self._keep is None or self._keep(obj)
+        if not kept and old is None:
+            return  # neither cached before nor now: nothing for the handlers
+        if kept:
+            self._cache[key] = jsoncodec.dumps(obj) if self._compact else obj
+        else:
+            del self._cache[key]
         for name, func in self._indexers.items():
             index = self._indexes[name]
             if old is not None:
                 for value in func(old):
                     _discard(index, value, key)
-            for value in func(obj):
-                index.setdefault(value, set()).add(key)
+            if kept:
+                for value in func(obj):
+                    index.setdefault(value, set()).add(key)
         for handlers in self._handlers:
             if old is None:
                 if handlers.on_add is not None:
@@ -266,9 +315,14 @@ class Informer:
                 handlers.on_update(old, obj)
 
     def _remove(self, key: str, final: Obj | None = None) -> None:
-        old = self._cache.pop(key, None)
-        if old is None:
+        cached = self._cache.pop(key, None)
+        if cached is None:
+            if final is not None and self._keep is not None:  # a deleted object the filter never kept
+                for handlers in self._handlers:
+                    if handlers.on_delete is not None:
+                        handlers.on_delete(final)
             return
+        old = self._load(cached)
         for name, func in self._indexers.items():
             for value in func(old):
                 _discard(self._indexes[name], value, key)
@@ -308,10 +362,11 @@ class InformerFactory:
         return self._get(rtype.id, rtype, None, indexers)
 
     def _get(self, key: str, rtype: ResourceType, transform: Callable[[Obj], Obj] | None,
-             indexers: dict[str, IndexFunc] | None) -> Informer:
+             indexers: dict[str, IndexFunc] | None, keep: Callable[[Obj], bool] | None = None) -> Informer:
         informer = self._informers.get(key)
         if informer is None:
-            informer = Informer(self._client, rtype, resync=self._resync, transform=transform)
+            informer = Informer(self._client, rtype, resync=self._resync, transform=transform,
+                                compact=transform is not None, keep=keep)
             self._informers[key] = informer
             if self._group is not None:
                 self._group.create_task(informer.run(), name=f"informer-{rtype.plural}")
@@ -321,9 +376,12 @@ class InformerFactory:
             informer.add_indexer(name, func)
         return informer
 
-    def metadata_informer(self, rtype: ResourceType, *, indexers: dict[str, IndexFunc] | None = None) -> Informer:
-        """An informer keeping only metadata (for the garbage collector: every resource, little memory)."""
-        return self._get(f"{rtype.id}#metadata", rtype, metadata_only, indexers)
+    def metadata_informer(self, rtype: ResourceType, *, indexers: dict[str, IndexFunc] | None = None,
+                          keep: Callable[[Obj], bool] | None = None) -> Informer:
+        """An informer keeping only metadata, as compact JSON, of the objects ``keep`` accepts (all without
+        it): for the garbage collector, every resource in little memory. Shared per resource and filter."""
+        name = "" if keep is None else f"#{keep.__module__}.{keep.__qualname__}"
+        return self._get(f"{rtype.id}#metadata{name}", rtype, metadata_only, indexers, keep)
 
     async def wait_synced(self) -> None:
         await asyncio.gather(*(informer.wait_synced() for informer in self._informers.values()))

@@ -13,7 +13,7 @@ from typing import Any
 
 import aiohttp
 
-from edgek8s.client.rest import RestClient, error_from_status
+from edgek8s.client.rest import ClientTLS, RestClient, error_from_status
 from edgek8s.model import errors
 
 _CONNECT_TIMEOUT = 10.0
@@ -22,7 +22,7 @@ _CONNECT_TIMEOUT = 10.0
 class KubeletClient(RestClient):
     """A ``RestClient`` without a base URL (each kubelet has its own) whose streams have no total timeout."""
 
-    def __init__(self, ssl_context: ssl.SSLContext | None) -> None:
+    def __init__(self, ssl_context: ssl.SSLContext | ClientTLS | None) -> None:
         super().__init__("", connections=0, ssl_context=ssl_context)
         self._timeout = aiohttp.ClientTimeout(total=None, sock_connect=_CONNECT_TIMEOUT)
 
@@ -35,7 +35,7 @@ class KubeletClient(RestClient):
     async def open_stream(self, url: str, *, params: list[tuple[str, str]] | None = None) -> aiohttp.ClientResponse:
         """A GET whose body the caller reads incrementally (``response.content``) and then releases."""
         try:
-            response = await self.session.get(url, params=params)
+            response = await self.session.get(url, params=params, ssl=self.ssl)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
             raise errors.ServiceUnavailable(f"cannot reach the kubelet at {url}: {exc}") from exc
         await self._check(response)
@@ -45,7 +45,7 @@ class KubeletClient(RestClient):
                         params: list[tuple[str, str]] | None = None) -> aiohttp.ClientWebSocketResponse:
         try:
             return await self.session.ws_connect(url, params=params, protocols=protocols, autoping=True,
-                                                 max_msg_size=4 * 1024 * 1024, heartbeat=None)
+                                                 max_msg_size=4 * 1024 * 1024, heartbeat=None, ssl=self.ssl)
         except aiohttp.WSServerHandshakeError as exc:
             # The kubelet answered with a Status instead of upgrading: aiohttp drops the body, keep the code.
             cls = {400: errors.BadRequest, 403: errors.Forbidden, 404: errors.NotFound}.get(

@@ -31,6 +31,27 @@ _BY_CODE: dict[int, type[errors.StatusError]] = {
 }
 
 
+def drop_public_ca_defaults() -> None:
+    """Replace the two client TLS contexts aiohttp builds at import with ones that load no CA bundle.
+
+    aiohttp loads the system's public CA bundle into both at import (~3 MB of OpenSSL memory per
+    process), although the unverified one never uses it. For a master, which trusts only its cluster
+    CA and passes that context on every TLS request, the verified default then trusts nothing: a TLS
+    request made without a context fails verification instead of trusting the public CAs. Call once
+    per process, in processes that never talk TLS to the public internet.
+    """
+    from aiohttp import connector
+
+    verified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)  # verifies, with no trusted CA
+    unverified = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    unverified.check_hostname = False
+    unverified.verify_mode = ssl.CERT_NONE
+    for context in (verified, unverified):
+        context.set_alpn_protocols(("http/1.1",))
+    connector._SSL_CONTEXT_VERIFIED = verified
+    connector._SSL_CONTEXT_UNVERIFIED = unverified
+
+
 class TransportError(errors.ServiceUnavailable):
     """The request could not be completed (connection refused, reset, timeout): outcome unknown for writes."""
 
@@ -54,6 +75,29 @@ def error_from_status(code: int, body: bytes) -> errors.StatusError:
     return cls(message, causes=causes)
 
 
+class ClientTLS:
+    """A client's TLS context, replaceable when its certificate is renewed.
+
+    The API verifies the client certificate on every request, validity included, and aiohttp keeps
+    connections alive in a pool per ``SSLContext`` object. Loading a renewed certificate into the same
+    context would leave pooled connections presenting the old one, and they would get 401s once it
+    expires. So each request takes ``context`` as it is at that moment, and a renewal ``replace``s it:
+    connections opened afterwards present the new certificate, pooled ones of the old context are no
+    longer picked and close when idle, and in-flight requests and open watches finish where they are
+    (client-go closes every connection on rotation instead, watches included).
+    """
+
+    def __init__(self, context: ssl.SSLContext) -> None:
+        self.context = context
+
+    def replace(self, context: ssl.SSLContext) -> None:
+        self.context = context
+
+
+def client_tls(tls: ssl.SSLContext | ClientTLS | None) -> ClientTLS | None:
+    return ClientTLS(tls) if isinstance(tls, ssl.SSLContext) else tls
+
+
 class RestClient:
     def __init__(
         self,
@@ -61,20 +105,23 @@ class RestClient:
         *,
         timeout: float = 30.0,
         connections: int = 100,
-        ssl_context: ssl.SSLContext | None = None,
+        ssl_context: ssl.SSLContext | ClientTLS | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._timeout = aiohttp.ClientTimeout(total=timeout)
         self._connections = connections
-        self._ssl = ssl_context
+        self._tls = client_tls(ssl_context)
         self._session: aiohttp.ClientSession | None = None
 
     async def __aenter__(self) -> RestClient:
         self._session = aiohttp.ClientSession(
-            timeout=self._timeout,
-            connector=aiohttp.TCPConnector(limit=self._connections, ssl=self._ssl if self._ssl is not None else True),
-        )
+            timeout=self._timeout, connector=aiohttp.TCPConnector(limit=self._connections))
         return self
+
+    @property
+    def ssl(self) -> ssl.SSLContext | bool:
+        """What a request made now uses (per request: see ``ClientTLS``)."""
+        return self._tls.context if self._tls is not None else True
 
     async def __aexit__(self, *exc: type[BaseException] | BaseException | TracebackType | None) -> None:
         if self._session is not None:
@@ -94,7 +141,7 @@ class RestClient:
         headers = {"Content-Type": content_type} if data is not None else {}
         try:
             async with self.session.request(
-                method, self.base_url + path, data=data, params=params, headers=headers
+                method, self.base_url + path, data=data, params=params, headers=headers, ssl=self.ssl
             ) as response:
                 raw = await response.read()
                 if response.status >= 400:
@@ -121,7 +168,7 @@ class RestClient:
         """Lines of a streaming response (watch events, snapshot records)."""
         try:
             async with self.session.get(
-                self.base_url + path, params=params or None, timeout=aiohttp.ClientTimeout(total=None)
+                self.base_url + path, params=params or None, timeout=aiohttp.ClientTimeout(total=None), ssl=self.ssl
             ) as response:
                 if response.status >= 400:
                     raise error_from_status(response.status, await response.read())
@@ -142,7 +189,8 @@ class RestClient:
         """POST a streamed body (an image archive); never retried, like every write here."""
         try:
             async with self.session.post(self.base_url + path, data=body, headers={"Content-Type": content_type},
-                                         timeout=aiohttp.ClientTimeout(total=None, sock_connect=10)) as response:
+                                         timeout=aiohttp.ClientTimeout(total=None, sock_connect=10),
+                                         ssl=self.ssl) as response:
                 raw = await response.read()
                 if response.status >= 400:
                     raise error_from_status(response.status, raw)

@@ -6,7 +6,10 @@ joiner must verify the master over TLS against the CA pinned by its token before
 (``server/join.py`` does), and candidates whose advertised CA differs from the pin are tried last.
 
 Uses zeroconf's asyncio API only (threaded Zeroconf blocks the loop). ``interfaces`` restricts the
-sockets (tests pass ``["127.0.0.1"]`` to stay on loopback; by default every interface).
+sockets (tests pass ``["127.0.0.1"]`` to stay on loopback; by default every interface). Both IPv4 and
+IPv6 are used (``IPVersion.All``) unless the interfaces given are of one family, or the host cannot open
+an IPv6 socket; a master advertises its IPv6 addresses next to its IPv4 ones, and joiners try every
+address of a candidate, IPv4 first. The trust model does not change with the family.
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from dataclasses import dataclass
 
 from zeroconf import IPVersion, ServiceStateChange, Zeroconf
 from zeroconf.asyncio import AsyncServiceBrowser, AsyncServiceInfo, AsyncZeroconf
+
+from edgek8s.discovery.addresses import usable_ipv6
 
 logger = logging.getLogger(__name__)
 
@@ -38,10 +43,34 @@ class Candidate:
         return [f"https://[{a}]:{self.port}" if ":" in a else f"https://{a}:{self.port}" for a in self.addresses]
 
 
-def _zeroconf(interfaces: list[str] | None) -> AsyncZeroconf:
+def ip_version(interfaces: list[str] | None) -> IPVersion:
+    """IPv4 and IPv6 unless the interface addresses given are all of one family."""
     if interfaces:
-        return AsyncZeroconf(interfaces=interfaces, ip_version=IPVersion.V4Only)
-    return AsyncZeroconf(ip_version=IPVersion.V4Only)
+        families = {":" in address for address in interfaces}
+        if families == {False}:
+            return IPVersion.V4Only
+        if families == {True}:
+            return IPVersion.V6Only
+    return IPVersion.All
+
+
+def _zeroconf(interfaces: list[str] | None) -> AsyncZeroconf:
+    version = ip_version(interfaces)
+    kwargs = {"interfaces": interfaces} if interfaces else {}
+    try:
+        return AsyncZeroconf(ip_version=version, **kwargs)  # type: ignore[arg-type]
+    except OSError as exc:
+        if version is not IPVersion.All or interfaces:
+            raise
+        # A host with IPv6 disabled cannot open the IPv6 socket: IPv4 alone still works.
+        logger.info("mDNS over IPv6 unavailable (%s); using IPv4 only", exc)
+        return AsyncZeroconf(ip_version=IPVersion.V4Only)
+
+
+def _packed(address: str) -> bytes:
+    if ":" in address:
+        return socket.inet_pton(socket.AF_INET6, address.split("%", 1)[0])
+    return socket.inet_aton(address)
 
 
 class Advertiser:
@@ -52,7 +81,7 @@ class Advertiser:
         self._info = AsyncServiceInfo(
             SERVICE,
             f"{name}.{SERVICE}",
-            addresses=[socket.inet_aton(a) for a in addresses if ":" not in a],
+            addresses=[_packed(a) for a in addresses if ":" not in a or usable_ipv6(a)],
             port=port,
             properties={"cluster": cluster, "ca": ca_hash, "port": str(port), "role": "master"},
             server=f"{name}.local.",
@@ -94,7 +123,9 @@ async def browse(timeout: float = 3.0, *, interfaces: list[str] | None = None) -
             info = AsyncServiceInfo(SERVICE, name)
             if not await info.async_request(zc.zeroconf, 1000):
                 continue
-            addresses = tuple(info.parsed_addresses(IPVersion.V4Only))
+            found = info.parsed_addresses(IPVersion.All)
+            # IPv4 first; IPv6 link-local answers need a zone a URL cannot name here: left out.
+            addresses = tuple([a for a in found if ":" not in a] + [a for a in found if ":" in a and usable_ipv6(a)])
             if not addresses or not info.port:
                 continue
             props = info.properties

@@ -23,6 +23,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import ssl
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from dataclasses import asdict
 from typing import cast
@@ -268,10 +269,12 @@ class KubeletServer:
                                      ClientVerifier(config.client_ca_file.read_bytes()))
         self._runner: web.AppRunner | None = None
         self.port = config.port
+        self.tls: ssl.SSLContext | None = None  # the live context: loading a renewed certificate into it is enough
 
     async def start(self) -> None:
         config = self.config
         tls = mutual_tls_server_context(config.tls_cert_file, config.tls_key_file, config.client_ca_file)
+        self.tls = tls
         self._runner = web.AppRunner(self.app, access_log=None, handle_signals=False, shutdown_timeout=2.0,
                                      handler_cancellation=True)
         await self._runner.setup()

@@ -24,13 +24,13 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
+from edgek8s._util.renewal import BACKDATE_SECONDS, RENEW_FRACTION
 from edgek8s.pki.layout import write_private
 from edgek8s.pki.openssl_ext import accept_any_client_certificate
 
 CA_DAYS = 3650
 LEAF_DAYS = 365
-BACKDATE = datetime.timedelta(minutes=5)  # tolerate clocks a little behind the signer's
-RENEW_FRACTION = 2 / 3
+BACKDATE = datetime.timedelta(seconds=BACKDATE_SECONDS)  # tolerate clocks a little behind the signer's
 _X509_V_FLAG_NO_CHECK_TIME = 0x200000  # OpenSSL >= 1.1.0; absent from ssl.VerifyFlags
 
 
@@ -431,20 +431,31 @@ def cert_identity(cert_pem: bytes) -> tuple[str, tuple[str, ...]]:
     return (common_names[0] if common_names else ""), groups
 
 
+def cert_sans(cert_pem: bytes) -> tuple[list[str], list[str]]:
+    """The DNS names and IP addresses a certificate is valid for."""
+    cert = x509.load_pem_x509_certificate(cert_pem)
+    try:
+        sans = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
+    except x509.ExtensionNotFound:
+        return [], []
+    return list(sans.get_values_for_type(x509.DNSName)), [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)]
+
+
 def reissue(ca: CertPair, cert_pem: bytes, *, lifetime: datetime.timedelta | None = None) -> CertPair:
     """A fresh key and certificate with the same subject, SANs and usages as ``cert_pem`` (renewal)."""
     old = x509.load_pem_x509_certificate(cert_pem)
     user, groups = cert_identity(cert_pem)
-    try:
-        sans = old.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
-        dns = sans.get_values_for_type(x509.DNSName)
-        ips = [str(ip) for ip in sans.get_values_for_type(x509.IPAddress)]
-    except x509.ExtensionNotFound:
-        dns, ips = [], []
+    dns, ips = cert_sans(cert_pem)
     try:
         usages = set(old.extensions.get_extension_for_class(x509.ExtendedKeyUsage).value)
     except x509.ExtensionNotFound:
         usages = set()
     return issue(ca, common_name=user, organizations=groups, dns_names=dns, ip_addresses=ips,
                  server=ExtendedKeyUsageOID.SERVER_AUTH in usages, client=ExtendedKeyUsageOID.CLIENT_AUTH in usages,
-                 lifetime=lifetime or (old.not_valid_after_utc - old.not_valid_before_utc - BACKDATE))
+                 lifetime=lifetime or cert_lifetime(cert_pem))
+
+
+def cert_lifetime(cert_pem: bytes) -> datetime.timedelta:
+    """How long the certificate was issued for (from its issue time, not its backdated notBefore)."""
+    info = cert_info(cert_pem)
+    return info.not_after - min(info.not_before + BACKDATE, info.not_after)

@@ -312,6 +312,10 @@ class RaftNode:
             fsyncs=obj.journal().fsync_count,
         )
 
+    def post_to_loop(self, work: Callable[[], None]) -> None:
+        """Run ``work`` on the loop, in order with the answers to proposals (any thread; after ``start``)."""
+        self._handoff.post(work)
+
     def add_tick_hook(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` on the Raft thread after each tick (install before ``start``... or after)."""
         self._sync.add_tick_hook(hook)

@@ -5,7 +5,8 @@ closes one measured hole and has a test in tests/component/test_raft_overrides.p
 
 1. Durable journal (``journal.DurableJournal``) swapped in after ``SyncObj.__init__`` (which only knows
    its own mmap journal); the tick loop is our own thread so the swap happens before the first tick.
-2. Group commit: the journal is fdatasync'ed before a follower acknowledges entries (``_SyncingTransport``)
+2. Group commit: the journal is fdatasync'ed before a follower acknowledges entries (``_SyncingTransport``;
+   an acknowledgement identical to one sent within half a heartbeat is not repeated)
    and at the start of every tick, before the leader counts its own log towards a commit; commands
    queued in one tick are appended together and sent in one AppendEntries (``_checkCommandsToApply``),
    instead of PySyncObj's choice between one send per command and one send per heartbeat. Proposals
@@ -24,7 +25,9 @@ closes one measured hole and has a test in tests/component/test_raft_overrides.p
    ``connectionTimeout``, so the first vote request of an election was lost and failover took two
    rounds.
 7. One membership change at a time: upstream's guard was dead code (two concurrent adds both passed).
-8. Cheaper frames (``_FramedConnection``): pickle protocol 5 and no zlib, instead of protocol 2 + zlib.
+8. Cheaper frames (``_FramedConnection``): pickle protocol 5 and no zlib, instead of protocol 2 + zlib;
+   a waiting frame is read with one ``recv`` (upstream: recv, getsockopt, recv until EAGAIN). A command
+   forwarded to the leader does not wake the leader's own tick thread (it drains the queue anyway).
 6. Raft frames are authenticated and encrypted with the cluster key (``edgek8s.pki.cipher.RaftCipher``); PySyncObj
    unpickles whatever a peer sends, so an unauthenticated Raft port is remote code execution.
 17. Check-quorum that steps a cut-off leader down *before* a successor can be elected: upstream's
@@ -49,6 +52,7 @@ Time: PySyncObj's deadlines use its own clock (CLOCK_MONOTONIC_RAW, here ~0.26 s
 
 from __future__ import annotations
 
+import errno
 import logging
 import pickle
 import queue
@@ -131,6 +135,27 @@ class _FramedConnection(TcpConnection):  # type: ignore[misc]
         self._edge_queued = False
         if self._TcpConnection__writeBuffer:
             self._TcpConnection__trySendBuffer()
+
+    def _TcpConnection__processRead(self) -> bool:
+        """One ``recv`` per readable socket when it holds less than a buffer's worth.
+
+        Upstream follows every ``recv`` with a ``getsockopt(SO_ERROR)`` and reads again until EAGAIN:
+        three syscalls per message received (~3 messages per write on each replica). A short read
+        means the socket is drained; PySyncObj's poll is level-triggered, so anything that arrives
+        later wakes the next poll. A socket error still surfaces: ``recv`` raises it or returns b"".
+        """
+        size: int = self._TcpConnection__recvBufferSize
+        try:
+            incoming: bytes = self._TcpConnection__socket.recv(size)
+        except OSError as exc:
+            if exc.errno not in (errno.EAGAIN, errno.EWOULDBLOCK):
+                self.disconnect()
+            return False
+        if not incoming:
+            self.disconnect()
+            return False
+        self._TcpConnection__readBuffer += incoming
+        return len(incoming) == size
 
     def _TcpConnection__processParseMessage(self) -> Any:
         buffer = self._TcpConnection__readBuffer
@@ -293,6 +318,7 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
         self._edge_thread: threading.Thread | None = None
         self._edge_tick_hooks: list[Callable[[], None]] = []
         self._edge_pending_acks: dict[Any, Any] = {}
+        self._edge_last_ack: dict[Any, tuple[tuple[Any, ...], float]] = {}  # node -> (what, when) last sent
         self._edge_wake_pending = False  # a byte is in the tick thread's wake-up pipe, not yet seen
         self._edge_quorum_timeout = float(conf.leaderFallbackTimeout)
         self._edge_quorum_heard = 0.0  # newest time a majority had answered this leader (raft_clock)
@@ -300,12 +326,15 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
         self._edge_quorum_checked = 0.0
         self._edge_next_floor: dict[Any, tuple[int, int]] = {}  # 18: node -> (term, lowest failure answer)
         conf.leaderFallbackTimeout = float("inf")  # 17: upstream's check (before the poll) is replaced
+        self._edge_tick_ident: int | None = None  # the tick thread, once it runs
+        self._edge_queued_by_tick = False  # the tick thread queued a command since its last drain began
         conf.autoTick = False
         conf.appendEntriesUseBatch = False
         super().__init__(self_address, peers, conf, consumers=[consumer], transportClass=_SyncingTransport)
         self._install_journal(DurableJournal(journal_path, snapshot_path=Path(conf.fullDumpFile)))
         # Upstream runs tick callbacks right before it waits in poll: whatever the tick sent leaves now.
         self.addOnTickCallback(self._SyncObj__transport.flush)
+        self.addOnTickCallback(self._edge_before_poll)
 
     # --- 1. durable journal --------------------------------------------------------------------------
 
@@ -336,6 +365,7 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
             self._edge_thread.join(timeout)
 
     def _edge_tick_loop(self) -> None:
+        self._edge_tick_ident = threading.get_ident()
         period = self.conf.autoTickPeriod
         while not self._edge_stop.is_set():
             try:
@@ -411,11 +441,11 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
             message = self._edge_conflict_hint(message)
         journal = self._edge_journal
         if journal is None or not journal.dirty:
-            return bool(self._SyncObj__transport.send_now(node, message))
+            return self._edge_send_ack(node, message)
         if message.get("reset"):
             journal.sync()
             self._edge_flush_acks()
-            return bool(self._SyncObj__transport.send_now(node, message))
+            return self._edge_send_ack(node, message)
         self._edge_pending_acks[node] = message
         return True
 
@@ -433,7 +463,27 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
             return
         pending, self._edge_pending_acks = self._edge_pending_acks, {}
         for node, message in pending.items():
-            self._SyncObj__transport.send_now(node, message)
+            self._edge_send_ack(node, message)
+
+    def _edge_send_ack(self, node: Any, message: Any) -> bool:
+        """Send an acknowledgement unless the leader got the very same one (same term, index, outcome)
+        within half a heartbeat period.
+
+        Upstream answers every AppendEntries, so the empty one that only carries a new commit index got
+        a second, identical acknowledgement: 2 of a follower's 4 messages per write, each a send, a
+        wake-up of the leader and a decryption there. The leader learns nothing from a repeat; it
+        still hears from every follower at least every half heartbeat (``lastResponseTime``, leader
+        fallback), and a reset or a new term always goes out.
+        """
+        now = raft_clock()
+        what = (self._SyncObj__raftCurrentTerm, message.get("next_node_idx"), message.get("success"),
+                message.get("reset"))
+        last = self._edge_last_ack.get(node)
+        if (not message.get("reset") and last is not None and last[0] == what
+                and now - last[1] < self.conf.appendEntriesPeriod / 2):
+            return True
+        self._edge_last_ack[node] = (what, now)
+        return bool(self._SyncObj__transport.send_now(node, message))
 
     def _applyCommand(self, command: bytes, callback: Any, commandType: int | None = None) -> None:
         """Queue a command for the tick thread (any thread); wake the tick thread once per batch.
@@ -449,12 +499,25 @@ class EdgeSyncObj(SyncObj):  # type: ignore[misc]
         except queue.Full:
             self._SyncObj__callErrCallback(FAIL_REASON.QUEUE_FULL, callback)
             return
+        if threading.get_ident() == self._edge_tick_ident:
+            # The leader queuing a command a follower forwarded (while handling its message): the tick
+            # thread drains the queue before it polls again, so writing to its own pipe only cost a
+            # syscall and an extra empty tick per forwarded write. ``_edge_before_poll`` covers a command
+            # queued after the drain.
+            self._edge_queued_by_tick = True
+            return
         if not self._edge_wake_pending:
             self._edge_wake_pending = True
             self._SyncObj__pipeNotifier.notify()
 
+    def _edge_before_poll(self) -> None:
+        if self._edge_queued_by_tick:  # queued by this thread after this tick's drain began
+            self._edge_queued_by_tick = False
+            self._SyncObj__pipeNotifier.notify()
+
     def _checkCommandsToApply(self) -> None:
         self._edge_wake_pending = False  # before draining: see _applyCommand
+        self._edge_queued_by_tick = False
         self._edge_batching = True
         try:
             super()._checkCommandsToApply()

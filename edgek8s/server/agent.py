@@ -18,13 +18,12 @@ import asyncio
 import contextlib
 import logging
 import ssl
-import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Protocol
 
+from edgek8s._util.renewal import keep_renewed
 from edgek8s.client.failover import FailoverClient
-from edgek8s.client.rest import RestClusterClient
+from edgek8s.client.rest import ClientTLS, RestClusterClient
 from edgek8s.config import AgentConfig
 from edgek8s.kubelet.agent import Kubelet
 from edgek8s.kubelet.node_status import detect_node_ip
@@ -52,8 +51,9 @@ class Agent:
         self.service = PodmanService(self.podman_host) if self.podman_host is not None else None
         self.runtime: ContainerRuntime = runtime or PodmanRuntime(self.podman_host)  # type: ignore[arg-type]
         self.node_ip = config.node_ip or detect_node_ip(config.masters)
-        self._ssl = self._tls()
-        self.transport = FailoverClient(config.masters, timeout=config.request_timeout, ssl_context=self._ssl)
+        context = self._tls()
+        self.tls = ClientTLS(context) if context is not None else None  # renewals replace its context
+        self.transport = FailoverClient(config.masters, timeout=config.request_timeout, ssl_context=self.tls)
         self.api = RestClusterClient(self.transport)
         self.kubelet = Kubelet(config, self.api, self.runtime, node_ip=self.node_ip)
         self._factories = list(server_factories)
@@ -62,7 +62,7 @@ class Agent:
 
     def _tls(self) -> ssl.SSLContext | None:
         # The stdlib builds the context: importing cryptography (pki/) would cost the agent ~9 MB of RSS
-        # for a renewal that happens once in months; it is imported only then (_keep_certificate).
+        # for a renewal that happens once in months; it is imported only then (_renew_client_cert).
         c = self.config
         if c.ca_file and c.cert_file and c.key_file:
             context = ssl.create_default_context(ssl.Purpose.SERVER_AUTH, cafile=str(c.ca_file))
@@ -70,29 +70,15 @@ class Agent:
             return context
         return None
 
-    async def _keep_certificate(self, context: ssl.SSLContext) -> None:
-        """Renew the node certificate at two thirds of its lifetime, in place (no restart, pods untouched)."""
-        assert self.config.ca_file and self.config.cert_file and self.config.key_file
-        failures = 0
-        while True:
-            delay = renew_at(self.config.cert_file) - time.time()
-            if failures:
-                delay = min(300.0, 2.0 * 2**failures)
-            if delay > 0:
-                await asyncio.sleep(min(delay, 3600.0))
-                if failures == 0:
-                    continue
-            from edgek8s.client.certificates import renew_certificate
-            from edgek8s.model import errors
-            from edgek8s.pki.layout import ClientFiles
+    async def _renew_client_cert(self) -> None:
+        """One renewal of the node certificate through the master the agent talks to; the client context is
+        replaced (no restart; pods, in-flight requests and open watches untouched)."""
+        from edgek8s.client.certificates import renew_certificate
+        from edgek8s.pki.layout import ClientFiles
 
-            files = ClientFiles(self.config.ca_file, self.config.cert_file, self.config.key_file)
-            try:
-                await renew_certificate(files, self.transport.current_url, context)
-                failures = 0
-            except (errors.StatusError, OSError, ValueError, KeyError) as exc:
-                failures += 1
-                logger.warning("node certificate renewal failed (%s); retrying", exc)
+        assert self.tls and self.config.ca_file and self.config.cert_file and self.config.key_file
+        files = ClientFiles(self.config.ca_file, self.config.cert_file, self.config.key_file)
+        await renew_certificate(files, self.transport.current_url, self.tls)
 
     async def start(self) -> None:
         self.config.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -101,8 +87,10 @@ class Agent:
         await self.runtime.start()
         await self.transport.__aenter__()
         await self.kubelet.start()
-        if self._ssl is not None:
-            self._renewal = asyncio.create_task(self._keep_certificate(self._ssl), name="agent-certificate")
+        if self.tls is not None and self.config.cert_file is not None:
+            self._renewal = asyncio.create_task(
+                keep_renewed(self.config.cert_file, self._renew_client_cert, what="node client"),
+                name="agent-certificate")
         for factory in self._factories:
             server = factory(self)
             await server.start()
@@ -123,14 +111,6 @@ class Agent:
         await self.runtime.stop()
         if self.service is not None:
             await self.service.stop()
-
-
-def renew_at(cert_file: Path, fraction: float = 2 / 3) -> float:
-    """Unix time at ``fraction`` of the certificate's lifetime, read with the stdlib's decoder."""
-    info = ssl._ssl._test_decode_cert(str(cert_file))  # type: ignore[attr-defined]
-    not_before = ssl.cert_time_to_seconds(info["notBefore"])
-    not_after = ssl.cert_time_to_seconds(info["notAfter"])
-    return not_before + (not_after - not_before) * fraction
 
 
 async def run_agent(config: AgentConfig, stop: asyncio.Event, *,

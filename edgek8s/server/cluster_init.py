@@ -9,10 +9,11 @@ callers (join) run the same signing helpers in threads.
 
 from __future__ import annotations
 
+import datetime
 import socket
 from pathlib import Path
 
-from edgek8s.config import KUBELET_CLIENT_NAME, ConfigError
+from edgek8s.config import KUBELET_CLIENT_NAME, ConfigError, join_host_port
 from edgek8s.pki.certs import CertPair, ca_hash, issue, new_ca, write_pair
 from edgek8s.pki.layout import Layout, write_json, write_private
 from edgek8s.server.kubeconfig import render_kubeconfig, write_kubeconfig
@@ -27,22 +28,25 @@ def serving_names(addresses: list[str], hostnames: list[str]) -> tuple[list[str]
 
 
 def issue_master_certificates(layout: Layout, ca: CertPair, *, name: str, addresses: list[str],
-                              hostnames: list[str], api_url: str, serving: bool = True) -> None:
+                              hostnames: list[str], api_url: str, serving: bool = True,
+                              lifetime: datetime.timedelta | None = None) -> None:
     """The serving certificate (unless a joining master got it signed remotely), the admin pair, and the
     client certificate this master presents to kubelets (logs, exec, port-forward, metrics)."""
     if serving:
         dns, ips = serving_names(addresses, hostnames)
-        pair = issue(ca, common_name=name, dns_names=dns, ip_addresses=ips, server=True)
+        pair = issue(ca, common_name=name, dns_names=dns, ip_addresses=ips, server=True, lifetime=lifetime)
         write_pair(pair, layout.serving_cert, layout.serving_key)
-    admin = issue(ca, common_name="admin", organizations=["system:masters"], client=True)
+    admin = issue(ca, common_name="admin", organizations=["system:masters"], client=True, lifetime=lifetime)
     write_pair(admin, layout.admin_cert, layout.admin_key)
     write_kubeconfig(layout.admin_kubeconfig, render_kubeconfig(server=api_url, ca_pem=ca.cert_pem, client=admin))
-    kubelet_client = issue(ca, common_name=KUBELET_CLIENT_NAME, organizations=["system:masters"], client=True)
+    kubelet_client = issue(ca, common_name=KUBELET_CLIENT_NAME, organizations=["system:masters"], client=True,
+                           lifetime=lifetime)
     write_pair(kubelet_client, layout.kubelet_client_cert, layout.kubelet_client_key)
 
 
 def cluster_init(layout: Layout, *, name: str, raft_address: str, listen: str, addresses: list[str],
-                 hostnames: list[str], mdns_interfaces: list[str] | None = None) -> str:
+                 hostnames: list[str], mdns_interfaces: list[str] | None = None,
+                 lifetime: datetime.timedelta | None = None) -> str:
     """Create everything a first master needs; returns the CA hash a join token pins."""
     if layout.ca_key.exists():
         raise ConfigError(f"{layout.ca_key} exists: this host is initialised already "
@@ -54,17 +58,20 @@ def cluster_init(layout: Layout, *, name: str, raft_address: str, listen: str, a
     write_private(layout.ca_cert, ca.cert_pem, mode=0o644)
     generate_secret_file(layout.cluster_secret)
     host, _, port = listen.rpartition(":")
+    host = host.strip("[]")
     url_host = host if host not in ("0.0.0.0", "::", "") else (addresses[0] if addresses else "127.0.0.1")
+    api_url = f"https://{join_host_port(url_host, port)}"
     issue_master_certificates(layout, ca, name=name, addresses=addresses, hostnames=hostnames,
-                              api_url=f"https://{url_host}:{port}")
+                              api_url=api_url, lifetime=lifetime)
     write_json(layout.server_json, {"name": name, "raftAddress": raft_address, "peers": [], "listen": listen,
                                     "mdnsInterfaces": list(mdns_interfaces or [])})
-    write_json(layout.node_json, {"nodeName": name, "role": "master", "servers": [f"https://{url_host}:{port}"]})
+    write_json(layout.node_json, {"nodeName": name, "role": "master", "servers": [api_url]})
     return ca_hash(ca.cert_pem)
 
 
 def host_addresses() -> list[str]:
-    """IPv4 addresses of this host's interfaces (loopback excluded), for SANs and mDNS."""
+    """This host's interface addresses (IPv4 first, then routable IPv6; loopback and link-local
+    excluded), for SANs and mDNS."""
     from edgek8s.discovery.addresses import interface_addresses
 
     return interface_addresses()

@@ -11,24 +11,30 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime
 import logging
 import ssl
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from edgek8s.api.app import build_app
 from edgek8s.api.context import CONTROLLER_STATUS
+from edgek8s.api.kubelets import KUBELET_TLS
 from edgek8s.client.loops import LeaderLoop
 from edgek8s.config import ServerConfig
-from edgek8s.discovery.mdns import Advertiser
 from edgek8s.model import errors
 from edgek8s.pki.certs import ca_hash, server_tls_context
+from edgek8s.pki.layout import Layout
 from edgek8s.server.leadership import LeaderGate
 from edgek8s.server.loops import leader_loops
 from edgek8s.server.membership import request_membership
-from edgek8s.server.serving import keep_serving_cert
+from edgek8s.server.serving import keep_own_certificate, own_certificates
 from edgek8s.store.raftstore import RaftStore
+
+if TYPE_CHECKING:
+    from edgek8s.discovery.mdns import Advertiser
 
 logger = logging.getLogger(__name__)
 
@@ -52,9 +58,10 @@ class JoinSettings:
 class Master:
     def __init__(
         self, config: ServerConfig, *, loops: list[LeaderLoop] | None = None, mdns: MdnsSettings | None = None,
-        join: JoinSettings | None = None,
+        join: JoinSettings | None = None, layout: Layout | None = None,
     ) -> None:
         self.config = config
+        self._layout = layout  # the config dir: its admin and node certificates are renewed too
         self.store = RaftStore(config)
         self._runner: web.AppRunner | None = None
         self._bootstrap: asyncio.Task[None] | None = None
@@ -84,14 +91,19 @@ class Master:
             tls = server_tls_context(api.tls_cert_file, api.tls_key_file, api.client_ca_file, verify_in_app=True)
             self.tls = tls
             if api.ca_key_file is not None:
-                self._tasks.append(asyncio.create_task(keep_serving_cert(
-                    tls, cert_file=api.tls_cert_file, key_file=api.tls_key_file, ca_cert=api.client_ca_file,
-                    ca_key=api.ca_key_file), name="serving-cert"))
+                own = own_certificates(api, self._layout, serving=tls, kubelet_client=lambda: self.app[KUBELET_TLS])
+                self._tasks += [asyncio.create_task(keep_own_certificate(
+                    cert, ca_cert=api.client_ca_file, ca_key=api.ca_key_file,
+                    lifetime=datetime.timedelta(seconds=api.node_cert_lifetime)), name=f"{cert.what} certificate")
+                    for cert in own]
         site = web.TCPSite(self._runner, api.host, api.port, reuse_address=True, ssl_context=tls)
         await site.start()
         self._bootstrap = asyncio.create_task(self._register(), name="master-bootstrap")
         self._tasks.append(asyncio.create_task(self.gate.run(), name="leader-gate"))
         if self._mdns is not None and api.client_ca_file is not None:
+            # Imported here: zeroconf costs ~3 MB of RSS, wasted on a master that does not advertise.
+            from edgek8s.discovery.mdns import Advertiser
+
             ca_pem = await asyncio.to_thread(api.client_ca_file.read_bytes)
             pin = ca_hash(ca_pem)
             self._advertiser = Advertiser(
@@ -132,9 +144,10 @@ class Master:
 
 
 async def run_master(
-    config: ServerConfig, stop: asyncio.Event, *, mdns: MdnsSettings | None = None, join: JoinSettings | None = None
+    config: ServerConfig, stop: asyncio.Event, *, mdns: MdnsSettings | None = None, join: JoinSettings | None = None,
+    layout: Layout | None = None,
 ) -> None:
-    master = Master(config, mdns=mdns, join=join)
+    master = Master(config, mdns=mdns, join=join, layout=layout)
     await master.start()
     try:
         await stop.wait()

@@ -22,10 +22,12 @@ from pathlib import Path
 from typing import Any
 
 from edgek8s.client.rest import RestClient, TransportError, error_from_status
+from edgek8s.config import join_host_port
 from edgek8s.model import errors
 from edgek8s.pki.certs import (
     CertPair,
     ca_hash,
+    cert_lifetime,
     client_tls_context_from_pem,
     new_csr,
     unauthenticated_fetch_context,
@@ -86,7 +88,7 @@ async def pinned_ca(url: str, token: JoinToken) -> bytes | None:
 async def _post_join(url: str, context: ssl.SSLContext, token: JoinToken, body: dict[str, Any]) -> dict[str, Any]:
     async with RestClient(url, timeout=30.0, ssl_context=context) as client:
         session = client.session
-        async with session.post(url + "/edgek8s/v1/join", json=body,
+        async with session.post(url + "/edgek8s/v1/join", json=body, ssl=client.ssl,
                                 headers={"Authorization": f"Bearer {token.bearer}"}) as response:
             raw = await response.read()
             if response.status >= 400:
@@ -152,9 +154,12 @@ def write_layout(request: JoinRequest, answer: dict[str, Any], key_pem: bytes, s
         write_private(layout.serving_key, serving_key)
         write_private(layout.serving_cert, str(answer["servingCertificate"]).encode(), mode=0o644)
         host, _, port = request.listen.rpartition(":")
-        own = f"https://{host if host not in ('0.0.0.0', '') else request.addresses[0]}:{port}"
+        host = host.strip("[]")
+        own = f"https://{join_host_port(host if host not in ('0.0.0.0', '::', '') else request.addresses[0], port)}"
+        # The master's own client certificates live as long as the cluster's signer issues them.
         issue_master_certificates(layout, ca, name=request.name, addresses=list(request.addresses),
-                                  hostnames=list(request.hostnames), api_url=own, serving=False)
+                                  hostnames=list(request.hostnames), api_url=own, serving=False,
+                                  lifetime=cert_lifetime(str(answer["certificate"]).encode()))
         write_json(layout.server_json, {"name": request.name, "raftAddress": request.raft_address,
                                         "peers": [str(p) for p in answer.get("raftMembers") or ()],
                                         "listen": request.listen, "joinServers": servers,

@@ -45,3 +45,14 @@ def render_file_kubeconfig(*, server: str, ca_file: Path, cert_file: Path, key_f
         "current-context": "edgek8s",
     }
     return str(yaml.safe_dump(config, sort_keys=False))
+
+
+def refresh_client_credentials(path: Path, client: CertPair) -> None:
+    """Put a renewed client pair into a kubeconfig that embeds its credentials; the rest stays as it is."""
+    config = yaml.safe_load(path.read_text())
+    for entry in config.get("users") or ():
+        user = entry.get("user") or {}
+        if "client-certificate-data" in user:
+            user["client-certificate-data"] = _b64(client.cert_pem)
+            user["client-key-data"] = _b64(client.key_pem)
+    write_kubeconfig(path, str(yaml.safe_dump(config, sort_keys=False)))

@@ -161,14 +161,14 @@ class _Api:
     """Admin requests from ``up`` (blocking urllib; ``up`` is a plain command, not a server)."""
 
     def __init__(self, kubeconfig: Path) -> None:
-        endpoint = load_kubeconfig(kubeconfig)
-        self.server, self.tls = endpoint.server, endpoint.ssl_context
+        self.kubeconfig = kubeconfig
 
     def call(self, method: str, path: str, body: Any = None) -> Any:
+        endpoint = load_kubeconfig(self.kubeconfig)  # read per call: master-1 renews the admin certificate
         data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(self.server + path, data=data, method=method,
+        request = urllib.request.Request(endpoint.server + path, data=data, method=method,
                                          headers={"Content-Type": "application/json"})
-        with urllib.request.urlopen(request, timeout=10, context=self.tls) as response:
+        with urllib.request.urlopen(request, timeout=10, context=endpoint.ssl_context) as response:
             return json.loads(response.read())
 
 
@@ -242,8 +242,9 @@ def _up(state_dir: Path, *, masters: int, workers: int) -> dict[str, Any]:
     _write_manifest(state_dir, manifest)
     _wait_ready(first, ca_file, deadline)
     _step("master-1 is ready")
-    shutil.copyfile(first_dir / "admin.kubeconfig", kubeconfig_path(state_dir))
-    kubeconfig_path(state_dir).chmod(0o600)
+    # A link, not a copy: master-1 renews its admin certificate in that file.
+    kubeconfig_path(state_dir).unlink(missing_ok=True)
+    kubeconfig_path(state_dir).symlink_to(first_dir / "admin.kubeconfig")
 
     if masters > 1:
         token = _run(_edgek8s("token", "create", "--role", "master", "--ttl", "30m", "--config-dir", str(first_dir),

@@ -19,6 +19,7 @@ from edgek8s.controllers.job import JobController, JobSettings
 from edgek8s.controllers.namespace import NamespaceController
 from edgek8s.controllers.nodelifecycle import NodeLifecycleController, NodeLifecycleSettings
 from edgek8s.controllers.replicaset import ReplicaSetController
+from edgek8s.controllers.revocations import RevocationPruner, RevocationPruneSettings
 from edgek8s.controllers.serviceaccount import ServiceAccountsController
 from edgek8s.scheduler.loop import Scheduler
 
@@ -40,5 +41,7 @@ def leader_loops(config: ServerConfig) -> list[LeaderLoop]:
         EndpointsController(),
         EventTTLController(settings=EventTTLSettings(ttl=c.event_ttl)),
         DisruptionController(),
+        RevocationPruner(settings=RevocationPruneSettings(
+            lifetime=config.api.node_cert_lifetime, interval=min(600.0, max(1.0, config.api.node_cert_lifetime / 4)))),
     ]
     return loops

@@ -80,7 +80,7 @@ class RaftStore:
             self._bridge.on_reset(rv)
 
     async def start(self) -> None:
-        self._bridge = AppliedBridge(asyncio.get_running_loop(), self.hub)
+        self._bridge = AppliedBridge(asyncio.get_running_loop(), self.hub, post=self.raft.post_to_loop)
         await self.raft.start()
 
     async def stop(self) -> None:

@@ -230,7 +230,8 @@ class ClusterState:
             entry: tuple[str, ...] = ("err", type(result).__name__, result.message, result.kind, result.group,
                                       result.name)
         else:
-            entry = ("ok", command.get("res", ""), command.get("ns", ""), command.get("name", ""))
+            entry = ("ok", sys.intern(str(command.get("res", ""))), sys.intern(str(command.get("ns", ""))),
+                     command.get("name", ""))
         self._dedup[request_id] = entry
         while len(self._dedup) > self._dedup_window:
             self._dedup.popitem(last=False)
@@ -323,6 +324,12 @@ class ClusterState:
     def _put(
         self, rid: ResourceId, namespace: str, name: str, obj: dict[str, Any], kind: EventType
     ) -> StoredObject:
+        # One string object per value, kept by the bucket, the object and its watch event alike (each
+        # decoded command brings its own copies: ~1.7 MB per 10,000 objects). Same values, same result.
+        rid, namespace = ResourceId(sys.intern(rid)), sys.intern(namespace)
+        meta = obj.get("metadata")
+        if isinstance(meta, dict) and meta.get("name") == name:
+            meta["name"] = name
         stored = make_stored(rid, obj)
         bucket = self._bucket(rid, namespace)
         prev = bucket.get(name)

@@ -209,10 +209,18 @@ class WatchHub:
 
 
 class AppliedBridge:
-    """Carries (events, index) from the Raft thread to the hub on the loop, batched, in order."""
+    """Carries (events, index) from the Raft thread to the hub on the loop, batched, in order.
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, hub: WatchHub) -> None:
+    ``post`` (default: the loop's ``call_soon_threadsafe``) runs a callable on the loop; the store passes
+    the Raft node's hand-off, so the watch events of an apply batch and the answers to its proposers
+    reach the loop with one wake-up (each ``call_soon_threadsafe`` is a syscall on the Raft thread).
+    """
+
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, hub: WatchHub, post: Callable[[Callable[[], None]], None] | None = None
+    ) -> None:
         self._loop = loop
+        self._post = post
         self._hub = hub
         self._lock = threading.Lock()
         self._events: list[WatchEvent] = []
@@ -240,6 +248,9 @@ class AppliedBridge:
         self._schedule()
 
     def _schedule(self) -> None:
+        if self._post is not None:
+            self._post(self._drain)
+            return
         with contextlib.suppress(RuntimeError):  # loop closed during shutdown
             self._loop.call_soon_threadsafe(self._drain)
 

@@ -11,8 +11,9 @@ import pytest
 
 from edgek8s.api.inprocess import InProcessClient
 from edgek8s.client.events import EventRecorder
-from edgek8s.client.informer import Handlers, InformerFactory
+from edgek8s.client.informer import Handlers, InformerFactory, index_by_owner_uid
 from edgek8s.config import StoreConfig
+from edgek8s.controllers.garbagecollector import in_graph
 from edgek8s.model.resources import by_id, resource_id
 from tests.support.cluster import LocalCluster, eventually, started_cluster
 
@@ -66,6 +67,78 @@ async def test_an_informer_that_falls_behind_relists_and_converges(small_queues:
         await eventually(converged, 20)
         assert watching.lists >= 2  # the first list, and at least one after its watch was cut off
         assert sorted(deleted) == [f"old-{i}" for i in range(5)]  # a relist reports what went meanwhile
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_a_metadata_informer_keeps_compact_metadata_and_serves_it_decoded(cluster: LocalCluster) -> None:
+    client = InProcessClient(cluster.running()[0].store, manager="test")
+    owner = await client.create(CONFIGMAPS, configmap("owner"))
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"]}
+    dependent = configmap("dependent")
+    dependent["metadata"].update(ownerReferences=[ref], annotations={"note": "x" * 500})
+    await client.create(CONFIGMAPS, dependent)
+    factory = InformerFactory(client)
+    informer = factory.metadata_informer(CONFIGMAPS, indexers={"owner": index_by_owner_uid})
+    added: list[dict[str, Any]] = []
+    informer.add_handlers(Handlers(on_add=added.append))
+    task = asyncio.create_task(factory.run())
+    try:
+        await asyncio.wait_for(factory.wait_synced(), 10)
+        await client.delete(CONFIGMAPS, "default", "owner")
+
+        async def owner_gone() -> bool:
+            return informer.get("default", "owner") is None
+
+        await eventually(owner_gone, 10)
+        cached = informer.get("default", "dependent")
+        assert cached is not None and cached["metadata"]["ownerReferences"] == [ref]
+        assert cached["metadata"]["uid"] and cached["metadata"]["resourceVersion"]
+        # The graph needs none of these; managedFields and annotations were most of the memory.
+        assert not {"managedFields", "annotations", "creationTimestamp"} & set(cached["metadata"])
+        assert "data" not in cached and cached["kind"] == "ConfigMap"
+        assert [o["metadata"]["name"] for o in informer.by_index("owner", ref["uid"])] == ["dependent"]
+        assert sorted(o["metadata"]["name"] for o in added) == ["dependent", "owner"]
+        assert [o["metadata"]["name"] for o in informer.list("default")] == ["dependent"]
+        assert all(isinstance(value, bytes) for value in informer._cache.values())  # what it holds
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+
+
+async def test_a_filtered_informer_caches_only_what_it_keeps_and_reports_every_deletion(
+    cluster: LocalCluster,
+) -> None:
+    client = InProcessClient(cluster.running()[0].store, manager="test")
+    plain = await client.create(CONFIGMAPS, configmap("plain"))
+    ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "plain", "uid": plain["metadata"]["uid"]}
+    owned = configmap("owned")
+    owned["metadata"]["ownerReferences"] = [ref]
+    await client.create(CONFIGMAPS, owned)
+    factory = InformerFactory(client)
+    informer = factory.metadata_informer(CONFIGMAPS, keep=in_graph)
+    seen: list[tuple[str, str]] = []
+    informer.add_handlers(Handlers(
+        on_add=lambda o: seen.append(("add", o["metadata"]["name"])),
+        on_update=lambda old, new: seen.append(("update", new["metadata"]["name"])),
+        on_delete=lambda o: seen.append(("delete", o["metadata"]["name"])),
+    ))
+    task = asyncio.create_task(factory.run())
+    try:
+        await asyncio.wait_for(factory.wait_synced(), 10)
+        assert informer.keys() == ["default/owned"] and informer.get("default", "plain") is None
+        await client.patch(CONFIGMAPS, "default", "owned", {"metadata": {"ownerReferences": None}})
+        await client.delete(CONFIGMAPS, "default", "plain")
+
+        async def both_seen() -> bool:
+            return ("delete", "plain") in seen and ("update", "owned") in seen
+
+        await eventually(both_seen, 10)
+        assert len(informer) == 0  # no longer owned: dropped, with on_update(old, new) to say so
+        assert seen == [("add", "owned"), ("update", "owned"), ("delete", "plain")]
     finally:
         task.cancel()
         with pytest.raises(asyncio.CancelledError):

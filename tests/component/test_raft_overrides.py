@@ -15,6 +15,7 @@ import pickle
 import secrets
 import socket
 import struct
+import threading
 import time
 import zlib
 from collections.abc import Iterator
@@ -314,6 +315,36 @@ def test_upstream_wakes_the_tick_thread_per_command(lonely_syncobj: tuple[EdgeSy
     assert _wake_up_bytes(obj) == 50
 
 
+def _forwarded(command: Any) -> dict[str, Any]:
+    return {"type": "apply_command", "command": b"\x00" + pickle.dumps(command), "request_id": 1}
+
+
+def test_a_command_forwarded_to_the_leader_does_not_wake_its_own_tick_thread(
+    lonely_syncobj: tuple[EdgeSyncObj, Any],
+) -> None:
+    obj, peer = lonely_syncobj
+    sent = _as_leader_with_queue(obj, peer, 0)
+    _wake_up_bytes(obj)
+    obj._edge_tick_ident = threading.get_ident()  # this thread plays the tick thread
+    obj._SyncObj__onMessageReceived(peer, _forwarded("forwarded"))
+    assert _wake_up_bytes(obj) == 0  # the tick drains the queue before it polls again
+    obj._checkCommandsToApply()
+    assert [len(m["entries"]) for m in sent if m["type"] == "append_entries"] == [1]
+    obj._SyncObj__onMessageReceived(peer, _forwarded("late"))  # after this tick's drain, before its poll
+    obj._edge_before_poll()
+    assert _wake_up_bytes(obj) == 1
+
+
+def test_upstream_wakes_its_own_tick_thread_for_a_forwarded_command(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, peer = lonely_syncobj
+    _as_leader_with_queue(obj, peer, 0)
+    _wake_up_bytes(obj)
+    obj._edge_tick_ident = threading.get_ident()
+    message = _forwarded("forwarded")
+    SyncObj._applyCommand(obj, message["command"], (peer, message["request_id"]))  # what upstream's handler does
+    assert _wake_up_bytes(obj) == 1
+
+
 def test_follower_acknowledges_only_durable_entries(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
     obj, leader = lonely_syncobj
     _fill_log(obj, 3)
@@ -336,6 +367,34 @@ def test_follower_acknowledges_only_durable_entries(lonely_syncobj: tuple[EdgeSy
     assert acks == [(8, True)]  # one acknowledgement, the newest, after one fdatasync for both messages
     assert obj.journal().fsync_count - before == 1
     assert obj._SyncObj__raftLog[-1][1] == 7
+
+
+def test_a_repeated_acknowledgement_is_not_sent_again(
+    lonely_syncobj: tuple[EdgeSyncObj, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    obj, leader = lonely_syncobj
+    _fill_log(obj, 3)
+    obj.journal().sync()
+    now = [1000.0]
+    monkeypatch.setattr("edgek8s.raft.syncobj.raft_clock", lambda: now[0])
+    made: list[int] = []
+    sent: list[int] = []
+    transport = obj._SyncObj__transport
+    acknowledge, send_now = obj._edge_acknowledge, transport.send_now
+    monkeypatch.setattr(obj, "_edge_acknowledge",
+                        lambda node, message: made.append(message["next_node_idx"]) or acknowledge(node, message))
+    monkeypatch.setattr(transport, "send_now",
+                        lambda node, message: sent.append(message["next_node_idx"]) or send_now(node, message))
+    obj._SyncObj__onMessageReceived(leader, _append(3, [4, 5]))
+    obj._onTick(0.0)  # durable: acknowledged
+    commit_only = _append(5, [])
+    commit_only["commit_index"] = 5
+    obj._SyncObj__onMessageReceived(leader, commit_only)  # the leader's new commit index
+    assert made == [6, 6]  # upstream answers both AppendEntries alike
+    assert sent == [6]  # the repeat tells the leader nothing
+    now[0] += obj.conf.appendEntriesPeriod  # a heartbeat later: answered, the leader must hear from us
+    obj._SyncObj__onMessageReceived(leader, _append(5, []))
+    assert sent == [6, 6]
 
 
 async def test_restarted_follower_does_not_depose_the_leader(cluster: LocalCluster) -> None:
@@ -555,15 +614,24 @@ def test_frames_are_pickle_5_without_zlib(lonely_syncobj: tuple[EdgeSyncObj, Any
 
 
 class _CountingSocket:
-    """A socket whose ``send`` calls are counted (each one a syscall)."""
+    """A socket whose ``send``, ``recv`` and ``getsockopt`` calls are counted (each one a syscall)."""
 
     def __init__(self, sock: socket.socket) -> None:
         self._sock = sock
         self.sends = 0
+        self.reads = 0
 
     def send(self, data: bytes) -> int:
         self.sends += 1
         return self._sock.send(data)
+
+    def recv(self, size: int) -> bytes:
+        self.reads += 1
+        return self._sock.recv(size)
+
+    def getsockopt(self, *args: Any) -> Any:
+        self.reads += 1
+        return self._sock.getsockopt(*args)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._sock, name)
@@ -608,6 +676,42 @@ def test_upstream_sends_each_message_on_its_own(lonely_syncobj: tuple[EdgeSyncOb
         for i in range(5):
             sender.send({"type": "apply_command", "command": b"x" * 100, "request_id": i})
         assert counting.sends == 5
+
+
+def _read_counted(obj: EdgeSyncObj, *, framed: bool) -> tuple[int, list[Any]]:
+    """Syscalls a connection makes to read two frames that are waiting, and the messages it parsed."""
+    left, right = socket.socketpair()
+    try:
+        left.setblocking(False)
+        receiver = TcpConnection(obj._poller, socket=left)
+        if framed:
+            obj._SyncObj__transport._adopt(receiver)
+        counting = _CountingSocket(left)
+        receiver._TcpConnection__socket = counting
+        messages = [{"type": "ping", "n": 1}, {"type": "ping", "n": 2}]
+        for message in messages:
+            data = pickle.dumps(message, protocol=5) if framed else zlib.compress(pickle.dumps(message))
+            right.sendall(struct.pack("i", len(data)) + data)
+        time.sleep(0.05)
+        receiver._TcpConnection__tryReadBuffer()
+        parsed = []
+        while (message := receiver._TcpConnection__processParseMessage()) is not None:
+            parsed.append(message)
+        return counting.reads, parsed
+    finally:
+        left.close()
+        right.close()
+
+
+def test_a_waiting_frame_is_read_with_one_syscall(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, _peer = lonely_syncobj
+    assert _read_counted(obj, framed=True) == (1, [{"type": "ping", "n": 1}, {"type": "ping", "n": 2}])
+
+
+def test_upstream_reads_with_three_syscalls(lonely_syncobj: tuple[EdgeSyncObj, Any]) -> None:
+    obj, _peer = lonely_syncobj
+    reads, parsed = _read_counted(obj, framed=False)
+    assert reads == 3 and len(parsed) == 2  # recv, getsockopt(SO_ERROR), recv until EAGAIN
 
 
 async def test_every_raft_connection_uses_the_cheap_frames(cluster: LocalCluster) -> None:

@@ -96,3 +96,57 @@ def test_a_worker_joins_over_multicast_and_the_rogue_is_refused(hosts: dict[str,
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait(timeout=10)
+
+
+PREFIX6 = "fd42:e6e6:93::"
+SUBNET6 = f"{PREFIX6}/64"
+
+
+@pytest.fixture(scope="module")
+def hosts6() -> Iterator[dict[str, Host]]:
+    """Two hosts whose link has IPv6 only (their IPv4 address is removed; IPv4 stays on loopback): mDNS
+    and the join can only work over IPv6. SAFETY: the IPv6 subnet is routed to ``unreachable`` in the
+    root namespace before any host exists, as SimNetwork does for its IPv4 one."""
+    subprocess.run(["ip", "-6", "route", "replace", "unreachable", SUBNET6], check=True, capture_output=True)
+    try:
+        with SimNetwork("10.241.94.0/24", prefix=f"s6{os.getpid() % 100000}") as network:  # beside `hosts`
+            hosts = {name: network.add_host(name) for name in ("m6", "w6")}
+            for index, host in enumerate(hosts.values()):
+                for change in (("-6", "addr", "add", f"{PREFIX6}{0x11 + index:x}/64", "dev", "eth0", "nodad"),
+                               ("addr", "del", f"{host.address}/24", "dev", "eth0")):
+                    subprocess.run(["ip", "-n", host.netns, *change], check=True, capture_output=True, timeout=10)
+            yield hosts
+    finally:
+        subprocess.run(["ip", "-6", "route", "del", "unreachable", SUBNET6], capture_output=True, check=False)
+
+
+def test_a_worker_finds_and_joins_a_master_over_ipv6_mdns(hosts6: dict[str, Host], tmp_path: Path) -> None:
+    master = f"{PREFIX6}11"
+    url = f"https://[{master}]:6443"
+    log = open(tmp_path / "m6.log", "wb")  # noqa: SIM115 - handed to the child
+    process = subprocess.Popen(in_host(
+        hosts6["m6"], "edgek8s", "server", "--cluster-init", "--config-dir", str(tmp_path / "m6"), "--data-dir",
+        str(tmp_path / "m6" / "data"), "--name", "m6", "--raft-address=127.0.0.1:7946", f"--listen=[{master}]:6443",
+        f"--advertise-address={master}"), stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    log.close()
+    try:
+        wait_ready(hosts6["m6"], url, tmp_path / "m6" / "ca.crt")
+        token = subprocess.run(in_host(hosts6["m6"], "edgek8s", "token", "create", "--config-dir",
+                                       str(tmp_path / "m6")), capture_output=True, text=True, check=True,
+                               timeout=60).stdout.strip()
+        joined = subprocess.run(in_host(hosts6["w6"], "edgek8s", "join", "--token", token, "--name", "w6",
+                                        "--config-dir", str(tmp_path / "w6"), "--data-dir", str(tmp_path / "w6d"),
+                                        "--browse-timeout", "3"),
+                                capture_output=True, text=True, timeout=120, check=False)
+        assert joined.returncode == 0, joined.stdout + joined.stderr + (tmp_path / "m6.log").read_text()
+        assert f"joined via {url} as w6" in joined.stderr  # found by IPv6 multicast, verified over IPv6 TLS
+        assert cert_identity((tmp_path / "w6" / "pki" / "node.crt").read_bytes()) == (
+            "system:node:w6", ("system:nodes",))
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)

@@ -559,3 +559,30 @@ async def test_bridge_drops_events_applied_before_a_reset_it_has_not_delivered()
     assert drain(old) == []  # event 1 was never delivered: it belongs to the replaced state
     assert (hub.floor, hub.progress_rv) == (10, 11)
     assert rvs(drain(hub.watch(PODS, None, 10, everything))) == [11]
+
+
+async def test_a_bridge_with_a_hand_off_reaches_the_loop_through_it_once_per_batch() -> None:
+    # The store passes the Raft node's hand-off: watch events and proposal answers share one loop wake-up.
+    hub = WatchHub(history=100, queue_size=100)
+    loop = asyncio.get_running_loop()
+    posted: list[Any] = []
+
+    def post(work: Any) -> None:
+        posted.append(work)
+        loop.call_soon_threadsafe(work)
+
+    bridge = AppliedBridge(loop, hub, post=post)
+    state = ClusterState(on_applied=bridge.on_applied, on_reset=bridge.on_reset)
+    ns = {"metadata": {"name": "default"}}
+    watcher = hub.watch(NAMESPACES, None, 0, everything)
+
+    def raft_thread() -> None:  # one apply batch: the loop does not run in between
+        state.apply(encode_command({"op": "create", "res": NAMESPACES, "ns": "", "name": "default", "obj": ns}), 1)
+        state.apply(b"", 2)
+
+    thread = threading.Thread(target=raft_thread)
+    thread.start()
+    thread.join()
+    assert await hub.wait_for_progress(2, 5.0)
+    assert len(posted) == 1  # one hand-off for the batch, and no call of its own
+    assert rvs(drain(watcher)) == [1]
