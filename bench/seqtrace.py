@@ -1,0 +1,286 @@
+"""The `seqtrace` benchmark: where one sequential write's time goes, stage by stage, robust to load.
+
+Starts the `bench store` cluster (3 masters, durability on) with every master run through
+``bench.seqtrace_master`` (timestamps at each hop of a write, in-process), sends N sequential 1 KiB
+ConfigMap creates over HTTPS round robin over the masters (like `bench store`'s 1-client phase), then
+collects the masters' records. CLOCK_MONOTONIC is shared by every process, so each write is followed
+hop by hop: from the client's send to the proposing master's HTTP handler, its tick thread, the
+leader, the follower whose acknowledgement came first (receive, fdatasync, acknowledgement), the
+leader's commit, the proposer's learning of it, its apply, the hand-off to its loop and the response.
+
+Each stage's time is the gap between one hop and the first matching hop after it, so a stage that
+waits (for the GIL, a CPU, a poll timeout) shows up in that stage alone, whatever the load does to the
+others. Prints p50/p99/max per stage for forwarded writes (proposer is a follower) and for writes
+proposed on the leader, the mean of each stage over the slowest 5% of writes (what makes the tail),
+and one JSON line. Wall-clock totals stay noisy on a loaded machine; compare stages, not totals.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import bisect
+import json
+import os
+import signal
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from bench import procs
+from bench.edgek8s_cluster import EdgeCluster
+from bench.load import make_session, send_once
+from bench.stats import percentile
+from bench.store import value_string
+
+Trace = list[tuple[int, str, int]]
+
+# (stage label, role, event): the stage ends at the first `event` on `role` after the previous hop.
+# Roles: P proposer, L leader, F the follower whose acknowledgement went out first.
+FORWARDED = [
+    ("client -> HTTP handler (TLS, HTTP parse)", "P", "http_start"),
+    ("handler -> propose (JSON, registry)", "P", "propose"),
+    ("propose -> tick thread drains queue", "P", "drain"),
+    ("drain -> forward sent", "P", "flush"),
+    ("forward -> leader receives", "L", "recv_fwd"),
+    ("leader receives -> appends (drain)", "L", "drain"),
+    ("append -> AppendEntries sent", "L", "flush"),
+    ("AppendEntries -> follower receives", "F", "recv_ae_entries"),
+    ("follower receive -> fdatasync done", "F", "fsync_done"),
+    ("fdatasync -> acknowledgement queued", "F", "ack_send"),
+    ("queued -> acknowledgement sent", "F", "flush"),
+    ("acknowledgement -> leader receives", "L", "recv_ack"),
+    ("leader receives ack -> commit (apply start)", "L", "apply_start"),
+    ("commit -> commit index sent", "L", "flush"),
+    ("commit index -> proposer receives", "P", "recv_ae_commit"),
+    ("proposer receives -> apply start", "P", "apply_start"),
+    ("apply -> hand-off to loop", "P", "handoff_post"),
+    ("hand-off -> loop runs it", "P", "loop_run"),
+    ("loop -> response written", "P", "resp_written"),
+]
+LOCAL = [
+    ("client -> HTTP handler (TLS, HTTP parse)", "P", "http_start"),
+    ("handler -> propose (JSON, registry)", "P", "propose"),
+    ("propose -> tick thread drains queue", "P", "drain"),
+    ("append -> AppendEntries sent", "L", "flush"),
+    ("AppendEntries -> follower receives", "F", "recv_ae_entries"),
+    ("follower receive -> fdatasync done", "F", "fsync_done"),
+    ("fdatasync -> acknowledgement queued", "F", "ack_send"),
+    ("queued -> acknowledgement sent", "F", "flush"),
+    ("acknowledgement -> leader receives", "L", "recv_ack"),
+    ("leader receives ack -> commit (apply start)", "L", "apply_start"),
+    ("apply -> hand-off to loop", "P", "handoff_post"),
+    ("hand-off -> loop runs it", "P", "loop_run"),
+    ("loop -> response written", "P", "resp_written"),
+]
+LAST = "response -> client has it"
+MISSED: dict[str, int] = {}  # stage label -> writes whose hop at the end of it was not found
+
+
+class _Index:
+    """One master's records, searchable by event: the first record of a kind at or after a time."""
+
+    def __init__(self, trace: Trace) -> None:
+        self.by_event: dict[str, list[int]] = {}
+        for stamp, event, _value in sorted(trace):
+            self.by_event.setdefault(event, []).append(stamp)
+
+    def first(self, event: str, after: int, before: int) -> int | None:
+        stamps = self.by_event.get(event, [])
+        i = bisect.bisect_left(stamps, after)
+        return stamps[i] if i < len(stamps) and stamps[i] <= before else None
+
+
+@dataclass
+class Write:
+    proposer: int
+    start: int
+    end: int
+    stages: dict[str, int] = field(default_factory=dict)  # label -> ns
+
+    @property
+    def total(self) -> int:
+        return self.end - self.start
+
+
+def follow(write: Write, chain: list[tuple[str, str, str]], traces: list[_Index], leader: int,
+           addresses: list[str]) -> bool:
+    """Fill ``write.stages`` along ``chain``; False when a hop is missing (counted in ``MISSED``)."""
+    at = write.start
+    stages: dict[str, int] = {}
+    position = 0
+    while position < len(chain):
+        label, role, event = chain[position]
+        if role == "F":
+            # Follow each follower through its hops up to the leader's receipt of its acknowledgement;
+            # keep the one the leader heard from first (the one that completed the commit).
+            span = chain[position:position + 1 + [c[1] for c in chain[position:]].index("L")]
+            best: tuple[int, dict[str, int]] | None = None
+            for candidate in (i for i in range(len(traces)) if i != leader):
+                t, found = at, {}
+                for f_label, f_role, f_event in span:
+                    if f_role == "L":
+                        nxt = traces[leader].first(f"{f_event}@{addresses[candidate]}", t, write.end)
+                    else:
+                        nxt = traces[candidate].first(f_event, t, write.end)
+                    if nxt is None:
+                        break
+                    found[f_label] = nxt - t
+                    t = nxt
+                else:
+                    if best is None or t < best[0]:
+                        best = (t, found)
+            if best is None:
+                MISSED["follower hops"] = MISSED.get("follower hops", 0) + 1
+                return False
+            at = best[0]
+            stages.update(best[1])
+            position += len(span)
+            continue
+        index = write.proposer if role == "P" else leader
+        nxt = traces[index].first(event, at, write.end)
+        if nxt is None:
+            MISSED[label] = MISSED.get(label, 0) + 1
+            return False
+        stages[label] = nxt - at
+        at = nxt
+        position += 1
+    stages[LAST] = write.end - at
+    write.stages = stages
+    return True
+
+
+def _us(values: list[int], p: float) -> float:
+    value = percentile(values, p)
+    return 0.0 if value is None else round(value / 1000, 1)
+
+
+def summarize(writes: list[Write], chain: list[tuple[str, str, str]]) -> dict[str, Any]:
+    if not writes:
+        return {}
+    labels = [label for label, _r, _e in chain] + [LAST]
+    slow = sorted(writes, key=lambda w: w.total)[-max(1, len(writes) // 20):]
+    rows = {}
+    for label in labels:
+        values = [w.stages[label] for w in writes]
+        rows[label] = {
+            "p50_us": _us(values, 50),
+            "p99_us": _us(values, 99),
+            "max_us": round(max(values) / 1000, 1),
+            "slowest5pct_mean_us": round(sum(w.stages[label] for w in slow) / len(slow) / 1000, 1),
+        }
+    totals = [w.total for w in writes]
+    return {
+        "writes": len(writes),
+        "total_p50_ms": round(_us(totals, 50) / 1000, 2),
+        "total_p99_ms": round(_us(totals, 99) / 1000, 2),
+        "stages": rows,
+    }
+
+
+def print_table(title: str, summary: dict[str, Any]) -> None:
+    if not summary:
+        print(f"\n{title}: no complete write traced")
+        return
+    print(f"\n{title}: {summary['writes']} writes, total p50 {summary['total_p50_ms']} ms, "
+          f"p99 {summary['total_p99_ms']} ms (µs per stage)")
+    print(f"  {'stage':<46} {'p50':>8} {'p99':>8} {'max':>8} {'slow5%':>8}")
+    for label, row in summary["stages"].items():
+        print(f"  {label:<46} {row['p50_us']:>8.0f} {row['p99_us']:>8.0f} {row['max_us']:>8.0f} "
+              f"{row['slowest5pct_mean_us']:>8.0f}")
+
+
+class TracedCluster(EdgeCluster):
+    def __init__(self, out_dir: Path) -> None:
+        super().__init__()
+        self.out_dir = out_dir
+
+    def argv(self, index: int) -> list[str]:
+        argv = super().argv(index)
+        assert argv[1:3] == ["-m", "edgek8s"]
+        return [argv[0], "-m", "bench.seqtrace_master", *argv[3:]]
+
+    def _spawn(self, index: int) -> None:
+        m = self.masters[index]
+        m.data_dir.mkdir(exist_ok=True)
+        env = dict(os.environ, EDGEK8S_SEQTRACE_OUT=str(self.out_dir / f"{m.name}.jsonl"))
+        m.proc = procs.spawn(self.argv(index), m.log_path, env=env)
+
+    async def collect(self) -> list[Trace]:
+        traces: list[Trace] = []
+        for m in self.masters:
+            path = self.out_dir / f"{m.name}.jsonl"
+            path.unlink(missing_ok=True)
+            assert m.proc is not None
+            os.kill(m.proc.pid, signal.SIGUSR1)
+            deadline = time.monotonic() + 10
+            while not path.exists() or not path.read_text().endswith("\n"):
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{m.name} wrote no trace")
+                await asyncio.sleep(0.05)
+            traces.append([tuple(r) for r in json.loads(path.read_text().splitlines()[-1])])
+        return traces
+
+
+async def run(args: argparse.Namespace) -> dict[str, Any]:
+    out_dir = procs.make_temp_dir("bench-seqtrace-")
+    cluster = TracedCluster(out_dir)
+    value = value_string()
+    session = make_session(4)
+    try:
+        await cluster.start(session)
+        leader = await cluster.find_leader(session, 30.0)
+        for seq in range(args.warmup):
+            await send_once(session, cluster.create_request(seq % 3, f"cm-w-{seq}", value), 10.0)
+        await cluster.collect()  # drop the warm-up's records
+        writes: list[Write] = []
+        for seq in range(args.ops):
+            node = seq % cluster.node_count
+            request = cluster.create_request(node, f"cm-s-{seq}", value)
+            start = time.monotonic_ns()
+            status, body, _ = await send_once(session, request, 10.0)
+            end = time.monotonic_ns()
+            if status != 201:
+                raise RuntimeError(f"create failed: HTTP {status} {body[:200]!r}")
+            writes.append(Write(node, start, end))
+            if args.gap_ms:
+                await asyncio.sleep(args.gap_ms / 1000)
+        if await cluster.find_leader(session, 10.0) != leader:
+            raise RuntimeError("the leader changed during the run: trace again")
+        indexes = [_Index(t) for t in await cluster.collect()]
+    finally:
+        await session.close()
+        cluster.stop()
+        procs.remove_temp_dir(out_dir)
+    addresses = [m.raft_address for m in cluster.masters]
+    forwarded = [w for w in writes if w.proposer != leader and follow(w, FORWARDED, indexes, leader, addresses)]
+    local = [w for w in writes if w.proposer == leader and follow(w, LOCAL, indexes, leader, addresses)]
+    figures = {
+        "benchmark": "seqtrace",
+        "ops": args.ops,
+        "forwarded": summarize(forwarded, FORWARDED),
+        "on_leader": summarize(local, LOCAL),
+        "untraced": len(writes) - len(forwarded) - len(local),
+        "missed_hops": MISSED,
+    }
+    print_table("Forwarded writes (proposed on a follower)", figures["forwarded"])
+    print_table("Writes proposed on the leader", figures["on_leader"])
+    print(f"\nwrites whose hops could not all be matched: {figures['untraced']} {MISSED}")
+    return figures
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="python -m bench seqtrace", description=__doc__.splitlines()[0])
+    parser.add_argument("--ops", type=int, default=300, help="sequential writes traced (default 300)")
+    parser.add_argument("--warmup", type=int, default=100, help="writes before tracing (default 100)")
+    parser.add_argument("--gap-ms", type=float, default=0.0, help="pause between writes (default none)")
+    args = parser.parse_args(argv)
+    figures = procs.run_main(run(args))
+    print(json.dumps(figures), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
