@@ -35,7 +35,7 @@ from bench.load import make_session, send_once
 from bench.stats import percentile
 from bench.store import value_string
 
-Trace = list[tuple[int, str, int]]
+Trace = list[tuple[Any, ...]]  # (stamp ns, event, value[, thread id, cpu ns, run-queue ns])
 
 # (stage label, role, event): the stage ends at the first `event` on `role` after the previous hop.
 # Roles: P proposer, L leader, F the follower whose acknowledgement went out first.
@@ -83,14 +83,44 @@ class _Index:
     """One master's records, searchable by event: the first record of a kind at or after a time."""
 
     def __init__(self, trace: Trace) -> None:
-        self.by_event: dict[str, list[int]] = {}
-        for stamp, event, _value in sorted(trace):
-            self.by_event.setdefault(event, []).append(stamp)
+        self.records = sorted(trace)
+        self.by_event: dict[str, list[int]] = {}  # event -> positions in records
+        self.by_thread: dict[int, list[int]] = {}  # thread id -> stamps (with --sched)
+        for position, record in enumerate(self.records):
+            self.by_event.setdefault(record[1], []).append(position)
+            if len(record) == 6:
+                self.by_thread.setdefault(record[3], []).append(record[0])
+        self.stamps = {event: [self.records[p][0] for p in ps] for event, ps in self.by_event.items()}
+        self.sched_of = {(r[3], r[0]): (r[4], r[5]) for r in self.records if len(r) == 6}
 
     def first(self, event: str, after: int, before: int) -> int | None:
-        stamps = self.by_event.get(event, [])
+        found = self.first_record(event, after, before)
+        return None if found is None else int(found[0])
+
+    def first_record(self, event: str, after: int, before: int) -> tuple[Any, ...] | None:
+        stamps = self.stamps.get(event, [])
         i = bisect.bisect_left(stamps, after)
-        return stamps[i] if i < len(stamps) and stamps[i] <= before else None
+        if i < len(stamps) and stamps[i] <= before:
+            return self.records[self.by_event[event][i]]
+        return None
+
+    def split(self, record: tuple[Any, ...], start: int) -> tuple[int, int, int] | None:
+        """(CPU, run queue, rest) of the recording thread over the stage from ``start`` to ``record``.
+
+        Measured since the thread's last record at or before ``start`` (or its previous record): the rest
+        is time neither running nor runnable, i.e. blocked (a syscall, a poll) or waiting for the GIL.
+        The kernel updates these counters at context switches, so short stages read as all "rest"."""
+        if len(record) != 6:
+            return None
+        stamps = self.by_thread[record[3]]
+        i = min(bisect.bisect_right(stamps, start), bisect.bisect_left(stamps, record[0]))
+        if i == 0:
+            return None
+        wall = record[0] - start
+        cpu_before, runq_before = self.sched_of[(record[3], stamps[i - 1])]
+        cpu = min(wall, record[4] - cpu_before)
+        runq = min(wall - cpu, record[5] - runq_before)
+        return cpu, runq, wall - cpu - runq
 
 
 @dataclass
@@ -99,6 +129,7 @@ class Write:
     start: int
     end: int
     stages: dict[str, int] = field(default_factory=dict)  # label -> ns
+    splits: dict[str, tuple[int, int, int]] = field(default_factory=dict)  # label -> (cpu, run queue, rest)
 
     @property
     def total(self) -> int:
@@ -110,6 +141,7 @@ def follow(write: Write, chain: list[tuple[str, str, str]], traces: list[_Index]
     """Fill ``write.stages`` along ``chain``; False when a hop is missing (counted in ``MISSED``)."""
     at = write.start
     stages: dict[str, int] = {}
+    splits: dict[str, tuple[int, int, int]] = {}
     position = 0
     while position < len(chain):
         label, role, event = chain[position]
@@ -117,38 +149,47 @@ def follow(write: Write, chain: list[tuple[str, str, str]], traces: list[_Index]
             # Follow each follower through its hops up to the leader's receipt of its acknowledgement;
             # keep the one the leader heard from first (the one that completed the commit).
             span = chain[position:position + 1 + [c[1] for c in chain[position:]].index("L")]
-            best: tuple[int, dict[str, int]] | None = None
+            best: tuple[int, dict[str, int], dict[str, tuple[int, int, int]]] | None = None
             for candidate in (i for i in range(len(traces)) if i != leader):
-                t, found = at, {}
+                t, found, found_splits = at, {}, {}
                 for f_label, f_role, f_event in span:
                     if f_role == "L":
-                        nxt = traces[leader].first(f"{f_event}@{addresses[candidate]}", t, write.end)
+                        index, f_event = leader, f"{f_event}@{addresses[candidate]}"
                     else:
-                        nxt = traces[candidate].first(f_event, t, write.end)
-                    if nxt is None:
+                        index = candidate
+                    record = traces[index].first_record(f_event, t, write.end)
+                    if record is None:
                         break
-                    found[f_label] = nxt - t
-                    t = nxt
+                    found[f_label] = record[0] - t
+                    split = traces[index].split(record, t)
+                    if split is not None:
+                        found_splits[f_label] = split
+                    t = record[0]
                 else:
                     if best is None or t < best[0]:
-                        best = (t, found)
+                        best = (t, found, found_splits)
             if best is None:
                 MISSED["follower hops"] = MISSED.get("follower hops", 0) + 1
                 return False
             at = best[0]
             stages.update(best[1])
+            splits.update(best[2])
             position += len(span)
             continue
         index = write.proposer if role == "P" else leader
-        nxt = traces[index].first(event, at, write.end)
-        if nxt is None:
+        record = traces[index].first_record(event, at, write.end)
+        if record is None:
             MISSED[label] = MISSED.get(label, 0) + 1
             return False
-        stages[label] = nxt - at
-        at = nxt
+        stages[label] = record[0] - at
+        split = traces[index].split(record, at)
+        if split is not None:
+            splits[label] = split
+        at = record[0]
         position += 1
     stages[LAST] = write.end - at
     write.stages = stages
+    write.splits = splits
     return True
 
 
@@ -171,6 +212,15 @@ def summarize(writes: list[Write], chain: list[tuple[str, str, str]]) -> dict[st
             "max_us": round(max(values) / 1000, 1),
             "slowest5pct_mean_us": round(sum(w.stages[label] for w in slow) / len(slow) / 1000, 1),
         }
+        split = [w.splits[label] for w in writes if label in w.splits]
+        slow_split = [w.splits[label] for w in slow if label in w.splits]
+        if split:
+            for name, part in (("cpu", 0), ("runq", 1), ("rest", 2)):
+                rows[label][f"{name}_mean_us"] = round(sum(x[part] for x in split) / len(split) / 1000, 1)
+                rows[label][f"{name}_p99_us"] = _us([x[part] for x in split], 99)
+                if slow_split:
+                    rows[label][f"{name}_slow5pct_us"] = round(
+                        sum(x[part] for x in slow_split) / len(slow_split) / 1000, 1)
     totals = [w.total for w in writes]
     return {
         "writes": len(writes),
@@ -186,16 +236,23 @@ def print_table(title: str, summary: dict[str, Any]) -> None:
         return
     print(f"\n{title}: {summary['writes']} writes, total p50 {summary['total_p50_ms']} ms, "
           f"p99 {summary['total_p99_ms']} ms (µs per stage)")
-    print(f"  {'stage':<46} {'p50':>8} {'p99':>8} {'max':>8} {'slow5%':>8}")
+    sched = any("cpu_mean_us" in row for row in summary["stages"].values())
+    extra = f" {'cpu':>6} {'runq':>6} {'rest':>6} | {'cpu99':>6} {'runq99':>6} {'rest99':>6}" if sched else ""
+    print(f"  {'stage':<46} {'p50':>6} {'p99':>6} {'max':>6} {'slow5%':>6}{extra}")
     for label, row in summary["stages"].items():
-        print(f"  {label:<46} {row['p50_us']:>8.0f} {row['p99_us']:>8.0f} {row['max_us']:>8.0f} "
-              f"{row['slowest5pct_mean_us']:>8.0f}")
+        line = (f"  {label:<46} {row['p50_us']:>6.0f} {row['p99_us']:>6.0f} {row['max_us']:>6.0f} "
+                f"{row['slowest5pct_mean_us']:>6.0f}")
+        if "cpu_mean_us" in row:
+            line += (f" {row['cpu_mean_us']:>6.0f} {row['runq_mean_us']:>6.0f} {row['rest_mean_us']:>6.0f} |"
+                     f" {row['cpu_p99_us']:>6.0f} {row['runq_p99_us']:>6.0f} {row['rest_p99_us']:>6.0f}")
+        print(line)
 
 
 class TracedCluster(EdgeCluster):
-    def __init__(self, out_dir: Path) -> None:
+    def __init__(self, out_dir: Path, sched: bool) -> None:
         super().__init__()
         self.out_dir = out_dir
+        self.sched = sched
 
     def argv(self, index: int) -> list[str]:
         argv = super().argv(index)
@@ -205,7 +262,8 @@ class TracedCluster(EdgeCluster):
     def _spawn(self, index: int) -> None:
         m = self.masters[index]
         m.data_dir.mkdir(exist_ok=True)
-        env = dict(os.environ, EDGEK8S_SEQTRACE_OUT=str(self.out_dir / f"{m.name}.jsonl"))
+        env = dict(os.environ, EDGEK8S_SEQTRACE_OUT=str(self.out_dir / f"{m.name}.jsonl"),
+                   EDGEK8S_SEQTRACE_SCHED="1" if self.sched else "0")
         m.proc = procs.spawn(self.argv(index), m.log_path, env=env)
 
     async def collect(self) -> list[Trace]:
@@ -226,7 +284,7 @@ class TracedCluster(EdgeCluster):
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     out_dir = procs.make_temp_dir("bench-seqtrace-")
-    cluster = TracedCluster(out_dir)
+    cluster = TracedCluster(out_dir, args.sched)
     value = value_string()
     session = make_session(4)
     try:
@@ -249,12 +307,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
                 await asyncio.sleep(args.gap_ms / 1000)
         if await cluster.find_leader(session, 10.0) != leader:
             raise RuntimeError("the leader changed during the run: trace again")
-        indexes = [_Index(t) for t in await cluster.collect()]
+        traces = await cluster.collect()
+        indexes = [_Index(t) for t in traces]
     finally:
         await session.close()
         cluster.stop()
         procs.remove_temp_dir(out_dir)
     addresses = [m.raft_address for m in cluster.masters]
+    if args.dump is not None:
+        raw = {"leader": leader, "addresses": addresses, "traces": traces,
+               "writes": [(w.proposer, w.start, w.end) for w in writes]}
+        args.dump.write_text(json.dumps(raw))
     forwarded = [w for w in writes if w.proposer != leader and follow(w, FORWARDED, indexes, leader, addresses)]
     local = [w for w in writes if w.proposer == leader and follow(w, LOCAL, indexes, leader, addresses)]
     figures = {
@@ -276,6 +339,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--ops", type=int, default=300, help="sequential writes traced (default 300)")
     parser.add_argument("--warmup", type=int, default=100, help="writes before tracing (default 100)")
     parser.add_argument("--gap-ms", type=float, default=0.0, help="pause between writes (default none)")
+    parser.add_argument("--sched", action="store_true",
+                        help="split each stage into CPU, run-queue wait and the rest (blocked or waiting for "
+                             "the GIL) of the thread that ends it (~10 µs per record: latencies grow)")
+    parser.add_argument("--dump", type=Path, default=None, metavar="FILE",
+                        help="also write every master's records and the writes' windows to FILE (JSON)")
     args = parser.parse_args(argv)
     figures = procs.run_main(run(args))
     print(json.dumps(figures), flush=True)

@@ -19,6 +19,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable
 from typing import Any
@@ -29,13 +30,22 @@ from edgek8s.raft import journal as journal_mod
 from edgek8s.raft import node as node_mod
 from edgek8s.raft import syncobj as syncobj_mod
 
-Record = tuple[int, str, int]
+Record = tuple[int, ...] | tuple[Any, ...]
 _records: list[Record] = []
 _now = time.monotonic_ns
+# With EDGEK8S_SEQTRACE_SCHED=1 each record also carries the recording thread's id, its CPU time and its
+# run-queue delay (/proc/thread-self/schedstat: ~10 µs a read), so a stage on one thread splits into
+# running, waiting for a CPU, and the rest (blocked in a syscall, or waiting for the GIL).
+_SCHED = os.environ.get("EDGEK8S_SEQTRACE_SCHED") == "1"
 
 
 def _rec(event: str, value: int = 0) -> None:
-    _records.append((_now(), event, value))
+    if not _SCHED:
+        _records.append((_now(), event, value))
+        return
+    with open("/proc/thread-self/schedstat", "rb") as stat:
+        cpu, runq, _slices = stat.read().split()
+    _records.append((_now(), event, value, threading.get_native_id(), int(cpu), int(runq)))
 
 
 def _before(cls: Any, name: str, event: Callable[..., tuple[str, int] | None]) -> None:
@@ -161,7 +171,7 @@ def install() -> None:
         def poll(timeout: float) -> None:
             _rec("poll_enter", int(timeout * 1e6))
             original_poll(timeout)
-            _rec("poll_exit", time.thread_time_ns())
+            _rec("poll_exit", int(timeout * 1e6))
 
         poller.poll = poll
         original_start(self)
