@@ -38,43 +38,39 @@ from bench.store import value_string
 Trace = list[tuple[Any, ...]]  # (stamp ns, event, value[, thread id, cpu ns, run-queue ns])
 
 # (stage label, role, event): the stage ends at the first `event` on `role` after the previous hop.
-# Roles: P proposer, L leader, F the follower whose acknowledgement went out first.
-FORWARDED = [
+# Roles: P proposer, L leader, F the follower whose acknowledgement the leader received first.
+_FRONT = [
     ("client -> HTTP handler (TLS, HTTP parse)", "P", "http_start"),
     ("handler -> propose (JSON, registry)", "P", "propose"),
     ("propose -> tick thread drains queue", "P", "drain"),
+]
+_APPEND = [("append -> AppendEntries sent", "L", "flush")]
+_REPLICATE = [
+    ("AppendEntries -> follower receives", "F", "recv_ae_entries"),
+    ("follower receive -> fdatasync done", "F", "fsync_done"),
+    ("fdatasync -> acknowledgement queued", "F", "ack_send"),
+    ("queued -> acknowledgement sent", "F", "flush"),
+    ("acknowledgement -> leader receives", "L", "recv_ack"),
+    ("leader receives ack -> commit (apply start)", "L", "apply_start"),
+]
+_BACK = [
+    ("apply -> hand-off to loop", "P", "handoff_post"),
+    ("hand-off -> loop runs it", "P", "loop_run"),
+    ("loop -> response written", "P", "resp_written"),
+]
+FORWARDED = [
+    *_FRONT,
     ("drain -> forward sent", "P", "flush"),
     ("forward -> leader receives", "L", "recv_fwd"),
     ("leader receives -> appends (drain)", "L", "drain"),
-    ("append -> AppendEntries sent", "L", "flush"),
-    ("AppendEntries -> follower receives", "F", "recv_ae_entries"),
-    ("follower receive -> fdatasync done", "F", "fsync_done"),
-    ("fdatasync -> acknowledgement queued", "F", "ack_send"),
-    ("queued -> acknowledgement sent", "F", "flush"),
-    ("acknowledgement -> leader receives", "L", "recv_ack"),
-    ("leader receives ack -> commit (apply start)", "L", "apply_start"),
+    *_APPEND,
+    *_REPLICATE,
     ("commit -> commit index sent", "L", "flush"),
     ("commit index -> proposer receives", "P", "recv_ae_commit"),
     ("proposer receives -> apply start", "P", "apply_start"),
-    ("apply -> hand-off to loop", "P", "handoff_post"),
-    ("hand-off -> loop runs it", "P", "loop_run"),
-    ("loop -> response written", "P", "resp_written"),
+    *_BACK,
 ]
-LOCAL = [
-    ("client -> HTTP handler (TLS, HTTP parse)", "P", "http_start"),
-    ("handler -> propose (JSON, registry)", "P", "propose"),
-    ("propose -> tick thread drains queue", "P", "drain"),
-    ("append -> AppendEntries sent", "L", "flush"),
-    ("AppendEntries -> follower receives", "F", "recv_ae_entries"),
-    ("follower receive -> fdatasync done", "F", "fsync_done"),
-    ("fdatasync -> acknowledgement queued", "F", "ack_send"),
-    ("queued -> acknowledgement sent", "F", "flush"),
-    ("acknowledgement -> leader receives", "L", "recv_ack"),
-    ("leader receives ack -> commit (apply start)", "L", "apply_start"),
-    ("apply -> hand-off to loop", "P", "handoff_post"),
-    ("hand-off -> loop runs it", "P", "loop_run"),
-    ("loop -> response written", "P", "resp_written"),
-]
+LOCAL = [*_FRONT, *_APPEND, *_REPLICATE, *_BACK]
 LAST = "response -> client has it"
 MISSED: dict[str, int] = {}  # stage label -> writes whose hop at the end of it was not found
 
