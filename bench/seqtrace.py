@@ -245,10 +245,11 @@ def print_table(title: str, summary: dict[str, Any]) -> None:
 
 
 class TracedCluster(EdgeCluster):
-    def __init__(self, out_dir: Path, sched: bool) -> None:
+    def __init__(self, out_dir: Path, sched: bool, switch_interval: float | None) -> None:
         super().__init__()
         self.out_dir = out_dir
         self.sched = sched
+        self.switch_interval = switch_interval
 
     def argv(self, index: int) -> list[str]:
         argv = super().argv(index)
@@ -259,7 +260,8 @@ class TracedCluster(EdgeCluster):
         m = self.masters[index]
         m.data_dir.mkdir(exist_ok=True)
         env = dict(os.environ, EDGEK8S_SEQTRACE_OUT=str(self.out_dir / f"{m.name}.jsonl"),
-                   EDGEK8S_SEQTRACE_SCHED="1" if self.sched else "0")
+                   EDGEK8S_SEQTRACE_SCHED="1" if self.sched else "0",
+                   EDGEK8S_SEQTRACE_SWITCH_INTERVAL=str(self.switch_interval or ""))
         m.proc = procs.spawn(self.argv(index), m.log_path, env=env)
 
     async def collect(self) -> list[Trace]:
@@ -280,7 +282,7 @@ class TracedCluster(EdgeCluster):
 
 async def run(args: argparse.Namespace) -> dict[str, Any]:
     out_dir = procs.make_temp_dir("bench-seqtrace-")
-    cluster = TracedCluster(out_dir, args.sched)
+    cluster = TracedCluster(out_dir, args.sched, args.switch_interval)
     value = value_string()
     session = make_session(4)
     try:
@@ -338,6 +340,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--sched", action="store_true",
                         help="split each stage into CPU, run-queue wait and the rest (blocked or waiting for "
                              "the GIL) of the thread that ends it (~10 µs per record: latencies grow)")
+    parser.add_argument("--switch-interval", type=float, default=None, metavar="SECONDS",
+                        help="sys.setswitchinterval in the masters (default: Python's 0.005)")
     parser.add_argument("--dump", type=Path, default=None, metavar="FILE",
                         help="also write every master's records and the writes' windows to FILE (JSON)")
     args = parser.parse_args(argv)

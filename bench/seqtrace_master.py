@@ -6,7 +6,8 @@ in memory: HTTP handler start, proposal, the tick thread's drain of the queue, f
 their answers, every received Raft message by kind, journal fdatasyncs, acknowledgements, the leader's
 commit (start of apply), the hand-off back to the loop and the response written, plus every poll
 (enter/exit, timeout) of the tick thread. SIGUSR1 writes the records, one JSON array per line, to
-``$EDGEK8S_SEQTRACE_OUT`` and clears them. CLOCK_MONOTONIC is one clock for every process of the
+``$EDGEK8S_SEQTRACE_OUT`` and clears them. ``$EDGEK8S_SEQTRACE_SWITCH_INTERVAL`` (seconds) sets the
+GIL switch interval, for experiments. CLOCK_MONOTONIC is one clock for every process of the
 machine, so records of different masters and the load client can be ordered against each other.
 
 The wrappers cost ~1 µs per hop; only the benchmark uses this module.
@@ -188,6 +189,9 @@ def install() -> None:
 
 def main() -> int:
     install()
+    interval = os.environ.get("EDGEK8S_SEQTRACE_SWITCH_INTERVAL")
+    if interval:  # an experiment: the GIL switch interval of the traced masters
+        sys.setswitchinterval(float(interval))
     from edgek8s.cli.main import main as edgek8s_main
 
     return edgek8s_main(sys.argv[1:])
