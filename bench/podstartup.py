@@ -34,6 +34,7 @@ import aiohttp
 
 from bench import procs
 from bench.edgek8s_cluster import EdgeCluster
+from bench.podtimeline import PodmanEventTail, slowest, summarize
 from bench.stats import percentile, rounded
 
 NODE = "bench-node"
@@ -94,8 +95,10 @@ async def _wait(condition: Any, timeout: float, what: str) -> None:
 
 
 async def _create_and_time(session: aiohttp.ClientSession, api: str, names: list[str], rate: float,
-                           image: str) -> dict[str, float]:
-    """Create pods at ``rate``/s; seconds from each POST to the watch event showing it Ready."""
+                           image: str, timeline: dict[str, dict[str, float]] | None = None) -> dict[str, float]:
+    """Create pods at ``rate``/s; seconds from each POST to the watch event showing it Ready. With
+    ``timeline``, also the wall-clock times of the POST, its answer and the Ready event per pod."""
+    marks: dict[str, dict[str, float]] = timeline if timeline is not None else {}
     async with session.get(f"{api}{PODS}", params={"labelSelector": "bench=podstartup"}) as response:
         rv = (await response.json())["metadata"]["resourceVersion"]
     sent: dict[str, float] = {}
@@ -111,6 +114,7 @@ async def _create_and_time(session: aiohttp.ClientSession, api: str, names: list
                 name = (pod.get("metadata") or {}).get("name")
                 if name in sent and name not in ready and _ready(pod):
                     ready[name] = time.monotonic() - sent[name]
+                    marks.setdefault(name, {})["ready"] = time.time()
                     if len(ready) == len(names):
                         done.set()
                         return
@@ -120,9 +124,11 @@ async def _create_and_time(session: aiohttp.ClientSession, api: str, names: list
 
     async def create(name: str) -> None:
         sent[name] = time.monotonic()
+        marks.setdefault(name, {})["sent"] = time.time()
         async with session.post(f"{api}{PODS}", json=_pod(name, image)) as response:
             if response.status != 201:
                 raise RuntimeError(f"create {name}: HTTP {response.status} {await response.text()}")
+        marks[name]["created"] = time.time()
 
     creates = []
     for name in names:
@@ -189,12 +195,25 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             cpu_before = time.process_time()
             service_pid = int((host.run_dir / "service.pid").read_text())
             agent_cpu, service_cpu = _cpu_seconds(agent_proc.pid), _cpu_seconds(service_pid)
-            times = await _create_and_time(session, api, [f"p{i}" for i in range(args.pods)], args.rate, TEST_IMAGE)
+            events = PodmanEventTail(host.events_log)
+            follower = asyncio.create_task(events.follow())
+            timeline: dict[str, dict[str, float]] = {}
+            try:
+                times = await _create_and_time(session, api, [f"p{i}" for i in range(args.pods)], args.rate,
+                                               TEST_IMAGE, timeline)
+            finally:
+                follower.cancel()
             agent_cpu = _cpu_seconds(agent_proc.pid) - agent_cpu
             service_cpu = _cpu_seconds(service_pid) - service_cpu
+            await asyncio.to_thread(events.read)
+            for name, stages in events.stages.items():
+                timeline.setdefault(name, {}).update(stages)
             startup = sorted(times.values())
             await _delete_all(session, api, host.env())
 
+            if args.skip_footprint:
+                await _delete_all(session, api, host.env())
+                return _startup_result(args, startup, timeline, agent_cpu, service_cpu)
             print("30 pods for the footprint and idle figures...", flush=True)
             await _create_and_time(session, api, [f"r{i}" for i in range(30)], args.rate, TEST_IMAGE)
             await asyncio.sleep(5)  # let status writes and events settle
@@ -216,16 +235,23 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         await remove_everything(host)
         cluster.stop()
         procs.remove_temp_dir(base)
-    p50, p90, p99 = (percentile(startup, p) for p in (50, 90, 99))
-    return {
-        "pods": args.pods, "rate_per_s": args.rate, "p50_s": rounded(p50), "p90_s": rounded(p90),
-        "p99_s": rounded(p99), "max_s": rounded(startup[-1]),
+    return _startup_result(args, startup, timeline, agent_cpu, service_cpu) | {
         "agent_rss_mb_30_pods": round(agent_rss / 2**20, 1),
         "podman_service_rss_mb_30_pods": round(service_rss / 2**20, 1),
         "idle_disk_write_bytes_per_s": max(v for k, v in idle.items() if k != "podman-service"),
         "idle_disk_write_bytes_per_s_by_process": idle, "bench_driver_cpu_s": round(bench_cpu, 2),
+    }
+
+
+def _startup_result(args: argparse.Namespace, startup: list[float], timeline: dict[str, dict[str, float]],
+                    agent_cpu: float, service_cpu: float) -> dict[str, Any]:
+    p50, p90, p99 = (percentile(startup, p) for p in (50, 90, 99))
+    return {
+        "pods": args.pods, "rate_per_s": args.rate, "p50_s": rounded(p50), "p90_s": rounded(p90),
+        "p99_s": rounded(p99), "max_s": rounded(startup[-1]),
         "agent_cpu_ms_per_pod_start": round(1000 * agent_cpu / args.pods, 1),
         "podman_cpu_ms_per_pod_start": round(1000 * service_cpu / args.pods, 1),
+        "stages_s": summarize(timeline), "slowest_pods_s": slowest(timeline),
     }
 
 
@@ -234,6 +260,8 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--pods", type=int, default=100)
     parser.add_argument("--rate", type=float, default=5.0, help="pods created per second")
     parser.add_argument("--idle-seconds", type=float, default=60.0)
+    parser.add_argument("--skip-footprint", action="store_true",
+                        help="only the startup figures and timeline (no 30-pod RSS and idle phase)")
     args = parser.parse_args(argv)
     if os.geteuid() != 0:
         print("bench podstartup: run as root (Podman rootful, as the agent runs)", file=sys.stderr)
@@ -244,6 +272,12 @@ def main(argv: list[str]) -> int:
           f"(target <= 1.5 s; Kubernetes SLO p99 <= 5 s; KubeEdge reported 4.1 s)")
     print(f"CPU per pod start: agent {result['agent_cpu_ms_per_pod_start']} ms, Podman service "
           f"{result['podman_cpu_ms_per_pod_start']} ms (conmon and runc not counted)")
+    print("stages (s, from the previous stage):")
+    for stage, figures in result["stages_s"].items():
+        print(f"  {stage:<24} " + "  ".join(f"{k} {v}" for k, v in figures.items()))
+    if "agent_rss_mb_30_pods" not in result:
+        print(json.dumps(result))
+        return 0
     print(f"agent RSS with 30 pods: {result['agent_rss_mb_30_pods']} MB (target <= 50 MB; k3s agent 268 MB on a "
           f"Pi 4); podman service {result['podman_service_rss_mb_30_pods']} MB")
     print(f"idle disk writes (B/s): {result['idle_disk_write_bytes_per_s_by_process']} "

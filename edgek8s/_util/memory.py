@@ -6,6 +6,9 @@ import ctypes
 import ctypes.util
 import functools
 import gc
+import re
+import sys
+import warnings
 
 _M_ARENA_MAX = -8  # glibc's mallopt parameter number
 
@@ -59,3 +62,17 @@ def settle_garbage_collector(young_threshold: int = 2000) -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(young_threshold, 10, 10)
+
+
+def keep_out(*modules: str, silence: str = "") -> None:
+    """Make every later ``import`` of these modules fail in this process, so they cost no memory.
+
+    Only for optional dependencies that a library imports with a fallback and that the process never
+    uses: an entry of None in ``sys.modules`` makes the import raise ImportError (documented in the
+    import system reference). Modules already imported are left alone. ``silence``: the start of the
+    warning a library gives about the missing module, if it gives one.
+    """
+    for name in modules:
+        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+    if silence:
+        warnings.filterwarnings("ignore", message=re.escape(silence))

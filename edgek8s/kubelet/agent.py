@@ -122,7 +122,6 @@ class Kubelet:
             return
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") and uid not in self.desired:
             return  # finished before this agent knew it; nothing to run
-        await self.local.save("pods", pod)
         self.desired[uid] = pod
         self.status.seed(uid, pod.get("status") or {})
         self.workers.update(pod)
@@ -138,7 +137,7 @@ class Kubelet:
         self._changes.put_nowait(("synced", {}))
 
     async def _apply_changes(self) -> None:
-        """Informer changes, in order: saved locally first, then handed to the pod's worker."""
+        """Informer changes, in order, handed to the pods' workers (each saves its pod locally first)."""
         while True:
             kind, pod = await self._changes.get()
             if kind == "synced":
@@ -162,6 +161,10 @@ class Kubelet:
     # -- workers -----------------------------------------------------------------------------------
 
     async def _sync(self, pod: Obj) -> float | None:
+        # Saved by the pod's own worker, before any container is created for it: saves of different pods
+        # run side by side, and one pod's fsync never holds up the informer's next change (measured: two
+        # fsyncs per save, one save per status change, in one queue, were a serial stage of pod startup).
+        await self.local.save("pods", pod)
         try:
             return (await self.syncer.sync_pod(pod)).requeue_after
         except RuntimeFailure as exc:

@@ -74,6 +74,7 @@ class PodSyncer:
         self.last_status: dict[str, Obj] = {}
         self.cache = cache or RuntimeCache()
         self._acted: dict[str, float] = {}  # uid -> when this syncer last changed its runtime state
+        self._read: dict[str, tuple[float, RuntimePod]] = {}  # uid -> (when its last own read began, result)
 
     def _touch(self, uid: str) -> None:
         self._acted[uid] = time.monotonic()
@@ -83,17 +84,25 @@ class PodSyncer:
         self._touch(uid)
 
     async def _known_pod(self, uid: str) -> RuntimePod:
-        """The relist's view when nothing was done to the pod since that list began, else a fresh list."""
+        """The newest of the relist's view and this pod's last own read, when nothing was done to the pod
+        (and the runtime reported no change) since it began; else a fresh read. A started pod's next
+        sync (its status came back from the API) thus costs Podman nothing."""
         acted = self._acted.get(uid)
+        read = self._read.get(uid)
+        if read is not None and read[0] >= self.cache.listed_at and (acted is None or acted < read[0]):
+            return read[1]
         if self.cache.listed_at and (acted is None or acted < self.cache.listed_at):
             return self.cache.pods.get(uid) or RuntimePod(uid=uid)
         return await self._runtime_pod(uid)
 
     async def _runtime_pod(self, uid: str) -> RuntimePod:
+        started = time.monotonic()
+        found = RuntimePod(uid=uid)
         for rp in await self.runtime.list_pods(uid=uid):
             if rp.uid == uid:
-                return rp
-        return RuntimePod(uid=uid)
+                found = rp
+        self._read[uid] = (started, found)
+        return found
 
     def _report(self, pod: Obj, rp: RuntimePod, outcome: SyncOutcome) -> None:
         uid = pod["metadata"]["uid"]
@@ -331,4 +340,5 @@ class PodSyncer:
         self.backoff.forget_prefix(f"{uid}/")
         self.last_status.pop(uid, None)
         self._acted.pop(uid, None)
+        self._read.pop(uid, None)
         self.cache.pods.pop(uid, None)

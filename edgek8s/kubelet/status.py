@@ -201,6 +201,7 @@ class StatusWriter:
         self._retry = retry
         self._written: dict[str, Obj] = {}  # uid -> the status the API has (as far as we know)
         self._pending: dict[str, tuple[Obj, Obj]] = {}  # uid -> (pod, status)
+        self._writing: set[str] = set()  # uids with a write in flight
         self._wake = asyncio.Event()
         self.writes = 0
         self.parallel = 8  # writes in flight: a burst of new pods is not serialised behind Raft round trips
@@ -245,14 +246,23 @@ class StatusWriter:
         return True
 
     async def run(self) -> None:
-        while True:
-            await self._wake.wait()
-            self._wake.clear()
-            batch = list(self._pending.items())[:self.parallel]
-            for uid, _ in batch:
-                del self._pending[uid]
-            results = await asyncio.gather(*(self._write(uid, pod, status) for uid, (pod, status) in batch))
+        """Up to ``parallel`` writes in flight, each started as soon as a slot frees (a burst of new pods
+        is not held behind the slowest write of a batch); never two writes of one pod at once."""
+        async with asyncio.TaskGroup() as group:
+            while True:
+                await self._wake.wait()
+                self._wake.clear()
+                free = self.parallel - len(self._writing)
+                for uid in [u for u in self._pending if u not in self._writing][:max(0, free)]:
+                    pod, status = self._pending.pop(uid)
+                    self._writing.add(uid)
+                    group.create_task(self._write_one(uid, pod, status))
+
+    async def _write_one(self, uid: str, pod: Obj, status: Obj) -> None:
+        try:
+            if not await self._write(uid, pod, status):
+                await asyncio.sleep(self._retry)  # the API is failing: this slot backs off
+        finally:
+            self._writing.discard(uid)
             if self._pending:
                 self._wake.set()
-            if not all(results):
-                await asyncio.sleep(self._retry)

@@ -1,5 +1,5 @@
 """Pure pieces of the kubelet: back-off, $(VAR) expansion, pod phase and conditions, pod worker coalescing,
-node arch labels, the agent's Podman settings."""
+status writes in flight, node arch labels, the agent's Podman settings and times."""
 
 from __future__ import annotations
 
@@ -14,9 +14,10 @@ from edgek8s.config import ConfigError, PodmanConfig
 from edgek8s.kubelet.node_status import node_arch
 from edgek8s.kubelet.pod_workers import PodWorkers
 from edgek8s.kubelet.podman_host import resolve, write_config
+from edgek8s.kubelet.podman_runtime import _time
 from edgek8s.kubelet.podspec import expand, sandbox_config, spec_hash
 from edgek8s.kubelet.runtime import ContainerState, ContainerStatus, RuntimePod, SandboxStatus
-from edgek8s.kubelet.status import SyncOutcome, Waiting, pod_status, qos_class
+from edgek8s.kubelet.status import StatusWriter, SyncOutcome, Waiting, pod_status, qos_class
 
 
 def test_backoff_doubles_to_the_maximum_and_resets() -> None:
@@ -163,3 +164,48 @@ def test_podman_settings(tmp_path: Path) -> None:
     if not Path("/run/systemd/system").is_dir():
         assert host.cgroup_manager == "cgroupfs"
     assert len(host.bridge) <= 15
+
+
+class _SlowApi:
+    """update_status that hangs for one pod until released; the others answer at once."""
+
+    def __init__(self) -> None:
+        self.release = asyncio.Event()
+        self.written: list[str] = []
+
+    async def update_status(self, _rtype: Any, obj: dict[str, Any]) -> dict[str, Any]:
+        if obj["metadata"]["name"] == "slow":
+            await self.release.wait()
+        self.written.append(obj["metadata"]["name"])
+        return obj
+
+
+async def test_status_writes_do_not_wait_for_the_slowest_of_a_batch() -> None:
+    api = _SlowApi()
+    writer = StatusWriter(api)  # type: ignore[arg-type]
+    writer.parallel = 2
+    for name in ("slow", "a", "b", "c"):
+        writer.set({"metadata": {"name": name, "namespace": "ns", "uid": name}}, {"phase": "Running"})
+    task = asyncio.create_task(writer.run())
+    for _ in range(200):
+        if len(api.written) == 3:
+            break
+        await asyncio.sleep(0.01)
+    assert api.written == ["a", "b", "c"]  # one slot stays busy with "slow"; the other keeps going
+    api.release.set()
+    for _ in range(200):
+        if len(api.written) == 4:
+            break
+        await asyncio.sleep(0.01)
+    assert api.written[-1] == "slow" and writer.written("slow") == {"phase": "Running"}
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+def test_podman_times_from_a_list_and_an_inspect_agree() -> None:
+    # Podman's list gives unix seconds, an inspect RFC 3339 with nanoseconds and the service's offset.
+    assert _time(1795937225) == "2026-11-29T07:27:05Z"
+    assert _time("2026-11-29T07:27:05.408462174Z") == "2026-11-29T07:27:05Z"
+    assert _time("2026-11-29T08:27:05.408462174+01:00") == "2026-11-29T07:27:05Z"
+    assert _time("0001-01-01T00:00:00Z") == "" and _time(0) == "" and _time("garbage") == ""

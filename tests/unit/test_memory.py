@@ -32,6 +32,23 @@ print(frozen > 10_000, gc.get_threshold()[0], alive() is None)
     assert result.stdout.split() == ["True", "2000", "True"]
 
 
+def test_agent_keeps_optional_modules_out_and_the_podman_bindings_still_work() -> None:
+    """rich (pull progress bars) and the charset detectors stay out of the agent process; the bindings
+    import without them, and requests still decodes an undeclared text body (as utf-8), silently."""
+    code = """
+import sys, warnings
+warnings.simplefilter("error")
+from edgek8s._util.memory import keep_out
+keep_out("rich", "charset_normalizer", "chardet", silence="Unable to find acceptable character detection dependency")
+import podman, requests
+response = requests.models.Response()
+response._content = "caf\\u00e9".encode()
+print(sorted(m for m in ("rich", "charset_normalizer", "chardet") if sys.modules.get(m) is not None), response.text)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout.strip() == "[] caf\u00e9"
+
+
 def test_dropped_public_ca_defaults_hold_no_ca_and_still_verify() -> None:
     # A subprocess: the setting is process-wide. Before, aiohttp's two default contexts held the system
     # CA bundle (~3 MB); after, the verified one trusts nothing (a TLS request without the cluster
