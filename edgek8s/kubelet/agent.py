@@ -25,10 +25,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from edgek8s._util.backoff import Backoff
 from edgek8s._util.memory import release_free_memory
+from edgek8s._util.supervise import keep_running
 from edgek8s.client.events import EventRecorder
 from edgek8s.client.informer import Handlers, Informer
 from edgek8s.client.interface import ClusterClient, DeleteOptions
@@ -101,15 +103,15 @@ class Kubelet:
             self.workers.update(pod)
         if self.desired:
             logger.info("restored %d pods from local state", len(self.desired))
-        loops = {
-            "kubelet-informer": self.pods.run(), "kubelet-pods": self._apply_changes(),
-            "kubelet-first-sync": self._first_sync(),
-            "kubelet-relist": self._relist_loop(), "kubelet-status": self.status.run(),
-            "kubelet-events": self.events.run(), "kubelet-register": self.node.register(),
-            "kubelet-node-status": self.node.status_loop(), "kubelet-lease": self.node.lease_loop(),
+        loops: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+            "kubelet-informer": self.pods.run, "kubelet-pods": self._apply_changes,
+            "kubelet-first-sync": self._first_sync,
+            "kubelet-relist": self._relist_loop, "kubelet-status": self.status.run,
+            "kubelet-events": self.events.run, "kubelet-register": self.node.register,
+            "kubelet-node-status": self.node.status_loop, "kubelet-lease": self.node.lease_loop,
         }
-        for name, coro in loops.items():
-            self._tasks.append(asyncio.create_task(coro, name=name))
+        for name, loop in loops.items():  # a loop that raises is logged and restarted, never lost silently
+            self._tasks.append(asyncio.create_task(keep_running(name, loop, logger=logger), name=name))
 
     async def stop(self) -> None:
         """Stop the agent's loops; pods keep running (a restarted agent adopts them)."""
