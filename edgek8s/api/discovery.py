@@ -16,8 +16,10 @@ from edgek8s.api.context import json_response
 from edgek8s.model.resources import BUILTIN_RESOURCES, METRICS_RESOURCES, REVIEW_RESOURCES, ResourceType
 
 _DISCOVERY_TYPE = "application/json;g=apidiscovery.k8s.io;v={version};as=APIGroupDiscoveryList"
-_SUBRESOURCE_KINDS = {"status": None, "scale": ("autoscaling", "v1", "Scale")}
-_SUBRESOURCES: dict[str, tuple[str, ...]] = {"deployments": ("status", "scale"), "replicasets": ("status", "scale")}
+_SUBRESOURCE_KINDS = {"status": None, "scale": ("autoscaling", "v1", "Scale"), "eviction": ("policy", "v1", "Eviction")}
+_SUBRESOURCE_VERBS = {"eviction": ["create"]}
+_SUBRESOURCES: dict[str, tuple[str, ...]] = {"deployments": ("status", "scale"), "replicasets": ("status", "scale"),
+                                             "pods": ("status", "eviction")}
 
 
 def _groups(*, served: bool = True) -> dict[str, list[ResourceType]]:
@@ -50,7 +52,7 @@ def _aggregated_resource(rtype: ResourceType) -> dict[str, Any]:
         kind = _SUBRESOURCE_KINDS[sub] or (rtype.group, rtype.version, rtype.kind)
         subresources.append(
             {"subresource": sub, "responseKind": {"group": kind[0], "version": kind[1], "kind": kind[2]},
-             "verbs": ["get", "patch", "update"]}
+             "verbs": _SUBRESOURCE_VERBS.get(sub, ["get", "patch", "update"])}
         )
     if subresources:
         entry["subresources"] = subresources
@@ -130,9 +132,13 @@ def resource_list(group: str, version: str) -> dict[str, Any] | None:
             entry["categories"] = list(rtype.categories)
         resources.append(entry)
         for sub in _subresources(rtype):
-            kind = (_SUBRESOURCE_KINDS[sub] or ("", "", rtype.kind))[2]
-            resources.append({"name": f"{rtype.plural}/{sub}", "singularName": "", "namespaced": rtype.namespaced,
-                              "kind": kind, "verbs": ["get", "patch", "update"]})
+            sub_group, sub_version, kind = _SUBRESOURCE_KINDS[sub] or ("", "", rtype.kind)
+            sub_entry: dict[str, Any] = {"name": f"{rtype.plural}/{sub}", "singularName": "",
+                                         "namespaced": rtype.namespaced, "kind": kind,
+                                         "verbs": _SUBRESOURCE_VERBS.get(sub, ["get", "patch", "update"])}
+            if sub_group != rtype.group or sub_version not in ("", rtype.version):
+                sub_entry.update(group=sub_group, version=sub_version)  # kubectl drain looks for these
+            resources.append(sub_entry)
     if not resources:
         return None
     group_version = f"{group}/{version}" if group else version

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgek8s.api.listing import parse_selection
-from edgek8s.api.writes import patch_object, prepare_created, prepare_updated, store_created
+from edgek8s.api.writes import delete_object, patch_object, prepare_created, prepare_updated, store_created
 from edgek8s.client.interface import Binding, DeleteOptions, Obj, ObjectEvent, ObjectList
 from edgek8s.model import errors
 from edgek8s.model.resources import ResourceType
@@ -161,9 +161,9 @@ class InProcessClient:
     ) -> Obj | None:
         options = options or DeleteOptions()
         try:
-            stored = await self._store.delete(
-                rtype, namespace, name, expect_uid=options.uid, expect_rv=options.resource_version,
-                propagation=options.propagation_policy, fence=self.fence,
+            stored = await delete_object(
+                self._store, rtype, namespace, name, uid=options.uid, resource_version=options.resource_version,
+                propagation=options.propagation_policy, grace_period=options.grace_period_seconds, fence=self.fence,
             )
         except errors.Fenced:
             self.log.fenced += 1

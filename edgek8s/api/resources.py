@@ -16,6 +16,7 @@ from aiohttp import web
 from edgek8s.api.admission import admit_create
 from edgek8s.api.authz import admit_node_write
 from edgek8s.api.context import STORE, json_response, parse_json, raw_response, read_body, read_json
+from edgek8s.api.eviction import evict
 from edgek8s.api.listing import decode_continue, list_body, paginate, parse_selection
 from edgek8s.api.negotiation import (
     add_warnings,
@@ -28,8 +29,15 @@ from edgek8s.api.negotiation import (
 from edgek8s.api.patching import SCALABLE, get_scale, handle_patch, put_scale
 from edgek8s.api.paths import Target
 from edgek8s.api.watching import serve_watch
-from edgek8s.api.writes import check_propagation_policy, prepare_created, prepare_updated, store_created
+from edgek8s.api.writes import (
+    check_propagation_policy,
+    delete_object,
+    prepare_created,
+    prepare_updated,
+    store_created,
+)
 from edgek8s.model import errors
+from edgek8s.registry.deletion import parse_grace_period
 from edgek8s.registry.strategy import parse_resource_version
 from edgek8s.store.raftstore import RaftStore
 from edgek8s.store.state import encode_object
@@ -91,6 +99,10 @@ async def handle_object(request: web.Request, target: Target) -> web.StreamRespo
         if request.method != "POST":
             raise errors.MethodNotAllowed(f"{request.method} is not supported on binding")
         return await _bind(request, store, target)
+    if target.subresource == "eviction" and target.rtype.plural == "pods" and target.rtype.group == "":
+        if request.method != "POST":
+            raise errors.MethodNotAllowed(f"{request.method} is not supported on eviction")
+        return await evict(request, store, target)
     if target.subresource == "token" and target.rtype.plural == "serviceaccounts":
         raise errors.MethodNotAllowed("edgek8s does not issue service account tokens (TokenRequest is not supported; "
                                       "see docs/kinds.md)")
@@ -201,6 +213,13 @@ async def _delete_options(request: web.Request) -> dict[str, Any]:
     return options
 
 
+def _grace_period(request: web.Request, options: dict[str, Any]) -> int | None:
+    """DeleteOptions.gracePeriodSeconds, else the ``gracePeriodSeconds`` query parameter."""
+    if options.get("gracePeriodSeconds") is not None:
+        return parse_grace_period(options["gracePeriodSeconds"])
+    return parse_grace_period(request.query.get("gracePeriodSeconds"))
+
+
 async def _delete(request: web.Request, store: RaftStore, target: Target) -> web.Response:
     assert target.name is not None
     dry_run = _dry_run(request)
@@ -212,16 +231,19 @@ async def _delete(request: web.Request, store: RaftStore, target: Target) -> web
     propagation = check_propagation_policy(options.get("propagationPolicy") or request.query.get("propagationPolicy"))
     if propagation is None and (options.get("orphanDependents") or request.query.get("orphanDependents") == "true"):
         propagation = "Orphan"  # the deprecated form kubectl no longer sends, but clients may
+    grace_period = _grace_period(request, options)  # a bad value is a 400 even on a dry run
     if dry_run:
         obj = await store.get(target.rtype, target.namespace or "", target.name, consistent=True)
         return raw_response(obj.raw)
-    stored = await store.delete(
+    stored = await delete_object(
+        store,
         target.rtype,
         target.namespace or "",
         target.name,
-        expect_uid=preconditions.get("uid"),
-        expect_rv=expect_rv,
+        uid=preconditions.get("uid"),
+        resource_version=expect_rv,
         propagation=propagation,
+        grace_period=grace_period,
     )
     if stored is not None and stored.deleting and stored.name == target.name:
         return raw_response(stored.raw)  # still there (finalizers, a terminating namespace): the object
@@ -238,15 +260,16 @@ async def _delete_collection(request: web.Request, store: RaftStore, target: Tar
     selection = parse_selection(
         target.rtype, request.query.get("labelSelector", ""), request.query.get("fieldSelector", "")
     )
+    options = await _delete_options(request)
+    grace_period = _grace_period(request, options)
     objects, rv = await store.list(target.rtype, target.namespace, consistent=True)
     deleted = []
     for obj in objects:
         if not selection.matches(obj):
             continue
         try:
-            gone = await store.delete(
-                target.rtype, obj.namespace, obj.name, expect_uid=obj.uid
-            )
+            gone = await delete_object(store, target.rtype, obj.namespace, obj.name, uid=obj.uid,
+                                       grace_period=grace_period)
             if gone is not None:
                 deleted.append(gone)
         except (errors.NotFound, errors.Conflict):

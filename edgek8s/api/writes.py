@@ -22,6 +22,7 @@ from edgek8s.api.admission import admit_create
 from edgek8s.model import errors
 from edgek8s.model.resources import ResourceType
 from edgek8s.registry import fieldmanager
+from edgek8s.registry.deletion import deletion_grace
 from edgek8s.registry.patch import PatchError, apply_patch
 from edgek8s.registry.strategy import prepare_create, prepare_update
 from edgek8s.store.raftstore import RaftStore, now_rfc3339
@@ -118,6 +119,26 @@ async def patch_object(
             continue
     raise errors.Conflict(f'Operation cannot be fulfilled on {rtype.plural} "{name}": '
                           "the object kept changing while the patch was applied; try again")
+
+
+async def delete_object(
+    store: RaftStore,
+    rtype: ResourceType,
+    namespace: str,
+    name: str,
+    *,
+    uid: str | None = None,
+    resource_version: int | None = None,
+    propagation: str | None = None,
+    grace_period: int | None = None,
+    fence: int | None = None,
+) -> StoredObject | None:
+    """One delete command; a pod's grace (its spec's unless ``grace_period`` is given) is decided here,
+    on this replica's copy, and ``apply`` checks it against the pod as it is then (``store.graceful``)."""
+    current, _rv = store.state.get(rtype.id, namespace, name)
+    grace = deletion_grace(rtype, None if current is None else current.decode(), grace_period)
+    return await store.delete(rtype, namespace, name, expect_uid=uid, expect_rv=resource_version,
+                              propagation=propagation, grace=grace, fence=fence)
 
 
 def check_propagation_policy(policy: Any) -> str | None:

@@ -48,6 +48,7 @@ class DeleteOptions:
     uid: str | None = None  # precondition: delete only this incarnation of the name
     resource_version: int | None = None  # precondition
     propagation_policy: str | None = None  # Background (default) | Foreground | Orphan
+    grace_period_seconds: int | None = None  # pods: None = the pod's own; 0 = at once (force)
 
 
 @dataclass(frozen=True, slots=True)

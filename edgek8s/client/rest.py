@@ -61,14 +61,18 @@ def error_from_status(code: int, body: bytes) -> errors.StatusError:
         status = json.loads(body)
         message = str(status.get("message", "")) or body.decode(errors="replace")
         reason = status.get("reason", "")
-    except ValueError:
-        message, reason = body.decode(errors="replace"), ""
+        details = status.get("details") or {}
+        causes = tuple(errors.StatusCause(field=str(c.get("field") or ""), reason=str(c.get("reason") or ""),
+                                          message=str(c.get("message") or ""))
+                       for c in details.get("causes") or () if isinstance(c, dict))
+    except (ValueError, AttributeError):
+        message, reason, causes = body.decode(errors="replace"), "", ()
     cls = _BY_CODE.get(code, errors.InternalError)
     if code == 409 and reason == "AlreadyExists":
         cls = errors.AlreadyExists
     elif code == 409 and message.startswith("fenced:"):
         cls = errors.Fenced
-    return cls(message)
+    return cls(message, causes=causes)
 
 
 class ClientTLS:
@@ -296,6 +300,8 @@ class RestClusterClient:
                 body["preconditions"] = {k: str(v) for k, v in preconditions.items()}
             if options.propagation_policy:
                 body["propagationPolicy"] = options.propagation_policy
+            if options.grace_period_seconds is not None:
+                body["gracePeriodSeconds"] = options.grace_period_seconds
         result = await self._rest.delete(resource_path(rtype, namespace, name), body)
         if isinstance(result, dict) and result.get("kind") != "Status":
             return result

@@ -56,6 +56,7 @@ class Delete:
     uid: str = ""
     resource_version: str = ""  # set when a newer version must survive (an Event bumped meanwhile)
     propagation: Literal["Background", "Foreground", "Orphan", ""] = ""
+    grace_period: int | None = None  # pods: None = the pod's own grace; 0 = force (its kubelet is gone)
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

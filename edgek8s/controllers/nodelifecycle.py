@@ -22,6 +22,10 @@ steps the runner calls per node:
    the role of upstream's DefaultTolerationSeconds admission (300 s there). ``timeAdded`` is a
    ``metav1.Time`` (whole seconds), so a toleration may run out up to 1 s early, as upstream's. When
    the node is Ready again the taints go and nothing more is evicted: pods still there are left alone.
+   Evictions are graceful deletions, so a lost node's kubelet would never finish them: a terminating
+   pod on a not-ready/unreachable node whose grace has run out (``deletionTimestamp`` passed) is
+   force-deleted (grace 0), as upstream's pod GC does for terminating pods on out-of-service nodes, so
+   it does not hang in Terminating. Pods of nodes that no longer exist are force-deleted too.
 
 Defaults for a LAN of Pis (``NodeLifecycleSettings``, ``--node-monitor-grace-period``,
 ``--default-toleration-seconds``): the agent renews its Lease every 10 s, as upstream's kubelet (each
@@ -205,8 +209,11 @@ def eviction_plan(
     taints = [t for t in p.spec(node).get("taints") or () if isinstance(t, Mapping) and t.get("effect") == "NoExecute"]
     if not taints:
         return plan
+    lost = any(t.get("key") in (NOT_READY, UNREACHABLE) for t in taints)
     for pod in pods:
         if p.is_deleting(pod):
+            if lost:
+                _force_when_overdue(pod, now, plan)
             continue
         due: datetime.datetime | None = None
         now_due = False
@@ -233,6 +240,19 @@ def eviction_plan(
     return plan
 
 
+def _force_when_overdue(pod: Mapping[str, Any], now: datetime.datetime, plan: Plan) -> None:
+    """A terminating pod its (lost) kubelet cannot finish: force-delete it once its grace ran out."""
+    meta = p.meta(pod)
+    if not meta.get("deletionGracePeriodSeconds"):
+        return  # held by finalizers only: deleting it again changes nothing
+    deadline = parse_time(meta.get("deletionTimestamp"))
+    if deadline is not None and deadline > now:
+        plan.requeue((deadline - now).total_seconds())
+        return
+    plan.actions.append(Delete(resource=PODS, namespace=p.namespace(pod), name=p.name(pod), uid=p.uid(pod),
+                               grace_period=0))
+
+
 class OrphanQuarantine:
     """Which missing nodes have been missing long enough for their pods to go (upstream's pod GC: 40 s).
 
@@ -250,12 +270,15 @@ class OrphanQuarantine:
 
 
 def orphaned_pods(pods: Sequence[Mapping[str, Any]], node_names: set[str]) -> Plan:
-    """Delete pods bound to nodes that no longer exist (upstream's pod GC of orphans)."""
+    """Force-delete pods bound to nodes that no longer exist (upstream's pod GC of orphans: no kubelet
+    will ever finish their graceful deletion)."""
     plan = Plan()
     for pod in pods:
         node_name = p.spec(pod).get("nodeName")
-        if node_name and node_name not in node_names and not p.is_deleting(pod):
-            plan.actions.append(Delete(resource=PODS, namespace=p.namespace(pod), name=p.name(pod), uid=p.uid(pod)))
+        if node_name and node_name not in node_names and (
+                not p.is_deleting(pod) or p.meta(pod).get("deletionGracePeriodSeconds")):
+            plan.actions.append(Delete(resource=PODS, namespace=p.namespace(pod), name=p.name(pod), uid=p.uid(pod),
+                                       grace_period=0))
     return plan
 
 

@@ -64,7 +64,8 @@ async def _one(client: ClusterClient, action: Action, recorder: EventRecorder) -
     else:
         options = DeleteOptions(uid=action.uid or None,
                                 resource_version=int(action.resource_version) if action.resource_version else None,
-                                propagation_policy=action.propagation or None)
+                                propagation_policy=action.propagation or None,
+                                grace_period_seconds=action.grace_period)
         with contextlib.suppress(errors.NotFound):
             await client.delete(by_id(action.resource), action.namespace, action.name, options=options)
     return None

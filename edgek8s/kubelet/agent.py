@@ -7,6 +7,11 @@
    (a changed container wakes its pod's worker;           └──── probes (liveness/readiness) ◄──────┘
     a runtime pod with no desired pod is killed)                  StatusWriter ─► API (only changes)
 ```
+Graceful deletion: a pod with ``deletionTimestamp`` leaves the desired set at once (nothing restarts
+it, not even autonomy mode after a restart: it is saved locally as terminating); its worker stops the
+containers within the remaining grace (``termination``) and then issues the final delete (grace 0,
+uid precondition) that removes it from the API.
+
 Edge autonomy: desired pods are saved locally before any container is created for them, so after a
 restart with every master unreachable the agent restores them from disk, and a runtime pod absent from
 both the API and the local state is an orphan for certain. When the API answers again, a fresh list
@@ -20,10 +25,12 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 from edgek8s._util.backoff import Backoff
 from edgek8s._util.memory import release_free_memory
+from edgek8s._util.supervise import keep_running
 from edgek8s.client.events import EventRecorder
 from edgek8s.client.informer import Handlers, Informer
 from edgek8s.client.interface import ClusterClient, DeleteOptions
@@ -36,6 +43,7 @@ from edgek8s.kubelet.probes import ProbeManager
 from edgek8s.kubelet.runtime import ContainerRuntime, ContainerState, RuntimeFailure, RuntimePod
 from edgek8s.kubelet.sources import ObjectSource
 from edgek8s.kubelet.status import PODS, StatusWriter
+from edgek8s.kubelet.termination import forced_grace, is_terminating, remaining_grace
 from edgek8s.kubelet.volumes import VolumeManager
 from edgek8s.model import errors
 
@@ -67,6 +75,7 @@ class Kubelet:
         self.node = NodeStatusManager(config, api, node_ip=node_ip, runtime_version=runtime.version,
                                       images=self._node_images, on_disk_pressure=self.collect_garbage)
         self.desired: dict[str, Obj] = {}
+        self.terminating: dict[str, float] = {}  # uid -> grace its pending or running kill was given
         self.runtime_pods: dict[str, RuntimePod] = {}
         self._snapshot: dict[str, tuple[tuple[str, str, int | None], ...]] = {}
         self._tasks: list[asyncio.Task[None]] = []
@@ -86,20 +95,23 @@ class Kubelet:
             # Before any worker: what already runs is adopted, never duplicated.
             await self.relist(reconcile=False)
         for pod in await self.local.load_all("pods"):
+            if is_terminating(pod):  # it was being deleted: finish that, never run it again
+                self._terminate(pod)
+                continue
             self.desired[_uid(pod)] = pod
             self.status.seed(_uid(pod), pod.get("status") or {})
             self.workers.update(pod)
         if self.desired:
             logger.info("restored %d pods from local state", len(self.desired))
-        loops = {
-            "kubelet-informer": self.pods.run(), "kubelet-pods": self._apply_changes(),
-            "kubelet-first-sync": self._first_sync(),
-            "kubelet-relist": self._relist_loop(), "kubelet-status": self.status.run(),
-            "kubelet-events": self.events.run(), "kubelet-register": self.node.register(),
-            "kubelet-node-status": self.node.status_loop(), "kubelet-lease": self.node.lease_loop(),
+        loops: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
+            "kubelet-informer": self.pods.run, "kubelet-pods": self._apply_changes,
+            "kubelet-first-sync": self._first_sync,
+            "kubelet-relist": self._relist_loop, "kubelet-status": self.status.run,
+            "kubelet-events": self.events.run, "kubelet-register": self.node.register,
+            "kubelet-node-status": self.node.status_loop, "kubelet-lease": self.node.lease_loop,
         }
-        for name, coro in loops.items():
-            self._tasks.append(asyncio.create_task(coro, name=name))
+        for name, loop in loops.items():  # a loop that raises is logged and restarted, never lost silently
+            self._tasks.append(asyncio.create_task(keep_running(name, loop, logger=logger), name=name))
 
     async def stop(self) -> None:
         """Stop the agent's loops; pods keep running (a restarted agent adopts them)."""
@@ -116,9 +128,10 @@ class Kubelet:
 
     async def _set_desired(self, pod: Obj) -> None:
         uid = _uid(pod)
-        if pod.get("metadata", {}).get("deletionTimestamp"):
-            grace = pod["metadata"].get("deletionGracePeriodSeconds")
-            self.workers.kill(uid, pod, grace=float(grace) if grace is not None else None)
+        if is_terminating(pod):
+            if uid not in self.terminating:
+                await self.local.save("pods", pod)  # a restart during the outage must not run it again
+            self._terminate(pod)
             return
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") and uid not in self.desired:
             return  # finished before this agent knew it; nothing to run
@@ -126,9 +139,26 @@ class Kubelet:
         self.status.seed(uid, pod.get("status") or {})
         self.workers.update(pod)
 
-    async def _forget(self, uid: str, pod: Obj | None) -> None:
+    def _terminate(self, pod: Obj) -> None:
+        """Stop a deleted pod within its remaining grace; a later, shorter grace queues a shorter kill."""
+        uid = _uid(pod)
         self.desired.pop(uid, None)
-        self.workers.kill(uid, pod)
+        grace = remaining_grace(pod)
+        if uid in self.terminating and self.terminating[uid] <= grace:
+            return
+        self.terminating[uid] = grace
+        self.workers.kill(uid, pod, grace=grace)
+
+    async def _forget(self, uid: str, pod: Obj | None) -> None:
+        """The pod is gone from the API (final delete, force delete, deleted while away)."""
+        known = self.desired.pop(uid, None)
+        if uid in self.terminating:
+            return  # its kill is under way (this is usually the echo of our own final delete)
+        if known is None and uid not in self.workers.uids() and uid not in self.cache.pods:
+            return  # nothing of it runs here (a relist would still catch a leftover)
+        grace = forced_grace(pod)
+        self.terminating[uid] = grace
+        self.workers.kill(uid, pod, grace=grace)
 
     async def _first_sync(self) -> None:
         """Once the API has answered a list: pods restored from local state that it no longer has were
@@ -172,15 +202,22 @@ class Kubelet:
             return 2.0
 
     async def _kill(self, uid: str, pod: Obj | None, grace: float | None) -> None:
+        try:
+            await self._kill_and_finish(uid, pod, grace)
+        finally:
+            self.terminating.pop(uid, None)
+
+    async def _kill_and_finish(self, uid: str, pod: Obj | None, grace: float | None) -> None:
         await self.syncer.kill_pod(uid, pod, grace=grace)
         self.status.forget(uid)
         if pod is not None:
             meta = pod["metadata"]
             await self.local.delete("pods", meta.get("namespace", ""), meta["name"])
-            if meta.get("deletionTimestamp"):  # graceful deletion: the kubelet has the last word
+            if is_terminating(pod):  # graceful deletion: the kubelet has the last word
+                # Unreachable masters: the informer's resync brings the pod back here and this is retried.
                 with contextlib.suppress(errors.StatusError):
                     await self.api.delete(PODS, str(meta.get("namespace")), meta["name"],
-                                          options=DeleteOptions(uid=uid))
+                                          options=DeleteOptions(uid=uid, grace_period_seconds=0))
 
     def _probe_failed(self, uid: str, kind: str, message: str) -> None:
         pod = self.desired.get(uid)

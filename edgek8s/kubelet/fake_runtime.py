@@ -34,6 +34,7 @@ class Behaviour:
     run_seconds: float | None = None  # None: runs until stopped
     exit_code: int = 0
     probe_exit_code: int = 0
+    stop_seconds: float = 0.0  # how long it takes to exit on SIGTERM (SIGKILL at the stop timeout)
 
 
 class FakeRuntime:
@@ -143,8 +144,12 @@ class FakeRuntime:
         return changed
 
     async def stop_container(self, container_id: str, *, timeout: float) -> None:
-        if container_id in self.containers:
-            self._exit(container_id, 137)
+        if container_id not in self.containers:
+            return
+        behaviour = self.behaviours.get(self.containers[container_id][1].image, Behaviour())
+        if behaviour.stop_seconds > 0:
+            await asyncio.sleep(min(behaviour.stop_seconds, timeout))
+        self._exit(container_id, 0 if 0 < behaviour.stop_seconds <= timeout else 137)
 
     async def remove_container(self, container_id: str) -> None:
         timer = self._timers.pop(container_id, None)

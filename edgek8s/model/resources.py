@@ -79,6 +79,8 @@ BUILTIN_RESOURCES: tuple[ResourceType, ...] = (
     ResourceType(group="batch", version="v1", plural="jobs", kind="Job", namespaced=True, categories=_ALL),
     ResourceType(group="batch", version="v1", plural="cronjobs", kind="CronJob", namespaced=True,
                  short_names=("cj",), categories=_ALL),
+    ResourceType(group="policy", version="v1", plural="poddisruptionbudgets", kind="PodDisruptionBudget",
+                 namespaced=True, short_names=("pdb",)),
     ResourceType(group="discovery.k8s.io", version="v1", plural="endpointslices", kind="EndpointSlice",
                  namespaced=True, has_status=False),
     # Stored and served so existing manifests apply; none of them is enforced (docs/kinds.md).

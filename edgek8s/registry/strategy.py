@@ -26,6 +26,7 @@ from edgek8s.model.validation import (
     validate_object_meta,
 )
 from edgek8s.registry.defaults import apply_defaults
+from edgek8s.registry.disruption import validate_budget
 from edgek8s.registry.kind_validation import UPDATE_CHECKED, path_segment_name, validate_kind, validate_kind_update
 from edgek8s.registry.scheduling import validate_priority_class, validate_priority_class_update
 
@@ -126,6 +127,8 @@ def _validate_kind_specific(body: dict[str, Any], rtype: ResourceType) -> list[F
         return _validate_data_map(body, "data", values_are_strings=True) + _validate_data_map(
             body, "stringData", values_are_strings=True
         )
+    if rtype.plural == "poddisruptionbudgets":
+        return validate_budget(body)
     if rtype.plural == "pods":
         containers = (body.get("spec") or {}).get("containers")
         if not isinstance(containers, list) or not containers:

@@ -585,6 +585,17 @@ _COLUMNS: dict[str, tuple[_Column, ...]] = {
         _IMAGES,
         _wide("Selector", "string", "job.selector"),
     ),
+    "PodDisruptionBudget": (
+        _NAME,
+        _Column("Min Available", "string", "The minimum number of pods that must be available simultaneously. "
+                                           "This can be either an integer or a string specifying a percentage, "
+                                           "e.g. \"28%\"."),
+        _Column("Max Unavailable", "string", "The maximum number of pods that may be unavailable simultaneously. "
+                                             "This can be either an integer or a string specifying a percentage, "
+                                             "e.g. \"28%\"."),
+        _Column("Allowed Disruptions", "integer", "Calculated number of pods that may be disrupted at this time."),
+        _AGE,
+    ),
     "CronJob": (
         _NAME,
         _Column("Schedule", "string", _DESCRIPTIONS["cronjob.schedule"]),
@@ -1121,6 +1132,18 @@ def _print_cron_job(cron_job: Mapping[str, Any], now: datetime.datetime) -> _Row
     return cells, None
 
 
+def _print_pod_disruption_budget(budget: Mapping[str, Any], now: datetime.datetime) -> _Row:
+    spec, status = _map(budget, "spec"), _map(budget, "status")
+    cells: list[Cell] = [
+        _name(budget),
+        str(spec["minAvailable"]) if spec.get("minAvailable") is not None else "N/A",
+        str(spec["maxUnavailable"]) if spec.get("maxUnavailable") is not None else "N/A",
+        int(status.get("disruptionsAllowed") or 0),
+        _age(budget, now),
+    ]
+    return cells, None
+
+
 def _list_with_more(shown: list[str], count: int) -> str:
     """``listWithMoreString``: the first 3, ``+ N more...`` beyond, ``<unset>`` for none."""
     text = ",".join(shown[:_MAX_ENDPOINTS])
@@ -1212,6 +1235,7 @@ _PRINTERS: dict[str, _Printer] = {
     "PriorityClass": _print_priority_class,
     "Job": _print_job,
     "CronJob": _print_cron_job,
+    "PodDisruptionBudget": _print_pod_disruption_budget,
     "EndpointSlice": _print_endpoint_slice,
     "ServiceAccount": _print_service_account,
     "Role": _print_role,

@@ -234,6 +234,14 @@ class SchedulerTerm:
             self._on_pod(new)  # a resync of a pending pod no stage holds: try it again (level-triggered)
             return
         node = (new.get("spec") or {}).get("nodeName")
+        if node and (new.get("metadata") or {}).get("deletionTimestamp") \
+                and not (old.get("metadata") or {}).get("deletionTimestamp") and new["metadata"].get("uid") == \
+                (old.get("metadata") or {}).get("uid"):
+            # Graceful deletion began: its resources stay taken until it is gone, but it no longer counts
+            # for topology spreading (upstream skips terminating pods), so waiting pods may fit now.
+            self.snapshot.add_pod(pod_info(new))
+            self._cluster_changed()
+            return
         if node and node == (old.get("spec") or {}).get("nodeName") and not _spec_changed(old, new) \
                 and (new.get("status") or {}).get("phase") not in _FINISHED \
                 and self.snapshot.node_of(key) == node and not self.snapshot.is_assumed(key):

@@ -30,6 +30,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+from edgek8s._util.supervise import keep_running
 from edgek8s._util.workqueue import ExponentialBackoff
 from edgek8s.api.inprocess import InProcessClient, WriteLog
 from edgek8s.client.informer import InformerFactory
@@ -168,22 +169,9 @@ class LeaderGate:
         raise LostLeadership(epoch)
 
     async def _supervise(self, loop: LeaderLoop, client: ClusterClient, informers: InformerFactory) -> None:
-        backoff: ExponentialBackoff[str] = ExponentialBackoff(base=0.2, cap=10.0, jitter=0.2)
-        while True:
-            try:
-                await loop.run(client, informers)
-                return
-            except errors.Fenced:
-                raise
-            except Exception:
-                task = asyncio.current_task()
-                if task is not None and task.cancelling():
-                    # The term is ending: a loop's TaskGroup turned our CancelledError into its children's
-                    # errors. Restarting would swallow the cancellation and keep a deposed term alive.
-                    raise
-                delay = backoff.when(loop.name)
-                logger.exception("leader loop %s failed; restarting it in %.1fs", loop.name, delay)
-                await asyncio.sleep(delay)
+        # Fenced ends the term for every loop; a deposed term's cancellation is never swallowed.
+        await keep_running(f"leader loop {loop.name}", lambda: loop.run(client, informers), logger=logger,
+                           fatal=(errors.Fenced,))
 
     def status(self) -> dict[str, Any]:
         """This master's terms as controller leader and what each wrote (for operators and history checks)."""

@@ -11,6 +11,7 @@ from edgek8s.config import ServerConfig
 from edgek8s.controllers.cronjob import CronJobController
 from edgek8s.controllers.daemonset import DaemonSetController
 from edgek8s.controllers.deployment import DeploymentController
+from edgek8s.controllers.disruption import DisruptionController
 from edgek8s.controllers.endpoints import EndpointsController
 from edgek8s.controllers.eventttl import EventTTLController, EventTTLSettings
 from edgek8s.controllers.garbagecollector import GarbageCollector
@@ -39,6 +40,7 @@ def leader_loops(config: ServerConfig) -> list[LeaderLoop]:
         CronJobController(),
         EndpointsController(),
         EventTTLController(settings=EventTTLSettings(ttl=c.event_ttl)),
+        DisruptionController(),
         RevocationPruner(settings=RevocationPruneSettings(
             lifetime=config.api.node_cert_lifetime, interval=min(600.0, max(1.0, config.api.node_cert_lifetime / 4)))),
     ]

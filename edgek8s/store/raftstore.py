@@ -173,11 +173,13 @@ class RaftStore:
         expect_uid: str | None = None,
         expect_rv: int | None = None,
         propagation: str | None = None,
+        grace: tuple[int, str] | None = None,
         fence: int | None = None,
     ) -> StoredObject | None:
         """The deleted (or now deleting) object; None when a retried delete had already applied.
 
-        ``propagation`` Foreground or Orphan adds the finalizer the garbage collector acts on."""
+        ``propagation`` Foreground or Orphan adds the finalizer the garbage collector acts on.
+        ``grace`` (pods: seconds, deadline) lets a bound pod terminate gracefully (``store.graceful``)."""
         committed = await self._propose(
             {
                 "op": "delete",
@@ -188,6 +190,7 @@ class RaftStore:
                 "expect_rv": expect_rv,
                 "propagation": propagation,
                 "now": now_rfc3339(),
+                **({"grace": grace[0], "deadline": grace[1]} if grace is not None else {}),
             },
             fence,
         )

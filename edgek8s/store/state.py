@@ -41,15 +41,18 @@ from typing import Any
 
 from edgek8s.model import errors, jsoncodec
 from edgek8s.model.resources import ResourceId, ResourceType, by_id, extra_selectable_fields, resource_id
+from edgek8s.store import graceful
 
 logger = logging.getLogger(__name__)
 
 COMMAND_VERSION = 1
 EXPORT_FORMAT = "edgek8s-snapshot/1"  # `edgek8s snapshot save` files: a header line, then one object a line
 NAMESPACES = resource_id("", "namespaces")
+PODS = resource_id("", "pods")
 SERVICES = resource_id("", "services")
 _GENERATION_TRACKED = frozenset(
-    {resource_id("apps", "deployments"), resource_id("apps", "replicasets"), resource_id("apps", "daemonsets")}
+    {resource_id("apps", "deployments"), resource_id("apps", "replicasets"), resource_id("apps", "daemonsets"),
+     resource_id("policy", "poddisruptionbudgets")}
 )
 # deleteOptions.propagationPolicy -> the finalizer that makes the garbage collector finish the deletion
 _POLICY_FINALIZERS = {"Foreground": "foregroundDeletion", "Orphan": "orphan"}
@@ -468,7 +471,9 @@ class ClusterState:
         if _without_rv(merged) == _without_rv(current):
             return Committed(index, existing, changed=False)
         merged["metadata"]["resourceVersion"] = str(index)
-        if existing.deleting and not merged["metadata"].get("finalizers") and rid != NAMESPACES:
+        # A pod the kubelet is still stopping (grace > 0) stays until the kubelet's final delete.
+        if (existing.deleting and not merged["metadata"].get("finalizers") and rid != NAMESPACES
+                and not merged["metadata"].get("deletionGracePeriodSeconds")):
             return Committed(index, self._remove(rid, namespace, name, merged))
         return Committed(index, self._put(rid, namespace, name, merged, EventType.MODIFIED))
 
@@ -491,6 +496,20 @@ class ClusterState:
         if policy_finalizer and not existing.deleting and policy_finalizer not in finalizers:
             finalizers.append(policy_finalizer)
             meta["finalizers"] = finalizers
+        if rid == PODS and command.get("grace") is not None:
+            decision = graceful.pod_deletion(current, int(command["grace"]), str(command["deadline"]))
+            if decision == graceful.UNCHANGED:
+                return Committed(index, existing, changed=False)
+            if isinstance(decision, graceful.Graceful):
+                meta["deletionTimestamp"] = decision.deletion_timestamp
+                meta["deletionGracePeriodSeconds"] = decision.grace
+                meta["resourceVersion"] = str(index)
+                return Committed(index, self._put(rid, namespace, name, current, EventType.MODIFIED))
+            if finalizers and existing.deleting and meta.get("deletionGracePeriodSeconds"):
+                # the kubelet is done (or a force delete): the finalizers alone hold it now
+                meta["deletionGracePeriodSeconds"] = 0
+                meta["resourceVersion"] = str(index)
+                return Committed(index, self._put(rid, namespace, name, current, EventType.MODIFIED))
         if finalizers:
             if existing.deleting:
                 return Committed(index, existing, changed=False)

@@ -13,6 +13,7 @@ from edgek8s.client.rest import RestClient
 from edgek8s.config import AgentConfig
 from edgek8s.kubelet.fake_runtime import Behaviour, FakeRuntime
 from edgek8s.kubelet.runtime import ContainerConfig, ContainerState, ImageNotFound, SandboxConfig
+from edgek8s.model import errors
 from edgek8s.server.agent import Agent
 from tests.support.agent import container_status, is_ready, pod_body, wait_pod
 from tests.support.cluster import LocalCluster
@@ -64,6 +65,86 @@ async def test_fifty_pods_run_and_are_deleted(hollow: tuple[Agent, FakeRuntime],
             break
         await asyncio.sleep(0.1)
     assert not runtime.containers and not runtime.sandboxes
+    for _ in range(100):  # each pod was terminating until its kubelet's final delete removed it
+        if not (await kubelet_client.get(PODS))["items"]:
+            break
+        await asyncio.sleep(0.1)
+    assert not (await kubelet_client.get(PODS))["items"]
+
+
+async def test_a_namespace_with_running_pods_goes_once_its_kubelet_stopped_them(
+    hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient
+) -> None:
+    _, runtime = hollow
+    await kubelet_client.create("/api/v1/namespaces", {"apiVersion": "v1", "kind": "Namespace",
+                                                       "metadata": {"name": "doomed"}})
+    doomed = "/api/v1/namespaces/doomed/pods"
+    await kubelet_client.create(doomed, _pod("resident", terminationGracePeriodSeconds=5))
+    pod = await wait_pod(kubelet_client, "resident", is_ready, namespace="doomed", timeout=30)
+    seen: list[tuple[str, bool]] = []
+
+    async def watch() -> None:
+        async for event in kubelet_client.watch(doomed, resourceVersion=pod["metadata"]["resourceVersion"]):
+            seen.append((event["type"], bool(event["object"]["metadata"].get("deletionTimestamp"))))
+            if event["type"] == "DELETED":
+                return
+
+    watcher = asyncio.create_task(watch())
+    await kubelet_client.delete("/api/v1/namespaces/doomed")
+    for _ in range(300):
+        try:
+            await kubelet_client.get("/api/v1/namespaces/doomed")
+        except errors.NotFound:
+            break
+        await asyncio.sleep(0.1)
+    else:
+        raise AssertionError("the namespace never finished deleting")
+    await asyncio.wait_for(watcher, 10)
+    # The namespace controller's delete was graceful (marked), and the kubelet's final delete removed it.
+    assert ("MODIFIED", True) in seen and seen[-1][0] == "DELETED"
+    assert not runtime.containers and not runtime.sandboxes
+
+
+async def test_a_pod_terminating_when_the_masters_went_away_is_never_run_again(
+    kubelet_master: LocalCluster, tmp_path: Path, kubelet_client: RestClient
+) -> None:
+    """Autonomy mode must not resurrect a terminating pod: the agent saved it as terminating, so an agent
+    restarted during the outage finishes stopping it instead of running it from local state."""
+    runtime = FakeRuntime(images=(IMAGE, "localhost/slow-stop:1"))
+    runtime.behaviours["localhost/slow-stop:1"] = Behaviour(stop_seconds=4.0)
+    config = _config(tmp_path, kubelet_master)
+    agent = Agent(config, runtime=runtime)
+    await agent.start()
+    try:
+        await kubelet_client.create(PODS, pod_body("lingering", NODE, [{"name": "c", "image": "localhost/slow-stop:1"}],
+                                                   terminationGracePeriodSeconds=30))
+        pod = await wait_pod(kubelet_client, "lingering", is_ready, timeout=30)
+        uid = pod["metadata"]["uid"]
+        await kubelet_client.delete(f"{PODS}/lingering")
+        saved = config.data_dir / "state" / "pods" / "default_lingering.json"
+        for _ in range(100):
+            if saved.exists() and b"deletionTimestamp" in saved.read_bytes():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the terminating pod was not saved locally")
+        await agent.stop()  # the agent goes down while the pod's containers are still stopping
+        await kubelet_master.stop()  # and every master with it
+        running = [c for _, c in runtime.containers.values() if c.state == ContainerState.RUNNING]
+        assert running, "the stop finished before the outage; the test needs it under way"
+
+        agent = Agent(config, runtime=runtime)  # restarted during the outage
+        await agent.start()
+        assert uid not in agent.kubelet.desired
+        for _ in range(300):
+            if not runtime.sandboxes and not runtime.containers:
+                break
+            await asyncio.sleep(0.05)
+        assert not runtime.containers and not runtime.sandboxes, "the terminating pod was not stopped"
+        await asyncio.sleep(1.0)
+        assert not runtime.containers, "autonomy mode ran a terminating pod again"
+    finally:
+        await agent.stop()
 
 
 async def test_crash_loop_and_restart_policies(hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient) -> None:

@@ -263,6 +263,56 @@ async def test_graceful_termination(kubelet_client: RestClient, agent: Agent) ->
     assert 2.5 <= stubborn_s < 12.0, f"SIGKILL should follow the 3 s grace period; took {stubborn_s:.1f}s"
 
 
+async def test_a_deleted_pod_stays_terminating_until_its_kubelet_is_done(
+    kubelet_client: RestClient, agent: Agent
+) -> None:
+    """Graceful deletion: DELETE answers 200 with the pod marked (deadline, grace); the pod stays in the
+    API while the kubelet stops a container that ignores SIGTERM; the kubelet's final delete removes it,
+    and a watch sees MODIFIED then DELETED. ``gracePeriodSeconds=0`` removes a running pod at once."""
+    stubborn = {"name": "stubborn", "command": ["sh", "-c", "trap '' TERM; while true; do sleep 0.2; done"]}
+    await kubelet_client.create(PODS, pod_body("slow", NODE, [stubborn], terminationGracePeriodSeconds=4))
+    await kubelet_client.create(PODS, pod_body("forced", NODE, [dict(stubborn)], terminationGracePeriodSeconds=30))
+    pod = await wait_pod(kubelet_client, "slow", is_ready)
+    forced = await wait_pod(kubelet_client, "forced", is_ready)
+    seen: list[str] = []
+
+    async def watch() -> None:
+        async for event in kubelet_client.watch(PODS, resourceVersion=pod["metadata"]["resourceVersion"],
+                                                fieldSelector="metadata.name=slow"):
+            seen.append(event["type"])
+            if event["type"] == "DELETED":
+                return
+
+    watcher = asyncio.create_task(watch())
+    started = time.monotonic()
+    marked = await kubelet_client.delete(f"{PODS}/slow")
+    assert marked["kind"] == "Pod" and marked["metadata"]["deletionGracePeriodSeconds"] == 4
+    assert marked["metadata"]["deletionTimestamp"]
+    again = await kubelet_client.delete(f"{PODS}/slow", {"gracePeriodSeconds": 60})  # never lengthens
+    assert again["metadata"]["deletionTimestamp"] == marked["metadata"]["deletionTimestamp"]
+    while True:
+        try:
+            await kubelet_client.get(f"{PODS}/slow")
+        except errors.NotFound:
+            break
+        assert time.monotonic() - started < 30, "the kubelet never issued the final delete"
+        await asyncio.sleep(0.1)
+    took = time.monotonic() - started
+    assert took >= 3.0, f"the pod left the API after {took:.1f}s, before its 4 s grace ran out"
+    await asyncio.wait_for(watcher, 10)
+    assert seen[0] == "MODIFIED" and seen[-1] == "DELETED"
+    assert not await agent.runtime.list_pods(uid=pod["metadata"]["uid"])
+
+    started = time.monotonic()
+    gone = await kubelet_client.delete(f"{PODS}/forced", {"gracePeriodSeconds": 0})
+    assert gone["kind"] == "Status" and gone["status"] == "Success"
+    with pytest.raises(errors.NotFound):
+        await kubelet_client.get(f"{PODS}/forced")
+    while await _runtime_containers(agent, forced["metadata"]["uid"]):
+        assert time.monotonic() - started < 15, "a force-deleted pod's containers kept running"
+        await asyncio.sleep(0.2)
+
+
 async def test_host_port_and_init_containers(kubelet_client: RestClient, agent: Agent) -> None:
     from tests.support.cluster import free_port
 

@@ -1,6 +1,7 @@
 """Lose a worker: a hollow agent stops renewing its Lease -> Unknown + taints -> its pods are evicted after
-the configured toleration and recreated elsewhere by the ReplicaSet; when it comes back its stale pods
-are cleaned up and its DaemonSet pod (which tolerates unreachable forever) is left alone.
+the configured toleration (graceful deletions) and recreated elsewhere by the ReplicaSet; when it comes back
+it finishes those deletions and its DaemonSet pod (which tolerates unreachable forever) is left alone. A
+worker that never comes back has its terminating pods force-deleted once their grace has run out.
 
 Real 3-master cluster, real scheduler and controllers; only the kubelets are hollow.
 """
@@ -118,8 +119,16 @@ async def test_lose_a_worker_and_get_it_back(fleet: tuple[InProcessClient, Hollo
                 and len(agent) == 1 and ready(agent[0]))
 
     await eventually(back, timeout=15)
-    # The board killed exactly the containers of the pods evicted while it was away; nothing else.
-    assert {key.split("/")[1] for key in hollow.stale_killed["n2"]} == lost
+    # The pods evicted while it was away were still terminating (graceful deletion waits for the kubelet):
+    # the board stopped exactly those, issued their final deletes, and killed nothing else.
+
+    async def finished() -> bool:
+        names = {p["metadata"]["name"] for p in (await client.list(PODS, "default")).items}
+        return not names & lost
+
+    await eventually(finished, timeout=15)
+    assert {key.split("/")[1] for key in hollow.stopped["n2"]} == lost
+    assert not hollow.stale_killed["n2"]
     assert agent_on_n2[0]["metadata"]["uid"] in hollow.local["n2"]
     # Pods on a node that is Ready again are left alone: nothing more is evicted.
     await asyncio.sleep(GRACE + TOLERATION + 0.5)
@@ -127,3 +136,43 @@ async def test_lose_a_worker_and_get_it_back(fleet: tuple[InProcessClient, Hollo
     assert len(web) == 6 and all(map(ready, web))
     assert [p["metadata"]["uid"] for p in await pods_of(client, "agent") if p["spec"].get("nodeName") == "n2"] == [
         agent_on_n2[0]["metadata"]["uid"]]
+
+
+async def test_a_lost_workers_terminating_pods_are_force_deleted_after_their_grace(
+    fleet: tuple[InProcessClient, HollowAgents]
+) -> None:
+    client, hollow = fleet
+
+    async def registered() -> bool:
+        return len((await client.list(NODES)).items) == 3
+
+    await eventually(registered)
+    template_grace = 2
+    body = workload("ReplicaSet", "web", replicas=3)
+    body["spec"]["template"]["spec"].update(terminationGracePeriodSeconds=template_grace,
+                                            nodeSelector={"kubernetes.io/hostname": "n2"})
+    await client.create(REPLICA_SETS, body)
+
+    async def running_on_n2() -> Any:
+        web = await pods_of(client, "web")
+        return web if len(web) == 3 and all(map(ready, web)) else None
+
+    lost = {p["metadata"]["uid"] for p in await eventually(running_on_n2)}
+    hollow.silence("n2")
+
+    async def terminating() -> Any:
+        pods = [p for p in (await client.list(PODS, "default")).items if p["metadata"]["uid"] in lost]
+        return pods if len(pods) == 3 and all(p["metadata"].get("deletionTimestamp") for p in pods) else None
+
+    marked = await eventually(terminating, timeout=20)
+    assert all(p["metadata"]["deletionGracePeriodSeconds"] == template_grace for p in marked)
+    evicted_at = time.monotonic()
+
+    async def gone() -> bool:
+        uids = {p["metadata"]["uid"] for p in (await client.list(PODS, "default")).items}
+        return not uids & lost
+
+    await eventually(gone, timeout=20)
+    # Not before their grace ran out (the deadline is in whole seconds: up to 1 s early).
+    assert time.monotonic() - evicted_at >= template_grace - 1
+    assert not hollow.stopped["n2"]  # the board never came back: the controller force-deleted them

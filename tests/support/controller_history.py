@@ -3,8 +3,9 @@
 Watches pods and ReplicaSets of one namespace through whichever master answers, resuming from the last
 resourceVersion on another master when one dies (a 410 would be a gap: counted, and checks fail on it).
 Every event is kept with its receive time (time.monotonic()) and resourceVersion. A *controller write*
-is a ReplicaSet event, a pod created or deleted, or a pod bound or adopted; pod status updates (what
-hollow nodes write) are not, nor are the leader's Lease renewals (not watched here): a leader with
+is a ReplicaSet event, a pod created or deleted (marked terminating by a graceful delete, or removed at
+once), or a pod bound or adopted; pod status updates and the final delete of a terminating pod (what
+hollow kubelets write) are not, nor are the leader's Lease renewals (not watched here): a leader with
 nothing to do makes no controller write. An error response is retried like a dropped connection (a
 recorder that stopped would look like controllers that stopped).
 """
@@ -41,6 +42,7 @@ class ControllerHistory:
     events: list[Observed] = field(default_factory=list)
     gaps: int = 0
     _last: dict[str, tuple[str, str]] = field(default_factory=dict)  # pod uid -> (node, ownerReferences json)
+    _terminating: set[str] = field(default_factory=set)  # pods seen with a deletionTimestamp
 
     async def run(self) -> None:
         async with aiohttp.ClientSession() as session:
@@ -82,13 +84,19 @@ class ControllerHistory:
     def _record(self, kind: str, plural: str, obj: dict[str, Any]) -> None:
         meta = obj["metadata"]
         node = (obj.get("spec") or {}).get("nodeName") or ""
-        if plural == "replicasets" or kind in ("ADDED", "DELETED"):
+        marked = plural == "pods" and bool(meta.get("deletionTimestamp"))
+        if plural == "replicasets" or kind == "ADDED":
             controller_write = True
+        elif kind == "DELETED":
+            controller_write = meta["uid"] not in self._terminating  # else its kubelet's final delete
         else:
             owners = json.dumps(meta.get("ownerReferences") or [], sort_keys=True)
-            controller_write = self._last.get(meta["uid"], ("", "")) != (node, owners)
+            controller_write = (self._last.get(meta["uid"], ("", "")) != (node, owners)
+                                or (marked and meta["uid"] not in self._terminating))  # a graceful delete
         if plural == "pods":
             self._last[meta["uid"]] = (node, json.dumps(meta.get("ownerReferences") or [], sort_keys=True))
+            if marked:
+                self._terminating.add(meta["uid"])
         self.events.append(Observed(time.monotonic(), kind, plural, meta["uid"], meta["name"],
                                     int(meta["resourceVersion"]), node, controller_write, obj))
 

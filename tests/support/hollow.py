@@ -7,7 +7,10 @@ image contains ``hollow/never-ready`` stay Pending (a container that never start
 ``start_delay``, a pod turns Running only that long after its node first saw it bound, as a container
 takes time to pull and start on a real node (a rollout then cannot finish in a few hundred ms). It goes
 through a ``ClusterClient`` (in-process or HTTP) like any other component, so everything it does is a
-real write through the API path. Nothing is faked below it.
+real write through the API path. Nothing is faked below it. A pod being deleted gracefully
+(``deletionTimestamp``) on a live hollow node gets the kubelet's final delete (grace 0, uid
+precondition) after ``termination_delay`` seconds (its containers "stopping"); a node that is not
+``alive`` never finishes it, as a powered-off board would not.
 """
 
 from __future__ import annotations
@@ -20,7 +23,7 @@ from typing import Any
 
 from edgek8s._util.workqueue import WorkQueue
 from edgek8s.client.informer import Handlers, InformerFactory, key_of, split_key
-from edgek8s.client.interface import ClusterClient, Obj
+from edgek8s.client.interface import ClusterClient, DeleteOptions, Obj
 from edgek8s.controllers.base import run_workers
 from edgek8s.model import errors
 from edgek8s.model.resources import by_id, resource_id
@@ -58,10 +61,13 @@ def node_object(name: str, index: int, taints: list[Obj] | None = None) -> Obj:
 
 class HollowNodes:
     def __init__(self, client: ClusterClient, names: list[str], *, bind: bool = False,
-                 taints: list[Obj] | None = None, heartbeat: float | None = None, start_delay: float = 0.0) -> None:
+                 taints: list[Obj] | None = None, heartbeat: float | None = None, start_delay: float = 0.0,
+                 termination_delay: float = 0.0) -> None:
         self._client = client
+        self._termination_delay = termination_delay
         self._start_delay = start_delay
         self._starting: dict[str, float] = {}  # uid -> loop time its node first saw it bound (with start_delay)
+        self._stopping: dict[str, float] = {}  # uid -> loop time its node first saw it terminating
         self.names = names
         self._taints = taints
         self._heartbeat_interval = heartbeat  # renew kube-node-lease Leases as kubelets do (None: never)
@@ -121,7 +127,10 @@ class HollowNodes:
     async def _sync(self, key: str) -> None:
         namespace, name = split_key(key)
         pod = self._pods.get(namespace, name)
-        if pod is None or pod["metadata"].get("deletionTimestamp"):
+        if pod is None:
+            return
+        if pod["metadata"].get("deletionTimestamp"):
+            await self._terminate(key, pod)
             return
         node = (pod.get("spec") or {}).get("nodeName")
         if not node:
@@ -142,6 +151,23 @@ class HollowNodes:
         await self._client.update_status(PODS, {**pod, "status": self._running_status(pod, node)})
         self.started.add(pod["metadata"]["uid"])
         self._starting.pop(pod["metadata"]["uid"], None)
+
+    async def _terminate(self, key: str, pod: Obj) -> None:
+        """The kubelet's part of a graceful deletion: containers stop, then the final delete."""
+        node = (pod.get("spec") or {}).get("nodeName")
+        if node not in self.names or not self.alive(str(node)) or not pod["metadata"].get("deletionGracePeriodSeconds"):
+            return
+        uid = pod["metadata"]["uid"]
+        if self._termination_delay > 0:
+            now = asyncio.get_running_loop().time()
+            since = self._stopping.setdefault(uid, now)
+            if now < since + self._termination_delay:
+                self.queue.add_after(key, since + self._termination_delay - now)
+                return
+        self._stopping.pop(uid, None)
+        with contextlib.suppress(errors.NotFound, errors.Conflict):
+            await self._client.delete(PODS, pod["metadata"]["namespace"], pod["metadata"]["name"],
+                                      options=DeleteOptions(uid=uid, grace_period_seconds=0))
 
     def _running_status(self, pod: Obj, node: str) -> dict[str, Any]:
         now = _now()

@@ -10,7 +10,10 @@ On top of ``HollowNodes`` (register Ready nodes, mark bound pods Running/Ready w
 - can fall silent (``silence``: a powered-off board: no renewals, no status writes, its "containers"
   keep their state locally) and come back (``revive``: posts Ready again, then, as a kubelet does
   on its first relist, kills every local container whose pod is no longer bound to it in the API,
-  recording them in ``stale_killed``, and re-reports the pods it still runs).
+  recording them in ``stale_killed``, and re-reports the pods it still runs);
+- terminates pods deleted gracefully (``HollowNodes``), recording them in ``stopped``; a pod evicted
+  while its board was away is still terminating in the API when the board returns, so the board
+  stops it and issues its final delete, as a kubelet does.
 
 Stateful fake, not a mock: every effect is a real write through a ClusterClient.
 """
@@ -39,6 +42,7 @@ class HollowAgents(HollowNodes):
         self.silent: set[str] = set()
         self.local: dict[str, dict[str, str]] = {n: {} for n in names}  # node -> {pod uid: namespace/name}
         self.stale_killed: dict[str, set[str]] = {n: set() for n in names}
+        self.stopped: dict[str, set[str]] = {n: set() for n in names}  # pods it terminated (graceful deletion)
         self.finished: dict[str, str] = {}  # uid -> phase
         self._started_at: dict[str, float] = {}
 
@@ -91,11 +95,14 @@ class HollowAgents(HollowNodes):
             return  # a dead board writes nothing
         uid = pod["metadata"]["uid"]
         status = pod.get("status") or {}
+        if node in self.names and pod["metadata"].get("deletionTimestamp"):
+            if self.local[node].pop(uid, None) is not None:  # graceful deletion: stop it, then the final delete
+                self.stopped[node].add(key)
+            await self._terminate(key, pod)
+            return
         if status.get("phase") in ("Succeeded", "Failed"):
             return  # finished containers stay finished
         if node in self.names and status.get("phase") == "Running":
-            if pod["metadata"].get("deletionTimestamp"):
-                return
             await self._running(pod, node, key)
             return
         await super()._sync(key)

@@ -4,6 +4,7 @@ status writes in flight, node arch labels, the agent's Podman settings and times
 from __future__ import annotations
 
 import asyncio
+import datetime
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +19,7 @@ from edgek8s.kubelet.podman_runtime import _time
 from edgek8s.kubelet.podspec import expand, sandbox_config, spec_hash
 from edgek8s.kubelet.runtime import ContainerState, ContainerStatus, RuntimePod, SandboxStatus
 from edgek8s.kubelet.status import StatusWriter, SyncOutcome, Waiting, pod_status, qos_class
+from edgek8s.kubelet.termination import FORCED_GRACE_S, forced_grace, remaining_grace
 
 
 def test_backoff_doubles_to_the_maximum_and_resets() -> None:
@@ -164,6 +166,21 @@ def test_podman_settings(tmp_path: Path) -> None:
     if not Path("/run/systemd/system").is_dir():
         assert host.cgroup_manager == "cgroupfs"
     assert len(host.bridge) <= 15
+
+
+def test_the_kubelet_stops_a_terminating_pod_within_what_is_left_of_its_grace() -> None:
+    now = datetime.datetime(2024, 5, 1, 12, 0, 0, tzinfo=datetime.UTC)
+
+    def marked(deadline: str, grace: int | None) -> dict[str, Any]:
+        return {"metadata": {"deletionTimestamp": deadline, "deletionGracePeriodSeconds": grace}}
+
+    assert remaining_grace(marked("2024-05-01T12:00:20Z", 30), now) == 20.0  # 10 s already spent
+    assert remaining_grace(marked("2024-05-01T12:01:00Z", 30), now) == 30.0  # never more than the grace
+    assert remaining_grace(marked("2024-05-01T11:59:00Z", 30), now) == 1.0  # overdue (or skewed): 1 s
+    assert remaining_grace(marked("garbage", 7), now) == 7.0
+    assert remaining_grace(marked("2024-05-01T12:00:20Z", 0), now) == FORCED_GRACE_S
+    assert forced_grace(None) == FORCED_GRACE_S  # gone from the API while running: a short grace
+    assert forced_grace(marked("2024-05-01T12:00:01Z", 30)) <= FORCED_GRACE_S
 
 
 class _SlowApi:

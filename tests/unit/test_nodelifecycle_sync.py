@@ -178,3 +178,31 @@ def test_orphan_quarantine_waits_for_a_node_missing_the_whole_period() -> None:
     assert quarantine.gone({"late", "dead"}, 40.0) == {"dead"}  # "late" missing again: its clock restarts
     assert quarantine.gone({"late", "dead"}, 79.0) == {"dead"}
     assert quarantine.gone({"late", "dead"}, 80.0) == {"late", "dead"}
+
+
+def terminating(name: str, deadline_in: float, grace: int = 30) -> dict[str, Any]:
+    victim = pod(name, node_name="n1")
+    victim["metadata"].update(deletionTimestamp=ts(-deadline_in), deletionGracePeriodSeconds=grace)
+    return victim
+
+
+def test_a_lost_nodes_terminating_pods_are_force_deleted_once_their_grace_ran_out() -> None:
+    overdue = terminating("overdue", -1)
+    pending = terminating("pending", 12)
+    plan = eviction_plan(unreachable_node(600), [overdue, pending], NOW, SETTINGS)
+    [delete] = [a for a in plan.actions if isinstance(a, Delete)]
+    assert (delete.name, delete.uid, delete.grace_period) == ("overdue", "uid-overdue", 0)
+    assert plan.requeue_after == 12
+    # A node with only a custom NoExecute taint still has its kubelet: it finishes its own pods.
+    custom = node("n1", taints=[{"key": "maintenance", "effect": "NoExecute"}])
+    assert eviction_plan(custom, [overdue], NOW, SETTINGS).actions == []
+    # Held by finalizers only (grace already 0): a delete would change nothing.
+    held = terminating("held", -5, grace=0)
+    assert eviction_plan(unreachable_node(600), [held], NOW, SETTINGS).actions == []
+
+
+def test_orphaned_pods_are_force_deleted_even_when_terminating() -> None:
+    stuck = terminating("stuck", 30)
+    stuck["spec"]["nodeName"] = "gone"
+    plan = orphaned_pods([stuck, pod("b", node_name="gone")], {"n1"})
+    assert [(a.name, a.grace_period) for a in plan.actions if isinstance(a, Delete)] == [("stuck", 0), ("b", 0)]
