@@ -91,10 +91,10 @@ class InProcessClient:
 
     async def list(
         self, rtype: ResourceType, namespace: str | None = None, *, label_selector: str = "",
-        field_selector: str = "",
+        field_selector: str = "", consistent: bool = True,
     ) -> ObjectList:
         selection = parse_selection(rtype, label_selector, field_selector)
-        objects, rv = await self._store.list(rtype, namespace, consistent=True)
+        objects, rv = await self._store.list(rtype, namespace, consistent=consistent)
         match = selection.predicate()
         return ObjectList([obj.decode() for obj in objects if match(obj)], rv)
 

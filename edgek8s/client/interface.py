@@ -76,9 +76,11 @@ class ClusterClient(Protocol):
 
     async def list(
         self, rtype: ResourceType, namespace: str | None = None, *, label_selector: str = "",
-        field_selector: str = "",
+        field_selector: str = "", consistent: bool = True,
     ) -> ObjectList:
-        """Linearizable list (``namespace`` None: all namespaces) and its resourceVersion."""
+        """Linearizable list (``namespace`` None: all namespaces) and its resourceVersion; with
+        ``consistent=False``, the serving replica's state as it is (resourceVersion "0": no Raft barrier,
+        so no journal write, for periodic sweeps that tolerate a slightly stale view)."""
         ...
 
     def watch(

@@ -249,9 +249,11 @@ class RestClusterClient:
 
     async def list(
         self, rtype: ResourceType, namespace: str | None = None, *, label_selector: str = "",
-        field_selector: str = "",
+        field_selector: str = "", consistent: bool = True,
     ) -> ObjectList:
         params = {k: v for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v}
+        if not consistent:
+            params["resourceVersion"] = "0"
         body = await self._rest.get(resource_path(rtype, namespace), **params)
         return ObjectList(list(body.get("items") or []), int(_meta(body).get("resourceVersion") or 0))
 

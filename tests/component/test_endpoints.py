@@ -155,3 +155,22 @@ async def test_expired_events_are_swept_in_bounded_batches(cluster: LocalCluster
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+async def test_an_idle_event_sweep_adds_no_raft_entry(cluster: LocalCluster) -> None:
+    """A sweep with nothing to expire reads the local replica: no barrier, so no journal write (issue #6:
+    a linearizable list committed a no-op on every master once a minute on an idle cluster)."""
+    client = InProcessClient(cluster.running()[0].store, manager="test")
+    raft = cluster.running()[0].store.raft
+    await client.list(EVENTS)  # any barrier of the set-up is behind us
+    before = raft.status().last_log_index
+    sweeper = EventTTLController(settings=EventTTLSettings(ttl=3600, interval=0.01))
+    task = asyncio.create_task(sweeper.run(client, InformerFactory(client)))
+    try:
+        await asyncio.sleep(1.0)  # ~100 sweeps at most, under load a few
+    finally:
+        task.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await task
+    # Other masters' loops (a lease renewal) may add an entry or two; a barrier per sweep adds dozens.
+    assert raft.status().last_log_index - before <= 3

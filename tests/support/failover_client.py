@@ -40,9 +40,9 @@ class FailoverClient:
         return await self._call(lambda c: c.get(rtype, namespace, name), retry=True)
 
     async def list(self, rtype: ResourceType, namespace: str | None = None, *, label_selector: str = "",
-                   field_selector: str = "") -> ObjectList:
+                   field_selector: str = "", consistent: bool = True) -> ObjectList:
         return await self._call(lambda c: c.list(rtype, namespace, label_selector=label_selector,
-                                                 field_selector=field_selector), retry=True)
+                                                 field_selector=field_selector, consistent=consistent), retry=True)
 
     async def watch(self, rtype: ResourceType, namespace: str | None = None, *, resource_version: int,
                     label_selector: str = "", field_selector: str = "") -> AsyncIterator[ObjectEvent]:
