@@ -18,6 +18,7 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "seqtrace": ("bench.seqtrace", "per-stage latency of sequential writes, hop by hop over the masters (edgek8s)"),
     "api": ("bench.api", "GET/LIST latency and kubectl get pods -A with 3,000 pods under writes, vs the API SLOs"),
     "scheduler": ("bench.scheduler", "pods bound/s and p99 scheduling latency on 100 hollow nodes; leader failover"),
+    "idlewrites": ("bench.idlewrites", "idle disk writes per process (3 TLS masters, 1 worker) and the Raft entries"),
     "podstartup": ("bench.podstartup", "create->Ready p99 of 100 pods on one Podman node, agent RSS, idle disk writes"),
 }
 

@@ -43,16 +43,6 @@ LOG_LEVEL = "WARNING"  # the agent's and masters' log level (INFO would add log 
 PODS = "/api/v1/namespaces/default/pods"
 
 
-def _write_bytes(pid: int) -> int | None:
-    try:
-        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
-            if line.startswith("write_bytes:"):
-                return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def _cpu_seconds(pid: int) -> float:
     """utime + stime of ``pid`` (CPU time is what to compare on a machine shared with other work)."""
     try:
@@ -231,10 +221,10 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             master_pids = [int(m["pid"]) for m in manifest["masters"]]
             watched = {"agent": agent_pid, **{f"master-{i + 1}": p for i, p in enumerate(master_pids)},
                        "podman-service": service_pid}
-            before = {k: _write_bytes(p) or 0 for k, p in watched.items()}
+            before = {k: procs.write_bytes(p) or 0 for k, p in watched.items()}
             print(f"idle for {args.idle_seconds:.0f}s...", flush=True)
             await asyncio.sleep(args.idle_seconds)
-            after = {k: _write_bytes(p) or 0 for k, p in watched.items()}
+            after = {k: procs.write_bytes(p) or 0 for k, p in watched.items()}
             idle = {k: round((after[k] - before[k]) / args.idle_seconds, 1) for k in watched}
             await _delete_all(session, api, host.env())
             bench_cpu = time.process_time() - cpu_before

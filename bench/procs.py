@@ -86,6 +86,17 @@ def stop(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
     reap(proc, timeout=grace)
 
 
+def write_bytes(pid: int) -> int | None:
+    """Bytes ``pid`` caused to be written to storage (/proc/PID/io: whole pages dirtied), None if gone."""
+    try:
+        for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+            if line.startswith("write_bytes:"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
 def rss_bytes(pid: int) -> int | None:
     """VmRSS of `pid` from /proc/PID/status, in bytes; None if it is gone."""
     try:
