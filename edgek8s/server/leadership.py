@@ -13,9 +13,11 @@
 - A term runs every loop in one TaskGroup with an ``InProcessClient`` fenced at T and one shared
   ``InformerFactory``; informers list after the claim, so their caches start at least as new as it.
 - The Lease ``kube-system/edgek8s-controller`` shows the holder to ``kubectl get lease``; it is written
-  when a term starts and renewed every ``renew_interval`` (30 s) by the same fenced client. It is
-  informational: Raft decides who leads, so it is renewed rarely: every renewal is a Raft entry fsynced on
-  every master, and at upstream's 2 s it was most of an idle cluster's SD-card writes (~3.4 kB/s/master).
+  when a term starts and renewed every ``renew_interval`` (60 s, ``leaseDurationSeconds`` 120) by the same
+  fenced client. It is informational: Raft decides who leads (a successor rewrites it when its term
+  starts), so it is renewed rarely: every renewal is a Raft entry fsynced on every master, ~1.6 pages of
+  block writes each; at upstream's 2 s it was most of an idle cluster's SD-card writes (~3.4 kB/s/master),
+  at 30 s still 2 of an idle minute's 9 entries (docs/raft.md, "Idle disk writes").
 """
 
 from __future__ import annotations
@@ -73,8 +75,8 @@ class LeaderGate:
         *,
         identity: str,
         loops: Sequence[LeaderLoop],
-        lease_duration: int = 60,
-        renew_interval: float = 30.0,
+        lease_duration: int = 120,
+        renew_interval: float = 60.0,
         check_interval: float = 0.05,
         resync: float = 300.0,
     ) -> None:

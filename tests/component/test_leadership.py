@@ -79,7 +79,7 @@ async def test_the_leader_claims_and_holds_the_lease_and_a_successor_fences_it(c
                    and successor.store.state.get(LEASES.id, LEASE_NAMESPACE, LEASE_NAME)[0].decode()  # type: ignore[union-attr]
                    ["spec"]["holderIdentity"] == successor.config.name, 10)
     lease = (await old.get(LEASES, LEASE_NAMESPACE, LEASE_NAME))["spec"]
-    assert lease["leaseTransitions"] >= 1 and lease["leaseDurationSeconds"] == 60
+    assert lease["leaseTransitions"] >= 1 and lease["leaseDurationSeconds"] == 120
 
 
 async def _exercise_client(client: ClusterClient) -> None:

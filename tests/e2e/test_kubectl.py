@@ -1759,9 +1759,9 @@ def test_get_controller_lease(kubectl: Kubectl) -> None:
     assert re.fullmatch(r"master-\d+", row["HOLDER"]), row
     lease = json.loads(kubectl("get", "lease", "-n", "kube-system", "edgek8s-controller", "-o", "json").stdout)
     spec = lease["spec"]
-    assert spec["holderIdentity"] == row["HOLDER"] and spec["leaseDurationSeconds"] == 60
+    assert spec["holderIdentity"] == row["HOLDER"] and spec["leaseDurationSeconds"] == 120
     renewed = datetime.datetime.fromisoformat(spec["renewTime"].replace("Z", "+00:00"))
-    # Renewed every 30 s, so a live holder's Lease never runs out.
+    # Renewed every 60 s, so a live holder's Lease never runs out.
     assert (datetime.datetime.now(datetime.UTC) - renewed).total_seconds() < spec["leaseDurationSeconds"]
 
 
