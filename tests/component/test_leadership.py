@@ -95,6 +95,10 @@ async def _exercise_client(client: ClusterClient) -> None:
     listed = await client.list(CONFIGMAPS, "default")
     assert [o["metadata"]["name"] for o in listed.items] == ["c1"] and listed.resource_version >= int(
         patched["metadata"]["resourceVersion"])
+    # The serving replica as it is (no barrier): after the linearizable list above, it has c1 too.
+    local = await client.list(CONFIGMAPS, "default", consistent=False)
+    assert [o["metadata"]["name"] for o in local.items] == ["c1"] and local.resource_version >= int(
+        patched["metadata"]["resourceVersion"])
     events = []
     stream = client.watch(CONFIGMAPS, "default", resource_version=int(updated["metadata"]["resourceVersion"]) - 1)
     async for event in stream:
