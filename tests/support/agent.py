@@ -78,10 +78,12 @@ async def start_agent(config: AgentConfig, archive: Path) -> Agent:
 async def destroy_agent(agent: Agent) -> None:
     """Stop the agent and remove every pod, container, image and file its Podman holds."""
     host: PodmanHost | None = agent.podman_host
-    await agent.stop()
-    if host is not None:
-        await remove_everything(host)
-    await asyncio.to_thread(shutil.rmtree, agent.config.data_dir, True)
+    try:
+        await agent.stop()
+    finally:  # a failing stop (the test's finding) must not leave a Podman service and its pods behind
+        if host is not None:
+            await remove_everything(host)
+        await asyncio.to_thread(shutil.rmtree, agent.config.data_dir, True)
 
 
 def pod_body(name: str, node: str, containers: list[dict[str, Any]], **spec: Any) -> dict[str, Any]:
