@@ -1,14 +1,22 @@
-"""Process-wide memory settings for small boards."""
+"""Process-wide memory settings for small boards.
+
+Each is called once, early, by a process's composition root (``cli.main``), before any thread starts:
+some change process-wide state (the environment, a stdlib class attribute) that a thread could race.
+"""
 
 from __future__ import annotations
 
+import asyncio.sslproto
+import contextlib
 import ctypes
 import ctypes.util
 import functools
 import gc
+import os
 import re
 import sys
 import warnings
+from collections.abc import Iterator
 
 _M_ARENA_MAX = -8  # glibc's mallopt parameter number
 
@@ -76,3 +84,37 @@ def keep_out(*modules: str, silence: str = "") -> None:
         sys.modules.setdefault(name, None)  # type: ignore[arg-type]
     if silence:
         warnings.filterwarnings("ignore", message=re.escape(silence))
+
+
+@contextlib.contextmanager
+def without_default_ca_bundle() -> Iterator[None]:
+    """Within the block, OpenSSL's default trust store points nowhere; as it was again afterwards.
+
+    For imports that build TLS contexts with the defaults (aiohttp builds two at import) in a process that
+    trusts only its own cluster CA: each would parse the system's public CA bundle (~140 certificates,
+    ~2 MB of OpenSSL memory that, freed later, stays in the heap as RSS). OpenSSL reads ``SSL_CERT_FILE``
+    and ``SSL_CERT_DIR`` when a context loads its defaults, and ignores a store it cannot load. Restored
+    on exit, so child processes (the Podman service pulls images over TLS) see the environment unchanged.
+    """
+    names = ("SSL_CERT_FILE", "SSL_CERT_DIR")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update(dict.fromkeys(names, os.devnull))
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+def limit_tls_read_buffers(size: int = 64 * 1024) -> None:
+    """Make asyncio give each TLS connection a ``size`` read buffer instead of 256 KiB.
+
+    asyncio allocates (and zero-fills, so it is resident) one such buffer per TLS connection, client or
+    server, for the connection's life: an agent holds 5-10 (watches, kept-alive API connections, the API
+    servers' calls to its kubelet endpoint). A TLS record carries at most 16 KiB, so a smaller buffer only
+    means more loop iterations for a bulk read. Measured with the agent after 100 pods: -1.4 MB of RSS.
+    """
+    asyncio.sslproto.SSLProtocol.max_size = size

@@ -313,21 +313,23 @@ def _agent_servers(args: argparse.Namespace) -> list[Any]:
 
 
 def _run_agent(args: argparse.Namespace) -> int:
-    from edgek8s._util.memory import keep_out, limit_malloc_arenas, settle_garbage_collector
+    from edgek8s._util import memory
 
-    limit_malloc_arenas()  # before any thread starts
+    memory.limit_malloc_arenas()  # before any thread starts
+    memory.limit_tls_read_buffers()
     # The podman bindings import rich (when installed) only to draw image-pull progress bars, and requests
     # imports a charset detector only to guess the encoding of an undeclared text body (utf-8 without
     # one): the agent needs neither, and they cost it ~5 MB of RSS.
-    keep_out("rich", "charset_normalizer", "chardet",
-             silence="Unable to find acceptable character detection dependency")
-    from edgek8s.client.rest import drop_public_ca_defaults
-    from edgek8s.server.agent import run_agent
+    memory.keep_out("rich", "charset_normalizer", "chardet",
+                    silence="Unable to find acceptable character detection dependency")
+    with memory.without_default_ca_bundle():  # aiohttp's default contexts: replaced below anyway
+        from edgek8s.client.rest import drop_public_ca_defaults
+        from edgek8s.server.agent import run_agent
 
     config = build_agent_config(args)
     servers = _agent_servers(args)
     drop_public_ca_defaults()  # an agent trusts only its cluster CA (Podman pulls images, not the agent)
-    settle_garbage_collector()  # after the imports: they are what it freezes
+    memory.settle_garbage_collector()  # after the imports: they are what it freezes
     logging.basicConfig(
         level=args.log_level.upper(), format=f"%(asctime)s {config.node_name} %(levelname)s %(name)s: %(message)s"
     )

@@ -32,7 +32,7 @@ from edgek8s._util.backoff import Backoff
 from edgek8s._util.memory import release_free_memory
 from edgek8s._util.supervise import keep_running
 from edgek8s.client.events import EventRecorder
-from edgek8s.client.informer import Handlers, Informer
+from edgek8s.client.informer import Handlers, Informer, without_managed_fields
 from edgek8s.client.interface import ClusterClient, DeleteOptions
 from edgek8s.config import AgentConfig
 from edgek8s.kubelet.local_state import LocalState
@@ -80,9 +80,10 @@ class Kubelet:
         self._snapshot: dict[str, tuple[tuple[str, str, int | None], ...]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.pods_seen = asyncio.Event()
-        # Only this node's pods; informer handlers only queue (they run inside the informer's task).
+        # Only this node's pods; informer handlers only queue (they run inside the informer's task). Status
+        # writes send only spec and status, so the pods' managedFields (half their memory) are not kept.
         self.pods = Informer(api, PODS, field_selector=f"spec.nodeName={config.node_name}",
-                             resync=config.resync_period)
+                             resync=config.resync_period, transform=without_managed_fields)
         self._changes: asyncio.Queue[tuple[str, Obj]] = asyncio.Queue()
         self.pods.add_handlers(Handlers(on_add=lambda pod: self._changes.put_nowait(("set", pod)),
                                         on_update=lambda _old, pod: self._changes.put_nowait(("set", pod)),

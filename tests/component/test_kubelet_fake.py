@@ -4,6 +4,7 @@ as on Podman, against a real in-process master. Also the fake runtime's own cont
 from __future__ import annotations
 
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -70,6 +71,22 @@ async def test_fifty_pods_run_and_are_deleted(hollow: tuple[Agent, FakeRuntime],
             break
         await asyncio.sleep(0.1)
     assert not (await kubelet_client.get(PODS))["items"]
+
+
+async def test_the_kubelet_keeps_pods_without_managed_fields_and_its_status_writes_keep_them(
+    hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient
+) -> None:
+    """The kubelet's pod cache and local state drop managedFields (half a pod's memory); its status writes
+    (spec and status only, on the status subresource) leave the API's entries in place."""
+    agent, _ = hollow
+    await kubelet_client.create(PODS, _pod("lean"))
+    pod = await wait_pod(kubelet_client, "lean", is_ready, timeout=30)
+    assert any(e.get("subresource", "") == "" for e in pod["metadata"]["managedFields"])  # the creator's, kept
+    cached = agent.kubelet.pods.get("default", "lean")
+    assert cached is not None and cached["metadata"]["uid"] == pod["metadata"]["uid"]
+    assert "managedFields" not in cached["metadata"]
+    saved = json.loads((agent.kubelet.local.root / "pods" / "default_lean.json").read_text())
+    assert "managedFields" not in saved["metadata"] and saved["spec"] == pod["spec"]
 
 
 async def test_a_namespace_with_running_pods_goes_once_its_kubelet_stopped_them(

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
+
+from edgek8s.pki.certs import issue, new_ca, write_pair
 
 
 def test_limit_malloc_arenas_is_accepted_by_glibc() -> None:
@@ -80,3 +83,57 @@ print(sorted(m for m in sys.modules if m.split(".")[0] == "cryptography"))
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert result.stdout.strip() == "[]"
+
+
+def test_imports_without_the_default_ca_bundle_load_no_public_ca_and_leave_the_environment_as_it_was() -> None:
+    # A subprocess: the block changes the process environment. aiohttp builds its default contexts at import:
+    # inside the block they hold no CA; after it, a default context trusts the public CAs again and the
+    # variables the Podman service inherits are what they were (one set, one unset).
+    code = """
+import os, ssl
+os.environ["SSL_CERT_DIR"] = "/etc/ssl/certs"
+os.environ.pop("SSL_CERT_FILE", None)
+from edgek8s._util.memory import without_default_ca_bundle
+with without_default_ca_bundle():
+    from aiohttp import connector
+print(connector._SSL_CONTEXT_VERIFIED.cert_store_stats()["x509_ca"], os.environ.get("SSL_CERT_DIR"),
+      os.environ.get("SSL_CERT_FILE"), ssl.create_default_context().cert_store_stats()["x509_ca"] > 0)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=30)
+    assert result.stdout.split() == ["0", "/etc/ssl/certs", "None", "True"]
+
+
+def test_limited_tls_read_buffers_still_carry_a_large_body_intact(tmp_path: Path) -> None:
+    """A real TLS connection over loopback (server and client on asyncio, as the agent's kubelet endpoint and
+    its API client): the per-connection buffer is the limit, and 1 MiB crosses it unchanged."""
+    ca = new_ca("test-ca")
+    leaf = issue(ca, common_name="localhost", ip_addresses=["127.0.0.1"], server=True)
+    write_pair(leaf, tmp_path / "tls.crt", tmp_path / "tls.key")
+    (tmp_path / "ca.crt").write_bytes(ca.cert_pem)
+    code = f"""
+import asyncio, hashlib, os, ssl
+from edgek8s._util.memory import limit_tls_read_buffers
+limit_tls_read_buffers(16 * 1024)
+body = os.urandom(1 << 20)
+
+async def main():
+    server_ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    server_ctx.load_cert_chain({str(tmp_path / "tls.crt")!r}, {str(tmp_path / "tls.key")!r})
+    async def echo(reader, writer):
+        writer.write(hashlib.sha256(await reader.readexactly(len(body))).digest())
+        await writer.drain()
+        writer.close()
+    server = await asyncio.start_server(echo, "127.0.0.1", 0, ssl=server_ctx)
+    port = server.sockets[0].getsockname()[1]
+    client_ctx = ssl.create_default_context(cafile={str(tmp_path / "ca.crt")!r})
+    reader, writer = await asyncio.open_connection("127.0.0.1", port, ssl=client_ctx)
+    buffer = len(writer.transport._ssl_protocol._ssl_buffer)
+    writer.write(body)
+    digest = await reader.readexactly(32)
+    writer.close()
+    server.close()
+    print(buffer, digest == hashlib.sha256(body).digest())
+asyncio.run(main())
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout.split() == [str(16 * 1024), "True"]
