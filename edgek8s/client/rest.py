@@ -19,7 +19,7 @@ from urllib.parse import quote
 import aiohttp
 
 from edgek8s.client.interface import DeleteOptions, Obj, ObjectEvent, ObjectList
-from edgek8s.model import errors
+from edgek8s.model import errors, jsoncodec
 from edgek8s.model.resources import ResourceType, by_id, resource_id
 
 PODS = by_id(resource_id("", "pods"))
@@ -147,7 +147,7 @@ class RestClient:
                 if response.status >= 400:
                     raise error_from_status(response.status, raw)
                 if response.content_type == "application/json" and raw:
-                    return json.loads(raw)
+                    return jsoncodec.loads(raw)
                 return raw
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise TransportError(f"{method} {path}: {type(exc).__name__}: {exc}") from exc
@@ -183,7 +183,9 @@ class RestClient:
     async def watch(self, path: str, **params: str) -> AsyncIterator[dict[str, Any]]:
         params = {"watch": "1", **params}
         async for line in self.stream_lines(path, **params):
-            yield json.loads(line)
+            # orjson shares the keys of the objects it decodes (kept objects, e.g. an informer's cache
+            # of pods, ~25% smaller than from json.loads) and is ~3x faster.
+            yield jsoncodec.loads(line)
 
     async def upload(self, path: str, body: AsyncIterator[bytes], *, content_type: str) -> Any:
         """POST a streamed body (an image archive); never retried, like every write here."""
