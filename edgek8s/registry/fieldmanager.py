@@ -297,6 +297,8 @@ def _canonical(element: PathElement) -> PathElement:
 
 def _element_sort_key(element: PathElement) -> tuple[Any, ...]:
     """PathElement.Compare: fields, then keys, then values, then indexes."""
+    if element[:2] == "f:":
+        return (0, element[2:])  # the hot case, as _parse_element would give it
     kind, payload = _parse_element(element)
     if kind == "f":
         return (0, payload)
@@ -341,9 +343,12 @@ def _encode_fields(paths: Iterable[Path]) -> dict[str, Any]:
 
     def emit(prefix: Path) -> dict[str, Any]:
         node: dict[str, Any] = {}
-        if prefix and prefix in members and prefix in children:
+        below = children.get(prefix)
+        if below is None:
+            return node  # a leaf
+        if prefix and prefix in members:
             node["."] = {}
-        for element in sorted(children.get(prefix, ()), key=_element_sort_key):
+        for element in sorted(below, key=_element_sort_key) if len(below) > 1 else below:
             node[element] = emit((*prefix, element))
         return node
 
@@ -585,16 +590,26 @@ def _strip(paths: set[Path]) -> set[Path]:
     return {p for p in paths if p not in _STRIPPED and p[:2] != managed}
 
 
+_RESET_MAIN: tuple[Path, ...] = ((_field("status"),),)
+_RESET_STATUS: tuple[Path, ...] = ((_field("spec"),),)
+
+
 def _reset_prefixes(subresource: str) -> tuple[Path, ...]:
     """The strategies' reset fields: status on the main resource, spec on the status subresource."""
     if subresource == "":
-        return ((_field("status"),),)
+        return _RESET_MAIN
     if subresource == "status":
-        return ((_field("spec"),),)
+        return _RESET_STATUS
     return ()
 
 
 def _filter(paths: set[Path], prefixes: tuple[Path, ...]) -> set[Path]:
+    if not paths:
+        return set()
+    if len(prefixes) == 1:  # the hot case (reset fields are one prefix): no generator per path
+        prefix = prefixes[0]
+        depth = len(prefix)
+        return {p for p in paths if p[:depth] != prefix}
     return {p for p in paths if not any(p[: len(r)] == r for r in prefixes)}
 
 
@@ -626,15 +641,17 @@ class _Comparison:
 def _compare(old: Any, new: Any, schema: _Schema) -> _Comparison:
     """typed.Compare: leaves added, changed or removed, and every map or list added or removed whole."""
     result = _Comparison()
+    always_present = schema.always_present
+    added_paths = result.added
 
     def walk(left: Any, right: Any, path: Path, fpath: FieldPath, item: bool) -> None:
-        zero = schema.always_present.get(fpath, _MISSING) if len(path) == len(fpath) else _MISSING
+        zero = always_present.get(fpath, _MISSING) if len(path) == len(fpath) else _MISSING
         if left is _MISSING and zero is _MISSING and path and right is not _MISSING:
             added(right, path, fpath, item)
             return
         if zero is not _MISSING:
-            left = clone_json(zero) if left is _MISSING else left
-            right = clone_json(zero) if right is _MISSING else right
+            left = zero.copy() if left is _MISSING else left  # zero values are empty: a copy is a clone
+            right = zero.copy() if right is _MISSING else right
         shape = schema.shape(fpath, item=item, values=(left, right))
         if shape == "leaf":
             if left is _MISSING:
@@ -647,8 +664,12 @@ def _compare(old: Any, new: Any, schema: _Schema) -> _Comparison:
         if shape == "map":
             lmap = left if isinstance(left, dict) else {}
             rmap = right if isinstance(right, dict) else {}
-            for key in [*lmap, *(k for k in rmap if k not in lmap)]:
-                walk(lmap.get(key, _MISSING), rmap.get(key, _MISSING), (*path, _field(key)), (*fpath, key), False)
+            if not lmap:  # everything on the right is added (a create): no lookups on the left
+                added_map(rmap, path, fpath)
+            else:
+                for key in [*lmap, *(k for k in rmap if k not in lmap)]:
+                    walk(lmap.get(key, _MISSING), rmap.get(key, _MISSING), (*path, "f:" + key), (*fpath, key),
+                         False)
         elif not walk_list(left, right, path, fpath):
             leaf_changed(left, right, path)
             return
@@ -662,8 +683,7 @@ def _compare(old: Any, new: Any, schema: _Schema) -> _Comparison:
         The hot path of a create, without the shape and equality tests that cannot matter."""
         if isinstance(value, dict):
             if value and not schema.atomic_map(fpath, item=item):
-                for key, child in value.items():
-                    walk(_MISSING, child, (*path, _field(key)), (*fpath, key), False)
+                added_map(value, path, fpath)
         elif isinstance(value, list) and value and schema.list_keys(fpath) is not None:
             grouped = group(value, path, fpath)
             if grouped is not None:
@@ -672,7 +692,18 @@ def _compare(old: Any, new: Any, schema: _Schema) -> _Comparison:
                         walk(_MISSING, items[0], (*path, element), fpath, True)
                     else:
                         result.added.add((*path, element))
-        result.added.add(path)
+        added_paths.add(path)
+
+    def added_map(value: dict[str, Any], path: Path, fpath: FieldPath) -> None:
+        """``walk(_MISSING, child, ...)`` for each member; a scalar member with no zero value is
+        simply added (what ``walk`` and ``added`` would do for it, without the two calls)."""
+        depth_matches = len(path) == len(fpath)
+        for key, child in value.items():
+            child_path, child_fpath = (*path, "f:" + key), (*fpath, key)
+            if isinstance(child, dict | list) or (depth_matches and child_fpath in always_present):
+                walk(_MISSING, child, child_path, child_fpath, False)
+            else:
+                added_paths.add(child_path)
 
     def leaf_changed(left: Any, right: Any, path: Path) -> None:
         if left is _MISSING:
@@ -981,7 +1012,9 @@ def _without_managed_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
+@functools.lru_cache(maxsize=64)
 def _seconds(time: str | None) -> int:
+    # Pure, and the same few entry times (whole seconds) come back write after write: cached, bounded.
     if not time:
         return 0
     try:
@@ -992,6 +1025,8 @@ def _seconds(time: str | None) -> int:
 
 def _cap_updaters(managed: _Managed) -> None:
     """capManagersManager: fold the oldest Update entries into ``ancient-changes`` per apiVersion."""
+    if len(managed) <= _MAX_UPDATE_MANAGERS:
+        return  # the usual case, without counting
     if sum(1 for e in managed.values() if e.operation == _UPDATE) <= _MAX_UPDATE_MANAGERS:
         return
     updaters = sorted(
@@ -1018,10 +1053,9 @@ def _cap_updaters(managed: _Managed) -> None:
 
 def _encode_entries(managed: _Managed) -> list[dict[str, Any]]:
     """sortEncodedManagedFields: by operation, time, manager, apiVersion, subresource."""
-    entries = sorted(
-        (e for e in managed.values() if e.fields),
-        key=lambda e: (e.operation, _seconds(e.time), e.manager, e.api_version, e.subresource),
-    )
+    entries = [e for e in managed.values() if e.fields]
+    if len(entries) > 1:
+        entries.sort(key=lambda e: (e.operation, _seconds(e.time), e.manager, e.api_version, e.subresource))
     return [e.encode() for e in entries]
 
 
