@@ -81,6 +81,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from edgek8s.model import jsoncodec
 from edgek8s.registry.patch import _merge_keys, clone_json
 
 __all__ = [
@@ -700,7 +701,7 @@ def _compare(old: Any, new: Any, schema: _Schema) -> _Comparison:
         depth_matches = len(path) == len(fpath)
         for key, child in value.items():
             child_path, child_fpath = (*path, "f:" + key), (*fpath, key)
-            if isinstance(child, dict | list) or (depth_matches and child_fpath in always_present):
+            if isinstance(child, (dict, list)) or (depth_matches and child_fpath in always_present):
                 walk(_MISSING, child, child_path, child_fpath, False)
             else:
                 added_paths.add(child_path)
@@ -1138,9 +1139,29 @@ def record_update(
     An explicit managedFields in ``new`` is honoured as the module docstring says."""
     if not manager:
         raise ValueError("record_update needs a manager name (upstream falls back to the user agent)")
+    explicit = _managed_fields_of(new)
+    after = _without_managed_fields(new)
+    if old is None and subresource == "" and not explicit:
+        shape = _shape_of(after)
+        if shape is not None:  # a create of a list-free object: its fields depend on its shape alone
+            encoded = _created_fields(kind, api_version, shape)
+            entries = [] if encoded is None else [{
+                "manager": manager, "operation": _UPDATE, "apiVersion": api_version, "time": now,
+                "fieldsType": "FieldsV1", "fieldsV1": jsoncodec.loads(encoded),
+            }]
+            return _with_managed_fields(after, entries)
+    return _recorded(old, after, explicit, manager=manager, kind=kind, api_version=api_version, now=now,
+                     subresource=subresource)
+
+
+def _recorded(
+    old: dict[str, Any] | None, after: dict[str, Any], explicit: Any, *, manager: str, kind: str,
+    api_version: str, now: str, subresource: str,
+) -> dict[str, Any]:
+    """record_update the general way: ``after`` is ``new`` without managedFields, ``explicit`` its
+    managedFields."""
     schema = _schema_of(kind, api_version)
     managed = _decode_lenient(old)
-    explicit = _managed_fields_of(new)
     if subresource == "" and isinstance(explicit, list) and explicit:
         if explicit == [{}]:
             managed = {}
@@ -1152,7 +1173,6 @@ def record_update(
             if decoded:
                 managed = decoded
     before = _without_managed_fields(old) if old is not None else {}
-    after = _without_managed_fields(new)
     prefixes = _reset_prefixes(subresource)
     changes = _compare(before, after, schema).filtered(prefixes)
     _take_changes(managed, changes, exempt=None)
@@ -1166,6 +1186,55 @@ def record_update(
     result = _with_managed_fields(after, _encode_entries(managed))
     _keep_old_times(old, result)
     return result
+
+
+Shape = tuple[Any, ...]
+
+
+def _shape_of(obj: Mapping[str, Any]) -> Shape | None:
+    """What a create's fields depend on when ``obj`` holds no list: its keys, nested as its objects are
+    (a scalar member is its key, an object member is (key, shape)); None if a list (or any value that
+    is not a plain JSON object or scalar) is anywhere in it.
+
+    Scalars' values do not matter to the fields of a create (every scalar is a leaf, added) and list
+    items would (their keys), hence the refusal. Exact class tests, no isinstance calls: this runs
+    for every create, also those (with lists) it gives up on."""
+    parts: list[Any] = []
+    for key, value in obj.items():
+        cls = value.__class__
+        if cls is dict:
+            inner = _shape_of(value)
+            if inner is None:
+                return None
+            parts.append((key, inner))
+        elif cls is str or value is None or cls is int or cls is bool or cls is float:
+            parts.append(key)
+        else:
+            return None
+    return tuple(parts)
+
+
+def _from_shape(shape: Shape) -> dict[str, Any]:
+    """An object of ``shape`` whose scalars are all null."""
+    obj: dict[str, Any] = {}
+    for part in shape:
+        if isinstance(part, str):
+            obj[part] = None
+        else:
+            obj[part[0]] = _from_shape(part[1])
+    return obj
+
+
+@functools.lru_cache(maxsize=256)
+def _created_fields(kind: str, api_version: str, shape: Shape) -> bytes | None:
+    """The fieldsV1 (JSON) a create of an object of this shape gives its manager; None if empty.
+
+    Pure: computed the general way from an object of that shape whose scalars are all null. Bounded
+    (one entry per kind and shape seen lately, not per object); callers get a fresh decoded copy."""
+    schema = _schema_of(kind, api_version)
+    changes = _compare({}, _from_shape(shape), schema).filtered(_reset_prefixes(""))
+    gained = _strip(changes.modified | changes.added)
+    return jsoncodec.dumps(_encode_fields(gained)) if gained else None
 
 
 def _check_config(config: Any, *, manager: str, kind: str, api_version: str) -> dict[str, Any]:

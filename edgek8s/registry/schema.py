@@ -136,11 +136,11 @@ def _key_count(value: Any) -> int:
     if isinstance(value, dict):
         count = len(value)
         for item in value.values():
-            if isinstance(item, dict | list):
+            if isinstance(item, (dict, list)):
                 count += _key_count(item)
         return count
     if isinstance(value, list):
-        return sum(_key_count(item) for item in value if isinstance(item, dict | list))
+        return sum(_key_count(item) for item in value if isinstance(item, (dict, list)))
     return 0
 
 
