@@ -114,6 +114,8 @@ class Watcher:
         """The next delivery; None when closed; raises TimeoutError after ``timeout`` seconds idle."""
         if self.closed and self._queue.empty():
             return None
+        if not self._queue.empty():  # ready: no timer to arm and cancel
+            return self._queue.get_nowait()
         async with asyncio.timeout(timeout):
             return await self._queue.get()
 
@@ -149,8 +151,10 @@ class WatchHub:
             self._history.append(event)
             if len(self._history) > self._history_size:
                 self.floor = self._history.popleft().rv
-            for watcher in list(self._watchers.get(event.rid, ())):
-                watcher.offer(event)
+            watchers = self._watchers.get(event.rid)
+            if watchers:  # most events have no watcher on a follower: no copy then
+                for watcher in list(watchers):
+                    watcher.offer(event)
         if rv > self.progress_rv:
             self.progress_rv = rv
             self._wake_progress_waiters()
