@@ -1191,27 +1191,39 @@ def _recorded(
 Shape = tuple[Any, ...]
 
 
+# A shape is cached only while its keys fit this budget (each key costs its length + 16): the cache
+# then holds under 2 MB however large the objects written (a small ConfigMap's shape: ~100 bytes).
+_SHAPE_BUDGET = 2048
+
+
 def _shape_of(obj: Mapping[str, Any]) -> Shape | None:
     """What a create's fields depend on when ``obj`` holds no list: its keys, nested as its objects are
     (a scalar member is its key, an object member is (key, shape)); None if a list (or any value that
-    is not a plain JSON object or scalar) is anywhere in it.
+    is not a plain JSON object or scalar) is anywhere in it, or if its keys exceed ``_SHAPE_BUDGET``.
 
     Scalars' values do not matter to the fields of a create (every scalar is a leaf, added) and list
     items would (their keys), hence the refusal. Exact class tests, no isinstance calls: this runs
     for every create, also those (with lists) it gives up on."""
-    parts: list[Any] = []
-    for key, value in obj.items():
-        cls = value.__class__
-        if cls is dict:
-            inner = _shape_of(value)
-            if inner is None:
+    budget = _SHAPE_BUDGET
+
+    def walk(node: Mapping[str, Any]) -> Shape | None:
+        nonlocal budget
+        parts: list[Any] = []
+        for key, value in node.items():
+            budget -= len(key) + 16
+            cls = value.__class__
+            if cls is dict:
+                inner = walk(value)
+                if inner is None:
+                    return None
+                parts.append((key, inner))
+            elif cls is str or value is None or cls is int or cls is bool or cls is float:
+                parts.append(key)
+            else:
                 return None
-            parts.append((key, inner))
-        elif cls is str or value is None or cls is int or cls is bool or cls is float:
-            parts.append(key)
-        else:
-            return None
-    return tuple(parts)
+        return tuple(parts) if budget >= 0 else None
+
+    return walk(obj)
 
 
 def _from_shape(shape: Shape) -> dict[str, Any]:
@@ -1225,12 +1237,13 @@ def _from_shape(shape: Shape) -> dict[str, Any]:
     return obj
 
 
-@functools.lru_cache(maxsize=256)
+@functools.lru_cache(maxsize=128)
 def _created_fields(kind: str, api_version: str, shape: Shape) -> bytes | None:
     """The fieldsV1 (JSON) a create of an object of this shape gives its manager; None if empty.
 
     Pure: computed the general way from an object of that shape whose scalars are all null. Bounded
-    (one entry per kind and shape seen lately, not per object); callers get a fresh decoded copy."""
+    (128 kinds and shapes seen lately, each within ``_SHAPE_BUDGET``; not per object); callers get a
+    fresh decoded copy."""
     schema = _schema_of(kind, api_version)
     changes = _compare({}, _from_shape(shape), schema).filtered(_reset_prefixes(""))
     gained = _strip(changes.modified | changes.added)

@@ -961,3 +961,13 @@ def test_creates_with_lists_or_explicit_managed_fields_are_not_cached() -> None:
     result = record_update(None, copy.deepcopy(explicit), manager="m", kind="ConfigMap", api_version="v1", now="t")
     assert [e["manager"] for e in result["metadata"]["managedFields"]] == ["x", "m"]
     assert _created_fields.cache_info().currsize == 0
+
+
+def test_a_create_with_keys_beyond_the_budget_is_not_cached() -> None:
+    # The cache keeps shapes, so their keys: a big object (here 200 data keys) takes the general path.
+    _created_fields.cache_clear()
+    big = {"metadata": {"name": "big"}, "data": {f"key-{i:04d}": "v" for i in range(200)}}
+    result = record_update(None, copy.deepcopy(big), manager="m", kind="ConfigMap", api_version="v1", now="t")
+    assert result == _general(copy.deepcopy(big), "ConfigMap", "v1", now="t")
+    assert len(result["metadata"]["managedFields"][0]["fieldsV1"]["f:data"]) == 201  # the 200 and "."
+    assert _created_fields.cache_info().currsize == 0
