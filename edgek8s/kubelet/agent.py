@@ -140,20 +140,23 @@ class Kubelet:
         self.workers.update(pod)
 
     def _terminate(self, pod: Obj) -> None:
-        """Stop a deleted pod within its remaining grace; a later, shorter grace queues a shorter kill."""
+        """Stop a deleted pod within its remaining grace; a later, shorter grace (a second delete) shortens
+        the kill under way, or replaces the one still queued."""
         uid = _uid(pod)
         self.desired.pop(uid, None)
         grace = remaining_grace(pod)
         if uid in self.terminating and self.terminating[uid] <= grace:
             return
         self.terminating[uid] = grace
-        self.workers.kill(uid, pod, grace=grace)
+        if not self.syncer.shorten_grace(uid, grace):
+            self.workers.kill(uid, pod, grace=grace)
 
     async def _forget(self, uid: str, pod: Obj | None) -> None:
         """The pod is gone from the API (final delete, force delete, deleted while away)."""
         known = self.desired.pop(uid, None)
-        if uid in self.terminating:
-            return  # its kill is under way (this is usually the echo of our own final delete)
+        if uid in self.terminating:  # usually the echo of our own final delete; else a force delete
+            self.syncer.shorten_grace(uid, forced_grace(pod))  # of a pod being stopped: its kill hurries
+            return
         if known is None and uid not in self.workers.uids() and uid not in self.cache.pods:
             return  # nothing of it runs here (a relist would still catch a leftover)
         grace = forced_grace(pod)
