@@ -306,7 +306,11 @@ class Kubelet:
                         await self.runtime.remove_container(c.id)
         wanted = {str(c.get("image")) for pod in self.desired.values()
                   for c in [*(pod["spec"].get("containers") or []), *(pod["spec"].get("initContainers") or [])]}
-        for image in await self.runtime.list_images():
+        try:
+            images = await self.runtime.list_images()
+        except RuntimeFailure:
+            return  # the next check under disk pressure tries again
+        for image in images:
             keep = any(n in wanted or "podman-pause" in n for n in image.names)
             if image.id in in_use or keep:
                 continue
