@@ -77,6 +77,7 @@ class Kubelet:
         self.desired: dict[str, Obj] = {}
         self.terminating: dict[str, float] = {}  # uid -> grace its pending or running kill was given
         self.runtime_pods: dict[str, RuntimePod] = {}
+        self._images_reported: list[Obj] = []
         self._snapshot: dict[str, tuple[tuple[str, str, int | None], ...]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.pods_seen = asyncio.Event()
@@ -288,12 +289,15 @@ class Kubelet:
     # -- images and garbage ------------------------------------------------------------------------
 
     async def _node_images(self) -> list[Obj]:
+        """The node status's image list; a failed list (Podman answers 500 while an image is being loaded or
+        removed) keeps the last one, so a passing error costs no status write."""
         try:
             images = await self.runtime.list_images()
         except RuntimeFailure:
-            return []
+            return self._images_reported
         images.sort(key=lambda i: i.size, reverse=True)
-        return [{"names": [*i.names, i.id][:5], "sizeBytes": i.size} for i in images[:50]]
+        self._images_reported = [{"names": [*i.names, i.id][:5], "sizeBytes": i.size} for i in images[:50]]
+        return self._images_reported
 
     async def collect_garbage(self) -> None:
         """Under disk pressure: remove exited containers of pods that no longer run, then unused images."""

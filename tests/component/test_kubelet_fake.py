@@ -12,7 +12,7 @@ import pytest
 from edgek8s.client.rest import RestClient
 from edgek8s.config import AgentConfig
 from edgek8s.kubelet.fake_runtime import Behaviour, FakeRuntime
-from edgek8s.kubelet.runtime import ContainerConfig, ContainerState, ImageNotFound, SandboxConfig
+from edgek8s.kubelet.runtime import ContainerConfig, ContainerState, ImageNotFound, RuntimeFailure, SandboxConfig
 from edgek8s.model import errors
 from edgek8s.server.agent import Agent
 from tests.support.agent import container_status, is_ready, pod_body, wait_pod
@@ -247,6 +247,22 @@ async def test_fake_runtime_contract() -> None:
     await runtime.remove_sandbox(sandbox.id, timeout=1)
     assert await runtime.list_pods() == []
     await runtime.stop()
+
+
+async def test_a_failed_image_list_keeps_the_reported_images(
+    hollow: tuple[Agent, FakeRuntime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Podman answers 500 to an image list while an image is loaded or removed: the node status keeps the
+    images it reported (no status write for a passing error), and nothing raises in the status loop."""
+    agent, runtime = hollow
+    before = (await agent.kubelet.node.build_status())["images"]
+    assert before and before[0]["names"][0] == IMAGE
+
+    async def failing_list() -> list[object]:
+        raise RuntimeFailure("podman images: image not known")
+
+    monkeypatch.setattr(runtime, "list_images", failing_list)
+    assert (await agent.kubelet.node.build_status())["images"] == before
 
 
 async def test_fails_over_when_its_master_dies(tmp_path: Path) -> None:
