@@ -368,7 +368,9 @@ class PodSyncer:
         if stop is None:
             return False
         deadline = asyncio.get_running_loop().time() + grace
-        if deadline < stop.deadline:
+        # Less than a second sooner is the same deadline seen again, later (the pod comes back with every
+        # update or resync; deletionTimestamp has whole seconds): no second round of stops for that.
+        if deadline < stop.deadline - 1.0:
             stop.deadline = deadline
             stop.shortened.set()
         return True
