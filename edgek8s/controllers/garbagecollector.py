@@ -76,7 +76,8 @@ class _Collector:
         self.queue: WorkQueue[str] = WorkQueue(name="garbage-collector")
         self.informers: dict[str, Informer] = {}
         for rtype in resources:
-            informer = factory.metadata_informer(rtype, indexers={OWNER_UID: index_by_owner_uid}, keep=in_graph)
+            informer = factory.metadata_informer(rtype, indexers={OWNER_UID: index_by_owner_uid}, keep=in_graph,
+                                                 prefilter=may_be_in_graph)
             self.informers[rtype.id] = informer
             informer.add_handlers(self._handlers(rtype))
 
@@ -235,6 +236,14 @@ def in_graph(obj: Obj) -> bool:
     still reaches ``deleted`` from the watch)."""
     meta = obj.get("metadata") or {}
     return bool(meta.get("ownerReferences") or meta.get("finalizers") or meta.get("deletionTimestamp"))
+
+
+def may_be_in_graph(encoded: bytes) -> bool:
+    """``in_graph`` before decoding, on the object's compact JSON: False is exact (none of its keys is in
+    the text, so the metadata has none of them); True means maybe (a spec's finalizers, empty values).
+    The store's encoder never escapes letters, so a key is always spelled as here. ~1.5 µs on a 1 KiB
+    ConfigMap (decoding it and taking its metadata: ~2.6 µs, before the watch's per-event costs)."""
+    return b'"ownerReferences"' in encoded or b'"finalizers"' in encoded or b'"deletionTimestamp"' in encoded
 
 
 def _deleting_in_foreground(obj: Obj) -> bool:

@@ -33,7 +33,7 @@ from edgek8s.model import errors
 from edgek8s.model.resources import ResourceType, resource_id
 from edgek8s.raft.node import NotCommitted, OutcomeUnknown, RaftNode
 from edgek8s.store.state import ClusterState, Committed, StoredObject, encode_command
-from edgek8s.store.watch import AppliedBridge, Predicate, Watcher, WatchHub
+from edgek8s.store.watch import AppliedBridge, Predicate, Prefilter, Watcher, WatchHub
 
 logger = logging.getLogger(__name__)
 
@@ -327,5 +327,6 @@ class RaftStore:
         await self._read_point(consistent=consistent, min_rv=min_rv)
         return self.state.list(rtype.id, namespace)
 
-    def watch(self, rtype: ResourceType, namespace: str | None, from_rv: int, predicate: Predicate) -> Watcher:
-        return self.hub.watch(rtype.id, namespace, from_rv, predicate)
+    def watch(self, rtype: ResourceType, namespace: str | None, from_rv: int, predicate: Predicate,
+              prefilter: Prefilter | None = None) -> Watcher:
+        return self.hub.watch(rtype.id, namespace, from_rv, predicate, prefilter)
