@@ -99,6 +99,7 @@ class DurableJournal(Journal):  # type: ignore[misc]
         snapshot_path: Path,
         on_sync: Callable[[int], None] | None = None,
         resident_tail: int = 256,
+        preallocate: int = _PREALLOCATE,
     ) -> None:
         self._path = path
         self._meta_path = path.with_name(path.name + ".meta")
@@ -111,6 +112,7 @@ class DurableJournal(Journal):  # type: ignore[misc]
         self._pending = bytearray()  # records added but not yet written
         self._pending_from = 0  # index into _entries of the first entry in _pending
         self._dirty = False  # written or truncated since the last fdatasync
+        self._preallocate_step = preallocate  # 0: plain appends (bench journalwrites compares)
         self._allocated = 0  # file size: the log's end plus the preallocated zero tail
         self._preallocation_failed = False
         self._term, self._voted_for = self._load_meta()
@@ -173,7 +175,7 @@ class DurableJournal(Journal):  # type: ignore[misc]
     def sync(self) -> None:
         """Write buffered records and fdatasync: after this, every entry added so far is durable."""
         if self._pending:
-            if self._end + len(self._pending) > self._allocated:
+            if self._preallocate_step and self._end + len(self._pending) > self._allocated:
                 self._preallocate(self._end + len(self._pending))
             os.pwrite(self._fd, self._pending, self._end)
             self._end += len(self._pending)
@@ -190,8 +192,8 @@ class DurableJournal(Journal):  # type: ignore[misc]
         self._evict()
 
     def _preallocate(self, needed: int) -> None:
-        """Extend the file with zeros up to the next multiple of ``_PREALLOCATE`` at or past ``needed``."""
-        target = -(-needed // _PREALLOCATE) * _PREALLOCATE
+        """Extend the file with zeros up to the next multiple of the step at or past ``needed``."""
+        target = -(-needed // self._preallocate_step) * self._preallocate_step
         try:
             os.posix_fallocate(self._fd, self._allocated, target - self._allocated)
         except OSError as exc:  # e.g. ENOSPC: plain appends still work while there is room
