@@ -72,8 +72,9 @@ class Case:
         self.result: dict[str, Any] = {}
         mkfs_options, mount_options = FILESYSTEMS[fs]
         self.image.touch()
-        os.truncate(self.image, 256 << 20)
-        _run("mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", *mkfs_options, str(self.image))
+        os.truncate(self.image, 1 << 30)  # sparse; -b 4096: below 512 MiB mke2fs would pick 1 KiB blocks
+        _run("mkfs.ext4", "-q", "-F", "-b", "4096", "-E", "lazy_itable_init=0,lazy_journal_init=0", *mkfs_options,
+             str(self.image))
         self.device = _run("losetup", "--find", "--show", str(self.image))
         self.mount.mkdir()
         _run("mount", "-o", mount_options, self.device, str(self.mount))
