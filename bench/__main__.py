@@ -20,6 +20,8 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "api": ("bench.api", "GET/LIST latency and kubectl get pods -A with 3,000 pods under writes, vs the API SLOs"),
     "scheduler": ("bench.scheduler", "pods bound/s and p99 scheduling latency on 100 hollow nodes; leader failover"),
     "idlewrites": ("bench.idlewrites", "idle disk writes per process (3 TLS masters, 1 worker) and the Raft entries"),
+    "journalwrites": ("bench.journalwrites", "device writes per idle Raft entry on loop-mounted ext4 (Pi options), "
+                                             "appended vs preallocated journal"),
     "podstartup": ("bench.podstartup", "create->Ready p99 of 100 pods on one Podman node, agent RSS, idle disk writes"),
 }
 
