@@ -15,10 +15,13 @@ BENCHMARKS: dict[str, tuple[str, str]] = {
     "store": ("bench.store", "replicated object store writes, failover and RSS vs a 3-node etcd 3.4"),
     "raftcrypto": ("bench.raftcrypto", "per-message cost of Raft transport protection: Fernet, TLS, edgek8s AEAD"),
     "writecpu": ("bench.writecpu", "CPU time per acknowledged create on the leader and followers (edgek8s only)"),
+    "createcalls": ("bench.createcalls", "Python calls and CPU per ConfigMap create: the proposer's path, apply"),
     "seqtrace": ("bench.seqtrace", "per-stage latency of sequential writes, hop by hop over the masters (edgek8s)"),
     "api": ("bench.api", "GET/LIST latency and kubectl get pods -A with 3,000 pods under writes, vs the API SLOs"),
     "scheduler": ("bench.scheduler", "pods bound/s and p99 scheduling latency on 100 hollow nodes; leader failover"),
     "idlewrites": ("bench.idlewrites", "idle disk writes per process (3 TLS masters, 1 worker) and the Raft entries"),
+    "journalwrites": ("bench.journalwrites", "device writes per idle Raft entry on loop-mounted ext4 (Pi options), "
+                                             "appended vs preallocated journal"),
     "podstartup": ("bench.podstartup", "create->Ready p99 of 100 pods on one Podman node, agent RSS, idle disk writes"),
 }
 

@@ -223,11 +223,17 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
             master_pids = [int(m["pid"]) for m in manifest["masters"]]
             watched = {"agent": agent_pid, **{f"master-{i + 1}": p for i, p in enumerate(master_pids)},
                        "podman-service": service_pid}
+            from bench.idlewrites import journal_entries  # (it imports this module)
+
+            data_dir = state_dir / manifest["masters"][0]["name"] / "data"
+            first_entry = len(await asyncio.to_thread(journal_entries, data_dir, base / "scratch"))
             before = {k: procs.write_bytes(p) or 0 for k, p in watched.items()}
             print(f"idle for {args.idle_seconds:.0f}s...", flush=True)
             await asyncio.sleep(args.idle_seconds)
             after = {k: procs.write_bytes(p) or 0 for k, p in watched.items()}
+            idle_entries = len(await asyncio.to_thread(journal_entries, data_dir, base / "scratch")) - first_entry
             idle = {k: round((after[k] - before[k]) / args.idle_seconds, 1) for k in watched}
+            idle_pages = {k: (after[k] - before[k]) // 4096 for k in watched}  # one page = 4096/window B/s
             await _delete_all(session, api, host.env())
             bench_cpu = time.process_time() - cpu_before
     finally:
@@ -237,7 +243,8 @@ async def run(args: argparse.Namespace) -> dict[str, Any]:
         "agent_rss_mb_30_pods": round(agent_rss / 2**20, 1), "agent_rss_mb_joined": round(joined_rss / 2**20, 1),
         "podman_service_rss_mb_30_pods": round(service_rss / 2**20, 1),
         "idle_disk_write_bytes_per_s": max(v for k, v in idle.items() if k != "podman-service"),
-        "idle_disk_write_bytes_per_s_by_process": idle, "bench_driver_cpu_s": round(bench_cpu, 2),
+        "idle_disk_write_bytes_per_s_by_process": idle, "idle_write_bytes_pages_by_process": idle_pages,
+        "idle_seconds": args.idle_seconds, "idle_raft_entries": idle_entries, "bench_driver_cpu_s": round(bench_cpu, 2),
     }
 
 
@@ -283,5 +290,7 @@ def main(argv: list[str]) -> int:
           f"{result['podman_service_rss_mb_30_pods']} MB")
     print(f"idle disk writes (B/s): {result['idle_disk_write_bytes_per_s_by_process']} "
           "(target <= 1 kB/s per process; idle k3s server 6-10 kB/s)")
+    print(f"  = write_bytes pages over {result['idle_seconds']:.0f} s: {result['idle_write_bytes_pages_by_process']} "
+          f"for {result['idle_raft_entries']} Raft entries (one page = {4096 / result['idle_seconds']:.0f} B/s)")
     print(json.dumps(result))
     return 0

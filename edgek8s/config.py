@@ -248,6 +248,8 @@ class AgentConfig:
         tls = (self.ca_file, self.cert_file, self.key_file)
         if any(tls) and not all(tls):
             raise ConfigError("TLS needs all of --ca-file, --cert-file and --key-file")
+        if self.lease_duration_seconds <= 0:
+            raise ConfigError("--node-lease-duration-seconds must be positive")
         if not 0 < self.lease_renew_interval < self.lease_duration_seconds:
             raise ConfigError("the lease renew interval must be shorter than the lease duration")
         if not 0 < self.backoff_initial <= self.backoff_max:

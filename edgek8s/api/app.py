@@ -60,7 +60,7 @@ async def group_api(request: web.Request) -> web.StreamResponse:
 
 
 async def _resource_request(request: web.Request, group: str, version: str, tail: str) -> web.StreamResponse:
-    segments = [s for s in tail.split("/")] if tail else []
+    segments = tail.split("/") if tail else []
     if not segments:
         body = discovery.resource_list(group, version)
         if body is None or request.method != "GET":
@@ -87,21 +87,23 @@ def build_app(store: RaftStore, config: ServerConfig) -> web.Application:
     app.cleanup_ctx.append(kubelet_client_ctx)
     system.add_routes(app)
     bootstrap.add_routes(app)
-    discovery.add_routes(app)
-    openapi.add_routes(app)
     streams.add_routes(app)  # before the generic routes below: they would claim these paths
     metrics.add_routes(app)
     reviews.add_routes(app)
     # Path outer, method inner: aiohttp then keeps one resource per path with five methods, instead of
-    # twenty resources that every API request tries in turn.
+    # twenty resources that every API request tries in turn. Resource paths first, then the version
+    # roots, then discovery's /api and /apis: none of these overlap, and aiohttp tries resources with
+    # the same static prefix in the order they were added, so an object request matches the first.
     for path, handler in (
-        ("/api/{version}", core_api_root),
         ("/api/{version}/{tail:.*}", core_api),
-        ("/apis/{group}/{version}", group_api_root),
         ("/apis/{group}/{version}/{tail:.*}", group_api),
+        ("/api/{version}", core_api_root),
+        ("/apis/{group}/{version}", group_api_root),
     ):
         for method in ("GET", "POST", "PUT", "PATCH", "DELETE"):
             app.router.add_route(method, path, handler)
+    discovery.add_routes(app)
+    openapi.add_routes(app)
     return app
 
 

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -100,10 +100,11 @@ class InProcessClient:
 
     async def watch(
         self, rtype: ResourceType, namespace: str | None = None, *, resource_version: int,
-        label_selector: str = "", field_selector: str = "",
+        label_selector: str = "", field_selector: str = "", prefilter: Callable[[bytes], bool] | None = None,
     ) -> AsyncIterator[ObjectEvent]:
+        """The hub's events, decoded; those the prefilter leaves out are never decoded."""
         selection = parse_selection(rtype, label_selector, field_selector)
-        watcher = self._store.watch(rtype, namespace, resource_version, selection.predicate())
+        watcher = self._store.watch(rtype, namespace, resource_version, selection.predicate(), prefilter)
         try:
             while True:
                 try:

@@ -101,7 +101,7 @@ def check_fields(request: web.Request, rtype: ResourceType, raw: bytes, obj: Any
     if not isinstance(obj, dict) or not schema.known_kind(rtype.kind, rtype.api_version):
         return
     if mode != "Ignore":
-        _parsed, problems = schema.strict_field_errors(rtype.kind, rtype.api_version, raw)
+        _parsed, problems = schema.strict_field_errors(rtype.kind, rtype.api_version, raw, obj)
         report_field_problems(request, rtype, problems, mode)
         if not problems:
             return  # a clean body: no second walk on the hot path

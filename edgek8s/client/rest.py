@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 import ssl
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from types import TracebackType
 from typing import Any, Protocol
 from urllib.parse import quote
@@ -261,8 +261,9 @@ class RestClusterClient:
 
     async def watch(
         self, rtype: ResourceType, namespace: str | None = None, *, resource_version: int,
-        label_selector: str = "", field_selector: str = "",
+        label_selector: str = "", field_selector: str = "", prefilter: Callable[[bytes], bool] | None = None,
     ) -> AsyncIterator[ObjectEvent]:
+        """Every event the server sends (``prefilter``, a hint, is not used over HTTP)."""
         params = {"resourceVersion": str(resource_version), "allowWatchBookmarks": "true"}
         params.update({k: v for k, v in (("labelSelector", label_selector), ("fieldSelector", field_selector)) if v})
         async for event in self._rest.watch(resource_path(rtype, namespace), **params):

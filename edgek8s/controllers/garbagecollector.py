@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import re
 from typing import Any
 
 from edgek8s._util.workqueue import WorkQueue
@@ -76,7 +77,8 @@ class _Collector:
         self.queue: WorkQueue[str] = WorkQueue(name="garbage-collector")
         self.informers: dict[str, Informer] = {}
         for rtype in resources:
-            informer = factory.metadata_informer(rtype, indexers={OWNER_UID: index_by_owner_uid}, keep=in_graph)
+            informer = factory.metadata_informer(rtype, indexers={OWNER_UID: index_by_owner_uid}, keep=in_graph,
+                                                 prefilter=may_be_in_graph)
             self.informers[rtype.id] = informer
             informer.add_handlers(self._handlers(rtype))
 
@@ -235,6 +237,18 @@ def in_graph(obj: Obj) -> bool:
     still reaches ``deleted`` from the watch)."""
     meta = obj.get("metadata") or {}
     return bool(meta.get("ownerReferences") or meta.get("finalizers") or meta.get("deletionTimestamp"))
+
+
+# One scan from quote to quote: three `bytes in` scans took 1.5-7 µs on a 1 KiB ConfigMap, depending on
+# how many of its characters are also in the keys (hex or "abab..." values); this takes ~1 µs on any.
+_GRAPH_KEY = re.compile(rb'"(?:ownerReferences|finalizers|deletionTimestamp)"')
+
+
+def may_be_in_graph(encoded: bytes) -> bool:
+    """``in_graph`` before decoding, on the object's compact JSON: False is exact (none of its keys is in
+    the text, so the metadata has none of them); True means maybe (a spec's finalizers, empty values).
+    The store's encoder never escapes letters, so a key is always spelled as here."""
+    return _GRAPH_KEY.search(encoded) is not None
 
 
 def _deleting_in_foreground(obj: Obj) -> bool:

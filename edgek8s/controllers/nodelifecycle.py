@@ -8,7 +8,8 @@ steps the runner calls per node:
    controller saw it* (a monotonic clock), never the timestamp written by the node: a Pi without an RTC
    may boot with a clock hours off, and a skewed node must neither look dead nor immortal. A new leader
    starts every node's clock afresh, as upstream does, so a failover never evicts anything at once.
-2. ``node_plan`` - no heartbeat for ``grace_period`` -> the node's conditions become ``Unknown``
+2. ``node_plan`` - no heartbeat for ``grace_period`` (scaled up for a node Lease longer than
+   upstream's 40 s, ``Heartbeat.grace``) -> the node's conditions become ``Unknown``
    (``NodeStatusUnknown``) and its Ready pods ``Ready=False`` (so Endpoints drop them at once).
    Ready ``False`` -> taints ``node.kubernetes.io/not-ready`` NoSchedule + NoExecute; ``Unknown`` ->
    ``node.kubernetes.io/unreachable`` NoSchedule + NoExecute (``timeAdded`` stamped); ``True`` -> no
@@ -72,11 +73,22 @@ class NodeLifecycleSettings:
     eviction_burst: int = 50  # pod deletions per node per sync
 
 
+UPSTREAM_NODE_LEASE_SECONDS = 40.0  # KubeletConfiguration nodeLeaseDurationSeconds' default
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class Heartbeat:
     lease_renew: str
     node_heartbeat: str
     seen_at: float  # monotonic seconds when a change was last observed
+    lease_duration: float = 0.0  # the Lease's leaseDurationSeconds (0: no Lease)
+
+    def grace(self, settings: NodeLifecycleSettings) -> float:
+        """Silence tolerated. The grace period is meant for upstream's 40 s node Lease (renewed every
+        quarter of it); a node whose agent was configured with a longer Lease (``--node-lease-duration-
+        seconds``, to save SD-card writes) renews proportionally less often, so gets proportionally more,
+        and is not declared lost between two renewals. A Lease of 40 s or less changes nothing."""
+        return settings.grace_period * max(1.0, self.lease_duration / UPSTREAM_NODE_LEASE_SECONDS)
 
 
 def _ready_heartbeat(node: Mapping[str, Any]) -> str:
@@ -89,9 +101,11 @@ def observe(
 ) -> Heartbeat:
     """The node's heartbeat record after looking at its current Node and Lease."""
     renew = str(p.spec(lease).get("renewTime") or "") if lease is not None else ""
+    duration = p.spec(lease).get("leaseDurationSeconds") if lease is not None else None
     beat = _ready_heartbeat(node)
     if previous is None or renew != previous.lease_renew or beat != previous.node_heartbeat:
-        return Heartbeat(lease_renew=renew, node_heartbeat=beat, seen_at=now_mono)
+        return Heartbeat(lease_renew=renew, node_heartbeat=beat, seen_at=now_mono,
+                         lease_duration=float(duration) if isinstance(duration, int | float) else 0.0)
     return previous
 
 
@@ -119,8 +133,9 @@ def node_plan(
     plan = Plan()
     now_text = format_time(now)
     silent_for = now_mono - heartbeat.seen_at
+    grace = heartbeat.grace(settings)
     conditions = [dict(c) for c in p.status(node).get("conditions") or ()]
-    if silent_for >= settings.grace_period:
+    if silent_for >= grace:
         changed = False
         if not any(c.get("type") == "Ready" for c in conditions):
             conditions.append({"type": "Ready", "status": "Unknown", "lastHeartbeatTime": now_text,
@@ -140,7 +155,7 @@ def node_plan(
                                      message=f"Node {p.name(node)} status is now: NodeNotReady"))
             return plan
     else:
-        plan.requeue(settings.grace_period - silent_for)
+        plan.requeue(grace - silent_for)
     taints = [dict(t) for t in p.spec(node).get("taints") or ()]
     have = {(t.get("key"), t.get("effect")) for t in taints if (t.get("key"), t.get("effect")) in _CONDITION_TAINTS}
     want = _wanted_taints(ready_status(node), bool(p.spec(node).get("unschedulable")))

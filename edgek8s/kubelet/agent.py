@@ -77,6 +77,7 @@ class Kubelet:
         self.desired: dict[str, Obj] = {}
         self.terminating: dict[str, float] = {}  # uid -> grace its pending or running kill was given
         self.runtime_pods: dict[str, RuntimePod] = {}
+        self._images_reported: list[Obj] = []
         self._snapshot: dict[str, tuple[tuple[str, str, int | None], ...]] = {}
         self._tasks: list[asyncio.Task[None]] = []
         self.pods_seen = asyncio.Event()
@@ -141,20 +142,23 @@ class Kubelet:
         self.workers.update(pod)
 
     def _terminate(self, pod: Obj) -> None:
-        """Stop a deleted pod within its remaining grace; a later, shorter grace queues a shorter kill."""
+        """Stop a deleted pod within its remaining grace; a later, shorter grace (a second delete) shortens
+        the kill under way, or replaces the one still queued."""
         uid = _uid(pod)
         self.desired.pop(uid, None)
         grace = remaining_grace(pod)
         if uid in self.terminating and self.terminating[uid] <= grace:
             return
         self.terminating[uid] = grace
-        self.workers.kill(uid, pod, grace=grace)
+        if not self.syncer.shorten_grace(uid, grace):
+            self.workers.kill(uid, pod, grace=grace)
 
     async def _forget(self, uid: str, pod: Obj | None) -> None:
         """The pod is gone from the API (final delete, force delete, deleted while away)."""
         known = self.desired.pop(uid, None)
-        if uid in self.terminating:
-            return  # its kill is under way (this is usually the echo of our own final delete)
+        if uid in self.terminating:  # usually the echo of our own final delete; else a force delete
+            self.syncer.shorten_grace(uid, forced_grace(pod))  # of a pod being stopped: its kill hurries
+            return
         if known is None and uid not in self.workers.uids() and uid not in self.cache.pods:
             return  # nothing of it runs here (a relist would still catch a leftover)
         grace = forced_grace(pod)
@@ -286,12 +290,15 @@ class Kubelet:
     # -- images and garbage ------------------------------------------------------------------------
 
     async def _node_images(self) -> list[Obj]:
+        """The node status's image list; a failed list (Podman answers 500 while an image is being loaded or
+        removed) keeps the last one, so a passing error costs no status write."""
         try:
             images = await self.runtime.list_images()
         except RuntimeFailure:
-            return []
+            return self._images_reported
         images.sort(key=lambda i: i.size, reverse=True)
-        return [{"names": [*i.names, i.id][:5], "sizeBytes": i.size} for i in images[:50]]
+        self._images_reported = [{"names": [*i.names, i.id][:5], "sizeBytes": i.size} for i in images[:50]]
+        return self._images_reported
 
     async def collect_garbage(self) -> None:
         """Under disk pressure: remove exited containers of pods that no longer run, then unused images."""
@@ -304,7 +311,11 @@ class Kubelet:
                         await self.runtime.remove_container(c.id)
         wanted = {str(c.get("image")) for pod in self.desired.values()
                   for c in [*(pod["spec"].get("containers") or []), *(pod["spec"].get("initContainers") or [])]}
-        for image in await self.runtime.list_images():
+        try:
+            images = await self.runtime.list_images()
+        except RuntimeFailure:
+            return  # the next check under disk pressure tries again
+        for image in images:
             keep = any(n in wanted or "podman-pause" in n for n in image.names)
             if image.id in in_use or keep:
                 continue

@@ -46,6 +46,7 @@ class FakeRuntime:
         self._ids = itertools.count(1)
         self._prefix = pod_cidr_prefix
         self._timers: dict[str, asyncio.TimerHandle] = {}
+        self._exits: dict[str, asyncio.Event] = {}  # container id -> set when it exits (stops in flight wait)
         self._changed: set[str] = set()
         self._wake = asyncio.Event()
 
@@ -129,6 +130,8 @@ class FakeRuntime:
 
     def _exit(self, container_id: str, code: int) -> None:
         self._timers.pop(container_id, None)
+        if (exited := self._exits.pop(container_id, None)) is not None:
+            exited.set()
         if container_id in self.containers and self.containers[container_id][1].state == ContainerState.RUNNING:
             self._set(container_id, state=ContainerState.EXITED, exit_code=code,
                       reason="Completed" if code == 0 else "Error", finished_at=now_rfc3339())
@@ -147,8 +150,10 @@ class FakeRuntime:
         if container_id not in self.containers:
             return
         behaviour = self.behaviours.get(self.containers[container_id][1].image, Behaviour())
-        if behaviour.stop_seconds > 0:
-            await asyncio.sleep(min(behaviour.stop_seconds, timeout))
+        if behaviour.stop_seconds > 0:  # as Podman's: returns once the container exited, whoever stopped it
+            exited = self._exits.setdefault(container_id, asyncio.Event())
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(exited.wait(), min(behaviour.stop_seconds, timeout))
         self._exit(container_id, 0 if 0 < behaviour.stop_seconds <= timeout else 137)
 
     async def remove_container(self, container_id: str) -> None:
@@ -156,6 +161,8 @@ class FakeRuntime:
         if timer is not None:
             timer.cancel()
         self.containers.pop(container_id, None)
+        if (exited := self._exits.pop(container_id, None)) is not None:
+            exited.set()
 
     async def exec_probe(self, container_id: str, command: list[str], *, timeout: float) -> ExecResult:
         if container_id not in self.containers:

@@ -54,6 +54,17 @@ class RuntimeCache:
     listed_at: float = 0.0  # monotonic time the last full relist *started*; 0: never
 
 
+@dataclass(slots=True)
+class _Stop:
+    """A kill under way: when its containers must be stopped by (loop time), and a wake-up when that moves."""
+
+    deadline: float
+    shortened: asyncio.Event = field(default_factory=asyncio.Event)
+
+    def left(self) -> float:
+        return max(0.0, self.deadline - asyncio.get_running_loop().time())
+
+
 @dataclass(frozen=True, slots=True)
 class SyncResult:
     requeue_after: float | None  # None: only on the next change or resync
@@ -75,6 +86,7 @@ class PodSyncer:
         self.cache = cache or RuntimeCache()
         self._acted: dict[str, float] = {}  # uid -> when this syncer last changed its runtime state
         self._read: dict[str, tuple[float, RuntimePod]] = {}  # uid -> (when its last own read began, result)
+        self._stops: dict[str, _Stop] = {}  # uid -> its kill under way
 
     def _touch(self, uid: str) -> None:
         self._acted[uid] = time.monotonic()
@@ -322,18 +334,23 @@ class PodSyncer:
                     await self.runtime.remove_container(old.id)
 
     async def kill_pod(self, uid: str, pod: Obj | None, *, grace: float | None = None) -> None:
-        """Stop every container (SIGTERM, SIGKILL after the grace period), remove sandbox and volumes."""
-        rp = await self._runtime_pod(uid)
+        """Stop every container (SIGTERM, SIGKILL after the grace period), remove sandbox and volumes.
+        ``shorten_grace`` while this runs brings the SIGKILL forward."""
         if grace is None:
             grace = float(((pod or {}).get("spec") or {}).get("terminationGracePeriodSeconds", 30))
-        running = [c for c in rp.containers if c.state == ContainerState.RUNNING]
-        if pod is not None:
-            for c in running:
-                self.events.event(pod, "Normal", "Killing", f"Stopping container {c.name}")
-        await self.probes.stop(container_ids={c.id for c in rp.containers})
-        await asyncio.gather(*(self.runtime.stop_container(c.id, timeout=grace) for c in running))
-        for sandbox in rp.sandboxes:
-            await self.runtime.remove_sandbox(sandbox.id, timeout=grace)
+        stop = self._stops[uid] = _Stop(asyncio.get_running_loop().time() + grace)
+        try:
+            rp = await self._runtime_pod(uid)
+            running = [c for c in rp.containers if c.state == ContainerState.RUNNING]
+            if pod is not None:
+                for c in running:
+                    self.events.event(pod, "Normal", "Killing", f"Stopping container {c.name}")
+            await self.probes.stop(container_ids={c.id for c in rp.containers})
+            await self._stop_containers(stop, [c.id for c in running])
+            for sandbox in rp.sandboxes:
+                await self.runtime.remove_sandbox(sandbox.id, timeout=stop.left())
+        finally:
+            self._stops.pop(uid, None)
         for c in rp.containers:  # containers whose sandbox is already gone
             await self.runtime.remove_container(c.id)
         await self.volumes.teardown(uid)
@@ -342,3 +359,41 @@ class PodSyncer:
         self._acted.pop(uid, None)
         self._read.pop(uid, None)
         self.cache.pods.pop(uid, None)
+
+    def shorten_grace(self, uid: str, grace: float) -> bool:
+        """A kill of ``uid`` under way now ends within ``grace`` (when that is sooner than its own deadline):
+        upstream's podWorkers restart killPod with the shorter gracePeriodOverride. False: no kill of it
+        runs (or it is past stopping containers), so the caller queues its own kill."""
+        stop = self._stops.get(uid)
+        if stop is None:
+            return False
+        deadline = asyncio.get_running_loop().time() + grace
+        # Less than a second sooner is the same deadline seen again, later (the pod comes back with every
+        # update or resync; deletionTimestamp has whole seconds): no second round of stops for that.
+        if deadline < stop.deadline - 1.0:
+            stop.deadline = deadline
+            stop.shortened.set()
+        return True
+
+    async def _stop_containers(self, stop: _Stop, container_ids: list[str]) -> None:
+        """Stop the containers within ``stop``'s deadline. When it is brought forward, they are stopped again
+        with what is left: Podman SIGKILLs a container already stopping when the shorter timeout runs out
+        (the first stop call then returns too)."""
+        stops: list[asyncio.Future[Any]] = []  # the stop calls made with each deadline, newest last
+        shortened: asyncio.Future[Any] | None = None
+        try:
+            while True:
+                stop.shortened.clear()
+                stops.append(asyncio.gather(*(self.runtime.stop_container(i, timeout=stop.left())
+                                              for i in container_ids)))
+                shortened = asyncio.ensure_future(stop.shortened.wait())
+                await asyncio.wait([stops[-1], shortened], return_when=asyncio.FIRST_COMPLETED)
+                shortened.cancel()
+                if stops[-1].done():  # the newest stops returned: every container has stopped
+                    break
+            await stops[-1]
+        finally:  # nothing left running or unretrieved, also when the kill is cancelled (the agent stops)
+            pending = [*stops, *([shortened] if shortened is not None else [])]
+            for call in pending:
+                call.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)

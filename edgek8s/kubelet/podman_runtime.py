@@ -159,7 +159,8 @@ class PodmanRuntime:
 
     async def list_pods(self, *, uid: str | None = None) -> list[RuntimePod]:
         label = {"label": [LABEL_POD_UID if uid is None else f"{LABEL_POD_UID}={uid}"]}
-        pods_raw = await self._call(self.client.api.get, "/pods/json", params={"filters": json.dumps(label)})
+        pods_raw = self._check(await self._call(self.client.api.get, "/pods/json",
+                                                params={"filters": json.dumps(label)}), "podman pod ps")
         pods: list[dict[str, Any]] = pods_raw.json() or []
         if uid is not None and not pods:
             return await self._leftover_containers(uid)
@@ -180,9 +181,9 @@ class PodmanRuntime:
     async def _leftover_containers(self, uid: str) -> list[RuntimePod]:
         """Containers with the pod's label and no sandbox (made by someone else, or a removal cut short)."""
         label = {"label": [f"{LABEL_POD_UID}={uid}"]}
-        ctrs_raw = await self._call(
+        ctrs_raw = self._check(await self._call(
             self.client.api.get, "/containers/json", params={"all": "true", "filters": json.dumps(label)}
-        )
+        ), "podman ps")
         containers = [await self._container_status(raw) for raw in ctrs_raw.json() or []]
         return [RuntimePod(uid=uid, containers=tuple(containers))] if containers else []
 
@@ -335,7 +336,8 @@ class PodmanRuntime:
         # list is cached until this runtime pulls, loads or removes one, or for IMAGE_LIST_TTL at most.
         if self._image_list is not None and time.monotonic() - self._image_list[0] < IMAGE_LIST_TTL:
             return list(self._image_list[1])
-        response = await self._call(self.client.api.get, "/images/json")
+        # Podman 4.3 answers 500 (a JSON error object, not a list) while an image is loaded or removed.
+        response = self._check(await self._call(self.client.api.get, "/images/json"), "podman images")
         images = [
             ImageInfo(id=str(i["Id"]), names=tuple(i.get("RepoTags") or i.get("Names") or ()),
                       size=int(i.get("Size", 0)))

@@ -8,7 +8,7 @@ field values a field selector may use for each resource, as upstream's field lab
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, NewType
 
 ResourceId = NewType("ResourceId", str)  # "<group>/<plural>", "/pods" for the core group
@@ -27,14 +27,13 @@ class ResourceType:
     verbs: tuple[str, ...] = (
         "create", "delete", "deletecollection", "get", "list", "patch", "update", "watch",
     )
+    # Derived once here: requests read them several times each (a create ~10 times).
+    id: ResourceId = field(init=False, repr=False, compare=False)
+    api_version: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def id(self) -> ResourceId:
-        return resource_id(self.group, self.plural)
-
-    @property
-    def api_version(self) -> str:
-        return f"{self.group}/{self.version}" if self.group else self.version
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "id", resource_id(self.group, self.plural))
+        object.__setattr__(self, "api_version", f"{self.group}/{self.version}" if self.group else self.version)
 
     @property
     def singular(self) -> str:

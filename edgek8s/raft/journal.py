@@ -16,6 +16,15 @@ term. This journal implements PySyncObj's ``Journal`` interface on a plain appen
 - Before entries are dropped for a snapshot (``deleteEntriesTo``/``clear``), the snapshot file that
   replaces them is fsynced together with its directory: PySyncObj writes it with a bare rename.
 - Compaction rewrites the journal into a new file, fsyncs it and renames it into place.
+- Preallocation (SD-card wear, docs/raft.md "Idle disk writes"): the file is extended with
+  ``posix_fallocate`` 1 MiB at a time ahead of the log, so an append overwrites zeroed space inside the
+  file instead of growing it. On ext4 an append that changes the file size (or allocates a block) makes
+  every fdatasync commit the filesystem journal; an overwrite inside the file needs that only for the
+  first write into each block, so the inode's time updates can wait for the periodic commit. The file
+  therefore ends with up to 1 MiB of zeros after the last record: on load, an all-zero rest is free
+  space; anything else after the last valid record is a torn tail and is cut (``ftruncate``), so a stale
+  record past the end can never be read as the successor of a new one. Truncation and compaction drop
+  the preallocated space; the next write reserves it again.
 
 Memory: only the newest ``resident_tail`` commands stay in memory; older ones (already applied, and
 needed again only by a lagging follower or a restart) are read back from the file on demand, so the
@@ -55,6 +64,7 @@ def _record(command: bytes, index: int, term: int) -> bytes:
     crc = zlib.crc32(command, zlib.crc32(_CHECKED.pack(len(command), index, term)))
     return _RECORD_HEADER.pack(len(command), crc, index, term) + command
 _META = struct.Struct("<Q")
+_PREALLOCATE = 1 << 20  # bytes reserved past the log's end at a time (bounds the zero tail)
 
 
 def fsync_directory(path: Path) -> None:
@@ -89,6 +99,7 @@ class DurableJournal(Journal):  # type: ignore[misc]
         snapshot_path: Path,
         on_sync: Callable[[int], None] | None = None,
         resident_tail: int = 256,
+        preallocate: int = _PREALLOCATE,
     ) -> None:
         self._path = path
         self._meta_path = path.with_name(path.name + ".meta")
@@ -101,6 +112,9 @@ class DurableJournal(Journal):  # type: ignore[misc]
         self._pending = bytearray()  # records added but not yet written
         self._pending_from = 0  # index into _entries of the first entry in _pending
         self._dirty = False  # written or truncated since the last fdatasync
+        self._preallocate_step = preallocate  # 0: plain appends (bench journalwrites compares)
+        self._allocated = 0  # file size: the log's end plus the preallocated zero tail
+        self._preallocation_failed = False
         self._term, self._voted_for = self._load_meta()
         self._fd = self._open_and_load()
         self.fsync_count = 0
@@ -123,7 +137,7 @@ class DurableJournal(Journal):  # type: ignore[misc]
             os.write(fd, _MAGIC)
             os.fsync(fd)
             fsync_directory(self._path.parent)
-            self._end = len(_MAGIC)
+            self._end = self._allocated = len(_MAGIC)
             return fd
         data = os.pread(fd, os.fstat(fd).st_size, 0)
         if not data.startswith(_MAGIC):
@@ -140,10 +154,12 @@ class DurableJournal(Journal):  # type: ignore[misc]
             self._entries.append((payload, index, term))
             self._offsets.append(offset)
             offset = start + length
-        if offset != len(data):
+        self._allocated = len(data)
+        if data.count(0, offset) != len(data) - offset:  # not only preallocated zeros
             logger.warning("journal %s: cutting %d bytes of torn tail", self._path, len(data) - offset)
             os.ftruncate(fd, offset)
             os.fsync(fd)
+            self._allocated = offset
         self._end = offset
         self._pending_from = len(self._entries)
         self._fd = fd
@@ -159,8 +175,11 @@ class DurableJournal(Journal):  # type: ignore[misc]
     def sync(self) -> None:
         """Write buffered records and fdatasync: after this, every entry added so far is durable."""
         if self._pending:
+            if self._preallocate_step and self._end + len(self._pending) > self._allocated:
+                self._preallocate(self._end + len(self._pending))
             os.pwrite(self._fd, self._pending, self._end)
             self._end += len(self._pending)
+            self._allocated = max(self._allocated, self._end)
             self._pending.clear()
             self._pending_from = len(self._entries)
             self._dirty = True
@@ -171,6 +190,19 @@ class DurableJournal(Journal):  # type: ignore[misc]
             if self._on_sync is not None:
                 self._on_sync(len(self._entries))
         self._evict()
+
+    def _preallocate(self, needed: int) -> None:
+        """Extend the file with zeros up to the next multiple of the step at or past ``needed``."""
+        target = -(-needed // self._preallocate_step) * self._preallocate_step
+        try:
+            os.posix_fallocate(self._fd, self._allocated, target - self._allocated)
+        except OSError as exc:  # e.g. ENOSPC: plain appends still work while there is room
+            if not self._preallocation_failed:
+                logger.warning("journal %s: cannot preallocate (%s); appending without", self._path, exc)
+            self._preallocation_failed = True
+            self._allocated = os.fstat(self._fd).st_size
+            return
+        self._allocated = target
 
     def _evict(self) -> None:
         """Drop commands of written entries older than the resident tail (they stay in the file).
@@ -262,7 +294,7 @@ class DurableJournal(Journal):  # type: ignore[misc]
             del self._pending[keep:]
         else:
             self._pending.clear()
-            self._end = self._offsets[count]
+            self._end = self._allocated = self._offsets[count]
             os.ftruncate(self._fd, self._end)
             self._dirty = True
             self._pending_from = count
@@ -290,7 +322,7 @@ class DurableJournal(Journal):  # type: ignore[misc]
         self._fd = fd
         self._entries = list[_Slot](kept)
         self._offsets = offsets
-        self._end = len(buffer)
+        self._end = self._allocated = len(buffer)
         self._pending_from = len(kept)
         self._resident_from = 0
         self._evict()

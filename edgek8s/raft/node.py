@@ -29,6 +29,7 @@ from typing import Any, Protocol
 
 from pysyncobj import FAIL_REASON, SyncObjConf
 
+from edgek8s._util.deadlines import Deadlines
 from edgek8s.config import RaftConfig
 from edgek8s.pki.cipher import RaftCipher, derive_raft_key
 from edgek8s.raft.syncobj import EdgeSyncObj, MachineConsumer
@@ -61,6 +62,7 @@ class OutcomeUnknown(RaftError):
 
 
 _NOT_APPENDED = {FAIL_REASON.QUEUE_FULL, FAIL_REASON.MISSING_LEADER, FAIL_REASON.NOT_LEADER}
+_EXPIRED: Any = object()  # the error code of a write still pending at its deadline (not a FAIL_REASON)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,6 +154,7 @@ class RaftNode:
         self._next_barrier: asyncio.Future[None] | None = None
         self._barrier_task: asyncio.Task[None] | None = None
         self._membership_lock = asyncio.Lock()
+        self._deadlines = Deadlines()
 
     # --- lifecycle -----------------------------------------------------------------------------------
 
@@ -212,13 +215,12 @@ class RaftNode:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 raise NotCommitted("no raft leader accepted the write in time")
-            try:
-                # Not asyncio.wait_for: on Python 3.11 it swallows a cancellation that arrives as the
-                # write completes, and a cancelled leader loop would then go on running.
-                async with asyncio.timeout(remaining):
-                    result, error = await self._submit(payload)
-            except TimeoutError:
-                raise OutcomeUnknown("timed out waiting for the write to commit") from None
+            # One shared timer for every pending write, not asyncio.timeout's timer per write (~5% of
+            # the loop). Not asyncio.wait_for either: on Python 3.11 it swallows a cancellation that
+            # arrives as the write completes, and a cancelled leader loop would then go on running.
+            result, error = await self._deadlines.wait(self._submit(payload), remaining, (None, _EXPIRED))
+            if error is _EXPIRED:
+                raise OutcomeUnknown("timed out waiting for the write to commit")
             if error == FAIL_REASON.SUCCESS:
                 return result
             if error not in _NOT_APPENDED:

@@ -81,6 +81,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from edgek8s.model import jsoncodec
 from edgek8s.registry.patch import _merge_keys, clone_json
 
 __all__ = [
@@ -297,6 +298,8 @@ def _canonical(element: PathElement) -> PathElement:
 
 def _element_sort_key(element: PathElement) -> tuple[Any, ...]:
     """PathElement.Compare: fields, then keys, then values, then indexes."""
+    if element[:2] == "f:":
+        return (0, element[2:])  # the hot case, as _parse_element would give it
     kind, payload = _parse_element(element)
     if kind == "f":
         return (0, payload)
@@ -341,9 +344,12 @@ def _encode_fields(paths: Iterable[Path]) -> dict[str, Any]:
 
     def emit(prefix: Path) -> dict[str, Any]:
         node: dict[str, Any] = {}
-        if prefix and prefix in members and prefix in children:
+        below = children.get(prefix)
+        if below is None:
+            return node  # a leaf
+        if prefix and prefix in members:
             node["."] = {}
-        for element in sorted(children.get(prefix, ()), key=_element_sort_key):
+        for element in sorted(below, key=_element_sort_key) if len(below) > 1 else below:
             node[element] = emit((*prefix, element))
         return node
 
@@ -585,16 +591,26 @@ def _strip(paths: set[Path]) -> set[Path]:
     return {p for p in paths if p not in _STRIPPED and p[:2] != managed}
 
 
+_RESET_MAIN: tuple[Path, ...] = ((_field("status"),),)
+_RESET_STATUS: tuple[Path, ...] = ((_field("spec"),),)
+
+
 def _reset_prefixes(subresource: str) -> tuple[Path, ...]:
     """The strategies' reset fields: status on the main resource, spec on the status subresource."""
     if subresource == "":
-        return ((_field("status"),),)
+        return _RESET_MAIN
     if subresource == "status":
-        return ((_field("spec"),),)
+        return _RESET_STATUS
     return ()
 
 
 def _filter(paths: set[Path], prefixes: tuple[Path, ...]) -> set[Path]:
+    if not paths:
+        return set()
+    if len(prefixes) == 1:  # the hot case (reset fields are one prefix): no generator per path
+        prefix = prefixes[0]
+        depth = len(prefix)
+        return {p for p in paths if p[:depth] != prefix}
     return {p for p in paths if not any(p[: len(r)] == r for r in prefixes)}
 
 
@@ -626,15 +642,17 @@ class _Comparison:
 def _compare(old: Any, new: Any, schema: _Schema) -> _Comparison:
     """typed.Compare: leaves added, changed or removed, and every map or list added or removed whole."""
     result = _Comparison()
+    always_present = schema.always_present
+    added_paths = result.added
 
     def walk(left: Any, right: Any, path: Path, fpath: FieldPath, item: bool) -> None:
-        zero = schema.always_present.get(fpath, _MISSING) if len(path) == len(fpath) else _MISSING
+        zero = always_present.get(fpath, _MISSING) if len(path) == len(fpath) else _MISSING
         if left is _MISSING and zero is _MISSING and path and right is not _MISSING:
             added(right, path, fpath, item)
             return
         if zero is not _MISSING:
-            left = clone_json(zero) if left is _MISSING else left
-            right = clone_json(zero) if right is _MISSING else right
+            left = zero.copy() if left is _MISSING else left  # zero values are empty: a copy is a clone
+            right = zero.copy() if right is _MISSING else right
         shape = schema.shape(fpath, item=item, values=(left, right))
         if shape == "leaf":
             if left is _MISSING:
@@ -647,8 +665,12 @@ def _compare(old: Any, new: Any, schema: _Schema) -> _Comparison:
         if shape == "map":
             lmap = left if isinstance(left, dict) else {}
             rmap = right if isinstance(right, dict) else {}
-            for key in [*lmap, *(k for k in rmap if k not in lmap)]:
-                walk(lmap.get(key, _MISSING), rmap.get(key, _MISSING), (*path, _field(key)), (*fpath, key), False)
+            if not lmap:  # everything on the right is added (a create): no lookups on the left
+                added_map(rmap, path, fpath)
+            else:
+                for key in [*lmap, *(k for k in rmap if k not in lmap)]:
+                    walk(lmap.get(key, _MISSING), rmap.get(key, _MISSING), (*path, "f:" + key), (*fpath, key),
+                         False)
         elif not walk_list(left, right, path, fpath):
             leaf_changed(left, right, path)
             return
@@ -662,8 +684,7 @@ def _compare(old: Any, new: Any, schema: _Schema) -> _Comparison:
         The hot path of a create, without the shape and equality tests that cannot matter."""
         if isinstance(value, dict):
             if value and not schema.atomic_map(fpath, item=item):
-                for key, child in value.items():
-                    walk(_MISSING, child, (*path, _field(key)), (*fpath, key), False)
+                added_map(value, path, fpath)
         elif isinstance(value, list) and value and schema.list_keys(fpath) is not None:
             grouped = group(value, path, fpath)
             if grouped is not None:
@@ -672,7 +693,18 @@ def _compare(old: Any, new: Any, schema: _Schema) -> _Comparison:
                         walk(_MISSING, items[0], (*path, element), fpath, True)
                     else:
                         result.added.add((*path, element))
-        result.added.add(path)
+        added_paths.add(path)
+
+    def added_map(value: dict[str, Any], path: Path, fpath: FieldPath) -> None:
+        """``walk(_MISSING, child, ...)`` for each member; a scalar member with no zero value is
+        simply added (what ``walk`` and ``added`` would do for it, without the two calls)."""
+        depth_matches = len(path) == len(fpath)
+        for key, child in value.items():
+            child_path, child_fpath = (*path, "f:" + key), (*fpath, key)
+            if isinstance(child, (dict, list)) or (depth_matches and child_fpath in always_present):
+                walk(_MISSING, child, child_path, child_fpath, False)
+            else:
+                added_paths.add(child_path)
 
     def leaf_changed(left: Any, right: Any, path: Path) -> None:
         if left is _MISSING:
@@ -981,7 +1013,9 @@ def _without_managed_fields(obj: Mapping[str, Any]) -> dict[str, Any]:
     return result
 
 
+@functools.lru_cache(maxsize=64)
 def _seconds(time: str | None) -> int:
+    # Pure, and the same few entry times (whole seconds) come back write after write: cached, bounded.
     if not time:
         return 0
     try:
@@ -992,6 +1026,8 @@ def _seconds(time: str | None) -> int:
 
 def _cap_updaters(managed: _Managed) -> None:
     """capManagersManager: fold the oldest Update entries into ``ancient-changes`` per apiVersion."""
+    if len(managed) <= _MAX_UPDATE_MANAGERS:
+        return  # the usual case, without counting
     if sum(1 for e in managed.values() if e.operation == _UPDATE) <= _MAX_UPDATE_MANAGERS:
         return
     updaters = sorted(
@@ -1018,10 +1054,9 @@ def _cap_updaters(managed: _Managed) -> None:
 
 def _encode_entries(managed: _Managed) -> list[dict[str, Any]]:
     """sortEncodedManagedFields: by operation, time, manager, apiVersion, subresource."""
-    entries = sorted(
-        (e for e in managed.values() if e.fields),
-        key=lambda e: (e.operation, _seconds(e.time), e.manager, e.api_version, e.subresource),
-    )
+    entries = [e for e in managed.values() if e.fields]
+    if len(entries) > 1:
+        entries.sort(key=lambda e: (e.operation, _seconds(e.time), e.manager, e.api_version, e.subresource))
     return [e.encode() for e in entries]
 
 
@@ -1104,9 +1139,29 @@ def record_update(
     An explicit managedFields in ``new`` is honoured as the module docstring says."""
     if not manager:
         raise ValueError("record_update needs a manager name (upstream falls back to the user agent)")
+    explicit = _managed_fields_of(new)
+    after = _without_managed_fields(new)
+    if old is None and subresource == "" and not explicit:
+        shape = _shape_of(after)
+        if shape is not None:  # a create of a list-free object: its fields depend on its shape alone
+            encoded = _created_fields(kind, api_version, shape)
+            entries = [] if encoded is None else [{
+                "manager": manager, "operation": _UPDATE, "apiVersion": api_version, "time": now,
+                "fieldsType": "FieldsV1", "fieldsV1": jsoncodec.loads(encoded),
+            }]
+            return _with_managed_fields(after, entries)
+    return _recorded(old, after, explicit, manager=manager, kind=kind, api_version=api_version, now=now,
+                     subresource=subresource)
+
+
+def _recorded(
+    old: dict[str, Any] | None, after: dict[str, Any], explicit: Any, *, manager: str, kind: str,
+    api_version: str, now: str, subresource: str,
+) -> dict[str, Any]:
+    """record_update the general way: ``after`` is ``new`` without managedFields, ``explicit`` its
+    managedFields."""
     schema = _schema_of(kind, api_version)
     managed = _decode_lenient(old)
-    explicit = _managed_fields_of(new)
     if subresource == "" and isinstance(explicit, list) and explicit:
         if explicit == [{}]:
             managed = {}
@@ -1118,7 +1173,6 @@ def record_update(
             if decoded:
                 managed = decoded
     before = _without_managed_fields(old) if old is not None else {}
-    after = _without_managed_fields(new)
     prefixes = _reset_prefixes(subresource)
     changes = _compare(before, after, schema).filtered(prefixes)
     _take_changes(managed, changes, exempt=None)
@@ -1132,6 +1186,68 @@ def record_update(
     result = _with_managed_fields(after, _encode_entries(managed))
     _keep_old_times(old, result)
     return result
+
+
+Shape = tuple[Any, ...]
+
+
+# A shape is cached only while its keys fit this budget (each key costs its length + 16): the cache
+# then holds under 2 MB however large the objects written (a small ConfigMap's shape: ~100 bytes).
+_SHAPE_BUDGET = 2048
+
+
+def _shape_of(obj: Mapping[str, Any]) -> Shape | None:
+    """What a create's fields depend on when ``obj`` holds no list: its keys, nested as its objects are
+    (a scalar member is its key, an object member is (key, shape)); None if a list (or any value that
+    is not a plain JSON object or scalar) is anywhere in it, or if its keys exceed ``_SHAPE_BUDGET``.
+
+    Scalars' values do not matter to the fields of a create (every scalar is a leaf, added) and list
+    items would (their keys), hence the refusal. Exact class tests, no isinstance calls: this runs
+    for every create, also those (with lists) it gives up on."""
+    budget = _SHAPE_BUDGET
+
+    def walk(node: Mapping[str, Any]) -> Shape | None:
+        nonlocal budget
+        parts: list[Any] = []
+        for key, value in node.items():
+            budget -= len(key) + 16
+            cls = value.__class__
+            if cls is dict:
+                inner = walk(value)
+                if inner is None:
+                    return None
+                parts.append((key, inner))
+            elif cls is str or value is None or cls is int or cls is bool or cls is float:
+                parts.append(key)
+            else:
+                return None
+        return tuple(parts) if budget >= 0 else None
+
+    return walk(obj)
+
+
+def _from_shape(shape: Shape) -> dict[str, Any]:
+    """An object of ``shape`` whose scalars are all null."""
+    obj: dict[str, Any] = {}
+    for part in shape:
+        if isinstance(part, str):
+            obj[part] = None
+        else:
+            obj[part[0]] = _from_shape(part[1])
+    return obj
+
+
+@functools.lru_cache(maxsize=128)
+def _created_fields(kind: str, api_version: str, shape: Shape) -> bytes | None:
+    """The fieldsV1 (JSON) a create of an object of this shape gives its manager; None if empty.
+
+    Pure: computed the general way from an object of that shape whose scalars are all null. Bounded
+    (128 kinds and shapes seen lately, each within ``_SHAPE_BUDGET``; not per object); callers get a
+    fresh decoded copy."""
+    schema = _schema_of(kind, api_version)
+    changes = _compare({}, _from_shape(shape), schema).filtered(_reset_prefixes(""))
+    gained = _strip(changes.modified | changes.added)
+    return jsoncodec.dumps(_encode_fields(gained)) if gained else None
 
 
 def _check_config(config: Any, *, manager: str, kind: str, api_version: str) -> dict[str, Any]:

@@ -19,6 +19,7 @@ The table is read once, on first use, and compiled into shared nested dicts (abo
 from __future__ import annotations
 
 import json
+import re
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -35,6 +36,10 @@ Node: TypeAlias = "dict[str, Node] | tuple[str, Node] | None"
 _LIST: Final = "["
 _MAP: Final = "{"
 _UNKNOWN: Final[Any] = object()
+_NOT_PARSED: Final[Any] = object()
+# The end of every key of a JSON text: its closing quote, JSON whitespace, the colon. Matches inside
+# string values too, so it may count more keys than there are, never fewer.
+_KEY_END: Final = re.compile(rb'"[ \t\n\r]*:')
 
 _lock = threading.Lock()
 _kinds: dict[str, dict[str, Node]] | None = None
@@ -88,15 +93,26 @@ def unknown_fields(kind: str, api_version: str, obj: Mapping[str, Any]) -> list[
     return out
 
 
-def strict_field_errors(kind: str, api_version: str, body: str | bytes) -> tuple[Any, list[str]]:
+def strict_field_errors(
+    kind: str, api_version: str, body: str | bytes, parsed: Any = _NOT_PARSED
+) -> tuple[Any, list[str]]:
     """Parse a JSON body as upstream's strict decoder would; returns (object, messages).
 
     The messages are upstream's, in body order: ``unknown field "spec.x"`` and ``duplicate field
     "metadata.name"``; join them with ``", "`` after ``"strict decoding error: "`` for a 400. The
     object is what ``json.loads`` gives (a duplicated key keeps its last value). Raises ValueError
     for text that is not JSON, and KeyError for a kind the schema does not know.
+
+    ``parsed``: ``body`` already decoded by a parser that keeps the last of duplicated keys (the API's
+    orjson). When the body's text has no more keys than ``parsed`` holds, no key is duplicated, and
+    ``parsed`` itself is walked and returned (not copied) instead of parsing the body a second time.
     """
     table = _tables()[_key(kind, api_version)]
+    if parsed is not _NOT_PARSED and isinstance(body, bytes) and len(_KEY_END.findall(body)) == _key_count(parsed):
+        messages: list[str] = []
+        if isinstance(parsed, dict):
+            _walk(table, parsed, "", [], messages)
+        return parsed, messages
     duplicated: list[_Duplicated] = []
 
     def hook(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -107,12 +123,25 @@ def strict_field_errors(kind: str, api_version: str, body: str | bytes) -> tuple
         return duplicated[-1]
 
     obj = json.loads(body, object_pairs_hook=hook)
-    messages: list[str] = []
+    messages = []
     if isinstance(obj, dict):
         _walk(table, obj, "", [], messages)
     if duplicated:
         obj = _plain(obj)  # hand back ordinary dicts only
     return obj, messages
+
+
+def _key_count(value: Any) -> int:
+    """How many keys the objects in a JSON value hold, all levels together."""
+    if isinstance(value, dict):
+        count = len(value)
+        for item in value.values():
+            if isinstance(item, (dict, list)):
+                count += _key_count(item)
+        return count
+    if isinstance(value, list):
+        return sum(_key_count(item) for item in value if isinstance(item, (dict, list)))
+    return 0
 
 
 class _Duplicated(dict[str, Any]):

@@ -25,7 +25,6 @@ import logging
 import os
 import random
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -34,7 +33,7 @@ from edgek8s.model import errors
 from edgek8s.model.resources import ResourceType, resource_id
 from edgek8s.raft.node import NotCommitted, OutcomeUnknown, RaftNode
 from edgek8s.store.state import ClusterState, Committed, StoredObject, encode_command
-from edgek8s.store.watch import AppliedBridge, Predicate, Watcher, WatchHub
+from edgek8s.store.watch import AppliedBridge, Predicate, Prefilter, Watcher, WatchHub
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +49,16 @@ def now_rfc3339() -> str:
 def _rfc3339(second: int) -> str:
     # Kubernetes timestamps have whole seconds: one strftime per second, not two per write.
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(second))
+
+
+_UUID4_KEEP = 0xFFFFFFFF_FFFF_0FFF_3FFF_FFFFFFFFFFFF  # all bits but the version and the variant
+_UUID4_SET = 0x00000000_0000_4000_8000_000000000000  # version 4, variant RFC 4122
+
+
+def uuid4_string(bits: int) -> str:
+    """``str(uuid.UUID(int=bits, version=4))`` for 128 random bits, in half the time."""
+    text = f"{bits & _UUID4_KEEP | _UUID4_SET:032x}"
+    return f"{text[:8]}-{text[8:12]}-{text[12:16]}-{text[16:20]}-{text[20:]}"
 
 
 def _unavailable_read(exc: Exception) -> errors.ServiceUnavailable:
@@ -129,7 +138,8 @@ class RaftStore:
 
     async def create(self, rtype: ResourceType, obj: dict[str, Any], *, fence: int | None = None) -> StoredObject:
         meta = obj["metadata"]
-        meta.setdefault("uid", str(uuid.UUID(int=self._random.getrandbits(128), version=4)))
+        if "uid" not in meta:
+            meta["uid"] = uuid4_string(self._random.getrandbits(128))
         meta.setdefault("creationTimestamp", now_rfc3339())
         meta.pop("resourceVersion", None)
         committed = await self._propose(
@@ -317,5 +327,6 @@ class RaftStore:
         await self._read_point(consistent=consistent, min_rv=min_rv)
         return self.state.list(rtype.id, namespace)
 
-    def watch(self, rtype: ResourceType, namespace: str | None, from_rv: int, predicate: Predicate) -> Watcher:
-        return self.hub.watch(rtype.id, namespace, from_rv, predicate)
+    def watch(self, rtype: ResourceType, namespace: str | None, from_rv: int, predicate: Predicate,
+              prefilter: Prefilter | None = None) -> Watcher:
+        return self.hub.watch(rtype.id, namespace, from_rv, predicate, prefilter)

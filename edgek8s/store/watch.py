@@ -10,7 +10,11 @@ Events are produced on the Raft thread by ``ClusterState.apply`` and handed to t
 - gives each watcher a bounded queue; a watcher that falls ``queue_size`` events behind is closed with
   a clear error instead of being buffered forever;
 - turns selector transitions into ADDED/DELETED as upstream's cacher does (an object that starts to
-  match is ADDED, one that stops matching is DELETED).
+  match is ADDED, one that stops matching is DELETED);
+- with a ``prefilter`` (a test on an object's JSON whose False is exact: the consumer ignores such an
+  object), leaves out each ADDED or MODIFIED delivery whose object, and previous state if any, fail it
+  (never a DELETED): a consumer that caches only objects passing its test cannot have cached such an
+  object, its previous state failed too.
 
 ``progress_rv`` is the newest index whose effects (events) have all been published on the loop: a
 bookmark or a "wait until rv" may use it, never the state's own index, whose events can still be in
@@ -34,6 +38,7 @@ from edgek8s.store.state import EventType, StoredObject, WatchEvent
 logger = logging.getLogger(__name__)
 
 Predicate = Callable[[StoredObject], bool]
+Prefilter = Callable[[bytes], bool]
 
 
 class WatcherFellBehind(errors.Gone):
@@ -59,11 +64,13 @@ class Watcher:
         predicate: Predicate,
         queue_size: int,
         from_rv: int = 0,
+        prefilter: Prefilter | None = None,
     ) -> None:
         self._hub = hub
         self.rid = rid
         self.namespace = namespace
         self._predicate = predicate
+        self._prefilter = prefilter
         self._from_rv = from_rv
         self._limit = queue_size
         # One slot more than the limit, kept for the end-of-stream marker: closing never drops an event.
@@ -79,6 +86,10 @@ class Watcher:
             return
         delivery = self._convert(event)
         if delivery is None:
+            return
+        prefilter = self._prefilter
+        if (prefilter is not None and delivery.type != EventType.DELETED and not prefilter(event.obj.raw)
+                and (event.prev is None or not prefilter(event.prev.raw))):
             return
         if self._queue.qsize() >= self._limit:
             self.close(
@@ -114,6 +125,8 @@ class Watcher:
         """The next delivery; None when closed; raises TimeoutError after ``timeout`` seconds idle."""
         if self.closed and self._queue.empty():
             return None
+        if not self._queue.empty():  # ready: no timer to arm and cancel
+            return self._queue.get_nowait()
         async with asyncio.timeout(timeout):
             return await self._queue.get()
 
@@ -149,8 +162,10 @@ class WatchHub:
             self._history.append(event)
             if len(self._history) > self._history_size:
                 self.floor = self._history.popleft().rv
-            for watcher in list(self._watchers.get(event.rid, ())):
-                watcher.offer(event)
+            watchers = self._watchers.get(event.rid)
+            if watchers:  # most events have no watcher on a follower: no copy then
+                for watcher in list(watchers):
+                    watcher.offer(event)
         if rv > self.progress_rv:
             self.progress_rv = rv
             self._wake_progress_waiters()
@@ -166,11 +181,12 @@ class WatchHub:
         self._wake_progress_waiters()
 
     def watch(
-        self, rid: ResourceId, namespace: str | None, from_rv: int, predicate: Predicate
+        self, rid: ResourceId, namespace: str | None, from_rv: int, predicate: Predicate,
+        prefilter: Prefilter | None = None,
     ) -> Watcher:
         if from_rv < self.floor:
             raise errors.Gone(f"too old resource version: {from_rv} ({self.floor})")
-        watcher = Watcher(self, rid, namespace, predicate, self._queue_size, from_rv)
+        watcher = Watcher(self, rid, namespace, predicate, self._queue_size, from_rv, prefilter)
         for event in self._history:
             if event.rid == rid:
                 watcher.offer(event)

@@ -13,7 +13,7 @@ from edgek8s.api.inprocess import InProcessClient
 from edgek8s.client.events import EventRecorder
 from edgek8s.client.informer import Handlers, InformerFactory, index_by_owner_uid
 from edgek8s.config import StoreConfig
-from edgek8s.controllers.garbagecollector import in_graph
+from edgek8s.controllers.garbagecollector import in_graph, may_be_in_graph
 from edgek8s.model.resources import by_id, resource_id
 from tests.support.cluster import LocalCluster, eventually, started_cluster
 
@@ -143,6 +143,80 @@ async def test_a_filtered_informer_caches_only_what_it_keeps_and_reports_every_d
         task.cancel()
         with pytest.raises(asyncio.CancelledError):
             await task
+
+
+class EventCountingClient(InProcessClient):
+    events: dict[str, int]
+
+    async def watch(self, *args: Any, **kwargs: Any) -> Any:
+        self.events = getattr(self, "events", {})
+        async for event in super().watch(*args, **kwargs):
+            self.events[event.type] = self.events.get(event.type, 0) + 1
+            yield event
+
+
+async def test_a_prefiltered_informer_makes_the_same_handler_calls_without_decoding_what_it_ignores(
+    cluster: LocalCluster,
+) -> None:
+    store = cluster.running()[0].store
+    client = InProcessClient(store, manager="test")
+    plain_client, prefiltered_client = EventCountingClient(store, manager="test"), EventCountingClient(
+        store, manager="test")
+    calls: dict[str, list[tuple[str, str, str]]] = {"plain": [], "prefiltered": []}
+    informers = {}
+    for label, watching, prefilter in (("plain", plain_client, None), ("prefiltered", prefiltered_client,
+                                                                       may_be_in_graph)):
+        factory = InformerFactory(watching)
+        informers[label] = (factory, factory.metadata_informer(CONFIGMAPS, keep=in_graph, prefilter=prefilter))
+        record = calls[label]
+        informers[label][1].add_handlers(Handlers(
+            on_add=lambda o, r=record: r.append(("add", o["metadata"]["name"], o["metadata"]["resourceVersion"])),
+            on_update=lambda old, new, r=record: r.append(("update", new["metadata"]["name"],
+                                                           new["metadata"]["resourceVersion"])),
+            on_delete=lambda o, r=record: r.append(("delete", o["metadata"]["name"],
+                                                    o["metadata"]["resourceVersion"])),
+        ))
+    tasks = [asyncio.create_task(factory.run()) for factory, _ in informers.values()]
+    try:
+        for factory, _ in informers.values():
+            await asyncio.wait_for(factory.wait_synced(), 10)
+        owner = await client.create(CONFIGMAPS, configmap("owner"))
+        ref = {"apiVersion": "v1", "kind": "ConfigMap", "name": "owner", "uid": owner["metadata"]["uid"]}
+        for i in range(20):
+            await client.create(CONFIGMAPS, configmap(f"plain-{i}"))
+        await client.patch(CONFIGMAPS, "default", "plain-0", {"data": {"k": "v"}})  # ignored before and after
+        await client.patch(CONFIGMAPS, "default", "plain-1", {"metadata": {"finalizers": ["example.com/f"]}})
+        await client.patch(CONFIGMAPS, "default", "plain-1", {"metadata": {"finalizers": None}})
+        owned = configmap("owned")
+        owned["metadata"]["ownerReferences"] = [ref]
+        await client.create(CONFIGMAPS, owned)
+        await client.patch(CONFIGMAPS, "default", "owned", {"metadata": {"ownerReferences": None}})
+        await client.patch(CONFIGMAPS, "default", "owned", {"data": {"k": "v"}})
+        await client.delete(CONFIGMAPS, "default", "plain-2")
+        for i in range(3, 10):
+            await client.patch(CONFIGMAPS, "default", f"plain-{i}", {"data": {"k": "v"}})
+        last = await client.create(CONFIGMAPS, {**configmap("last"), "metadata": {
+            "name": "last", "namespace": "default", "finalizers": ["example.com/f"]}})
+        last_rv = int(last["metadata"]["resourceVersion"])
+
+        async def both_at_last() -> bool:  # "last" is delivered to both: no event is left out after it
+            return all(informer.resource_version >= last_rv for _, informer in informers.values())
+
+        await eventually(both_at_last, 10)
+        assert calls["prefiltered"] == calls["plain"]
+        assert [c[:2] for c in calls["plain"]] == [
+            ("add", "plain-1"), ("update", "plain-1"), ("add", "owned"), ("update", "owned"),
+            ("delete", "plain-2"), ("add", "last")]
+        assert informers["prefiltered"][1].keys() == informers["plain"][1].keys() == ["default/last"]
+        # The prefiltered watch decoded only the events the informer uses (and the deletion).
+        assert prefiltered_client.events == {"ADDED": 2, "MODIFIED": 3, "DELETED": 1}
+        assert plain_client.events == {"ADDED": 23, "MODIFIED": 12, "DELETED": 1}
+    finally:
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with pytest.raises(asyncio.CancelledError):
+                await task
 
 
 async def test_repeated_events_are_aggregated(cluster: LocalCluster) -> None:

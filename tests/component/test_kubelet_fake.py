@@ -13,7 +13,7 @@ import pytest
 from edgek8s.client.rest import RestClient
 from edgek8s.config import AgentConfig
 from edgek8s.kubelet.fake_runtime import Behaviour, FakeRuntime
-from edgek8s.kubelet.runtime import ContainerConfig, ContainerState, ImageNotFound, SandboxConfig
+from edgek8s.kubelet.runtime import ContainerConfig, ContainerState, ImageNotFound, RuntimeFailure, SandboxConfig
 from edgek8s.model import errors
 from edgek8s.server.agent import Agent
 from tests.support.agent import container_status, is_ready, pod_body, wait_pod
@@ -164,6 +164,33 @@ async def test_a_pod_terminating_when_the_masters_went_away_is_never_run_again(
         await agent.stop()
 
 
+@pytest.mark.parametrize("second", [1, 0])
+async def test_a_second_shorter_delete_shortens_the_stop_under_way(
+    hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient, second: int
+) -> None:
+    """Upstream's podWorkers: a delete with a shorter grace (or a force delete) while the kubelet is already
+    stopping the pod with the longer one brings the SIGKILL forward; the first delete alone waits its grace."""
+    _, runtime = hollow
+    runtime.images["localhost/ignores-term:1"] = "sha256:ignores-term"
+    runtime.behaviours["localhost/ignores-term:1"] = Behaviour(stop_seconds=300.0)  # SIGTERM does nothing
+    await kubelet_client.create(PODS, pod_body("slow", NODE, [{"name": "c", "image": "localhost/ignores-term:1"}],
+                                               terminationGracePeriodSeconds=30))
+    await wait_pod(kubelet_client, "slow", is_ready, timeout=30)
+    await kubelet_client.delete(f"{PODS}/slow")
+    await asyncio.sleep(2.0)  # the kill with the 30 s grace is under way
+    assert [c for _, c in runtime.containers.values() if c.state == ContainerState.RUNNING]
+    assert (await kubelet_client.get(f"{PODS}/slow"))["metadata"]["deletionGracePeriodSeconds"] == 30
+
+    started = asyncio.get_running_loop().time()
+    await kubelet_client.delete(f"{PODS}/slow", {"gracePeriodSeconds": second})
+    while runtime.containers or runtime.sandboxes or (await kubelet_client.get(PODS))["items"]:
+        assert asyncio.get_running_loop().time() - started < 10.0, "the shorter grace did not shorten the stop"
+        await asyncio.sleep(0.05)
+    if second == 1:  # the new grace is honoured too: SIGKILL not before it runs out
+        took = asyncio.get_running_loop().time() - started
+        assert took >= 0.9, f"SIGKILL came {took:.2f}s after a 1 s grace was asked for"
+
+
 async def test_crash_loop_and_restart_policies(hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient) -> None:
     _, runtime = hollow
     runtime.images["localhost/crash:1"] = "sha256:crash"
@@ -237,6 +264,22 @@ async def test_fake_runtime_contract() -> None:
     await runtime.remove_sandbox(sandbox.id, timeout=1)
     assert await runtime.list_pods() == []
     await runtime.stop()
+
+
+async def test_a_failed_image_list_keeps_the_reported_images(
+    hollow: tuple[Agent, FakeRuntime], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Podman answers 500 to an image list while an image is loaded or removed: the node status keeps the
+    images it reported (no status write for a passing error), and nothing raises in the status loop."""
+    agent, runtime = hollow
+    before = (await agent.kubelet.node.build_status())["images"]
+    assert before and before[0]["names"][0] == IMAGE
+
+    async def failing_list() -> list[object]:
+        raise RuntimeFailure("podman images: image not known")
+
+    monkeypatch.setattr(runtime, "list_images", failing_list)
+    assert (await agent.kubelet.node.build_status())["images"] == before
 
 
 async def test_fails_over_when_its_master_dies(tmp_path: Path) -> None:

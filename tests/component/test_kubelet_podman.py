@@ -46,6 +46,16 @@ async def _runtime_containers(agent: Agent, uid: str) -> list[str]:
     return [c.id for rp in await agent.runtime.list_pods(uid=uid) for c in rp.containers]
 
 
+async def _wait_gone_from_api(client: RestClient, name: str, *, deadline: float) -> None:
+    while True:
+        try:
+            await client.get(f"{PODS}/{name}")
+        except errors.NotFound:
+            return
+        assert time.monotonic() < deadline, "the kubelet never issued the final delete"
+        await asyncio.sleep(0.05)
+
+
 async def test_pod_lifecycle(kubelet_client: RestClient, agent: Agent) -> None:
     web = {
         "name": "web",
@@ -290,13 +300,7 @@ async def test_a_deleted_pod_stays_terminating_until_its_kubelet_is_done(
     assert marked["metadata"]["deletionTimestamp"]
     again = await kubelet_client.delete(f"{PODS}/slow", {"gracePeriodSeconds": 60})  # never lengthens
     assert again["metadata"]["deletionTimestamp"] == marked["metadata"]["deletionTimestamp"]
-    while True:
-        try:
-            await kubelet_client.get(f"{PODS}/slow")
-        except errors.NotFound:
-            break
-        assert time.monotonic() - started < 30, "the kubelet never issued the final delete"
-        await asyncio.sleep(0.1)
+    await _wait_gone_from_api(kubelet_client, "slow", deadline=started + 30)
     took = time.monotonic() - started
     assert took >= 3.0, f"the pod left the API after {took:.1f}s, before its 4 s grace ran out"
     await asyncio.wait_for(watcher, 10)
@@ -311,6 +315,32 @@ async def test_a_deleted_pod_stays_terminating_until_its_kubelet_is_done(
     while await _runtime_containers(agent, forced["metadata"]["uid"]):
         assert time.monotonic() - started < 15, "a force-deleted pod's containers kept running"
         await asyncio.sleep(0.2)
+
+
+async def test_a_second_shorter_delete_shortens_the_stop_under_way(kubelet_client: RestClient, agent: Agent) -> None:
+    """A delete with grace 1 while the kubelet stops a container that ignores SIGTERM with its 30 s grace:
+    Podman's stop under way is cut short (SIGKILL ~1 s later), and the pod leaves the API well before 30 s."""
+    stubborn = {"name": "stubborn", "command": ["sh", "-c", "trap '' TERM; while true; do sleep 0.2; done"]}
+    await kubelet_client.create(PODS, pod_body("slow", NODE, [stubborn], terminationGracePeriodSeconds=30))
+    uid = (await wait_pod(kubelet_client, "slow", is_ready))["metadata"]["uid"]
+
+    async def running() -> bool:
+        return any(c.state == ContainerState.RUNNING for rp in await agent.runtime.list_pods(uid=uid)
+                   for c in rp.containers)
+
+    await kubelet_client.delete(f"{PODS}/slow")
+    await asyncio.sleep(2.0)
+    assert await running(), "the first delete alone must wait its 30 s grace"
+    started = time.monotonic()
+    lowered = await kubelet_client.delete(f"{PODS}/slow", {"gracePeriodSeconds": 1})
+    assert lowered["metadata"]["deletionGracePeriodSeconds"] == 1  # the API lowers it (never raises it)
+    while await running():
+        assert time.monotonic() - started < 10, "the stop under way ignored the shorter grace"
+        await asyncio.sleep(0.05)
+    stopped = time.monotonic() - started
+    await _wait_gone_from_api(kubelet_client, "slow", deadline=started + 15)
+    assert 0.9 <= stopped < 8.0, f"SIGKILL came {stopped:.1f}s after the grace was shortened to 1 s"
+    assert not await agent.runtime.list_pods(uid=uid)
 
 
 async def test_host_port_and_init_containers(kubelet_client: RestClient, agent: Agent) -> None:

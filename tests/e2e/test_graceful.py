@@ -3,6 +3,7 @@
 - `kubectl delete pod` of a pod whose container ignores SIGTERM takes the grace the pod asked for (the
   pod shows Terminating meanwhile); one that exits on SIGTERM goes at once;
 - `kubectl delete --grace-period=0 --force` removes a pod from the API at once;
+- a second `kubectl delete` with a shorter grace (or `--force`) shortens a stop already under way;
 - `kubectl drain` evicts through pods/eviction and stops at a PodDisruptionBudget (429, retried);
 - a Deployment counts terminating pods as gone: a replacement runs while the old pod still terminates.
 
@@ -116,6 +117,40 @@ def test_force_delete_is_immediate(kubectl: Kubectl, worker: Worker, ns: str) ->
     # The kubelet stops its containers shortly after (a force-deleted pod gets a short grace, not 300 s).
     until("the force-deleted pod's containers to stop",
           lambda: not worker.podman("ps", "-q", "--filter", f"label={LABEL_POD_UID}={uid}").strip(), 30)
+
+
+@pytest.mark.parametrize("second", [
+    pytest.param(("--grace-period=1",), id="grace1",
+                 marks=compat("kubectl delete", "--grace-period=1 while a longer grace runs")),
+    pytest.param(("--grace-period=0", "--force"), id="force",
+                 marks=compat("kubectl delete", "--grace-period=0 --force while a graceful stop runs")),
+])
+def test_a_second_shorter_delete_shortens_the_stop_under_way(kubectl: Kubectl, worker: Worker, ns: str,
+                                                              second: tuple[str, ...]) -> None:
+    kubectl("create", "-n", ns, "-f", "-", input=manifest(bare_pod(worker, "slow", IGNORES_TERM, 30)))
+    uid = worker.wait_for(ns, "slow", ready, "Ready")["metadata"]["uid"]
+
+    def running() -> str:
+        return worker.podman("ps", "-q", "--filter", f"label={LABEL_POD_UID}={uid}").strip()
+
+    kubectl("delete", "pod", "slow", "-n", ns, "--wait=false")
+    until("slow to show Terminating", lambda: status_column(kubectl, ns, "slow") == "Terminating", 10)
+    time.sleep(3.0)  # the kubelet's stop with the 30 s grace is under way: SIGTERM was ignored, no SIGKILL yet
+    assert running(), "the first delete alone must wait its 30 s grace"
+    assert kubectl.json("get", "pod", "slow", "-n", ns)["metadata"]["deletionGracePeriodSeconds"] == 30
+
+    started = time.monotonic()
+    out = kubectl("delete", "pod", "slow", "-n", ns, *second, "--wait=false")
+    assert 'pod "slow"' in out.stdout and "deleted" in out.stdout
+    until("the pod's containers to be gone", lambda: not running(), 30)
+    stopped = time.monotonic() - started
+    until("the pod to leave the API", lambda: "NotFound" in kubectl("get", "pod", "slow", "-n", ns, check=False).stderr,
+          30)
+    gone = time.monotonic() - started
+    # 1 s (or the 2 s a force-deleted pod gets) + Podman and kubectl on a loaded 2-core machine; 30 s are far.
+    assert stopped < 10.0, f"a second delete {' '.join(second)} left the containers running for {stopped:.1f}s"
+    # Podman's pod removal takes ~3.5 s more for a container that had exec sessions (its readiness probe).
+    assert gone < 15.0, f"a second delete {' '.join(second)} left the pod in the API for {gone:.1f}s"
 
 
 @compat("kubectl drain", "--pod-selector (pods/eviction, PodDisruptionBudget)")

@@ -45,11 +45,13 @@ class FailoverClient:
                                                  field_selector=field_selector, consistent=consistent), retry=True)
 
     async def watch(self, rtype: ResourceType, namespace: str | None = None, *, resource_version: int,
-                    label_selector: str = "", field_selector: str = "") -> AsyncIterator[ObjectEvent]:
+                    label_selector: str = "", field_selector: str = "",
+                    prefilter: Callable[[bytes], bool] | None = None) -> AsyncIterator[ObjectEvent]:
         client = self._clients[self._current]
         try:
             async for event in client.watch(rtype, namespace, resource_version=resource_version,
-                                            label_selector=label_selector, field_selector=field_selector):
+                                            label_selector=label_selector, field_selector=field_selector,
+                                            prefilter=prefilter):
                 yield event
         except TransportError:
             self._rotate()

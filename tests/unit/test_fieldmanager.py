@@ -19,6 +19,9 @@ from edgek8s.registry.fieldmanager import (
     LAST_APPLIED_ANNOTATION,
     ApplyConflict,
     ApplyError,
+    _created_fields,
+    _recorded,
+    _without_managed_fields,
     fields_of,
     record_update,
     server_side_apply,
@@ -893,3 +896,78 @@ def test_output_is_deterministic() -> None:
     first = apply(live, deployment(replicas=3), "kubectl", now=T2)
     second = apply(copy.deepcopy(live), deployment(replicas=3), "kubectl", now=T2)
     assert json.dumps(first) == json.dumps(second)
+
+
+# --- The create cache (fields of a list-free create depend on its shape alone) ---------------------
+
+_LIST_FREE = [
+    ("ConfigMap", "v1", {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "a", "namespace": "d"},
+                         "data": {"k": "v", "e": ""}}),
+    ("ConfigMap", "v1", {"metadata": {"name": "a", "labels": {}, "annotations": {"x": None}}, "data": {}}),
+    ("ConfigMap", "v1", {"metadata": {"name": "a"}, "spec": {"selector": {"a": 1}}, "status": {"x": 1}}),
+    ("Deployment", "apps/v1", {"metadata": {"name": "a"}, "spec": {"selector": {"a": 1}}, "status": {"x": 1}}),
+    ("Deployment", "apps/v1", {"metadata": {"name": "a"}, "spec": {"replicas": 2, "template": {},
+                                                                   "strategy": {"type": "Recreate"}}}),
+    ("Lease", "coordination.k8s.io/v1", {"metadata": {"name": "n", "namespace": "kube-node-lease"},
+                                         "spec": {"holderIdentity": "n", "leaseDurationSeconds": 40}}),
+    ("Event", "v1", {"metadata": {"name": "e"}, "involvedObject": {"kind": "Pod", "name": "p"}, "source": {}}),
+    ("ConfigMap", "v1", {"metadata": {"name": "a"}, "spec": None}),
+    ("ConfigMap", "v1", {}),
+]
+
+
+def _general(obj: dict[str, Any], kind: str, api_version: str, now: str = "2026-01-01T00:00:00Z") -> dict[str, Any]:
+    after = _without_managed_fields(obj)
+    return _recorded(None, after, None, manager="m", kind=kind, api_version=api_version, now=now, subresource="")
+
+
+@pytest.mark.parametrize(("kind", "api_version", "obj"), _LIST_FREE)
+def test_a_cached_create_records_what_the_general_way_records(kind: str, api_version: str, obj: Any) -> None:
+    _created_fields.cache_clear()
+    for _ in range(2):  # a miss, then a hit
+        result = record_update(None, copy.deepcopy(obj), manager="m", kind=kind, api_version=api_version,
+                               now="2026-01-01T00:00:00Z")
+        assert json.dumps(result) == json.dumps(_general(copy.deepcopy(obj), kind, api_version))
+    assert _created_fields.cache_info().hits >= 1
+
+
+def test_the_create_cache_is_keyed_by_kind_and_shares_nothing_with_its_callers() -> None:
+    _created_fields.cache_clear()
+    body = {"metadata": {"name": "a"}, "spec": {"selector": {"a": 1}}}
+    deployment = record_update(None, copy.deepcopy(body), manager="m", kind="Deployment", api_version="apps/v1",
+                               now="t")
+    configmap = record_update(None, copy.deepcopy(body), manager="m", kind="ConfigMap", api_version="v1", now="t")
+    # The same shape: a Deployment's selector is atomic (one leaf), a ConfigMap has no such rule.
+    assert deployment["metadata"]["managedFields"][0]["fieldsV1"] == {"f:spec": {"f:selector": {}}}
+    expected = {"f:spec": {"f:selector": {".": {}, "f:a": {}}}}
+    assert configmap["metadata"]["managedFields"][0]["fieldsV1"] == expected
+    assert configmap == _general(copy.deepcopy(body), "ConfigMap", "v1", now="t")
+    configmap["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"].clear()  # a caller changing its result
+    again = record_update(None, copy.deepcopy(body), manager="other", kind="ConfigMap", api_version="v1", now="u")
+    assert again["metadata"]["managedFields"] == [{
+        "manager": "other", "operation": "Update", "apiVersion": "v1", "time": "u", "fieldsType": "FieldsV1",
+        "fieldsV1": expected,
+    }]
+
+
+def test_creates_with_lists_or_explicit_managed_fields_are_not_cached() -> None:
+    _created_fields.cache_clear()
+    pod = {"metadata": {"name": "p"}, "spec": {"containers": [{"name": "c", "image": "i"}]}}
+    result = record_update(None, copy.deepcopy(pod), manager="m", kind="Pod", api_version="v1", now="t")
+    assert result == _general(copy.deepcopy(pod), "Pod", "v1", now="t")
+    explicit = {"metadata": {"name": "a", "managedFields": [{"manager": "x", "operation": "Apply", "apiVersion": "v1",
+                                                             "fieldsType": "FieldsV1", "fieldsV1": {"f:spec": {}}}]},
+                "data": {"k": "v"}}
+    result = record_update(None, copy.deepcopy(explicit), manager="m", kind="ConfigMap", api_version="v1", now="t")
+    assert [e["manager"] for e in result["metadata"]["managedFields"]] == ["x", "m"]
+    assert _created_fields.cache_info().currsize == 0
+
+
+def test_a_create_with_keys_beyond_the_budget_is_not_cached() -> None:
+    # The cache keeps shapes, so their keys: a big object (here 200 data keys) takes the general path.
+    _created_fields.cache_clear()
+    big = {"metadata": {"name": "big"}, "data": {f"key-{i:04d}": "v" for i in range(200)}}
+    result = record_update(None, copy.deepcopy(big), manager="m", kind="ConfigMap", api_version="v1", now="t")
+    assert result == _general(copy.deepcopy(big), "ConfigMap", "v1", now="t")
+    assert len(result["metadata"]["managedFields"][0]["fieldsV1"]["f:data"]) == 201  # the 200 and "."
+    assert _created_fields.cache_info().currsize == 0

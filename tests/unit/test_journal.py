@@ -64,7 +64,13 @@ class Journals:
         return self.open()
 
     def size(self) -> int:
-        return self.path.stat().st_size
+        """Where the records end; asserts that only zeros (preallocated space) follow."""
+        data = self.path.read_bytes()
+        offset = MAGIC_LEN
+        while offset + HEADER.size <= len(data) and data[offset : offset + HEADER.size] != bytes(HEADER.size):
+            offset += HEADER.size + HEADER.unpack_from(data, offset)[0]
+        assert data.count(0, offset) == len(data) - offset, "non-zero bytes after the last record"
+        return offset
 
     def close_all(self) -> None:
         for journal in self._open:
@@ -425,14 +431,14 @@ def test_nothing_is_written_before_sync(journals: Journals) -> None:
     add_all(journal, first)
     journal.sync()
     assert not journal.dirty
-    on_disk = journals.path.read_bytes()
+    on_disk = journals.path.read_bytes()[: journals.size()]
 
     pending = [(b"PENDING-MARKER-%d" % i, i, 1) for i in range(2, 12)]
     add_all(journal, pending)
 
     assert journal.dirty
     assert len(journal) == 11  # visible to Raft at once...
-    assert journals.path.read_bytes() == on_disk  # ...but not a byte on disk
+    assert journals.path.read_bytes()[: journals.size()] == on_disk  # ...but not a byte on disk
     other = journals.open()  # what a restart would find now
     assert list(other) == first
 
@@ -442,7 +448,7 @@ def test_nothing_is_written_before_sync(journals: Journals) -> None:
     data = journals.path.read_bytes()
     assert data.startswith(on_disk)
     assert all(command in data for command, _, _ in pending)
-    assert len(data) == file_size_for(first + pending)
+    assert journals.size() == file_size_for(first + pending)
     assert list(journals.open()) == first + pending
 
 
@@ -492,3 +498,113 @@ def test_old_commands_are_evicted_from_memory_and_read_back_from_the_file(tmp_pa
     with pytest.raises(IndexError):
         reopened[6]
     reopened._destroy()
+
+
+# --- preallocation -------------------------------------------------------------------------------------
+
+PREALLOCATE = 1 << 20
+
+
+def test_appends_overwrite_preallocated_space_instead_of_growing_the_file(journals: Journals) -> None:
+    journal = journals.open()
+    add_all(journal, make_entries(1))
+    journal.sync()
+    stat = journals.path.stat()
+    assert stat.st_size == PREALLOCATE  # reserved ahead, zero-filled...
+    assert stat.st_blocks * 512 >= PREALLOCATE  # ...and allocated, not a sparse hole
+    entries = make_entries(50)
+    for entry in entries[1:]:
+        add_all(journal, [entry])
+        journal.sync()
+        assert journals.path.stat().st_size == PREALLOCATE  # no per-append size change
+    assert journals.size() == file_size_for(entries)
+
+    # A restart finds exactly the records, not the zeros, and appends right after them.
+    journal = journals.restart_after_crash(journal)
+    assert list(journal) == entries
+    more = make_entries(2, start=51)
+    add_all(journal, more)
+    journal.sync()
+    assert journals.size() == file_size_for(entries + more)
+    assert list(journals.restart_after_crash(journal)) == entries + more
+
+
+def test_a_zero_tail_is_free_space_and_not_cut(journals: Journals, caplog: pytest.LogCaptureFixture) -> None:
+    journal = journals.open()
+    add_all(journal, make_entries(3))
+    journal.sync()
+    journal = journals.restart_after_crash(journal)
+    assert list(journal) == make_entries(3)
+    assert journals.path.stat().st_size == PREALLOCATE
+    assert "torn tail" not in caplog.text
+
+
+def test_the_log_crosses_preallocation_steps(journals: Journals) -> None:
+    big = [(bytes([i % 251 + 1]) * 400_000, i, 1) for i in range(1, 7)]  # ~2.4 MB: crosses two steps
+    journal = journals.open()
+    for entry in big:
+        add_all(journal, [entry])
+        journal.sync()
+    size = journals.path.stat().st_size
+    assert size % PREALLOCATE == 0 and size - journals.size() < PREALLOCATE  # bounded zero tail
+    assert list(journals.restart_after_crash(journal)) == big
+
+
+def test_a_stale_record_past_a_torn_end_is_never_read_after_new_ones(journals: Journals) -> None:
+    """Power cut mid group commit: the second record's sector was lost, the third's survived. The third
+    must not come back behind a new record that happens to end where it starts."""
+    first, second, third = (b"a" * 40, 1, 1), (b"b" * 40, 2, 1), (b"c" * 40, 3, 1)
+    journal = journals.open()
+    add_all(journal, [first, second, third])
+    journal.sync()
+    journals.crash(journal)
+    data = bytearray(journals.path.read_bytes())
+    at = file_size_for([first])
+    data[at : at + record_size(second)] = bytes(record_size(second))
+    journals.path.write_bytes(bytes(data))
+
+    journal = journals.open()
+    assert list(journal) == [first]
+    replacement = (b"B" * 40, 2, 2)  # same length: ends exactly where the stale third record starts
+    add_all(journal, [replacement])
+    journal.sync()
+    assert list(journals.restart_after_crash(journal)) == [first, replacement]
+    assert journals.size() == file_size_for([first, replacement])
+
+
+@pytest.mark.parametrize("then", ["truncate", "compact"])
+def test_truncation_and_compaction_drop_the_preallocated_tail(journals: Journals, then: str) -> None:
+    entries = make_entries(10)
+    journal = journals.open()
+    add_all(journal, entries)
+    journal.sync()
+    if then == "truncate":
+        journal.deleteEntriesFrom(4)
+        kept = entries[:4]
+    else:
+        journal.deleteEntriesTo(4)
+        kept = entries[4:]
+    journal.sync()
+    assert journals.path.stat().st_size == file_size_for(kept)
+    more = make_entries(2, start=11, term=9, tag="more")
+    add_all(journal, more)
+    journal.sync()
+    assert journals.path.stat().st_size == PREALLOCATE
+    assert list(journals.restart_after_crash(journal)) == kept + more
+
+
+def test_without_preallocation_appends_still_work(
+    journals: Journals, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    def no_space(fd: int, offset: int, length: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "posix_fallocate", no_space)  # fault injection
+    entries = make_entries(5)
+    journal = journals.open()
+    for entry in entries:
+        add_all(journal, [entry])
+        journal.sync()
+    assert journals.path.stat().st_size == file_size_for(entries)
+    assert caplog.text.count("cannot preallocate") == 1
+    assert list(journals.restart_after_crash(journal)) == entries

@@ -26,8 +26,9 @@ from tests.support.builders import NOW, node, pod, ts
 SETTINGS = NodeLifecycleSettings(grace_period=20.0, default_toleration_seconds=60)
 
 
-def lease(renew: str) -> dict[str, Any]:
-    return {"metadata": {"name": "n1", "namespace": "kube-node-lease"}, "spec": {"renewTime": renew}}
+def lease(renew: str, duration: int = 40) -> dict[str, Any]:
+    return {"metadata": {"name": "n1", "namespace": "kube-node-lease"},
+            "spec": {"renewTime": renew, "leaseDurationSeconds": duration}}
 
 
 def test_heartbeats_are_timed_by_the_observer_not_the_node_clock() -> None:
@@ -206,3 +207,29 @@ def test_orphaned_pods_are_force_deleted_even_when_terminating() -> None:
     stuck["spec"]["nodeName"] = "gone"
     plan = orphaned_pods([stuck, pod("b", node_name="gone")], {"n1"})
     assert [(a.name, a.grace_period) for a in plan.actions if isinstance(a, Delete)] == [("stuck", 0), ("b", 0)]
+
+
+@pytest.mark.parametrize(
+    ("duration", "healthy_at", "unknown_at"),
+    [
+        pytest.param(40, 19.9, 20.0, id="upstream-40s-lease-keeps-the-grace"),
+        pytest.param(10, 19.9, 20.0, id="shorter-lease-keeps-the-grace"),
+        pytest.param(80, 39.9, 40.0, id="80s-lease-renewed-every-20s-doubles-it"),
+        pytest.param(160, 79.9, 80.0, id="160s-lease"),
+    ],
+)
+def test_a_longer_node_lease_gets_a_proportionally_longer_grace(
+    duration: int, healthy_at: float, unknown_at: float
+) -> None:
+    beat = observe(None, node("n1"), lease("1999-01-01T00:00:00Z", duration), now_mono=0.0)
+    assert beat.lease_duration == duration
+    healthy = node_plan(node("n1"), beat, healthy_at, NOW, SETTINGS)
+    assert healthy.actions == [] and healthy.requeue_after == pytest.approx(unknown_at - healthy_at)
+    [update] = updates(node_plan(node("n1"), beat, unknown_at, NOW, SETTINGS))
+    assert update.body["status"]["conditions"][0]["status"] == "Unknown"
+
+
+def test_a_node_without_a_lease_has_the_plain_grace() -> None:
+    beat = observe(None, node("n1"), None, now_mono=0.0)
+    assert beat.lease_duration == 0.0
+    assert updates(node_plan(node("n1"), beat, SETTINGS.grace_period, NOW, SETTINGS))

@@ -1,4 +1,4 @@
-"""RaftNode.propose must not swallow a cancellation that arrives as the write completes.
+"""RaftNode.propose must not swallow a cancellation that arrives as the write completes; it times out.
 
 Python 3.11's asyncio.wait_for returns the result when the awaited future is done at the moment the
 waiting task is cancelled, losing the cancellation: a leader loop cancelled by the leader gate (its
@@ -15,7 +15,7 @@ import pytest
 from pysyncobj import FAIL_REASON
 
 from edgek8s.config import RaftConfig
-from edgek8s.raft.node import RaftNode
+from edgek8s.raft.node import OutcomeUnknown, RaftNode
 
 
 class _Machine:
@@ -40,3 +40,13 @@ async def test_a_cancellation_racing_the_commit_is_not_lost(tmp_path: Path) -> N
     task.cancel()  # in the same loop step: the term ended just as the write committed
     with pytest.raises(asyncio.CancelledError):
         await task
+
+
+async def test_a_write_that_does_not_commit_in_time_is_of_unknown_outcome(tmp_path: Path) -> None:
+    config = RaftConfig(self_address="127.0.0.1:1", peers=(), data_dir=tmp_path, cluster_secret=b"x" * 32)
+    node = RaftNode(config, _Machine())
+    never: asyncio.Future[tuple[Any, int]] = asyncio.get_running_loop().create_future()
+    node._submit = lambda _payload: never  # type: ignore[method-assign]
+    with pytest.raises(OutcomeUnknown, match="timed out"):
+        await node.propose(b"{}", timeout=0.05)
+    assert never.done()  # resolved at its deadline: a late answer from the Raft thread is dropped

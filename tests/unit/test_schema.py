@@ -11,6 +11,7 @@ from typing import Any
 
 import pytest
 
+from edgek8s.model import jsoncodec
 from edgek8s.registry import schema
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -187,6 +188,30 @@ def test_a_repeated_unknown_field_is_reported_once() -> None:
     # Upstream checks duplicates only among known fields, and reports each message once.
     _, messages = schema.strict_field_errors("Pod", "v1", '{"spex":1,"spex":2}')
     assert messages == ['unknown field "spex"']
+
+
+@pytest.mark.parametrize("body", [
+    b'{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a","name":"b"},"spex":1}',
+    b'{"metadata" :{"labels":{"x":"1","x" :"2"}}}',  # whitespace before the colon
+    b'{"metadata":{"name":"a"},\n "metadata"\t:\r{"name":"b"}}',  # the dropped subtree held keys too
+    b'{"metadata":{"annotations":{"a":"\\":\\":"}},"spec":{"containers":[{"name":"c","imagex":1}]}}',
+    b'{"metadata":{"name":"x","annotations":{"k":"v\\":"}},"metadata":{"name":"y"}}',
+    b'{"spec":{"containers":[{"name":"c"},{"name":"d","name":"e"}],"volumes":[]},"status":{}}',
+    b'[{"a":1},{"a":2}]',
+    b'{}',
+])
+def test_strict_field_errors_with_the_parsed_body_answers_as_a_second_parse(body: bytes) -> None:
+    # The API passes its own (orjson) parse: duplicates must still be found, whatever the spacing or
+    # the string values that look like keys, and clean bodies must give the same messages.
+    parsed = jsoncodec.loads(body)
+    assert schema.strict_field_errors("Pod", "v1", body, parsed) == schema.strict_field_errors("Pod", "v1", body)
+
+
+def test_strict_field_errors_reuses_a_clean_parsed_body() -> None:
+    body = b'{"apiVersion":"v1","kind":"ConfigMap","metadata":{"name":"a"},"data":{"k":"v"},"x":1}'
+    parsed = jsoncodec.loads(body)
+    obj, messages = schema.strict_field_errors("ConfigMap", "v1", body, parsed)
+    assert obj is parsed and messages == ['unknown field "x"']
 
 
 def test_strict_field_errors_rejects_non_json() -> None:

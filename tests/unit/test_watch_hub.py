@@ -363,6 +363,43 @@ async def test_a_selector_watch_sees_an_object_enter_change_and_leave() -> None:
     ]
 
 
+def mentions_web(raw: bytes) -> bool:
+    return b'"web"' in raw
+
+
+@pytest.mark.parametrize(
+    ("kind", "prev_labels", "labels", "delivered"),
+    [
+        (EventType.ADDED, None, WEB, EventType.ADDED),
+        (EventType.ADDED, None, DB, None),  # the consumer ignores it: left out before any conversion
+        (EventType.MODIFIED, None, DB, None),
+        (EventType.MODIFIED, DB, DB, None),
+        (EventType.MODIFIED, WEB, DB, EventType.MODIFIED),  # the consumer may hold the previous state
+        (EventType.MODIFIED, DB, WEB, EventType.MODIFIED),
+        (EventType.DELETED, DB, DB, EventType.DELETED),  # deletions always come
+    ],
+)
+async def test_a_prefilter_leaves_out_only_what_fails_it_before_and_after(
+    kind: EventType, prev_labels: dict[str, str] | None, labels: dict[str, str], delivered: EventType | None
+) -> None:
+    hub = WatchHub(history=10, queue_size=10)
+    live = hub.watch(PODS, None, 0, everything, mentions_web)
+    ev = event(kind, 5, labels=labels, prev_labels=prev_labels)
+    hub.publish([ev], 5)
+    replayed = hub.watch(PODS, None, 0, everything, mentions_web)
+    unfiltered = hub.watch(PODS, None, 0, everything)
+    assert drain(unfiltered) == [Delivery(kind, ev.obj)]
+    for watcher in (live, replayed):
+        assert drain(watcher) == ([] if delivered is None else [Delivery(delivered, ev.obj)])
+
+
+async def test_a_prefilter_never_hides_a_selector_transition_to_deleted() -> None:
+    hub = WatchHub(history=10, queue_size=10)
+    watcher = hub.watch(PODS, None, 0, app_is_web, lambda raw: b'"tier"' in raw)
+    hub.publish([event(EventType.MODIFIED, 2, labels=DB, prev_labels=WEB)], 2)  # stops matching
+    assert [(d.type, d.obj.rv) for d in drain(watcher)] == [(EventType.DELETED, 2)]
+
+
 @pytest.mark.parametrize(
     ("ns", "expected"), [(None, ["a1", "b1", "a2"]), ("a", ["a1", "a2"]), ("b", ["b1"]), ("c", [])]
 )
