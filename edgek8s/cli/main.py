@@ -179,9 +179,10 @@ def _add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
 
 def _run_server(args: argparse.Namespace) -> int:
-    from edgek8s._util.memory import limit_malloc_arenas, settle_garbage_collector
+    from edgek8s._util.memory import limit_malloc_arenas, limit_tls_read_buffers, settle_garbage_collector
 
     limit_malloc_arenas()  # before any thread starts
+    limit_tls_read_buffers()  # one buffer per kubectl, agent watch and kubelet connection
     from edgek8s.client.rest import drop_public_ca_defaults
     from edgek8s.server.control_plane import JoinSettings, MdnsSettings, run_master
 
