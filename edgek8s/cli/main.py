@@ -235,7 +235,7 @@ def _add_agent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     agent.add_argument("--cert-file", default=_env("cert_file"), help="node client certificate (CN=system:node:NAME)")
     agent.add_argument("--key-file", default=_env("key_file"))
     agent.add_argument("--node-ip", default=_env("node_ip", ""), help="address to report (default: detected)")
-    agent.add_argument("--kubelet-port", type=int, default=int(_env("kubelet_port", "10250") or 10250))
+    agent.add_argument("--kubelet-port", type=int, default=_env("kubelet_port", "10250"))
     agent.add_argument("--tls-cert-file", default=_env("tls_cert_file"),
                        help="serving certificate of the kubelet endpoint (logs, exec, port-forward, top), signed by "
                             "the cluster CA; without it kubectl logs/exec/top cannot reach this node")
@@ -255,7 +255,7 @@ def _add_agent_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) 
     agent.add_argument("--relist-period", type=float, default=10.0,
                        help="seconds between full relists of Podman (container deaths are seen at once)")
     agent.add_argument("--node-lease-duration-seconds", type=int,
-                       default=int(_env("node_lease_duration_seconds", "40") or 40),
+                       default=_env("node_lease_duration_seconds", "40"),
                        help="the node Lease's duration; renewed every quarter of it (upstream's kubelet "
                             "nodeLeaseDurationSeconds). Each renewal is a Raft entry fsynced on every master: "
                             "80 halves each worker's idle SD-card writes on the masters")
