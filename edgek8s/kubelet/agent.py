@@ -131,9 +131,13 @@ class Kubelet:
     async def _set_desired(self, pod: Obj) -> None:
         uid = _uid(pod)
         if is_terminating(pod):
-            if uid not in self.terminating:
-                await self.local.save("pods", pod)  # a restart during the outage must not run it again
+            newly = uid not in self.terminating
+            # Out of the desired set (its kill pending) before the save awaits: a relist or probe wake-up
+            # meanwhile would otherwise sync the old spec, and its save, called after this one, would win
+            # and leave a running pod on disk for a restart during an outage to run again.
             self._terminate(pod)
+            if newly:
+                await self.local.save("pods", pod)
             return
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") and uid not in self.desired:
             return  # finished before this agent knew it; nothing to run
@@ -199,6 +203,8 @@ class Kubelet:
         # Saved by the pod's own worker, before any container is created for it: saves of different pods
         # run side by side, and one pod's fsync never holds up the informer's next change (measured: two
         # fsyncs per save, one save per status change, in one queue, were a serial stage of pod startup).
+        if _uid(pod) in self.terminating:
+            return None  # a worker that took this pod just before its kill was queued: the kill comes next
         await self.local.save("pods", pod)
         try:
             return (await self.syncer.sync_pod(pod)).requeue_after

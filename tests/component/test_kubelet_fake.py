@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -12,6 +13,7 @@ import pytest
 
 from edgek8s.client.rest import RestClient
 from edgek8s.config import AgentConfig
+from edgek8s.kubelet import local_state
 from edgek8s.kubelet.fake_runtime import Behaviour, FakeRuntime
 from edgek8s.kubelet.runtime import ContainerConfig, ContainerState, ImageNotFound, RuntimeFailure, SandboxConfig
 from edgek8s.model import errors
@@ -160,6 +162,45 @@ async def test_a_pod_terminating_when_the_masters_went_away_is_never_run_again(
         assert not runtime.containers and not runtime.sandboxes, "the terminating pod was not stopped"
         await asyncio.sleep(1.0)
         assert not runtime.containers, "autonomy mode ran a terminating pod again"
+    finally:
+        await agent.stop()
+
+
+async def test_a_container_death_while_the_terminating_pod_is_saved_does_not_undo_the_save(
+    kubelet_master: LocalCluster, tmp_path: Path, kubelet_client: RestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A slow disk (injected) holds the save of the terminating pod while one of its containers dies. The
+    relist's wake-up must not sync the pod's old spec: that sync's save would come last and leave a running
+    pod on disk, for a restart during an outage to run again (CI caught this once in 2,250 tests)."""
+    runtime = FakeRuntime(images=(IMAGE, "localhost/slow-stop:1"))
+    runtime.behaviours["localhost/slow-stop:1"] = Behaviour(stop_seconds=4.0)
+    config = _config(tmp_path, kubelet_master)
+    loop = asyncio.get_running_loop()
+    write = local_state._write_atomically
+
+    def slow_write_and_a_death(path: Path, data: bytes) -> None:
+        if b"deletionTimestamp" in data:
+            sidecar = next(cid for cid, (_, c) in runtime.containers.items() if c.name == "sidecar")
+            loop.call_soon_threadsafe(runtime._exit, sidecar, 1)
+            time.sleep(1.0)  # the relist (every 0.2 s) sees the death meanwhile
+        write(path, data)
+    monkeypatch.setattr(local_state, "_write_atomically", slow_write_and_a_death)
+
+    agent = Agent(config, runtime=runtime)
+    await agent.start()
+    try:
+        await kubelet_client.create(PODS, pod_body("lingering", NODE, [
+            {"name": "c", "image": "localhost/slow-stop:1"}, {"name": "sidecar", "image": IMAGE}],
+            terminationGracePeriodSeconds=30))
+        await wait_pod(kubelet_client, "lingering", is_ready, timeout=30)
+        await kubelet_client.delete(f"{PODS}/lingering")
+        saved = config.data_dir / "state" / "pods" / "default_lingering.json"
+        for _ in range(100):
+            if saved.exists() and b"deletionTimestamp" in saved.read_bytes():
+                break
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(1.0)  # and a sync of the old spec, had one started, would have saved by now
+        assert b"deletionTimestamp" in saved.read_bytes(), "the pod's old spec was saved over its deletion"
     finally:
         await agent.stop()
 
