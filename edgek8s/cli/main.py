@@ -179,15 +179,16 @@ def _add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
 
 def _run_server(args: argparse.Namespace) -> int:
-    from edgek8s._util.memory import limit_malloc_arenas, limit_tls_read_buffers, settle_garbage_collector
+    from edgek8s._util import memory
 
-    limit_malloc_arenas()  # before any thread starts
-    limit_tls_read_buffers()  # one buffer per kubectl, agent watch and kubelet connection
-    from edgek8s.client.rest import drop_public_ca_defaults
-    from edgek8s.server.control_plane import JoinSettings, MdnsSettings, run_master
+    memory.limit_malloc_arenas()  # before any thread starts
+    memory.limit_tls_read_buffers()  # one buffer per kubectl, agent watch and kubelet connection
+    with memory.without_default_ca_bundle():  # aiohttp's default contexts: replaced below anyway
+        from edgek8s.client.rest import drop_public_ca_defaults
+        from edgek8s.server.control_plane import JoinSettings, MdnsSettings, run_master
 
     drop_public_ca_defaults()  # a master trusts only its cluster CA
-    settle_garbage_collector()  # after the imports: they are what it freezes
+    memory.settle_garbage_collector()  # after the imports: they are what it freezes
 
     if args.cluster_init and not args.config_dir:
         args.config_dir = "/etc/edgek8s"
