@@ -178,11 +178,21 @@ def _add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     server.add_argument("--log-level", default=_env("log_level", "INFO"))
 
 
-def _run_server(args: argparse.Namespace) -> int:
+def master_memory_settings() -> None:
+    """A master's process-wide memory settings (``_util.memory``); first thing, before its imports and threads."""
     from edgek8s._util import memory
 
     memory.limit_malloc_arenas()  # before any thread starts
     memory.limit_tls_read_buffers()  # one buffer per kubectl, agent watch and kubelet connection
+    # frozenlist's compiled FrozenList (aiohttp's signal and middleware lists, none on a write's path but a
+    # ~50 ns truth test per response) is C++: it maps libstdc++ into the process (~1 MB of RSS).
+    memory.keep_out("frozenlist._frozenlist")
+
+
+def _run_server(args: argparse.Namespace) -> int:
+    from edgek8s._util import memory
+
+    master_memory_settings()
     with memory.without_default_ca_bundle():  # aiohttp's default contexts: replaced below anyway
         from edgek8s.client.rest import drop_public_ca_defaults
         from edgek8s.server.control_plane import JoinSettings, MdnsSettings, run_master
