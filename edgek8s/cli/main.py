@@ -187,6 +187,7 @@ def master_memory_settings() -> None:
     # frozenlist's compiled FrozenList (aiohttp's signal and middleware lists, none on a write's path but a
     # ~50 ns truth test per response) is C++: it maps libstdc++ into the process (~1 MB of RSS).
     memory.keep_out("frozenlist._frozenlist")
+    memory.defer_mime_type_files()  # before aiohttp's import
 
 
 def _run_server(args: argparse.Namespace) -> int:
