@@ -124,6 +124,21 @@ async def test_a_namespace_with_running_pods_goes_once_its_kubelet_stopped_them(
     assert not runtime.containers and not runtime.sandboxes
 
 
+async def _run_and_delete_lingering(client: RestClient, config: AgentConfig,
+                                    containers: list[dict[str, object]]) -> tuple[str, Path]:
+    """Run pod "lingering" (30 s grace) until Ready, delete it, and wait until the agent saved it locally as
+    terminating; its uid and that file."""
+    await client.create(PODS, pod_body("lingering", NODE, containers, terminationGracePeriodSeconds=30))
+    pod = await wait_pod(client, "lingering", is_ready, timeout=30)
+    await client.delete(f"{PODS}/lingering")
+    saved = config.data_dir / "state" / "pods" / "default_lingering.json"
+    for _ in range(100):
+        if saved.exists() and b"deletionTimestamp" in saved.read_bytes():
+            return str(pod["metadata"]["uid"]), saved
+        await asyncio.sleep(0.05)
+    raise AssertionError("the terminating pod was not saved locally")
+
+
 async def test_a_pod_terminating_when_the_masters_went_away_is_never_run_again(
     kubelet_master: LocalCluster, tmp_path: Path, kubelet_client: RestClient
 ) -> None:
@@ -135,18 +150,8 @@ async def test_a_pod_terminating_when_the_masters_went_away_is_never_run_again(
     agent = Agent(config, runtime=runtime)
     await agent.start()
     try:
-        await kubelet_client.create(PODS, pod_body("lingering", NODE, [{"name": "c", "image": "localhost/slow-stop:1"}],
-                                                   terminationGracePeriodSeconds=30))
-        pod = await wait_pod(kubelet_client, "lingering", is_ready, timeout=30)
-        uid = pod["metadata"]["uid"]
-        await kubelet_client.delete(f"{PODS}/lingering")
-        saved = config.data_dir / "state" / "pods" / "default_lingering.json"
-        for _ in range(100):
-            if saved.exists() and b"deletionTimestamp" in saved.read_bytes():
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("the terminating pod was not saved locally")
+        uid, _ = await _run_and_delete_lingering(kubelet_client, config,
+                                                 [{"name": "c", "image": "localhost/slow-stop:1"}])
         await agent.stop()  # the agent goes down while the pod's containers are still stopping
         await kubelet_master.stop()  # and every master with it
         running = [c for _, c in runtime.containers.values() if c.state == ContainerState.RUNNING]
@@ -189,16 +194,8 @@ async def test_a_container_death_while_the_terminating_pod_is_saved_does_not_und
     agent = Agent(config, runtime=runtime)
     await agent.start()
     try:
-        await kubelet_client.create(PODS, pod_body("lingering", NODE, [
-            {"name": "c", "image": "localhost/slow-stop:1"}, {"name": "sidecar", "image": IMAGE}],
-            terminationGracePeriodSeconds=30))
-        await wait_pod(kubelet_client, "lingering", is_ready, timeout=30)
-        await kubelet_client.delete(f"{PODS}/lingering")
-        saved = config.data_dir / "state" / "pods" / "default_lingering.json"
-        for _ in range(100):
-            if saved.exists() and b"deletionTimestamp" in saved.read_bytes():
-                break
-            await asyncio.sleep(0.05)
+        _, saved = await _run_and_delete_lingering(kubelet_client, config, [
+            {"name": "c", "image": "localhost/slow-stop:1"}, {"name": "sidecar", "image": IMAGE}])
         await asyncio.sleep(1.0)  # and a sync of the old spec, had one started, would have saved by now
         assert b"deletionTimestamp" in saved.read_bytes(), "the pod's old spec was saved over its deletion"
     finally:
