@@ -186,12 +186,11 @@ class Kubelet:
                     logger.info("pod %s/%s is gone from the API; stopping it", gone["metadata"].get("namespace"),
                                 gone["metadata"]["name"])
                     await self._forget(uid, gone)
-                    await self.local.delete("pods", gone["metadata"].get("namespace", ""), gone["metadata"]["name"])
+                    await self._delete_local(uid, gone)
                 continue
             if kind == "delete":
-                meta = pod["metadata"]
                 await self._forget(_uid(pod), pod)
-                await self.local.delete("pods", meta.get("namespace", ""), meta["name"])
+                await self._delete_local(_uid(pod), pod)
                 continue
             pod = {"apiVersion": "v1", "kind": "Pod", **pod}  # the cache's object is never mutated
             await self._set_desired(pod)
@@ -223,12 +222,24 @@ class Kubelet:
         self.status.forget(uid)
         if pod is not None:
             meta = pod["metadata"]
-            await self.local.delete("pods", meta.get("namespace", ""), meta["name"])
+            await self._delete_local(uid, pod)
             if is_terminating(pod):  # graceful deletion: the kubelet has the last word
                 # Unreachable masters: the informer's resync brings the pod back here and this is retried.
                 with contextlib.suppress(errors.StatusError):
                     await self.api.delete(PODS, str(meta.get("namespace")), meta["name"],
                                           options=DeleteOptions(uid=uid, grace_period_seconds=0))
+
+    async def _delete_local(self, uid: str, pod: Obj) -> None:
+        """Remove ``pod``'s local record, unless its name already belongs to a newer pod: records are kept by
+        namespace and name, and a pod force-deleted and created again has its new uid's record saved by its
+        own worker, often before the old pod's kill ends (a restart during an outage would otherwise kill
+        the new pod as an orphan). The informer's cache knows the newer pod before the desired set does."""
+        meta = pod["metadata"]
+        namespace, name = str(meta.get("namespace", "")), str(meta["name"])
+        current = self.pods.get(namespace, name)
+        if current is not None and _uid(current) != uid:
+            return
+        await self.local.delete("pods", namespace, name)
 
     def _probe_failed(self, uid: str, kind: str, message: str) -> None:
         pod = self.desired.get(uid)

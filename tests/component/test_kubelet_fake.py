@@ -205,6 +205,33 @@ async def test_a_container_death_while_the_terminating_pod_is_saved_does_not_und
         await agent.stop()
 
 
+async def test_a_pod_created_again_under_its_name_keeps_its_local_record_when_the_old_one_stops(
+    hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient
+) -> None:
+    """Local records are kept by namespace and name. A pod force-deleted and created again at once (same
+    name, new uid) is saved by its worker while the old pod's containers still stop; the old pod's kill,
+    finishing later, must not remove the new pod's record (a restart during an outage would then kill the
+    new pod as an orphan instead of running it)."""
+    agent, runtime = hollow
+    runtime.images["localhost/slow-stop:1"] = "sha256:slow-stop"
+    runtime.behaviours["localhost/slow-stop:1"] = Behaviour(stop_seconds=4.0)  # SIGKILL at the forced grace
+    await kubelet_client.create(PODS, pod_body("reused", NODE, [{"name": "c", "image": "localhost/slow-stop:1"}]))
+    old = (await wait_pod(kubelet_client, "reused", is_ready, timeout=30))["metadata"]["uid"]
+    await kubelet_client.delete(f"{PODS}/reused", {"gracePeriodSeconds": 0})  # gone from the API at once
+    await kubelet_client.create(PODS, _pod("reused"))
+    pod = await wait_pod(kubelet_client, "reused", lambda p: p["metadata"]["uid"] != old and is_ready(p), timeout=30)
+    for _ in range(200):  # the old pod's kill (and its local delete) is over
+        if old not in agent.kubelet.workers.uids() and not any(
+                sb.uid == old for sb in runtime.sandboxes.values()):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the old pod was never stopped")
+    saved = agent.kubelet.local.root / "pods" / "default_reused.json"
+    assert saved.exists(), "the old pod's kill removed the new pod's local record"
+    assert json.loads(saved.read_text())["metadata"]["uid"] == pod["metadata"]["uid"]
+
+
 @pytest.mark.parametrize("second", [1, 0])
 async def test_a_second_shorter_delete_shortens_the_stop_under_way(
     hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient, second: int
