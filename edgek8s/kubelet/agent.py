@@ -326,13 +326,15 @@ class Kubelet:
                 if c.state == ContainerState.EXITED and newest is not None and newest.id != c.id:
                     with contextlib.suppress(RuntimeFailure):
                         await self.runtime.remove_container(c.id)
-        wanted = {str(c.get("image")) for pod in self.desired.values()
-                  for c in [*(pod["spec"].get("containers") or []), *(pod["spec"].get("initContainers") or [])]}
         try:
             images = await self.runtime.list_images()
         except RuntimeFailure:
             return  # the next check under disk pressure tries again
         for image in images:
+            # The pods wanted now, not before the awaits above: a pod that arrived meanwhile may need an
+            # image nothing ran yet, and an edge node without a registry could never get it back.
+            wanted = {str(c.get("image")) for pod in self.desired.values()
+                      for c in [*(pod["spec"].get("containers") or []), *(pod["spec"].get("initContainers") or [])]}
             keep = any(n in wanted or "podman-pause" in n for n in image.names)
             if image.id in in_use or keep:
                 continue

@@ -15,7 +15,14 @@ from edgek8s.client.rest import RestClient
 from edgek8s.config import AgentConfig
 from edgek8s.kubelet import local_state
 from edgek8s.kubelet.fake_runtime import Behaviour, FakeRuntime
-from edgek8s.kubelet.runtime import ContainerConfig, ContainerState, ImageNotFound, RuntimeFailure, SandboxConfig
+from edgek8s.kubelet.runtime import (
+    ContainerConfig,
+    ContainerState,
+    ImageInfo,
+    ImageNotFound,
+    RuntimeFailure,
+    SandboxConfig,
+)
 from edgek8s.model import errors
 from edgek8s.server.agent import Agent
 from tests.support.agent import container_status, is_ready, pod_body, wait_pod
@@ -399,6 +406,37 @@ async def test_image_garbage_collection_keeps_what_pods_use(
     await agent.kubelet.collect_garbage()
     assert "localhost/unused:1" not in runtime.images
     assert IMAGE in runtime.images
+
+
+async def test_image_garbage_collection_keeps_the_image_of_a_pod_that_arrives_meanwhile(
+    hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient
+) -> None:
+    """A slow image list (injected): a pod using an image nothing used before arrives while the collector
+    waits for it. The collector must judge each image by the pods wanted when it removes it, not by those
+    wanted before its awaits (an edge node without a registry could never start that pod again)."""
+    agent, runtime = hollow
+    arriving = "localhost/arriving:1"
+    runtime.images[arriving] = "sha256:arriving"
+    list_images = runtime.list_images
+    armed = True
+
+    async def slow_list() -> list[ImageInfo]:
+        nonlocal armed
+        images = await list_images()
+        if armed:
+            armed = False
+            await kubelet_client.create(PODS, pod_body("arriving", NODE, [{"name": "c", "image": arriving}]))
+            for _ in range(1000):  # until the kubelet wants it
+                if any(p["metadata"]["name"] == "arriving" for p in agent.kubelet.desired.values()):
+                    break
+                await asyncio.sleep(0.01)
+        return images
+
+    await agent.kubelet.relist()
+    runtime.list_images = slow_list  # type: ignore[method-assign]
+    await agent.kubelet.collect_garbage()
+    assert arriving in runtime.images, "the collector removed the image of a pod that arrived meanwhile"
+    await wait_pod(kubelet_client, "arriving", is_ready, timeout=30)
 
 
 async def test_failing_init_container_backs_off(hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient) -> None:
