@@ -32,7 +32,7 @@ from edgek8s._util.backoff import Backoff
 from edgek8s._util.memory import release_free_memory
 from edgek8s._util.supervise import keep_running
 from edgek8s.client.events import EventRecorder
-from edgek8s.client.informer import Handlers, Informer, without_managed_fields
+from edgek8s.client.informer import Handlers, Informer, resource_version, without_managed_fields
 from edgek8s.client.interface import ClusterClient, DeleteOptions
 from edgek8s.config import AgentConfig
 from edgek8s.kubelet.local_state import LocalState
@@ -101,7 +101,7 @@ class Kubelet:
                 self._terminate(pod)
                 continue
             self.desired[_uid(pod)] = pod
-            self.status.seed(_uid(pod), pod.get("status") or {})
+            self.status.seed(_uid(pod), pod.get("status") or {}, resource_version(pod))
             self.workers.update(pod)
         if self.desired:
             logger.info("restored %d pods from local state", len(self.desired))
@@ -142,7 +142,7 @@ class Kubelet:
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") and uid not in self.desired:
             return  # finished before this agent knew it; nothing to run
         self.desired[uid] = pod
-        self.status.seed(uid, pod.get("status") or {})
+        self.status.seed(uid, pod.get("status") or {}, resource_version(pod))
         self.workers.update(pod)
 
     def _terminate(self, pod: Obj) -> None:

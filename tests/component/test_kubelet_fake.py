@@ -4,10 +4,13 @@ as on Podman, against a real in-process master. Also the fake runtime's own cont
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -406,6 +409,83 @@ async def test_image_garbage_collection_keeps_what_pods_use(
     await agent.kubelet.collect_garbage()
     assert "localhost/unused:1" not in runtime.images
     assert IMAGE in runtime.images
+
+
+async def test_a_status_written_by_someone_else_while_the_kubelets_write_is_in_flight_is_corrected(
+    hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kubelet's status write is answered late (injected) while someone else (the node lifecycle
+    controller, here the test) writes the pod's status again. The late answer must not make the kubelet
+    believe the API holds its own status: its next sync must write it again (it waited for the informer's
+    resync, a minute, with the pod shown not ready meanwhile)."""
+    agent, _ = hollow
+    writer = agent.kubelet.status
+    for _ in range(200):  # until then the node lifecycle controller marks the node's pods not ready too
+        with contextlib.suppress(errors.NotFound):  # not registered yet
+            conditions = ((await kubelet_client.get(f"/api/v1/nodes/{NODE}")).get("status") or {}).get("conditions")
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions or ()):
+                break
+        await asyncio.sleep(0.05)
+    await kubelet_client.create(PODS, _pod("contested"))
+    pod = await wait_pod(kubelet_client, "contested", is_ready, timeout=30)
+    uid = pod["metadata"]["uid"]
+    for _ in range(100):  # nothing of this pod still to write
+        if writer.written(uid) == pod["status"] and uid not in writer._pending and uid not in writer._writing:
+            break
+        await asyncio.sleep(0.05)
+
+    api, update_status = writer._api, writer._api.update_status
+    held, answer = asyncio.Event(), asyncio.Event()
+
+    async def late_answer(rtype: Any, obj: dict[str, Any]) -> dict[str, Any]:
+        result = await update_status(rtype, obj)
+        if obj["metadata"].get("uid") == uid and not held.is_set():  # not the node's status
+            held.set()
+            await answer.wait()
+        return result
+    monkeypatch.setattr(api, "update_status", late_answer)
+    gate, entered = threading.Event(), threading.Event()
+    gate.set()
+    write = local_state._write_atomically
+
+    def gated_write(path: Path, data: bytes) -> None:  # a slow disk holds the pod's next sync
+        if not gate.is_set():
+            entered.set()
+            gate.wait(30)
+        write(path, data)
+    monkeypatch.setattr(local_state, "_write_atomically", gated_write)
+
+    async def not_ready(reason: str) -> dict[str, Any]:
+        while True:
+            current = await kubelet_client.get(f"{PODS}/contested")
+            for condition in current["status"]["conditions"]:
+                if condition["type"] in ("Ready", "ContainersReady"):
+                    condition.update(status="False", reason=reason)
+            with contextlib.suppress(errors.Conflict):  # the kubelet wrote in between
+                result: dict[str, Any] = await kubelet_client.replace(f"{PODS}/contested/status", current)
+                return result
+
+    try:
+        await not_ready("First")  # the kubelet writes its status back; that write is answered late
+        await asyncio.wait_for(held.wait(), 10)
+        gate.clear()
+        second = await not_ready("Second")  # applied after the kubelet's write
+        for _ in range(200):  # the kubelet has seen it, and its next sync waits on the disk
+            if writer.written(uid) == second["status"] and entered.is_set():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the second status never reached the kubelet")
+        writes = writer.writes
+        answer.set()
+        for _ in range(100):
+            if writer.writes > writes:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        answer.set()
+        gate.set()
+    await wait_pod(kubelet_client, "contested", is_ready, timeout=10)
 
 
 async def test_image_garbage_collection_keeps_the_image_of_a_pod_that_arrives_meanwhile(
