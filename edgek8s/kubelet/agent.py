@@ -87,8 +87,15 @@ class Kubelet:
                              resync=config.resync_period, transform=without_managed_fields)
         self._changes: asyncio.Queue[tuple[str, Obj]] = asyncio.Queue()
         self.pods.add_handlers(Handlers(on_add=lambda pod: self._changes.put_nowait(("set", pod)),
-                                        on_update=lambda _old, pod: self._changes.put_nowait(("set", pod)),
+                                        on_update=self._pod_updated,
                                         on_delete=lambda pod: self._changes.put_nowait(("delete", pod))))
+
+    def _pod_updated(self, old: Obj, pod: Obj) -> None:
+        if _uid(old) != _uid(pod):
+            # A relist after the watch expired: the name was deleted and taken by a new pod meanwhile. The
+            # informer (keyed by name) calls that an update; the old pod must still be stopped.
+            self._changes.put_nowait(("delete", old))
+        self._changes.put_nowait(("set", pod))
 
     # -- lifecycle ---------------------------------------------------------------------------------
 

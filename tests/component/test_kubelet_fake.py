@@ -242,6 +242,50 @@ async def test_a_pod_created_again_under_its_name_keeps_its_local_record_when_th
     assert json.loads(saved.read_text())["metadata"]["uid"] == pod["metadata"]["uid"]
 
 
+async def test_a_pod_replaced_under_its_name_while_the_watch_was_down_is_stopped(
+    kubelet_master: LocalCluster, tmp_path: Path, kubelet_client: RestClient
+) -> None:
+    """The kubelet's pod watch goes silent and then expires (injected) while a pod is force-deleted and
+    created again under its name. The informer's relist shows the name with a new uid, an update of that
+    key: the old pod must be stopped, not left running beside the new one for ever."""
+    runtime = FakeRuntime(images=(IMAGE,))
+    agent = Agent(_config(tmp_path, kubelet_master), runtime=runtime)
+    silent, expire = asyncio.Event(), asyncio.Event()
+    watch = agent.api.watch
+
+    async def cut_off_watch(rtype: Any, namespace: str | None = None, **options: Any) -> AsyncIterator[Any]:
+        async for event in watch(rtype, namespace, **options):
+            if rtype.plural == "pods" and expire.is_set():
+                silent.clear()
+                expire.clear()
+                raise errors.Gone("too old resource version (injected)")
+            if rtype.plural != "pods" or not silent.is_set():
+                yield event
+    agent.api.watch = cut_off_watch  # type: ignore[method-assign]
+    await agent.start()
+    try:
+        await kubelet_client.create(PODS, _pod("reborn"))
+        old = (await wait_pod(kubelet_client, "reborn", is_ready, timeout=30))["metadata"]["uid"]
+        silent.set()
+        await kubelet_client.delete(f"{PODS}/reborn", {"gracePeriodSeconds": 0})
+        await kubelet_client.create(PODS, _pod("reborn"))
+        expire.set()
+        await kubelet_client.create(PODS, _pod("nudge"))  # an event: the watch expires on it
+        new = await wait_pod(kubelet_client, "reborn", lambda p: p["metadata"]["uid"] != old and is_ready(p),
+                             timeout=30)
+        for _ in range(200):
+            if not any(sb.uid == old for sb in runtime.sandboxes.values()) and old not in agent.kubelet.workers.uids():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the deleted pod still runs beside the one that replaced it")
+        assert old not in agent.kubelet.desired
+        saved = json.loads((agent.kubelet.local.root / "pods" / "default_reborn.json").read_text())
+        assert saved["metadata"]["uid"] == new["metadata"]["uid"]  # the new pod's record stays
+    finally:
+        await agent.stop()
+
+
 @pytest.mark.parametrize("second", [1, 0])
 async def test_a_second_shorter_delete_shortens_the_stop_under_way(
     hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient, second: int
