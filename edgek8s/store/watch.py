@@ -144,12 +144,11 @@ class Watcher:
             ready.append(item)
         return ready
 
-
     def rest_of(self, rv: int) -> list[Delivery]:
         """For a stream ending now: the queued deliveries of resourceVersion ``rv``, the rest of one Raft
-        entry's events (a batch of bindings, a collection deleted). Its client watches again after the
-        last resourceVersion it saw, which would skip them. What follows them is dropped: the watcher is
-        closing, and the client gets it again from history."""
+        entry's events (a batch of bindings). Its client watches again after the last resourceVersion it
+        saw, which would skip them. What follows them is dropped: the watcher is closing, and the client
+        gets it again from history."""
         rest: list[Delivery] = []
         while True:
             try:
