@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from edgek8s.client.rest import RestClient
+from edgek8s.client.rest import RestClient, TransportError
 from edgek8s.config import AgentConfig
 from edgek8s.kubelet import local_state
 from edgek8s.kubelet.fake_runtime import Behaviour, FakeRuntime
@@ -282,6 +282,54 @@ async def test_a_pod_replaced_under_its_name_while_the_watch_was_down_is_stopped
         assert old not in agent.kubelet.desired
         saved = json.loads((agent.kubelet.local.root / "pods" / "default_reborn.json").read_text())
         assert saved["metadata"]["uid"] == new["metadata"]["uid"]  # the new pod's record stays
+    finally:
+        await agent.stop()
+
+
+async def test_a_node_marked_unknown_while_cut_off_is_ready_again_once_its_lease_is_renewed(
+    kubelet_master: LocalCluster, tmp_path: Path, kubelet_client: RestClient
+) -> None:
+    """Cut off from the masters (its lease renewals fail: injected), the node is marked Unknown by the node
+    lifecycle controller (here the test, which need not wait the controller's grace). Once renewals go
+    through again the kubelet must report its node status: its own view did not change, and waiting for
+    the 5-minute report left the node Unknown and tainted NoExecute, its pods evicted a minute later."""
+    agent = Agent(_config(tmp_path, kubelet_master), runtime=FakeRuntime(images=(IMAGE,)))
+    update, failed = agent.api.update, asyncio.Event()
+    cut_off = False
+
+    async def partition(rtype: Any, obj: dict[str, Any]) -> dict[str, Any]:
+        if cut_off and rtype.plural == "leases":
+            failed.set()
+            raise TransportError("the masters are unreachable (injected)")
+        result: dict[str, Any] = await update(rtype, obj)
+        return result
+    agent.api.update = partition  # type: ignore[method-assign]
+
+    def ready(node: dict[str, Any]) -> str:
+        conditions = (node.get("status") or {}).get("conditions") or ()
+        return next((c["status"] for c in conditions if c["type"] == "Ready"), "")
+
+    await agent.start()
+    try:
+        for _ in range(200):
+            with contextlib.suppress(errors.NotFound):
+                if ready(await kubelet_client.get(f"/api/v1/nodes/{NODE}")) == "True":
+                    break
+            await asyncio.sleep(0.05)
+        cut_off = True
+        await asyncio.wait_for(failed.wait(), 10)
+        node = await kubelet_client.get(f"/api/v1/nodes/{NODE}")  # what the controller writes after its grace
+        for condition in node["status"]["conditions"]:
+            condition.update(status="Unknown", reason="NodeStatusUnknown",
+                             message="Kubelet stopped posting node status.")
+        await kubelet_client.replace(f"/api/v1/nodes/{NODE}/status", node)
+        cut_off = False
+        for _ in range(100):  # a few lease renewals and node status checks (1 s each here)
+            if ready(await kubelet_client.get(f"/api/v1/nodes/{NODE}")) == "True":
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the node stayed Unknown after its kubelet reached the masters again")
     finally:
         await agent.stop()
 
