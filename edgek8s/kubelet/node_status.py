@@ -14,6 +14,7 @@ while the runtime answers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 import os
@@ -112,6 +113,7 @@ class NodeStatusManager:
         # those the last status write followed (``status_loop``).
         self._reconnections = 0
         self._reported_reconnections = 0
+        self._reconnected = asyncio.Event()  # wakes the status loop at once
         self._conditions: dict[str, Obj] = {}
         self.registered = asyncio.Event()
         self.runtime_ok = True
@@ -211,7 +213,9 @@ class NodeStatusManager:
     async def status_loop(self) -> None:
         await self.registered.wait()
         while True:
-            await asyncio.sleep(self.config.node_status_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reconnected.wait(), self.config.node_status_interval)
+            self._reconnected.clear()
             try:
                 status = await self.build_status()
                 if any(c["type"] == "DiskPressure" and c["status"] == "True" for c in status["conditions"]):
@@ -231,10 +235,10 @@ class NodeStatusManager:
 
     async def lease_loop(self) -> None:
         """Renew the Lease. A renewal that goes through after one failed or came late (the masters were cut
-        off, or this board stalled) has the status loop write the node status at its next pass: the node
-        lifecycle controller may have marked the node Unknown meanwhile (over our status), and an unchanged
-        status is otherwise written only every report interval, minutes in which the node stays Unknown and
-        tainted NoExecute, its pods evicted."""
+        off, or this board stalled) has the status loop write the node status at once: the node lifecycle
+        controller may have marked the node Unknown meanwhile (over our status), and an unchanged status is
+        otherwise written only every report interval, minutes in which the node stays Unknown and tainted
+        NoExecute, its pods evicted (and marked not ready again each time the kubelet reports them)."""
         await self.registered.wait()
         loop = asyncio.get_running_loop()
         renewed_at, failed = loop.time(), False
@@ -248,6 +252,7 @@ class NodeStatusManager:
                 now = loop.time()
                 if failed or now - renewed_at > 2 * self.config.lease_renew_interval:
                     self._reconnections += 1
+                    self._reconnected.set()
                 renewed_at, failed = now, False
             await asyncio.sleep(self.config.lease_renew_interval)
 
