@@ -145,6 +145,23 @@ class Watcher:
             ready.append(item)
         return ready
 
+    def rest_of(self, rv: int) -> list[Delivery]:
+        """For a stream ending now: the queued deliveries of resourceVersion ``rv``, the rest of one Raft
+        entry's events (a batch of bindings). Its client watches again after the last resourceVersion it
+        saw, which would skip them. What follows them is dropped: the watcher is closing, and the client
+        gets it again from history."""
+        rest: list[Delivery] = []
+        while True:
+            try:
+                item = self._queue.get_nowait()
+            except asyncio.QueueEmpty:
+                return rest
+            if item is None or item.obj.rv != rv:
+                if item is None:
+                    self._queue.put_nowait(None)
+                return rest
+            rest.append(item)
+
 
 # The history keeps each event's fields in a row, not the WatchEvent: 48 bytes per event instead of 96
 # (-0.5 MB at 10,000 events). The deque's maxlen drops the oldest event's fields as a new event's go in.
