@@ -178,8 +178,9 @@ def _add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     server.add_argument("--log-level", default=_env("log_level", "INFO"))
 
 
-def master_memory_settings() -> None:
-    """A master's process-wide memory settings (``_util.memory``); first thing, before its imports and threads."""
+def process_memory_settings() -> None:
+    """A master's or agent's process-wide memory settings (``_util.memory``); first thing, before its imports
+    and threads."""
     from edgek8s._util import memory
 
     memory.limit_malloc_arenas()  # before any thread starts
@@ -193,7 +194,7 @@ def master_memory_settings() -> None:
 def _run_server(args: argparse.Namespace) -> int:
     from edgek8s._util import memory
 
-    master_memory_settings()
+    process_memory_settings()
     with memory.without_default_ca_bundle():  # aiohttp's default contexts: replaced below anyway
         from edgek8s.client.rest import drop_public_ca_defaults
         from edgek8s.server.control_plane import JoinSettings, MdnsSettings, run_master
@@ -334,8 +335,7 @@ def _agent_servers(args: argparse.Namespace) -> list[Any]:
 def _run_agent(args: argparse.Namespace) -> int:
     from edgek8s._util import memory
 
-    memory.limit_malloc_arenas()  # before any thread starts
-    memory.limit_tls_read_buffers()
+    process_memory_settings()
     # The podman bindings import rich (when installed) only to draw image-pull progress bars, and requests
     # imports a charset detector only to guess the encoding of an undeclared text body (utf-8 without
     # one): the agent needs neither, and they cost it ~5 MB of RSS.

@@ -147,8 +147,8 @@ def test_a_master_loads_neither_pyyaml_nor_protobuf_tables_nor_libstdcxx_and_aio
     read only when a type is first guessed from a file name."""
     code = """
 import asyncio, sys
-from edgek8s.cli.main import master_memory_settings
-master_memory_settings()
+from edgek8s.cli.main import process_memory_settings
+process_memory_settings()
 import edgek8s.server.control_plane
 from aiohttp import ClientSession, web
 
