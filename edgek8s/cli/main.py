@@ -179,7 +179,12 @@ def _add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
 
 
 def _run_server(args: argparse.Namespace) -> int:
-    from edgek8s._util.memory import limit_malloc_arenas, limit_tls_read_buffers, settle_garbage_collector
+    from edgek8s._util.memory import (
+        MASTER_YOUNG_THRESHOLD,
+        limit_malloc_arenas,
+        limit_tls_read_buffers,
+        settle_garbage_collector,
+    )
 
     limit_malloc_arenas()  # before any thread starts
     limit_tls_read_buffers()  # one buffer per kubectl, agent watch and kubelet connection
@@ -187,7 +192,7 @@ def _run_server(args: argparse.Namespace) -> int:
     from edgek8s.server.control_plane import JoinSettings, MdnsSettings, run_master
 
     drop_public_ca_defaults()  # a master trusts only its cluster CA
-    settle_garbage_collector()  # after the imports: they are what it freezes
+    settle_garbage_collector(MASTER_YOUNG_THRESHOLD)  # after the imports: they are what it freezes
 
     if args.cluster_init and not args.config_dir:
         args.config_dir = "/etc/edgek8s"
