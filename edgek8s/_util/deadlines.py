@@ -11,6 +11,7 @@ Invariants:
   pending ``delay`` seconds after the call (it is then resolved with ``expired``, so a result that
   arrives later is dropped: producers check ``future.done()`` before setting one). It never cancels
   the future on expiry; a cancellation of the waiting task cancels the future, as ``await`` does.
+- Futures due at one sweep are resolved in deadline order.
 - At most one timer is armed, never later than the earliest pending deadline. When deadlines grow
   with time (one timeout for all waits), a sweep runs about once per timeout, not once per wait.
 - Event loop only (one loop per instance).
@@ -54,11 +55,17 @@ class Deadlines:
         self._timer, self._timer_at = None, math.inf
         now = max(loop.time(), when)  # the loop runs a timer up to its clock resolution early
         earliest = math.inf
+        due: list[tuple[float, asyncio.Future[Any], Any]] = []
         for future, (deadline, expired) in self._pending.items():
             if deadline <= now:
                 if not future.done():
-                    future.set_result(expired)
+                    due.append((deadline, future, expired))
             elif deadline < earliest:
                 earliest = deadline
+        # A late sweep (a busy loop) finds several due at once: their waiters resume in deadline order,
+        # not in the order the waits began.
+        due.sort(key=lambda entry: entry[0])
+        for _, future, expired in due:
+            future.set_result(expired)
         if earliest < math.inf:
             self._arm(loop, earliest)

@@ -12,6 +12,7 @@ import ctypes
 import ctypes.util
 import functools
 import gc
+import mimetypes
 import os
 import re
 import sys
@@ -128,3 +129,15 @@ def limit_tls_read_buffers(size: int = 32 * 1024) -> None:
     64 KiB, -1.8 MB at 32 KiB.
     """
     asyncio.sslproto.SSLProtocol.max_size = size
+
+
+def defer_mime_type_files() -> None:
+    """Leave the system's MIME type files unread until something guesses a type from a file name.
+
+    aiohttp builds a ``MimeTypes`` table at import (for static file responses, which an API server never
+    makes), and the first table built makes the standard library read ``/etc/mime.types`` into a second,
+    module-wide table that then stays: ~0.35 MB. ``mimetypes.inited`` is the documented flag that says this
+    was done; set beforehand, tables start from Python's built-in types only, and the module-level guess
+    functions still read the system files on their first call (they look for the module-wide table itself).
+    """
+    mimetypes.inited = True

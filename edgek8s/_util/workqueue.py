@@ -26,6 +26,10 @@ class ShutDown(Exception):
     """The queue was shut down and has nothing more to give."""
 
 
+# One generator for every backoff's jitter: a Random is ~2.5 KB of state, and the leader has ~70 backoffs.
+_JITTER = random.Random()
+
+
 class ExponentialBackoff(Generic[K]):
     """Per-key delay ``base * 2**failures`` capped at ``cap``, with +-``jitter`` (fraction) randomness."""
 
@@ -34,7 +38,7 @@ class ExponentialBackoff(Generic[K]):
     ) -> None:
         self._base, self._cap, self._jitter = base, cap, jitter
         self._failures: dict[K, int] = {}
-        self._rng = rng or random.Random()
+        self._rng = rng or _JITTER
 
     def when(self, key: K) -> float:
         failures = self._failures.get(key, 0)

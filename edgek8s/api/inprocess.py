@@ -20,7 +20,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from edgek8s.api.listing import parse_selection
-from edgek8s.api.writes import delete_object, patch_object, prepare_created, prepare_updated, store_created
+from edgek8s.api.writes import (
+    body_uid,
+    delete_object,
+    patch_object,
+    prepare_created,
+    prepare_updated,
+    store_created,
+)
 from edgek8s.client.interface import Binding, DeleteOptions, Obj, ObjectEvent, ObjectList
 from edgek8s.model import errors
 from edgek8s.model.resources import ResourceType
@@ -134,12 +141,13 @@ class InProcessClient:
     async def _update(self, rtype: ResourceType, obj: Obj, subresource: str | None) -> Obj:
         body = clone_json(obj)
         meta = body.get("metadata") or {}
+        expect_uid = body_uid(body)
         prepared, expect_rv = prepare_updated(
             self._store, rtype, body, namespace=str(meta.get("namespace") or ""), name=str(meta.get("name") or ""),
             subresource=subresource, manager=self.manager,
         )
-        stored = await self._write(self._store.update(rtype, prepared, expect_rv=expect_rv,
-                                                      subresource=subresource, fence=self.fence))
+        stored = await self._write(self._store.update(rtype, prepared, expect_rv=expect_rv, subresource=subresource,
+                                                      fence=self.fence, expect_uid=expect_uid))
         return stored.decode()
 
     async def update(self, rtype: ResourceType, obj: Obj) -> Obj:

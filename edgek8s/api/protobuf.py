@@ -31,7 +31,6 @@ from edgek8s.model import jsoncodec
 from edgek8s.model.protobuf_fields import INLINE, MESSAGES, OMITEMPTY, POINTER, REPEATED
 from edgek8s.model.timestamps import format_time
 
-MEDIA_TYPE = "application/vnd.kubernetes.protobuf"
 MAGIC = b"k8s\x00"
 _MAX_DEPTH = 64
 _MASK64 = (1 << 64) - 1

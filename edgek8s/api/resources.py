@@ -30,6 +30,7 @@ from edgek8s.api.patching import SCALABLE, get_scale, handle_patch, put_scale
 from edgek8s.api.paths import Target
 from edgek8s.api.watching import serve_watch
 from edgek8s.api.writes import (
+    body_uid,
     check_propagation_policy,
     delete_object,
     prepare_created,
@@ -176,6 +177,7 @@ async def _update(request: web.Request, store: RaftStore, target: Target) -> web
     raw = await read_body(request)
     body = parse_json(raw)
     check_fields(request, target.rtype, raw, body)
+    expect_uid = body_uid(body)
     obj, expect_rv = prepare_updated(
         store, target.rtype, body, namespace=target.namespace or "", name=target.name,
         subresource=target.subresource, manager=field_manager(request, "unknown"),
@@ -187,7 +189,8 @@ async def _update(request: web.Request, store: RaftStore, target: Target) -> web
             expect_rv = current.rv if expect_rv is None else expect_rv  # the labels checked are the ones replaced
     if dry_run:
         return add_warnings(request, raw_response(encode_object(obj)))
-    stored = await store.update(target.rtype, obj, expect_rv=expect_rv, subresource=target.subresource)
+    stored = await store.update(target.rtype, obj, expect_rv=expect_rv, subresource=target.subresource,
+                                expect_uid=expect_uid)
     return add_warnings(request, raw_response(stored.raw))
 
 

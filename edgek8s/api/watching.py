@@ -121,9 +121,15 @@ async def _stream(
 ) -> None:
     deadline = time.monotonic() + timeout
     next_bookmark = time.monotonic() + bookmark_interval
+    last_rv: int | None = None
     while True:
         now = time.monotonic()
         if now >= deadline:
+            # Never between two events of one Raft entry (they share its resourceVersion): the client
+            # watches again after the last one it saw, and would never get the others.
+            rest = [] if last_rv is None else watcher.rest_of(last_rv)
+            if rest:
+                await response.write(b"".join(encode(d.type, d.obj) for d in rest))
             break
         wait = deadline - now
         if bookmarks:
@@ -142,4 +148,5 @@ async def _stream(
             break
         batch = [delivery, *watcher.drain_ready(_BATCH)]
         await response.write(b"".join(encode(d.type, d.obj) for d in batch))
+        last_rv = batch[-1].obj.rv
     await response.write_eof()

@@ -60,6 +60,12 @@ async def store_created(
     return await store.create(rtype, obj, fence=fence)
 
 
+def body_uid(body: Any) -> str | None:
+    """The uid an update body names (``metadata.uid``): the object the writer meant, a precondition."""
+    uid = ((body.get("metadata") if isinstance(body, dict) else None) or {}).get("uid")
+    return uid if isinstance(uid, str) and uid else None
+
+
 def prepare_updated(
     store: RaftStore, rtype: ResourceType, body: Any, *, namespace: str, name: str, subresource: str | None,
     manager: str,

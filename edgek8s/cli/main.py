@@ -178,21 +178,28 @@ def _add_server_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser])
     server.add_argument("--log-level", default=_env("log_level", "INFO"))
 
 
-def _run_server(args: argparse.Namespace) -> int:
-    from edgek8s._util.memory import (
-        MASTER_YOUNG_THRESHOLD,
-        limit_malloc_arenas,
-        limit_tls_read_buffers,
-        settle_garbage_collector,
-    )
+def master_memory_settings() -> None:
+    """A master's process-wide memory settings (``_util.memory``); first thing, before its imports and threads."""
+    from edgek8s._util import memory
 
-    limit_malloc_arenas()  # before any thread starts
-    limit_tls_read_buffers()  # one buffer per kubectl, agent watch and kubelet connection
-    from edgek8s.client.rest import drop_public_ca_defaults
-    from edgek8s.server.control_plane import JoinSettings, MdnsSettings, run_master
+    memory.limit_malloc_arenas()  # before any thread starts
+    memory.limit_tls_read_buffers()  # one buffer per kubectl, agent watch and kubelet connection
+    # frozenlist's compiled FrozenList (aiohttp's signal and middleware lists, none on a write's path but a
+    # ~50 ns truth test per response) is C++: it maps libstdc++ into the process (~1 MB of RSS).
+    memory.keep_out("frozenlist._frozenlist")
+    memory.defer_mime_type_files()  # before aiohttp's import
+
+
+def _run_server(args: argparse.Namespace) -> int:
+    from edgek8s._util import memory
+
+    master_memory_settings()
+    with memory.without_default_ca_bundle():  # aiohttp's default contexts: replaced below anyway
+        from edgek8s.client.rest import drop_public_ca_defaults
+        from edgek8s.server.control_plane import JoinSettings, MdnsSettings, run_master
 
     drop_public_ca_defaults()  # a master trusts only its cluster CA
-    settle_garbage_collector(MASTER_YOUNG_THRESHOLD)  # after the imports: they are what it freezes
+    memory.settle_garbage_collector(memory.MASTER_YOUNG_THRESHOLD)  # after the imports: they are what it freezes
 
     if args.cluster_init and not args.config_dir:
         args.config_dir = "/etc/edgek8s"

@@ -32,7 +32,7 @@ from edgek8s._util.backoff import Backoff
 from edgek8s._util.memory import release_free_memory
 from edgek8s._util.supervise import keep_running
 from edgek8s.client.events import EventRecorder
-from edgek8s.client.informer import Handlers, Informer, without_managed_fields
+from edgek8s.client.informer import Handlers, Informer, resource_version, without_managed_fields
 from edgek8s.client.interface import ClusterClient, DeleteOptions
 from edgek8s.config import AgentConfig
 from edgek8s.kubelet.local_state import LocalState
@@ -87,8 +87,15 @@ class Kubelet:
                              resync=config.resync_period, transform=without_managed_fields)
         self._changes: asyncio.Queue[tuple[str, Obj]] = asyncio.Queue()
         self.pods.add_handlers(Handlers(on_add=lambda pod: self._changes.put_nowait(("set", pod)),
-                                        on_update=lambda _old, pod: self._changes.put_nowait(("set", pod)),
+                                        on_update=self._pod_updated,
                                         on_delete=lambda pod: self._changes.put_nowait(("delete", pod))))
+
+    def _pod_updated(self, old: Obj, pod: Obj) -> None:
+        if _uid(old) != _uid(pod):
+            # A relist after the watch expired: the name was deleted and taken by a new pod meanwhile. The
+            # informer (keyed by name) calls that an update; the old pod must still be stopped.
+            self._changes.put_nowait(("delete", old))
+        self._changes.put_nowait(("set", pod))
 
     # -- lifecycle ---------------------------------------------------------------------------------
 
@@ -101,7 +108,7 @@ class Kubelet:
                 self._terminate(pod)
                 continue
             self.desired[_uid(pod)] = pod
-            self.status.seed(_uid(pod), pod.get("status") or {})
+            self.status.seed(_uid(pod), pod.get("status") or {}, resource_version(pod))
             self.workers.update(pod)
         if self.desired:
             logger.info("restored %d pods from local state", len(self.desired))
@@ -142,7 +149,7 @@ class Kubelet:
         if (pod.get("status") or {}).get("phase") in ("Succeeded", "Failed") and uid not in self.desired:
             return  # finished before this agent knew it; nothing to run
         self.desired[uid] = pod
-        self.status.seed(uid, pod.get("status") or {})
+        self.status.seed(uid, pod.get("status") or {}, resource_version(pod))
         self.workers.update(pod)
 
     def _terminate(self, pod: Obj) -> None:
@@ -186,12 +193,11 @@ class Kubelet:
                     logger.info("pod %s/%s is gone from the API; stopping it", gone["metadata"].get("namespace"),
                                 gone["metadata"]["name"])
                     await self._forget(uid, gone)
-                    await self.local.delete("pods", gone["metadata"].get("namespace", ""), gone["metadata"]["name"])
+                    await self._delete_local(uid, gone)
                 continue
             if kind == "delete":
-                meta = pod["metadata"]
                 await self._forget(_uid(pod), pod)
-                await self.local.delete("pods", meta.get("namespace", ""), meta["name"])
+                await self._delete_local(_uid(pod), pod)
                 continue
             pod = {"apiVersion": "v1", "kind": "Pod", **pod}  # the cache's object is never mutated
             await self._set_desired(pod)
@@ -223,12 +229,24 @@ class Kubelet:
         self.status.forget(uid)
         if pod is not None:
             meta = pod["metadata"]
-            await self.local.delete("pods", meta.get("namespace", ""), meta["name"])
+            await self._delete_local(uid, pod)
             if is_terminating(pod):  # graceful deletion: the kubelet has the last word
                 # Unreachable masters: the informer's resync brings the pod back here and this is retried.
                 with contextlib.suppress(errors.StatusError):
                     await self.api.delete(PODS, str(meta.get("namespace")), meta["name"],
                                           options=DeleteOptions(uid=uid, grace_period_seconds=0))
+
+    async def _delete_local(self, uid: str, pod: Obj) -> None:
+        """Remove ``pod``'s local record, unless its name already belongs to a newer pod: records are kept by
+        namespace and name, and a pod force-deleted and created again has its new uid's record saved by its
+        own worker, often before the old pod's kill ends (a restart during an outage would otherwise kill
+        the new pod as an orphan). The informer's cache knows the newer pod before the desired set does."""
+        meta = pod["metadata"]
+        namespace, name = str(meta.get("namespace", "")), str(meta["name"])
+        current = self.pods.get(namespace, name)
+        if current is not None and _uid(current) != uid:
+            return
+        await self.local.delete("pods", namespace, name)
 
     def _probe_failed(self, uid: str, kind: str, message: str) -> None:
         pod = self.desired.get(uid)
@@ -315,13 +333,15 @@ class Kubelet:
                 if c.state == ContainerState.EXITED and newest is not None and newest.id != c.id:
                     with contextlib.suppress(RuntimeFailure):
                         await self.runtime.remove_container(c.id)
-        wanted = {str(c.get("image")) for pod in self.desired.values()
-                  for c in [*(pod["spec"].get("containers") or []), *(pod["spec"].get("initContainers") or [])]}
         try:
             images = await self.runtime.list_images()
         except RuntimeFailure:
             return  # the next check under disk pressure tries again
         for image in images:
+            # The pods wanted now, not before the awaits above: a pod that arrived meanwhile may need an
+            # image nothing ran yet, and an edge node without a registry could never get it back.
+            wanted = {str(c.get("image")) for pod in self.desired.values()
+                      for c in [*(pod["spec"].get("containers") or []), *(pod["spec"].get("initContainers") or [])]}
             keep = any(n in wanted or "podman-pause" in n for n in image.names)
             if image.id in in_use or keep:
                 continue

@@ -14,6 +14,7 @@ while the runtime answers.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime
 import logging
 import os
@@ -108,6 +109,11 @@ class NodeStatusManager:
         self._on_disk_pressure = on_disk_pressure
         self._written: Obj | None = None
         self._written_at = 0.0
+        # Lease renewals that failed or came late, then went through again (``lease_loop``), and how many of
+        # those the last status write followed (``status_loop``).
+        self._reconnections = 0
+        self._reported_reconnections = 0
+        self._reconnected = asyncio.Event()  # wakes the status loop at once
         self._conditions: dict[str, Obj] = {}
         self.registered = asyncio.Event()
         self.runtime_ok = True
@@ -207,15 +213,19 @@ class NodeStatusManager:
     async def status_loop(self) -> None:
         await self.registered.wait()
         while True:
-            await asyncio.sleep(self.config.node_status_interval)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._reconnected.wait(), self.config.node_status_interval)
+            self._reconnected.clear()
             try:
                 status = await self.build_status()
                 if any(c["type"] == "DiskPressure" and c["status"] == "True" for c in status["conditions"]):
                     await self._on_disk_pressure()
                 stale = asyncio.get_running_loop().time() - self._written_at > self.config.node_status_report_interval
-                if status != self._written or stale:
+                reconnections = self._reconnections
+                if status != self._written or stale or reconnections != self._reported_reconnections:
                     node = await self._api.get(NODES, "", self.config.node_name)
                     await self._write_status(node, status)
+                    self._reported_reconnections = reconnections
             except errors.NotFound:
                 logger.warning("node %s was deleted; registering again", self.config.node_name)
                 self.registered.clear()
@@ -224,12 +234,26 @@ class NodeStatusManager:
                 logger.debug("node status not written: %s", exc.message)
 
     async def lease_loop(self) -> None:
+        """Renew the Lease. A renewal that goes through after one failed or came late (the masters were cut
+        off, or this board stalled) has the status loop write the node status at once: the node lifecycle
+        controller may have marked the node Unknown meanwhile (over our status), and an unchanged status is
+        otherwise written only every report interval, minutes in which the node stays Unknown and tainted
+        NoExecute, its pods evicted (and marked not ready again each time the kubelet reports them)."""
         await self.registered.wait()
+        loop = asyncio.get_running_loop()
+        renewed_at, failed = loop.time(), False
         while True:
             try:
                 await self.renew_lease()
             except errors.StatusError as exc:
+                failed = True
                 logger.debug("lease not renewed: %s", exc.message)
+            else:
+                now = loop.time()
+                if failed or now - renewed_at > 2 * self.config.lease_renew_interval:
+                    self._reconnections += 1
+                    self._reconnected.set()
+                renewed_at, failed = now, False
             await asyncio.sleep(self.config.lease_renew_interval)
 
     async def renew_lease(self) -> None:

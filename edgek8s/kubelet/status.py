@@ -14,6 +14,7 @@ import logging
 from dataclasses import dataclass, field
 from typing import Any
 
+from edgek8s.client.informer import resource_version
 from edgek8s.client.interface import ClusterClient
 from edgek8s.kubelet.runtime import ContainerState, ContainerStatus, RuntimePod
 from edgek8s.model import errors
@@ -200,17 +201,22 @@ class StatusWriter:
         self._api = api
         self._retry = retry
         self._written: dict[str, Obj] = {}  # uid -> the status the API has (as far as we know)
+        self._written_rv: dict[str, int] = {}  # uid -> resourceVersion of the pod that status is from
         self._pending: dict[str, tuple[Obj, Obj]] = {}  # uid -> (pod, status)
         self._writing: set[str] = set()  # uids with a write in flight
         self._wake = asyncio.Event()
         self.writes = 0
         self.parallel = 8  # writes in flight: a burst of new pods is not serialised behind Raft round trips
 
-    def seed(self, uid: str, status: Obj) -> None:
-        """What the API has for ``uid`` now (from a list or watch): an equal status is not rewritten, and one
-        someone else changed (e.g. the node lifecycle controller) is written again by the next sync."""
-        if status and uid not in self._pending:
+    def seed(self, uid: str, status: Obj, rv: int) -> None:
+        """What the API had for ``uid`` at ``rv`` (from a list or watch): an equal status is not rewritten,
+        and one someone else changed (e.g. the node lifecycle controller) is written again by the next sync.
+        Versions order what is known: a copy older than what a write of ours returned (an echo arriving
+        late) is not what the API has, and a write of ours answered after a newer copy was seen (someone
+        else wrote after it) leaves that copy in place, or the next sync would not write again."""
+        if status and uid not in self._pending and rv >= self._written_rv.get(uid, 0):
             self._written[uid] = status
+            self._written_rv[uid] = rv
 
     def set(self, pod: Obj, status: Obj) -> None:
         uid = pod["metadata"]["uid"]
@@ -222,6 +228,7 @@ class StatusWriter:
 
     def forget(self, uid: str) -> None:
         self._written.pop(uid, None)
+        self._written_rv.pop(uid, None)
         self._pending.pop(uid, None)
 
     def written(self, uid: str) -> Obj | None:
@@ -233,7 +240,7 @@ class StatusWriter:
                 "namespace": meta.get("namespace", "default"), "uid": uid}, "spec": pod.get("spec"),
                 "status": status}
         try:
-            await self._api.update_status(PODS, body)
+            stored = await self._api.update_status(PODS, body)
         except errors.NotFound:
             return True  # the pod is gone; its worker will be told
         except errors.StatusError as exc:
@@ -241,7 +248,10 @@ class StatusWriter:
                 self._pending[uid] = (pod, status)
             logger.debug("status of %s/%s not written: %s", meta.get("namespace"), meta["name"], exc.message)
             return False
-        self._written[uid] = status
+        rv = resource_version(stored)
+        if rv >= self._written_rv.get(uid, 0):
+            self._written[uid] = status
+            self._written_rv[uid] = rv
         self.writes += 1
         return True
 

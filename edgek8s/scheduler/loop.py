@@ -425,6 +425,11 @@ class SchedulerTerm:
 
     def _bound(self, item: _Assumed, error: errors.StatusError | None) -> None:
         key = f"{item.binding.namespace}/{item.binding.name}"
+        current = self._pending.get(key)
+        if current is not None and (current.get("metadata") or {}).get("uid") != item.binding.uid:
+            # The pod was deleted while its binding was in flight and created again under its name: the
+            # key (its assumption in the snapshot, its attempt in the queue) is the new pod's now.
+            return
         if error is None:
             self.bound += 1
             self.queue.done(key)

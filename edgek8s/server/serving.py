@@ -27,7 +27,6 @@ from edgek8s.client.rest import ClientTLS
 from edgek8s.config import ApiConfig
 from edgek8s.pki.certs import client_tls_context, read_pair, reissue, reload_serving_cert, write_pair
 from edgek8s.pki.layout import Layout
-from edgek8s.server.kubeconfig import refresh_client_credentials
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -43,6 +42,9 @@ def _reissue(own: OwnCertificate, ca_cert: Path, ca_key: Path, lifetime: datetim
     pair = reissue(read_pair(ca_cert, ca_key), own.cert.read_bytes(), lifetime=lifetime)
     write_pair(pair, own.cert, own.key)
     if own.kubeconfig is not None and own.kubeconfig.exists():
+        # Here: it imports PyYAML (~0.8 MB on every master), needed only when a renewal rewrites a kubeconfig.
+        from edgek8s.server.kubeconfig import refresh_client_credentials
+
         refresh_client_credentials(own.kubeconfig, pair)
 
 

@@ -157,20 +157,16 @@ class RaftStore:
         expect_rv: int | None,
         subresource: str | None = None,
         fence: int | None = None,
+        expect_uid: str | None = None,
     ) -> StoredObject:
+        """``expect_uid``: the uid the writer meant (the body's), a precondition as on a delete, so a write
+        for an object deleted meanwhile never lands on another created again under its name."""
         meta = obj["metadata"]
-        committed = await self._propose(
-            {
-                "op": "update",
-                "res": rtype.id,
-                "ns": meta.get("namespace", ""),
-                "name": meta["name"],
-                "obj": obj,
-                "expect_rv": expect_rv,
-                "sub": subresource,
-            },
-            fence,
-        )
+        command = {"op": "update", "res": rtype.id, "ns": meta.get("namespace", ""), "name": meta["name"],
+                   "obj": obj, "expect_rv": expect_rv, "sub": subresource}
+        if expect_uid:
+            command["expect_uid"] = expect_uid
+        committed = await self._propose(command, fence)
         assert committed.obj is not None
         return committed.obj
 

@@ -17,6 +17,7 @@ import pytest
 from edgek8s.client.rest import RestClient
 from edgek8s.model import errors
 from tests.support.cluster import LocalCluster, started_cluster
+from tests.support.objects import make_pod
 
 CM = "/api/v1/namespaces/default/configmaps"
 
@@ -75,6 +76,28 @@ async def test_create_conflicts_and_preconditions(clients: list[RestClient]) -> 
     assert deleted["details"]["uid"] == created["metadata"]["uid"]
     with pytest.raises(errors.NotFound):
         await a.get(f"{CM}/x")
+
+
+async def test_a_write_naming_the_uid_of_a_deleted_object_leaves_its_namesake_alone(clients: list[RestClient]) -> None:
+    """An update carries the uid of the object it was meant for (a kubelet's status write for a pod deleted
+    while the write waited): an object created again under that name is another object, and the write
+    gets 409 (upstream's uid precondition) instead of overwriting it."""
+    a, b, c = clients
+    pods = "/api/v1/namespaces/default/pods"
+    old = await a.create(pods, make_pod("p", scheduler_name="nobody"))
+    await a.delete(f"{pods}/p", {"gracePeriodSeconds": 0})
+    new = await a.create(pods, make_pod("p", scheduler_name="nobody"))
+    stale = {"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default",
+             "uid": old["metadata"]["uid"]}, "spec": old["spec"], "status": {"phase": "Running", "podIP": "10.9.9.9"}}
+    with pytest.raises(errors.Conflict) as conflict:
+        await b.replace(f"{pods}/p/status", stale)
+    assert "UID in precondition" in conflict.value.message
+    with pytest.raises(errors.Conflict):
+        await c.replace(f"{pods}/p", {**stale, "metadata": {**stale["metadata"], "labels": {"stale": "yes"}}})
+    assert await a.get(f"{pods}/p") == new
+    current = await c.replace(f"{pods}/p/status", {**stale, "metadata": {**stale["metadata"],
+                                                                        "uid": new["metadata"]["uid"]}})
+    assert current["status"]["podIP"] == "10.9.9.9"  # its own uid (or none) writes as before
 
 
 async def test_finalizers_keep_an_object_until_removed(clients: list[RestClient]) -> None:

@@ -4,18 +4,29 @@ as on Podman, against a real in-process master. Also the fake runtime's own cont
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import dataclasses
 import json
+import threading
 import time
 from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from edgek8s.client.rest import RestClient
+from edgek8s.client.rest import RestClient, TransportError
 from edgek8s.config import AgentConfig
 from edgek8s.kubelet import local_state
 from edgek8s.kubelet.fake_runtime import Behaviour, FakeRuntime
-from edgek8s.kubelet.runtime import ContainerConfig, ContainerState, ImageNotFound, RuntimeFailure, SandboxConfig
+from edgek8s.kubelet.runtime import (
+    ContainerConfig,
+    ContainerState,
+    ImageInfo,
+    ImageNotFound,
+    RuntimeFailure,
+    SandboxConfig,
+)
 from edgek8s.model import errors
 from edgek8s.server.agent import Agent
 from tests.support.agent import container_status, is_ready, pod_body, wait_pod
@@ -124,6 +135,21 @@ async def test_a_namespace_with_running_pods_goes_once_its_kubelet_stopped_them(
     assert not runtime.containers and not runtime.sandboxes
 
 
+async def _run_and_delete_lingering(client: RestClient, config: AgentConfig,
+                                    containers: list[dict[str, object]]) -> tuple[str, Path]:
+    """Run pod "lingering" (30 s grace) until Ready, delete it, and wait until the agent saved it locally as
+    terminating; its uid and that file."""
+    await client.create(PODS, pod_body("lingering", NODE, containers, terminationGracePeriodSeconds=30))
+    pod = await wait_pod(client, "lingering", is_ready, timeout=30)
+    await client.delete(f"{PODS}/lingering")
+    saved = config.data_dir / "state" / "pods" / "default_lingering.json"
+    for _ in range(100):
+        if saved.exists() and b"deletionTimestamp" in saved.read_bytes():
+            return str(pod["metadata"]["uid"]), saved
+        await asyncio.sleep(0.05)
+    raise AssertionError("the terminating pod was not saved locally")
+
+
 async def test_a_pod_terminating_when_the_masters_went_away_is_never_run_again(
     kubelet_master: LocalCluster, tmp_path: Path, kubelet_client: RestClient
 ) -> None:
@@ -135,18 +161,8 @@ async def test_a_pod_terminating_when_the_masters_went_away_is_never_run_again(
     agent = Agent(config, runtime=runtime)
     await agent.start()
     try:
-        await kubelet_client.create(PODS, pod_body("lingering", NODE, [{"name": "c", "image": "localhost/slow-stop:1"}],
-                                                   terminationGracePeriodSeconds=30))
-        pod = await wait_pod(kubelet_client, "lingering", is_ready, timeout=30)
-        uid = pod["metadata"]["uid"]
-        await kubelet_client.delete(f"{PODS}/lingering")
-        saved = config.data_dir / "state" / "pods" / "default_lingering.json"
-        for _ in range(100):
-            if saved.exists() and b"deletionTimestamp" in saved.read_bytes():
-                break
-            await asyncio.sleep(0.05)
-        else:
-            raise AssertionError("the terminating pod was not saved locally")
+        uid, _ = await _run_and_delete_lingering(kubelet_client, config,
+                                                 [{"name": "c", "image": "localhost/slow-stop:1"}])
         await agent.stop()  # the agent goes down while the pod's containers are still stopping
         await kubelet_master.stop()  # and every master with it
         running = [c for _, c in runtime.containers.values() if c.state == ContainerState.RUNNING]
@@ -189,18 +205,131 @@ async def test_a_container_death_while_the_terminating_pod_is_saved_does_not_und
     agent = Agent(config, runtime=runtime)
     await agent.start()
     try:
-        await kubelet_client.create(PODS, pod_body("lingering", NODE, [
-            {"name": "c", "image": "localhost/slow-stop:1"}, {"name": "sidecar", "image": IMAGE}],
-            terminationGracePeriodSeconds=30))
-        await wait_pod(kubelet_client, "lingering", is_ready, timeout=30)
-        await kubelet_client.delete(f"{PODS}/lingering")
-        saved = config.data_dir / "state" / "pods" / "default_lingering.json"
-        for _ in range(100):
-            if saved.exists() and b"deletionTimestamp" in saved.read_bytes():
-                break
-            await asyncio.sleep(0.05)
+        _, saved = await _run_and_delete_lingering(kubelet_client, config, [
+            {"name": "c", "image": "localhost/slow-stop:1"}, {"name": "sidecar", "image": IMAGE}])
         await asyncio.sleep(1.0)  # and a sync of the old spec, had one started, would have saved by now
         assert b"deletionTimestamp" in saved.read_bytes(), "the pod's old spec was saved over its deletion"
+    finally:
+        await agent.stop()
+
+
+async def test_a_pod_created_again_under_its_name_keeps_its_local_record_when_the_old_one_stops(
+    hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient
+) -> None:
+    """Local records are kept by namespace and name. A pod force-deleted and created again at once (same
+    name, new uid) is saved by its worker while the old pod's containers still stop; the old pod's kill,
+    finishing later, must not remove the new pod's record (a restart during an outage would then kill the
+    new pod as an orphan instead of running it)."""
+    agent, runtime = hollow
+    runtime.images["localhost/slow-stop:1"] = "sha256:slow-stop"
+    runtime.behaviours["localhost/slow-stop:1"] = Behaviour(stop_seconds=4.0)  # SIGKILL at the forced grace
+    await kubelet_client.create(PODS, pod_body("reused", NODE, [{"name": "c", "image": "localhost/slow-stop:1"}]))
+    old = (await wait_pod(kubelet_client, "reused", is_ready, timeout=30))["metadata"]["uid"]
+    await kubelet_client.delete(f"{PODS}/reused", {"gracePeriodSeconds": 0})  # gone from the API at once
+    await kubelet_client.create(PODS, _pod("reused"))
+    pod = await wait_pod(kubelet_client, "reused", lambda p: p["metadata"]["uid"] != old and is_ready(p), timeout=30)
+    for _ in range(200):  # the old pod's kill (and its local delete) is over
+        if old not in agent.kubelet.workers.uids() and not any(
+                sb.uid == old for sb in runtime.sandboxes.values()):
+            break
+        await asyncio.sleep(0.05)
+    else:
+        raise AssertionError("the old pod was never stopped")
+    saved = agent.kubelet.local.root / "pods" / "default_reused.json"
+    assert saved.exists(), "the old pod's kill removed the new pod's local record"
+    assert json.loads(saved.read_text())["metadata"]["uid"] == pod["metadata"]["uid"]
+
+
+async def test_a_pod_replaced_under_its_name_while_the_watch_was_down_is_stopped(
+    kubelet_master: LocalCluster, tmp_path: Path, kubelet_client: RestClient
+) -> None:
+    """The kubelet's pod watch goes silent and then expires (injected) while a pod is force-deleted and
+    created again under its name. The informer's relist shows the name with a new uid, an update of that
+    key: the old pod must be stopped, not left running beside the new one for ever."""
+    runtime = FakeRuntime(images=(IMAGE,))
+    agent = Agent(_config(tmp_path, kubelet_master), runtime=runtime)
+    silent, expire = asyncio.Event(), asyncio.Event()
+    watch = agent.api.watch
+
+    async def cut_off_watch(rtype: Any, namespace: str | None = None, **options: Any) -> AsyncIterator[Any]:
+        async for event in watch(rtype, namespace, **options):
+            if rtype.plural == "pods" and expire.is_set():
+                silent.clear()
+                expire.clear()
+                raise errors.Gone("too old resource version (injected)")
+            if rtype.plural != "pods" or not silent.is_set():
+                yield event
+    agent.api.watch = cut_off_watch  # type: ignore[method-assign]
+    await agent.start()
+    try:
+        await kubelet_client.create(PODS, _pod("reborn"))
+        old = (await wait_pod(kubelet_client, "reborn", is_ready, timeout=30))["metadata"]["uid"]
+        silent.set()
+        await kubelet_client.delete(f"{PODS}/reborn", {"gracePeriodSeconds": 0})
+        await kubelet_client.create(PODS, _pod("reborn"))
+        expire.set()
+        await kubelet_client.create(PODS, _pod("nudge"))  # an event: the watch expires on it
+        new = await wait_pod(kubelet_client, "reborn", lambda p: p["metadata"]["uid"] != old and is_ready(p),
+                             timeout=30)
+        for _ in range(200):
+            if not any(sb.uid == old for sb in runtime.sandboxes.values()) and old not in agent.kubelet.workers.uids():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the deleted pod still runs beside the one that replaced it")
+        assert old not in agent.kubelet.desired
+        saved = json.loads((agent.kubelet.local.root / "pods" / "default_reborn.json").read_text())
+        assert saved["metadata"]["uid"] == new["metadata"]["uid"]  # the new pod's record stays
+    finally:
+        await agent.stop()
+
+
+async def test_a_node_marked_unknown_while_cut_off_is_ready_again_once_its_lease_is_renewed(
+    kubelet_master: LocalCluster, tmp_path: Path, kubelet_client: RestClient
+) -> None:
+    """Cut off from the masters (its lease renewals fail: injected), the node is marked Unknown by the node
+    lifecycle controller (here the test, which need not wait the controller's grace). Once renewals go
+    through again the kubelet must report its node status: its own view did not change, and waiting for
+    the 5-minute report left the node Unknown and tainted NoExecute, its pods evicted a minute later."""
+    # Node status checks far apart: the report must not wait for the next one.
+    config = dataclasses.replace(_config(tmp_path, kubelet_master), node_status_interval=60.0)
+    agent = Agent(config, runtime=FakeRuntime(images=(IMAGE,)))
+    update, failed = agent.api.update, asyncio.Event()
+    cut_off = False
+
+    async def partition(rtype: Any, obj: dict[str, Any]) -> dict[str, Any]:
+        if cut_off and rtype.plural == "leases":
+            failed.set()
+            raise TransportError("the masters are unreachable (injected)")
+        result: dict[str, Any] = await update(rtype, obj)
+        return result
+    agent.api.update = partition  # type: ignore[method-assign]
+
+    def ready(node: dict[str, Any]) -> str:
+        conditions = (node.get("status") or {}).get("conditions") or ()
+        return next((c["status"] for c in conditions if c["type"] == "Ready"), "")
+
+    await agent.start()
+    try:
+        for _ in range(200):
+            with contextlib.suppress(errors.NotFound):
+                if ready(await kubelet_client.get(f"/api/v1/nodes/{NODE}")) == "True":
+                    break
+            await asyncio.sleep(0.05)
+        cut_off = True
+        await asyncio.wait_for(failed.wait(), 10)
+        node = await kubelet_client.get(f"/api/v1/nodes/{NODE}")  # what the controller writes after its grace
+        for condition in node["status"]["conditions"]:
+            condition.update(status="Unknown", reason="NodeStatusUnknown",
+                             message="Kubelet stopped posting node status.")
+        await kubelet_client.replace(f"/api/v1/nodes/{NODE}/status", node)
+        cut_off = False
+        for _ in range(100):  # a few lease renewals (1 s each here)
+            if ready(await kubelet_client.get(f"/api/v1/nodes/{NODE}")) == "True":
+                break
+            await asyncio.sleep(0.1)
+        else:
+            raise AssertionError("the node stayed Unknown after its kubelet reached the masters again")
     finally:
         await agent.stop()
 
@@ -372,6 +501,114 @@ async def test_image_garbage_collection_keeps_what_pods_use(
     await agent.kubelet.collect_garbage()
     assert "localhost/unused:1" not in runtime.images
     assert IMAGE in runtime.images
+
+
+async def test_a_status_written_by_someone_else_while_the_kubelets_write_is_in_flight_is_corrected(
+    hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kubelet's status write is answered late (injected) while someone else (the node lifecycle
+    controller, here the test) writes the pod's status again. The late answer must not make the kubelet
+    believe the API holds its own status: its next sync must write it again (it waited for the informer's
+    resync, a minute, with the pod shown not ready meanwhile)."""
+    agent, _ = hollow
+    writer = agent.kubelet.status
+    for _ in range(200):  # until then the node lifecycle controller marks the node's pods not ready too
+        with contextlib.suppress(errors.NotFound):  # not registered yet
+            conditions = ((await kubelet_client.get(f"/api/v1/nodes/{NODE}")).get("status") or {}).get("conditions")
+            if any(c["type"] == "Ready" and c["status"] == "True" for c in conditions or ()):
+                break
+        await asyncio.sleep(0.05)
+    await kubelet_client.create(PODS, _pod("contested"))
+    pod = await wait_pod(kubelet_client, "contested", is_ready, timeout=30)
+    uid = pod["metadata"]["uid"]
+    for _ in range(100):  # nothing of this pod still to write
+        if writer.written(uid) == pod["status"] and uid not in writer._pending and uid not in writer._writing:
+            break
+        await asyncio.sleep(0.05)
+
+    api, update_status = writer._api, writer._api.update_status
+    held, answer = asyncio.Event(), asyncio.Event()
+
+    async def late_answer(rtype: Any, obj: dict[str, Any]) -> dict[str, Any]:
+        result = await update_status(rtype, obj)
+        if obj["metadata"].get("uid") == uid and not held.is_set():  # not the node's status
+            held.set()
+            await answer.wait()
+        return result
+    monkeypatch.setattr(api, "update_status", late_answer)
+    gate, entered = threading.Event(), threading.Event()
+    gate.set()
+    write = local_state._write_atomically
+
+    def gated_write(path: Path, data: bytes) -> None:  # a slow disk holds the pod's next sync
+        if not gate.is_set():
+            entered.set()
+            gate.wait(30)
+        write(path, data)
+    monkeypatch.setattr(local_state, "_write_atomically", gated_write)
+
+    async def not_ready(reason: str) -> dict[str, Any]:
+        while True:
+            current = await kubelet_client.get(f"{PODS}/contested")
+            for condition in current["status"]["conditions"]:
+                if condition["type"] in ("Ready", "ContainersReady"):
+                    condition.update(status="False", reason=reason)
+            with contextlib.suppress(errors.Conflict):  # the kubelet wrote in between
+                result: dict[str, Any] = await kubelet_client.replace(f"{PODS}/contested/status", current)
+                return result
+
+    try:
+        await not_ready("First")  # the kubelet writes its status back; that write is answered late
+        await asyncio.wait_for(held.wait(), 10)
+        gate.clear()
+        second = await not_ready("Second")  # applied after the kubelet's write
+        for _ in range(200):  # the kubelet has seen it, and its next sync waits on the disk
+            if writer.written(uid) == second["status"] and entered.is_set():
+                break
+            await asyncio.sleep(0.05)
+        else:
+            raise AssertionError("the second status never reached the kubelet")
+        writes = writer.writes
+        answer.set()
+        for _ in range(100):
+            if writer.writes > writes:
+                break
+            await asyncio.sleep(0.05)
+    finally:
+        answer.set()
+        gate.set()
+    await wait_pod(kubelet_client, "contested", is_ready, timeout=10)
+
+
+async def test_image_garbage_collection_keeps_the_image_of_a_pod_that_arrives_meanwhile(
+    hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient
+) -> None:
+    """A slow image list (injected): a pod using an image nothing used before arrives while the collector
+    waits for it. The collector must judge each image by the pods wanted when it removes it, not by those
+    wanted before its awaits (an edge node without a registry could never start that pod again)."""
+    agent, runtime = hollow
+    arriving = "localhost/arriving:1"
+    runtime.images[arriving] = "sha256:arriving"
+    list_images = runtime.list_images
+    armed = True
+
+    async def slow_list() -> list[ImageInfo]:
+        nonlocal armed
+        images = await list_images()
+        if armed:
+            armed = False
+            await kubelet_client.create(PODS, pod_body("arriving", NODE, [{"name": "c", "image": arriving}]))
+            for _ in range(1000):  # until the kubelet wants it
+                if any(p["metadata"]["name"] == "arriving" for p in agent.kubelet.desired.values()):
+                    break
+                await asyncio.sleep(0.01)
+        return images
+
+    await agent.kubelet.relist()
+    runtime.list_images = slow_list  # type: ignore[method-assign]
+    await agent.kubelet.collect_garbage()
+    assert arriving in runtime.images, "the collector removed the image of a pod that arrived meanwhile"
+    await wait_pod(kubelet_client, "arriving", is_ready, timeout=30)
 
 
 async def test_failing_init_container_backs_off(hollow: tuple[Agent, FakeRuntime], kubelet_client: RestClient) -> None:

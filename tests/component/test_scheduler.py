@@ -7,13 +7,14 @@ import asyncio
 import contextlib
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import pytest
 
 from edgek8s.api.inprocess import InProcessClient
 from edgek8s.client.informer import InformerFactory
+from edgek8s.client.interface import Binding
 from edgek8s.client.rest import RestClient, RestClusterClient
 from edgek8s.model import errors
 from edgek8s.model.resources import resource_id
@@ -197,6 +198,76 @@ async def test_a_stale_scheduler_is_fenced_and_no_pod_is_bound_twice(
             last[delivery.obj.name] = node
     watcher.close()
     assert bindings == dict.fromkeys(names, 1)
+
+
+class _HookedBinder(InProcessClient):
+    """The in-process client with a hook run before each batch of bindings reaches the store (to hold
+    a binding in flight: fault injection)."""
+
+    hook: Callable[[Sequence[Binding]], Awaitable[None]] | None = None
+
+    async def bind_many(self, bindings: Sequence[Binding]) -> list[errors.StatusError | None]:
+        if self.hook is not None:
+            await self.hook(bindings)
+        return await super().bind_many(bindings)
+
+
+async def test_the_failed_binding_of_a_deleted_pod_leaves_its_namesake_holding_the_room(
+    cluster: LocalCluster, clients: list[RestClient]
+) -> None:
+    """A pod deleted while its binding is in flight and created again under its name (a new uid) is
+    assumed into the room the old one freed. The old binding's failure (NotFound: uid precondition) is
+    about the old pod: it must not take the new pod off the node, or a third pod is bound into room
+    that is not there."""
+    client = clients[0]
+    leader = cluster.masters[await cluster.wait_stable_leader()]
+    assert leader is not None
+    await create_nodes(client, make_node("solo", allocatable={"cpu": "1", "memory": "4Gi", "pods": "10"}))
+
+    def one_cpu_pod(name: str) -> dict[str, Any]:
+        return make_pod(name, scheduler_name="namesake", requests={"cpu": "1"},
+                        node_selector={"kubernetes.io/hostname": "solo"})
+
+    binder = _HookedBinder(leader.store, manager="s")
+    calls: list[set[str]] = []
+    namesake_held, release, first_done = asyncio.Event(), asyncio.Event(), asyncio.Event()
+
+    async def hook(bindings: Sequence[Binding]) -> None:
+        names = {b.name for b in bindings}
+        calls.append(names)
+        if "x" in names and len([c for c in calls if "x" in c]) == 1:
+            await client.delete(f"{PODS}/x")  # unbound: gone at once
+            await client.create(PODS, one_cpu_pod("x"))
+            await asyncio.wait_for(namesake_held.wait(), 20)
+            asyncio.get_running_loop().call_soon(first_done.set)  # once its outcome was handled
+        elif "x" in names:
+            namesake_held.set()
+            await asyncio.wait_for(release.wait(), 30)
+
+    binder.hook = hook
+    scheduler = Scheduler(scheduler_names={"namesake"})
+    task = asyncio.create_task(_run_scheduler(scheduler, binder))
+    try:
+        await create_pods(client, one_cpu_pod("x"))
+        await asyncio.wait_for(first_done.wait(), 30)
+        await create_pods(client, one_cpu_pod("y"))  # no room for it while the new x holds it
+
+        def y_decided(pods: dict[str, dict[str, Any]]) -> bool:
+            conditions = (pods["y"].get("status") or {}).get("conditions") or []
+            return any("y" in c for c in calls) or any(
+                c["type"] == "PodScheduled" and c["status"] == "False" for c in conditions)
+
+        await wait_pods(client, y_decided)
+        release.set()
+        pods = await wait_pods(client, all_bound(["x"]))
+        await asyncio.sleep(0.5)  # a binding of y, had one been issued, has landed
+        pods = await pods_by_name(client)
+    finally:
+        release.set()
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert node_of(pods["y"]) is None, "a pod was bound into the room the new x holds"
+    assert not any("y" in c for c in calls)
 
 
 async def test_scheduler_out_of_process_over_http(clients: list[RestClient]) -> None:

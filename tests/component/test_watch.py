@@ -10,12 +10,16 @@ from typing import Any
 
 import aiohttp
 import pytest
+from aiohttp import web
 
 from edgek8s.client.rest import RestClient
 from edgek8s.config import StoreConfig
+from edgek8s.store.watch import Watcher
 from tests.support.cluster import LocalCluster, started_cluster
+from tests.support.objects import make_pod
 
 CM = "/api/v1/namespaces/default/configmaps"
+PODS = "/api/v1/namespaces/default/pods"
 
 
 def configmap(name: str, **data: str) -> dict[str, Any]:
@@ -128,6 +132,33 @@ async def test_timeout_seconds_ends_the_stream(cluster: LocalCluster) -> None:
     async with Stream(cluster.urls[0], CM, timeoutSeconds="1") as stream:
         async with asyncio.timeout(5):
             await stream.ended.wait()
+
+
+async def test_a_stream_timing_out_ends_after_every_event_of_the_last_resource_version(
+    cluster: LocalCluster, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The events of one Raft entry (a batch of bindings) share its resourceVersion, and a client watches
+    again after the last resourceVersion it saw. A stream whose timeout runs out while it writes them (a
+    slow client: injected) must end after the last of them, or the others are lost to that client."""
+    # One event per write, so the entry's events span writes.
+    monkeypatch.setattr(Watcher, "drain_ready", lambda _self, _limit: [])
+    leader = cluster.masters[await cluster.wait_stable_leader()]
+    assert leader is not None
+    async with RestClient(cluster.urls[0]) as client:
+        for name in ("b1", "b2"):
+            await client.create(PODS, make_pod(name, scheduler_name="nobody"))
+        rv = (await client.get(PODS))["metadata"]["resourceVersion"]
+    write = web.StreamResponse.write
+
+    async def slow_client(self: web.StreamResponse, data: bytes) -> None:
+        if b'"MODIFIED"' in data and b'"b1"' in data:
+            await asyncio.sleep(1.5)  # past the stream's timeout
+        await write(self, data)
+    monkeypatch.setattr(web.StreamResponse, "write", slow_client)
+    async with Stream(cluster.urls[0], PODS, resourceVersion=rv, timeoutSeconds="1") as stream:
+        await leader.store.bind_many([("default", "b1", "n1", None), ("default", "b2", "n1", None)])
+        await asyncio.wait_for(stream.ended.wait(), 10)
+    assert names_and_types(stream.events) == [("MODIFIED", "b1"), ("MODIFIED", "b2")]
 
 
 async def test_bookmarks_carry_progress(tmp_path: Path) -> None:

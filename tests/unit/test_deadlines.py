@@ -71,3 +71,20 @@ async def test_cancelling_the_waiter_cancels_the_future_and_forgets_it() -> None
         await task
     assert future.cancelled()
     assert len(deadlines) == 0
+
+
+async def test_waits_found_due_together_by_a_late_sweep_resume_in_deadline_order() -> None:
+    deadlines = Deadlines()
+    loop = asyncio.get_running_loop()
+    resumed: list[int] = []
+
+    async def wait(i: int) -> None:
+        future: asyncio.Future[int] = loop.create_future()
+        assert await deadlines.wait(future, 0.02 * (i + 1), -1) == -1
+        resumed.append(i)
+
+    tasks = [asyncio.create_task(wait(i)) for i in (3, 0, 2, 1)]
+    await asyncio.sleep(0)  # every wait has begun
+    time.sleep(0.1)  # noqa: ASYNC251  (a busy event loop, injected: every deadline passes before the first sweep)
+    await asyncio.gather(*tasks)
+    assert resumed == [0, 1, 2, 3]

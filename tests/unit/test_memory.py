@@ -137,3 +137,47 @@ asyncio.run(main())
 """
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert result.stdout.split() == [str(16 * 1024), "True"]
+
+
+def test_a_master_loads_neither_pyyaml_nor_protobuf_tables_nor_libstdcxx_and_aiohttp_still_serves() -> None:
+    """Everything a master imports at start leaves PyYAML out (only server-side apply and a kubeconfig
+    renewal load it), the protobuf field tables (only a protobuf request body loads them) and, with the
+    master's settings, libstdc++ (frozenlist's C++ extension): aiohttp then uses the pure-Python
+    FrozenList, and an app with a response-prepare signal still runs it. The system's MIME type files are
+    read only when a type is first guessed from a file name."""
+    code = """
+import asyncio, sys
+from edgek8s.cli.main import master_memory_settings
+master_memory_settings()
+import edgek8s.server.control_plane
+from aiohttp import ClientSession, web
+
+async def main():
+    app = web.Application()
+    async def hello(request):
+        return web.Response(text="ok")
+    async def stamp(request, response):
+        response.headers["X-Prepared"] = "yes"
+    app.router.add_get("/", hello)
+    app.on_response_prepare.append(stamp)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    async with ClientSession() as session, session.get(f"http://127.0.0.1:{port}/") as response:
+        result = (response.status, response.headers.get("X-Prepared"), await response.text())
+    await runner.cleanup()
+    return result
+
+status, prepared, text = asyncio.run(main())
+with open("/proc/self/maps") as maps:
+    cxx = "libstdc++" in maps.read()
+left_out = ("edgek8s.api.protobuf", "edgek8s.model.protobuf_fields", "frozenlist._frozenlist")
+import mimetypes
+unread = mimetypes._db is None  # the system's MIME type files: read on the first guess, not at start
+print(sorted(m for m in sys.modules if m.split(".")[0] == "yaml" or m in left_out and sys.modules[m] is not None),
+      cxx, status, prepared, text, unread, mimetypes.guess_type("a.json")[0], mimetypes._db is not None)
+"""
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
+    assert result.stdout.split() == ["[]", "False", "200", "yes", "ok", "True", "application/json", "True"]

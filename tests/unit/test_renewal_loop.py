@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import datetime
 import time
 from pathlib import Path
 
 import pytest
+import yaml
 
 from edgek8s._util import renewal
 from edgek8s._util.renewal import keep_renewed, renew_at, validity
 from edgek8s.pki.certs import BACKDATE, cert_info, issue, new_ca, write_pair
+from edgek8s.server.kubeconfig import render_kubeconfig, write_kubeconfig
+from edgek8s.server.serving import OwnCertificate, _reissue
 
 CA = new_ca()
 
@@ -58,3 +62,21 @@ async def test_keep_renewed_renews_on_time_and_retries_failures(tmp_path: Path) 
     # Two thirds of a 3 s lifetime after the renewal before (certificate times have 1 s precision).
     assert 0.9 < calls[1] - calls[0] < 3.0
     assert validity(cert)[1] > time.time()
+
+
+def test_a_masters_renewal_rewrites_the_kubeconfig_that_embeds_its_pair(tmp_path: Path) -> None:
+    ca_cert, ca_key = tmp_path / "ca.crt", tmp_path / "ca.key"
+    write_pair(CA, ca_cert, ca_key)
+    own = OwnCertificate(what="admin", cert=tmp_path / "admin.crt", key=tmp_path / "admin.key",
+                         kubeconfig=tmp_path / "admin.conf")
+    old = issue(CA, common_name="admin", organizations=["system:masters"], client=True)
+    write_pair(old, own.cert, own.key)
+    write_kubeconfig(own.kubeconfig, render_kubeconfig(server="https://127.0.0.1:6443", ca_pem=CA.cert_pem, client=old))
+    _reissue(own, ca_cert, ca_key, None)
+    config = yaml.safe_load(own.kubeconfig.read_text())
+    user = config["users"][0]["user"]
+    assert own.cert.read_bytes() != old.cert_pem
+    assert base64.b64decode(user["client-certificate-data"]) == own.cert.read_bytes()
+    assert base64.b64decode(user["client-key-data"]) == own.key.read_bytes()
+    assert config["clusters"][0]["cluster"]["server"] == "https://127.0.0.1:6443"
+

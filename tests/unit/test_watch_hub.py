@@ -207,6 +207,33 @@ async def test_watch_from_below_the_floor_is_gone(from_rv: int, replay: list[int
         assert rvs(drain(hub.watch(PODS, None, from_rv, everything))) == replay
 
 
+async def test_history_kept_as_fields_replays_the_same_events_and_trims_batches_exactly() -> None:
+    # A batch of one Raft entry can carry two events with one rv (a namespace finishing with its last
+    # object); the history keeps each event's fields, not the event, and rebuilds equal events on replay.
+    hub = WatchHub(history=3, queue_size=100)
+    modified = event(EventType.MODIFIED, 3, "p1", labels={"app": "web"}, prev_labels={"app": "db"})
+    batches = [[added(1, "p1")], [added(2, "c1", rid=CONFIGMAPS)], [modified, added(3, "p3")],
+               [event(EventType.DELETED, 4, "p3", prev_labels={})]]
+    for batch in batches:
+        hub.publish(batch, batch[-1].rv)
+    assert hub.floor == 2  # 1 and 2 trimmed: the two rv-3 events and rv 4 kept
+    assert drain(hub.watch(PODS, None, 2, everything)) == [
+        Delivery(EventType.MODIFIED, modified.obj), Delivery(EventType.ADDED, batches[2][1].obj),
+        Delivery(EventType.DELETED, batches[3][0].obj)]
+    # The previous object comes back too: p1 starts to match app=web (ADDED); p3 never matched.
+    assert drain(hub.watch(PODS, None, 2, app_is_web)) == [Delivery(EventType.ADDED, modified.obj)]
+    assert rvs(drain(hub.watch(CONFIGMAPS, None, 2, everything))) == []
+    with pytest.raises(errors.Gone):
+        hub.watch(CONFIGMAPS, None, 1, everything)
+
+
+async def test_a_hub_without_history_keeps_its_floor_at_the_newest_event() -> None:
+    hub = WatchHub(history=0, queue_size=100)
+    publish_each(hub, [added(rv) for rv in range(1, 4)])
+    assert hub.floor == 3
+    assert rvs(drain(hub.watch(PODS, None, 3, everything))) == []
+
+
 async def test_untrimmed_history_serves_watches_from_zero() -> None:
     hub = WatchHub(history=5, queue_size=100)
     publish_each(hub, [added(rv) for rv in range(1, 6)])
