@@ -7,6 +7,7 @@ then with 64 clients, and reads every master's CPU time from /proc before and af
   * per master and role (leader, follower): CPU µs per acknowledged write, split into the event-loop
     thread (HTTP, registry, watch fan-out) and the other threads (PySyncObj's tick thread: journal,
     replication, apply);
+  * journal fdatasyncs per acknowledged write on each master (1 / the Raft batch size it made durable);
   * the sum over the masters, the load client's own CPU, throughput and latency (noisy: shown only).
 `--to leader` sends every request to the leader, so follower CPU is replication alone; the default
 spreads requests round robin over the masters like `bench store` (two thirds are forwarded).
@@ -133,6 +134,17 @@ async def _stop_profilers(profilers: list[Process]) -> None:
         await p.wait()
 
 
+async def _fsyncs(session: Any, cluster: EdgeCluster) -> list[int | None]:
+    """Each master's journal fdatasync count (one per Raft batch it made durable), None if unreachable."""
+    counts: list[int | None] = []
+    for i in range(cluster.node_count):
+        try:
+            counts.append(int((await cluster.status(session, i))["journalFsyncs"]))
+        except (cluster.error, KeyError, TypeError, ValueError):
+            counts.append(None)
+    return counts
+
+
 async def _phase(
     session: Any, cluster: EdgeCluster, *, name: str, clients: int, ops: int, value: str, to_leader: bool,
     profile_dir: Path | None, gil_only: bool = False,
@@ -142,6 +154,7 @@ async def _phase(
     profilers = [] if profile_dir is None else await _start_profilers(
         cluster, leader, profile_dir, name, gil_only=gil_only
     )
+    fsyncs_before = await _fsyncs(session, cluster)
     before = Sample.take(pids)
     try:
         load = await run_load(
@@ -151,6 +164,7 @@ async def _phase(
         after = Sample.take(pids)
     finally:
         await _stop_profilers(profilers)
+    fsyncs_after = await _fsyncs(session, cluster)
     try:
         leader_after: int | None = await cluster.find_leader(session, 10.0)
     except cluster.error:
@@ -161,6 +175,7 @@ async def _phase(
         loop = _per_write_us(after.loop[i], before.loop[i], load.ok)
         system = _per_write_us(after.system[i], before.system[i], load.ok)
         switches_after, switches_before = after.switches[i], before.switches[i]
+        syncs_after, syncs_before = fsyncs_after[i], fsyncs_before[i]
         result.masters.append({
             "master": m.name,
             "role": "leader" if i == leader else "follower",
@@ -171,6 +186,10 @@ async def _phase(
             "context_switches_per_write": (
                 None if switches_after is None or switches_before is None or not load.ok
                 else round((switches_after - switches_before) / load.ok, 2)
+            ),
+            "fdatasyncs_per_write": (
+                None if syncs_after is None or syncs_before is None or not load.ok
+                else round((syncs_after - syncs_before) / load.ok, 3)
             ),
         })
     return result
@@ -188,7 +207,8 @@ def _print_phase(result: PhaseResult) -> None:
             f"  {m['master']} {m['role']:<8} {m['cpu_us_per_write']} µs CPU/write"
             f" (loop thread {m['loop_thread_us']}, other threads {m['other_threads_us']};"
             f" in the kernel {m['kernel_us']}),"
-            f" {m['context_switches_per_write']} context switches/write"
+            f" {m['context_switches_per_write']} context switches/write,"
+            f" {m['fdatasyncs_per_write']} fdatasyncs/write"
         )
     print(
         f"  all masters: {f['cpu_us_per_write_all_masters']} µs CPU/write;"

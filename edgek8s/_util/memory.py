@@ -58,6 +58,9 @@ def release_free_memory() -> bool:
         return False
 
 
+MASTER_YOUNG_THRESHOLD = 10_000
+
+
 def settle_garbage_collector(young_threshold: int = 2000) -> None:
     """Freeze what exists now and collect the young generation less often; call once imports are done.
 
@@ -67,6 +70,12 @@ def settle_garbage_collector(young_threshold: int = 2000) -> None:
     2,000 for the same reason: fewer collections that find in-flight requests alive and promote
     them. Measured at 64 clients: GC CPU per master 180 -> ~120 ms per 10,000 creates, no full
     collection. Garbage is collected first so that none is frozen.
+
+    A master passes ``MASTER_YOUNG_THRESHOLD``: under write load what a young collection walks is
+    mostly the in-flight requests (~5,000 objects at 64 clients, ~1 ms each time), not the new
+    garbage (a master makes next to no cycles per write), so its cost per write falls with the
+    threshold. Measured at 64 clients (`bench writecpu`): 22 -> 2 young collections per 6,300
+    writes, GC CPU ~6 -> ~1.8 µs per write per master; RSS with 10,000 objects unchanged.
     """
     gc.collect()
     gc.freeze()

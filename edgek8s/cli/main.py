@@ -200,7 +200,7 @@ def _run_server(args: argparse.Namespace) -> int:
         from edgek8s.server.control_plane import JoinSettings, MdnsSettings, run_master
 
     drop_public_ca_defaults()  # a master trusts only its cluster CA
-    memory.settle_garbage_collector()  # after the imports: they are what it freezes
+    memory.settle_garbage_collector(memory.MASTER_YOUNG_THRESHOLD)  # after the imports: they are what it freezes
 
     if args.cluster_init and not args.config_dir:
         args.config_dir = "/etc/edgek8s"

@@ -1204,26 +1204,29 @@ def _shape_of(obj: Mapping[str, Any]) -> Shape | None:
     Scalars' values do not matter to the fields of a create (every scalar is a leaf, added) and list
     items would (their keys), hence the refusal. Exact class tests, no isinstance calls: this runs
     for every create, also those (with lists) it gives up on."""
-    budget = _SHAPE_BUDGET
+    shape, budget = _walk_shape(obj, _SHAPE_BUDGET)
+    return shape if budget >= 0 else None
 
-    def walk(node: Mapping[str, Any]) -> Shape | None:
-        nonlocal budget
-        parts: list[Any] = []
-        for key, value in node.items():
-            budget -= len(key) + 16
-            cls = value.__class__
-            if cls is dict:
-                inner = walk(value)
-                if inner is None:
-                    return None
-                parts.append((key, inner))
-            elif cls is str or value is None or cls is int or cls is bool or cls is float:
-                parts.append(key)
-            else:
-                return None
-        return tuple(parts) if budget >= 0 else None
 
-    return walk(obj)
+def _walk_shape(node: Mapping[str, Any], budget: int) -> tuple[Shape | None, int]:
+    """``node``'s shape (None: it holds a list or another value that is no JSON object or scalar) and
+    the budget left. A module function, not a closure over ``budget``: a recursive closure is a
+    reference cycle (function -> cell -> function), garbage only the cyclic collector frees, made per
+    create (it was all of a master's cyclic garbage under write load)."""
+    parts: list[Any] = []
+    for key, value in node.items():
+        budget -= len(key) + 16
+        cls = value.__class__
+        if cls is dict:
+            inner, budget = _walk_shape(value, budget)
+            if inner is None:
+                return None, budget
+            parts.append((key, inner))
+        elif cls is str or value is None or cls is int or cls is bool or cls is float:
+            parts.append(key)
+        else:
+            return None, budget
+    return (tuple(parts) if budget >= 0 else None), budget
 
 
 def _from_shape(shape: Shape) -> dict[str, Any]:
