@@ -186,7 +186,10 @@ async def _update(request: web.Request, store: RaftStore, target: Target) -> web
         current, _rv = store.state.get(target.rtype.id, "", target.name)
         if current is not None:
             admit_node_write(request, target.rtype, current.labels, obj)
-            expect_rv = current.rv if expect_rv is None else expect_rv  # the labels checked are the ones replaced
+            if expect_rv is None and target.subresource != "status":
+                # The labels checked are the ones replaced. Not for a status write: apply takes only its status,
+                # and pinned, the kubelet's unconditional status writes lost to any concurrent node write.
+                expect_rv = current.rv
     if dry_run:
         return add_warnings(request, raw_response(encode_object(obj)))
     stored = await store.update(target.rtype, obj, expect_rv=expect_rv, subresource=target.subresource,
