@@ -8,12 +8,12 @@ behaviour for its image (``behaviours[image]``). Images are present when listed 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import dataclasses
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
 
+from edgek8s._util.waiting import wait_event
 from edgek8s.kubelet.runtime import (
     ContainerConfig,
     ContainerState,
@@ -140,8 +140,7 @@ class FakeRuntime:
 
     async def wait_changes(self, timeout: float) -> set[str]:
         if not self._changed:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wake.wait(), timeout)
+            await wait_event(self._wake, timeout)
         self._wake.clear()
         changed, self._changed = self._changed, set()
         return changed
@@ -152,8 +151,7 @@ class FakeRuntime:
         behaviour = self.behaviours.get(self.containers[container_id][1].image, Behaviour())
         if behaviour.stop_seconds > 0:  # as Podman's: returns once the container exited, whoever stopped it
             exited = self._exits.setdefault(container_id, asyncio.Event())
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(exited.wait(), min(behaviour.stop_seconds, timeout))
+            await wait_event(exited, min(behaviour.stop_seconds, timeout))
         self._exit(container_id, 0 if 0 < behaviour.stop_seconds <= timeout else 137)
 
     async def remove_container(self, container_id: str) -> None:

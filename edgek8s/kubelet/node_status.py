@@ -14,7 +14,6 @@ while the runtime answers.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime
 import logging
 import os
@@ -26,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+from edgek8s._util.waiting import wait_event
 from edgek8s.client.interface import ClusterClient
 from edgek8s.config import AgentConfig
 from edgek8s.kubelet.status import now_rfc3339
@@ -213,8 +213,7 @@ class NodeStatusManager:
     async def status_loop(self) -> None:
         await self.registered.wait()
         while True:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._reconnected.wait(), self.config.node_status_interval)
+            await wait_event(self._reconnected, self.config.node_status_interval)
             self._reconnected.clear()
             try:
                 status = await self.build_status()

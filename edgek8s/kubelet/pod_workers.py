@@ -18,6 +18,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+from edgek8s._util.waiting import wait_event
+
 logger = logging.getLogger(__name__)
 Obj = dict[str, Any]
 
@@ -75,8 +77,7 @@ class PodWorkers:
         try:
             while True:
                 timeout = self._resync if delay is None else min(delay, self._resync)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(wake.wait(), timeout)
+                await wait_event(wake, timeout)
                 wake.clear()
                 pending = self._pending.pop(uid, None)
                 if pending is not None and pending.kill:

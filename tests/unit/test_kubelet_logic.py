@@ -144,6 +144,34 @@ async def test_pod_workers_coalesce_and_never_overwrite_a_kill() -> None:
     await workers.stop()
 
 
+async def test_stop_ends_a_worker_woken_in_the_same_loop_step() -> None:
+    """An update that wakes a waiting worker, then a stop (cancel) before the worker runs: the worker ends.
+    With ``asyncio.wait_for`` on Python 3.11 the cancellation was lost and the stop hung (an agent's
+    shutdown in CI) until the worker's next sync, and then for good."""
+    synced = asyncio.Event()
+
+    async def sync(pod: dict[str, Any]) -> float | None:
+        synced.set()
+        return None
+
+    async def kill(uid: str, pod: dict[str, Any] | None, grace: float | None) -> None:
+        return None
+
+    workers = PodWorkers(sync=sync, kill=kill, resync_period=60.0)
+    pod = {"metadata": {"uid": "u"}, "v": 1}
+    workers.update(pod)
+    await asyncio.wait_for(synced.wait(), 5.0)
+    await asyncio.sleep(0.01)  # the worker waits for its next update
+    workers.update({**pod, "v": 2})  # sets its wake-up event ...
+    stopping = asyncio.create_task(workers.stop())  # ... and the stop cancels it before it runs
+    done, _ = await asyncio.wait({stopping}, timeout=5.0)
+    if not done:
+        stopping.cancel()  # (cancelling the stop's await cancels the worker a second time)
+        await asyncio.wait({stopping}, timeout=5.0)
+    assert done, "the stop hung: the worker lost its cancellation"
+    assert not workers.uids()
+
+
 def test_node_arch_labels() -> None:
     assert node_arch("x86_64") == "amd64"
     assert node_arch("aarch64") == "arm64"
